@@ -1,0 +1,156 @@
+"""The ``fxmeter`` command: a thin click layer over :mod:`fxmeter.api`.
+
+Project errors become one line on stderr and exit code 2; nothing half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .errors import FxmeterError
+
+LOG = logging.getLogger("fxmeter")
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn :class:`FxmeterError` into ``error: ...`` and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FxmeterError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="fxmeter")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """fxmeter: compute, memory and traffic of a diffusion transformer, derived from its torch.fx graph."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--workload", "-w", default=None, help="Workload preset (see `fxmeter workloads`); default: the model's."),
+        click.option("--frames", type=int, callback=positive, help="Video frames (rounded to 4k+1 as the pipeline does)."),
+        click.option("--height", type=int, callback=positive, help="Height in pixels (multiple of 16)."),
+        click.option("--width", type=int, callback=positive, help="Width in pixels (multiple of 16)."),
+        click.option("--steps", type=int, callback=positive, help="Denoising steps."),
+        click.option("--text-len", type=int, callback=positive, help="Text-encoder sequence length."),
+        click.option("--batch", type=int, callback=positive, help="Videos per prompt batch."),
+        click.option("--guidance-scale", type=float, help="CFG scale; <= 1 means one pass per step."),
+        click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32."),
+        click.option("--config", "config", type=click.Path(), default=None, help="Local diffusers config.json or model folder."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
+    keys = ("frames", "height", "width", "steps", "text_len", "batch", "guidance_scale")
+    return {k: kw.pop(k) for k in keys if k in kw}
+
+
+@main.command()
+@click.argument("model", required=False)
+@workload_options
+@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-]); default: a UTC timestamp.")
+@click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
+@click.option("--force", is_flag=True, help="Overwrite an existing report of the same run id.")
+@click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
+@click.option("--full-trace", is_flag=True, help="Trace every block instead of one per repeated list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report JSON to stdout as well.")
+@handle_errors
+def trace(model: str | None, run_id: str | None, output_root: str, force: bool, strict: bool, no_cache: bool,
+          full_trace: bool, as_json: bool, **kw: Any) -> None:
+    """Trace MODEL for a workload; write report.json and summary.md."""
+    from pathlib import Path
+
+    from .api import default_run_id, trace as api_trace
+    from .report import check_run_id
+
+    ov = overrides_from(kw)
+    rid = check_run_id(run_id or default_run_id())
+    out_dir = None
+    # refuse an existing run before spending seconds on a trace
+    if not force and model:
+        from .models import get_spec
+
+        slug = get_spec(model).slug
+        out_dir = Path(output_root) / rid / "static_analysis" / slug
+        if (out_dir / "report.json").exists():
+            from .errors import OutputExistsError
+
+            raise OutputExistsError(f"{out_dir / 'report.json'} exists; pass --force or choose another --run-id")
+    rep = api_trace(
+        model, kw["workload"], config=kw["config"], dtype=kw["dtype"], run_id=rid, strict=strict,
+        cache=not no_cache, replicate=not full_trace, **ov,
+    )
+    for u in rep["unmodeled_ops"][:1]:
+        click.echo(
+            f"warning: {len(rep['unmodeled_ops'])} op(s) have no rule and count as 0 (first: {u['op']}); "
+            "see unmodeled_ops in report.json, --strict to fail", err=True,
+        )
+    out = rep.write(force=force, output_root=output_root)
+    if as_json:
+        click.echo(rep.to_json().decode())
+        return
+    from .summary import headline
+
+    click.echo(headline(rep.data))
+    click.echo(f"wrote {out / 'report.json'}")
+    click.echo(f"wrote {out / 'summary.md'}")
+
+
+@main.command()
+def workloads() -> None:
+    """List the workload presets."""
+    from .workload import ALIASES, PRESETS
+
+    alias = {v: k for k, v in ALIASES.items() if k.isupper()}
+    click.echo(f"{'name':<9} {'alias':<6} {'frames':>6} {'height':>6} {'width':>6} {'steps':>5} {'text':>5} {'batch':>5} {'cfg':>4}")
+    for w in PRESETS.values():
+        click.echo(
+            f"{w.name:<9} {alias.get(w.name, ''):<6} {w.frames:>6} {w.height:>6} {w.width:>6} {w.steps:>5} "
+            f"{w.text_len:>5} {w.batch:>5} {w.guidance_scale:>4g}  {w.description}"
+        )
+
+
+@main.command()
+def models() -> None:
+    """List the models with bundled configs."""
+    from .models import MODELS
+
+    for m in MODELS.values():
+        click.echo(f"{m.id:<22} default workload {m.default_workload:<8} {m.description}")
+
+
+# -- commands contributed by other modules (one line each) -----------------
+# (add `main.add_command(...)` lines here)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,92 @@
+"""Workloads: what one generation asks of the model (geometry, steps, guidance).
+
+Presets are named; every knob can be overridden.  The model adapter turns a
+workload into latent geometry (``fxmeter.adapters``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .errors import WorkloadError
+
+DTYPES = ("bfloat16", "float16", "float32")
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One generation: geometry in pixels/frames, denoising steps, guidance."""
+
+    name: str
+    frames: int
+    height: int
+    width: int
+    steps: int
+    text_len: int
+    batch: int = 1
+    guidance_scale: float = 5.0
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("720p", 81, 720, 1280, 50, 512, description="Wan2.1 720p: 1280x720, 81 frames, 50 steps, CFG 5.0"),
+        Workload("480p", 81, 480, 832, 50, 512, description="Wan2.1 480p: 832x480, 81 frames, 50 steps, CFG 5.0"),
+        Workload("ci-tiny", 4, 256, 256, 1, 64, description="W-001: batch 1, 1 step, 4 frames, 256x256, text 64"),
+        Workload("w-002", 16, 512, 512, 50, 512, description="W-002: batch 1, 50 steps, 16 frames, 512x512, text 512"),
+        Workload("w-003", 16, 720, 1280, 50, 512, description="W-003: batch 1, 50 steps, 16 frames, 720x1280, text 512"),
+    )
+}
+ALIASES = {"w-001": "ci-tiny", "W-001": "ci-tiny", "W-002": "w-002", "W-003": "w-003"}
+
+OVERRIDABLE = ("frames", "height", "width", "steps", "text_len", "batch", "guidance_scale")
+
+
+def get_preset(name: str) -> Workload:
+    key = ALIASES.get(name, name)
+    if key not in PRESETS:
+        raise WorkloadError(f"unknown workload {name!r}; known: {', '.join(sorted(PRESETS))} (see `fxmeter workloads`)")
+    return PRESETS[key]
+
+
+def resolve(workload: str | Workload | None, default: str, **overrides: Any) -> Workload:
+    """Preset (or ``default``) with the non-None ``overrides`` applied, validated."""
+    base = workload if isinstance(workload, Workload) else get_preset(workload or default)
+    unknown = set(overrides) - set(OVERRIDABLE)
+    if unknown:
+        raise WorkloadError(f"unknown workload knob(s): {', '.join(sorted(unknown))}; known: {', '.join(OVERRIDABLE)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    wl = replace(base, **changes)
+    if changes:
+        wl = replace(wl, name=f"{base.name}+" + ",".join(f"{k}={v}" for k, v in sorted(changes.items())))
+    validate(wl)
+    return wl
+
+
+def validate(wl: Workload) -> None:
+    for f in fields(wl):
+        if f.name in ("name", "description", "guidance_scale"):
+            continue
+        v = getattr(wl, f.name)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise WorkloadError(f"{f.name} must be an integer, got {v!r}")
+        if f.name == "steps":
+            if v < 1:
+                raise WorkloadError(f"steps must be >= 1, got {v}")
+        elif v <= 0:
+            raise WorkloadError(f"{f.name} must be positive, got {v}")
+    if not isinstance(wl.guidance_scale, (int, float)) or wl.guidance_scale != wl.guidance_scale:
+        raise WorkloadError(f"guidance_scale must be a number, got {wl.guidance_scale!r}")
+
+
+def normalize_dtype(dtype: str) -> str:
+    d = DTYPE_ALIASES.get(dtype.lower(), dtype.lower())
+    if d not in DTYPES:
+        raise WorkloadError(f"unknown dtype {dtype!r}; use one of bf16, fp16, fp32")
+    return d

@@ -1,0 +1,193 @@
+"""Per-op cost rules: one op family per module, one registry for all of them.
+
+A rule is a small pure function from an :class:`OpCall` (shapes and dtypes, never
+tensor data) to a :class:`Cost`.  Shapes are ints or sympy expressions of the
+workload symbols, so the same rule yields an exact integer for a static trace and
+a closed-form formula for a dynamic one.
+
+Counting semantics (also in the README):
+
+* FLOP = 2 x multiply-accumulate for matmul-class ops (torch.utils.flop_counter's
+  convention), so ``tensor_core_flops`` equals FlopCounterMode's count.
+* ``cuda_core_flops`` counts elementwise/normalisation/softmax/activation work with
+  a per-element cost stated in each rule's docstring.
+* ``bytes_read``/``bytes_written`` are the logical sizes of the tensors an op
+  consumes and produces (dtype-aware); views move nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import reduce
+from typing import Any, NamedTuple
+
+__all__ = [
+    "Cost",
+    "TensorMeta",
+    "OpCall",
+    "Rule",
+    "REGISTRY",
+    "FREE_OPS",
+    "register",
+    "lookup",
+    "is_free",
+    "numel",
+    "ZERO",
+]
+
+Num = Any  # int or sympy.Expr
+
+
+def numel(shape: Iterable[Num]) -> Num:
+    """Number of elements of a shape (works for ints and sympy expressions)."""
+    return reduce(operator.mul, shape, 1)
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """Shape and dtype of one tensor flowing through the graph."""
+
+    shape: tuple[Num, ...]
+    dtype: str
+    itemsize: int
+
+    @property
+    def numel(self) -> Num:
+        return numel(self.shape)
+
+    @property
+    def nbytes(self) -> Num:
+        return self.numel * self.itemsize
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class Cost(NamedTuple):
+    """What one node costs. Values are ints or sympy expressions."""
+
+    tensor_core_flops: Num = 0
+    cuda_core_flops: Num = 0
+    bytes_read: Num = 0
+    bytes_written: Num = 0
+
+    def __add__(self, other: object) -> Cost:  # type: ignore[override]
+        if not isinstance(other, Cost):
+            return NotImplemented
+        return Cost(*(a + b for a, b in zip(self, other)))
+
+    def scale(self, k: Num) -> Cost:
+        return Cost(*(k * v for v in self))
+
+
+ZERO = Cost()
+METRICS: tuple[str, ...] = Cost._fields
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One graph node as a rule sees it.
+
+    ``args``/``kwargs`` mirror the node's arguments with every tensor replaced by
+    its :class:`TensorMeta` and every SymInt by its expression.  ``outputs`` lists
+    the tensors the op produces (a tuple of one for most ops).
+    """
+
+    target: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    outputs: tuple[TensorMeta, ...]
+
+    def arg(self, i: int, name: str, default: Any = None) -> Any:
+        """Positional-or-keyword argument ``i``/``name`` (schema order)."""
+        if i < len(self.args):
+            return self.args[i]
+        return self.kwargs.get(name, default)
+
+    def tensor_args(self) -> Iterator[TensorMeta]:
+        """Every tensor among the arguments, nested lists included, in order."""
+        yield from _tensors(self.args)
+        yield from _tensors(tuple(self.kwargs.values()))
+
+    @property
+    def out(self) -> TensorMeta:
+        return self.outputs[0]
+
+    def read_bytes(self) -> Num:
+        return sum((t.nbytes for t in self.tensor_args()), 0)
+
+    def written_bytes(self) -> Num:
+        return sum((t.nbytes for t in self.outputs), 0)
+
+
+def _tensors(values: Iterable[Any]) -> Iterator[TensorMeta]:
+    for v in values:
+        if isinstance(v, TensorMeta):
+            yield v
+        elif isinstance(v, (list, tuple)):
+            yield from _tensors(v)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered cost formula and the op family it belongs to."""
+
+    fn: Callable[[OpCall], Cost]
+    family: str
+    module: str
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def register(*targets: str, family: str) -> Callable[[Callable[[OpCall], Cost]], Callable[[OpCall], Cost]]:
+    """Register ``fn`` as the rule for each op ``target`` (e.g. ``"aten.linear.default"``).
+
+    Registering a target twice is an error: one registry, one source of truth.
+    """
+
+    def deco(fn: Callable[[OpCall], Cost]) -> Callable[[OpCall], Cost]:
+        for t in targets:
+            if t in REGISTRY or t in FREE_OPS:
+                raise RuntimeError(f"duplicate registrations for {t}")
+            REGISTRY[t] = Rule(fn, family, fn.__module__)
+        return fn
+
+    return deco
+
+
+def lookup(target: str) -> Rule | None:
+    return REGISTRY.get(target)
+
+
+def ceil_div(a: Num, b: int) -> Num:
+    return -(-a // b)
+
+
+def prod_int(xs: Iterable[int]) -> int:
+    return math.prod(xs)
+
+
+from .free import FREE_OPS  # noqa: E402  (the free list must exist before rules register)
+
+
+def is_free(target: str) -> bool:
+    return target in FREE_OPS
+
+
+from . import (  # noqa: E402,F401  (import for registration side effects)
+    activations,
+    attention,
+    casts,
+    conv,
+    elementwise,
+    matmul,
+    memory_ops,
+    norms,
+    reductions,
+    softmax,
+)
