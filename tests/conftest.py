@@ -1,0 +1,51 @@
+"""Shared fixtures: an isolated trace cache, a tiny Wan config, the 14B 720p report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TINY_WAN: dict[str, Any] = {
+    "_class_name": "WanTransformer3DModel",
+    "patch_size": [1, 2, 2],
+    "num_attention_heads": 2,
+    "attention_head_dim": 12,
+    "in_channels": 4,
+    "out_channels": 4,
+    "text_dim": 16,
+    "freq_dim": 16,
+    "ffn_dim": 32,
+    "num_layers": 3,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-6,
+    "image_dim": None,
+    "added_kv_proj_dim": None,
+    "rope_max_seq_len": 64,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test session gets its own trace cache (never the user's)."""
+    os.environ["FXMETER_CACHE_DIR"] = str(tmp_path_factory.mktemp("fxmeter-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-block, 24-wide Wan transformer config on disk."""
+    path = tmp_path_factory.mktemp("tiny-wan") / "config.json"
+    path.write_text(json.dumps(TINY_WAN))
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_720p() -> Any:
+    """The 14B model at 720p (one dynamic trace per session)."""
+    import fxmeter
+
+    return fxmeter.trace("wan2.1-t2v-14b", workload="720p", run_id="test-720p")
