@@ -12,21 +12,23 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 import rules
-from rules import METRICS, Cost
+from rules import Cost
 
 from .adapters import Adapter
-from .capture import Capture
 from .formula import FormulaTable
+
+if TYPE_CHECKING:  # the warm path (cache -> evaluate) imports this module: keep torch/networkx out
+    import networkx as nx
+
+    from .capture import Capture
 
 LOG = logging.getLogger(__name__)
 
 ROOT = "transformer"
-SCHEMA = 1
+SCHEMA = 2  # 2: fused traffic rows, liveness v2, meta.matmul_weights (fxmeter.memory/.traffic)
 
 
 def module_id(path: str) -> str:
@@ -98,6 +100,8 @@ def _representative(path: str, replicas: dict[str, int]) -> str:
 
 def build_tree(cap: Capture) -> nx.DiGraph:
     """The module tree of the full model, keyed by module path, root ``""``."""
+    import networkx as nx
+
     g = nx.DiGraph()
     for m in cap.modules:
         g.add_node(m.path, cls=m.cls, params=m.params, weight_bytes=m.weight_bytes, buffer_bytes=m.buffer_bytes)
@@ -110,6 +114,8 @@ def build_tree(cap: Capture) -> nx.DiGraph:
 
 def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: bool = True) -> SymbolicModel:
     """Cost every node, roll costs up the module tree, intern the formulas."""
+    import networkx as nx
+
     table = FormulaTable()
     tree = build_tree(cap)
     known = set(tree.nodes)
@@ -118,6 +124,7 @@ def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: b
     cat_cost: dict[str, Cost] = defaultdict(Cost)
     unmodeled: dict[str, dict[str, Any]] = {}
     node_rows: list[dict[str, Any]] = []
+    node_costs: list[Cost] = []
     for rec in cap.nodes:
         path = rec.module
         while path not in known and path:
@@ -133,6 +140,7 @@ def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: b
         if family != "free":
             self_cost[path] = self_cost[path] + cost
             cat_cost[category] = cat_cost[category] + cost.scale(n)
+        node_costs.append(cost)
         node_rows.append(
             {
                 "name": rec.name,
@@ -178,7 +186,11 @@ def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: b
             }
         )
 
-    live = liveness_profile(cap, table) if liveness else {}
+    from . import memory, traffic
+
+    traffic.attach_fused(cap, node_rows, modules, table, node_costs)
+    meta["matmul_weights"] = memory.matmul_weights(cap.nodes, [r["family"] for r in node_rows], [r["replicas"] for r in node_rows])
+    live = memory.liveness_profile(cap, table) if liveness else {}
     return SymbolicModel(
         meta=meta,
         formulas=table.strings,
@@ -191,69 +203,3 @@ def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: b
         ],
         liveness=live,
     )
-
-
-def liveness_profile(cap: Capture, table: FormulaTable) -> dict[str, Any]:
-    """Live activation bytes after each node (inference: no autograd).
-
-    Each output is allocated when produced and freed after its last use; views
-    (``rules.free.VIEW_OPS``) share their input's storage.  Returns formula indices
-    of the live set after each node, and the node/module each belongs to.
-    """
-    from rules.free import VIEW_OPS
-
-    storage: dict[str, str] = {}  # value name -> storage name
-    size: dict[str, Any] = {}  # storage name -> bytes
-    for name, nbytes in cap.inputs.items():
-        storage[name] = name
-        size[name] = nbytes
-    last_use: dict[str, int] = {}
-    for i, rec in enumerate(cap.nodes):
-        for u in rec.uses:
-            last_use[u] = i
-    refs: dict[str, set[str]] = defaultdict(set)  # storage -> value names still alive
-    for name in cap.inputs:
-        refs[name].add(name)
-    live: Any = sum(size.values(), 0)
-    steps: list[int] = []
-    for i, rec in enumerate(cap.nodes):
-        if not rec.call.outputs:
-            pass
-        elif _aliases_input(rec, VIEW_OPS) and rec.uses and rec.uses[0] in storage:
-            st = storage[rec.uses[0]]
-            storage[rec.name] = st
-            refs[st].add(rec.name)
-        else:
-            nbytes = sum((t.nbytes for t in rec.call.outputs), 0)
-            storage[rec.name] = rec.name
-            size[rec.name] = nbytes
-            refs[rec.name].add(rec.name)
-            live = live + nbytes
-        steps.append(table.add(live))
-        # free what this node was the last user of
-        for u in set(rec.uses):
-            if last_use.get(u) == i and u in storage:
-                st = storage[u]
-                refs[st].discard(u)
-                if not refs[st] and st in size:
-                    live = live - size.pop(st)
-        if rec.name in storage and rec.name not in last_use:
-            st = storage[rec.name]
-            refs[st].discard(rec.name)
-            if not refs[st] and st in size and st not in cap.inputs:
-                live = live - size.pop(st)
-    return {"after_node": steps}
-
-
-def _aliases_input(rec: Any, view_ops: frozenset[str]) -> bool:
-    """Views, in-place ops, inference dropout and no-op casts return their input's storage."""
-    t = rec.target
-    if t in view_ops or t.startswith("aten.dropout") or t.startswith("aten.feature_dropout"):
-        return True
-    op = t.split(".")[1] if t.count(".") >= 2 else ""
-    if op.endswith("_") and not op.startswith("_"):
-        return True
-    if t.startswith("aten.to.") or t == "aten.type_as.default":
-        args = rec.call.args
-        return bool(args) and hasattr(args[0], "dtype") and args[0].dtype == rec.call.outputs[0].dtype
-    return False

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .analysis import SymbolicModel
+from .analysis import SymbolicModel  # light: no torch, sympy or networkx at import
 from .errors import TraceError, UnmodeledOpError
 from .evaluate import check_guards, evaluate
 from .models import ResolvedModel, resolve_model
@@ -40,13 +40,7 @@ def trace_symbolic(
     from .capture import capture
 
     t0 = time.perf_counter()
-    try:
-        cap = capture(model.config, model.adapter, dtype, dims, replicate=replicate)
-    except TraceError as e:
-        if dims is not None:
-            raise
-        LOG.warning("dynamic export failed (%s); falling back to a static export", e)
-        raise
+    cap = capture(model.config, model.adapter, dtype, dims, replicate=replicate)
     meta = {
         "model_id": model.id,
         "diffusers_class": model.diffusers_class,
@@ -79,24 +73,43 @@ def symbolic_model(
     *,
     cache: bool = True,
     replicate: bool = True,
+    background: bool = False,
 ) -> SymbolicModel:
-    """The symbolic model valid for ``dims``: from the cache, a dynamic trace, or a static one."""
+    """The symbolic model valid for ``dims``: from the cache, a dynamic trace, or a static one.
+
+    With ``background`` (the CLI's fast cold path), a cache miss traces only this
+    workload statically (same numbers, no formulas) and leaves the dynamic trace
+    that fills the cache to a detached process (:func:`fxmeter.cache.fill_in_background`).
+    """
     from . import cache as cache_mod
 
     if cache:
         sm = cache_mod.load(model, dtype, replicate=replicate)
-        if sm is not None and not check_guards(sm, dims):
-            sm.meta["cache"] = "hit"
+        if sm is not None:
+            if not check_guards(sm, dims):
+                sm.meta["cache"] = "hit"
+                return sm
+            # the cached dynamic trace specialised and excludes this workload: trace it statically
+            sm = trace_symbolic(model, dtype, dims, replicate=replicate)
+            sm.meta["cache"] = "static-retrace"
             return sm
-    try:
-        sm = trace_symbolic(model, dtype, None, replicate=replicate)
-    except TraceError:
-        sm = None
-    if sm is not None and not check_guards(sm, dims):
+        if background and model.adapter.supports_dynamic(model.config):
+            sm = trace_symbolic(model, dtype, dims, replicate=replicate)
+            started = cache_mod.fill_in_background(model, dtype, replicate=replicate)
+            sm.meta["cache"] = "miss-background-fill" if started else "miss-fill-running"
+            return sm
+    sm = None
+    if model.adapter.supports_dynamic(model.config):
+        try:
+            sm = trace_symbolic(model, dtype, None, replicate=replicate)
+        except TraceError as e:
+            LOG.warning("dynamic export failed (%s); tracing this workload statically", e)
+    if sm is not None:
         sm.meta["cache"] = "miss" if cache else "disabled"
-        if cache:
+        if cache:  # valid for every workload inside its guards, this one or not
             cache_mod.store(model, dtype, sm, replicate=replicate)
-        return sm
+        if not check_guards(sm, dims):
+            return sm
     # dynamic export failed or its guards exclude this workload: trace this workload statically
     sm = trace_symbolic(model, dtype, dims, replicate=replicate)
     sm.meta["cache"] = "static-retrace"
@@ -114,6 +127,13 @@ def trace(
     cache: bool = True,
     replicate: bool = True,
     include_nodes: bool = True,
+    background: bool = False,
+    hardware: str | None = None,
+    hardware_file: str | Path | None = None,
+    precision: str = "bf16",
+    traffic: str = "eager",
+    efficiency: str | dict[str, float] | None = None,
+    batched_cfg: bool = False,
     **overrides: Any,
 ) -> Report:
     """Trace ``model`` for ``workload`` and return the :class:`Report`.
@@ -128,16 +148,66 @@ def trace(
         strict: raise :class:`UnmodeledOpError` if any op has no rule.
         cache: reuse / store the symbolic trace in the user cache.
         replicate: trace one instance of each repeated block list and replicate it.
+        include_nodes: list every costed graph node in the report.
+        background: on a cache miss, report from a static trace of this workload and
+            fill the cache from a detached background process (the CLI's default).
+        hardware: a device of `fxmeter hardware` (or of ``hardware_file``): adds the
+            roofline time, the fit check and ``hardware`` to the report.
+        hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
+        precision: bf16 or fp8: the tensor-core peak of matmul/conv nodes and the
+            weight bytes (fp8: matmul/conv weights in 1 byte each).
+        traffic: eager (every op reads its inputs, writes its output) or fused.
+        efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"`` (default 1.0 each).
+        batched_cfg: run CFG as one pass of twice the batch: activation memory at 2x
+            the batch; FLOPs, bytes and time end to end unchanged.
         **overrides: frames, height, width, steps, text_len, batch, guidance_scale.
     """
+    from .memory import check_precision, finish_report
+    from .traffic import check_model
+
+    traffic = check_model(traffic)
+    check_precision(precision)
+    hw, eff = None, None
+    if hardware is not None or hardware_file is not None:
+        from .hardware import get, parse_efficiency
+
+        hw = get(hardware, hardware_file)
+        eff = parse_efficiency(efficiency)
+        hw.tc_peak(precision)  # fail before tracing when the device lacks this precision
     resolved = resolve_model(model, config)
     wl = resolve(workload, resolved.default_workload, **overrides)
     d = normalize_dtype(dtype)
     rid = check_run_id(run_id or default_run_id())
     geometry = resolved.adapter.geometry(resolved.config, wl)
-    sm = symbolic_model(resolved, d, geometry.dims, cache=cache, replicate=replicate)
+    sm = symbolic_model(resolved, d, geometry.dims, cache=cache, replicate=replicate, background=background)
     if strict and sm.unmodeled:
         ops = ", ".join(f"{u['op']} (x{u['count']})" for u in sm.unmodeled)
         raise UnmodeledOpError(f"--strict: ops without a rule: {ops}")
     passes = resolved.adapter.passes_per_step(resolved.config, wl)
-    return evaluate(sm, wl, geometry, passes, rid, include_nodes=include_nodes)
+    rep = evaluate(sm, wl, geometry, passes, rid, include_nodes=include_nodes or hw is not None, traffic=traffic)
+    batched = None
+    if batched_cfg and passes == 2:
+        batched = _batched_activations(resolved, d, wl, sm, cache=cache, replicate=replicate)
+    finish_report(rep.data, sm.meta, precision=precision, traffic=traffic, batched=batched, batched_cfg=batched_cfg,
+                  hw=hw, efficiency=eff, include_nodes=include_nodes)
+    resolved.adapter.annotate_report(resolved.config, wl, rep.data)  # model-specific sections (e.g. experts)
+    return rep
+
+
+def _batched_activations(resolved: ResolvedModel, dtype: str, wl: Workload, sm: SymbolicModel, *, cache: bool,
+                         replicate: bool) -> dict[str, Any]:
+    """Activation memory of one CFG pass of twice the batch (the liveness walk at 2x batch)."""
+    from dataclasses import replace
+
+    from .formula import compile_table
+    from .memory import activation_summary
+
+    wl2 = replace(wl, batch=2 * wl.batch)
+    geo2 = resolved.adapter.geometry(resolved.config, wl2)
+    dynamic_ok = sm.meta.get("mode") == "dynamic" and not check_guards(sm, geo2.dims)
+    sm2 = sm if dynamic_ok else symbolic_model(resolved, dtype, geo2.dims, cache=cache, replicate=replicate)
+    symbols = list(sm2.meta["symbols"])
+    vals = compile_table(sm2.formulas, symbols)(**{k: geo2.dims[k] for k in symbols})
+    out = activation_summary(sm2.nodes, sm2.liveness.get("after_node", []), vals, sm2.meta.get("replicas", {}))
+    out["activation_batch"] = wl2.batch
+    return out

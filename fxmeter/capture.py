@@ -89,9 +89,14 @@ def target_name(target: Any) -> str:
     return f"{mod}.{name}" if mod else name
 
 
-def import_class(class_name: str) -> type:
+def import_class(class_name: str) -> Any:
     import diffusers
 
+    from .adapters import ADAPTERS
+
+    own = getattr(ADAPTERS.get(class_name), "model_class", None)  # a model defined outside diffusers
+    if own is not None:
+        return own
     cls = getattr(diffusers, class_name, None)
     if cls is None:
         raise ConfigError(f"diffusers {diffusers.__version__} has no class {class_name}")
@@ -235,7 +240,7 @@ def export_graph(
     symbols = {s: sympy.Symbol(s, integer=True, positive=True) for s in adapter.symbols}
     axes = adapter.symbol_axes(config)
     dynamic = dims is None
-    use = adapter.example_dims(config) if dynamic else dims
+    use = adapter.example_dims(config) if dims is None else dims
     kwargs = adapter.inputs(config, use, DTYPES[dtype])
     ds: dict[str, Any] | None = None
     if dynamic:

@@ -83,13 +83,22 @@ def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
 @click.option("--full-trace", is_flag=True, help="Trace every block instead of one per repeated list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON to stdout as well.")
+@click.option("--hardware", default=None, help="Predict time and check fit on this device (see `fxmeter hardware`).")
+@click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device).")
+@click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
+              help="Matmul precision: tensor-core peak and matmul weight bytes.")
+@click.option("--traffic", type=click.Choice(["eager", "fused"]), default="eager", show_default=True,
+              help="Memory-traffic model for bytes (fused: elementwise chains fused as torch.compile would).")
+@click.option("--efficiency", default=None, help="Fractions of the peaks, e.g. tc=0.6,bw=0.8 (default 1 = roofline bound).")
+@click.option("--batched-cfg", is_flag=True, help="CFG as one pass of 2x the batch (activation memory doubles).")
 @handle_errors
 def trace(model: str | None, run_id: str | None, output_root: str, force: bool, strict: bool, no_cache: bool,
           full_trace: bool, as_json: bool, **kw: Any) -> None:
     """Trace MODEL for a workload; write report.json and summary.md."""
     from pathlib import Path
 
-    from .api import default_run_id, trace as api_trace
+    from .api import default_run_id
+    from .api import trace as api_trace
     from .report import check_run_id
 
     ov = overrides_from(kw)
@@ -107,7 +116,8 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
             raise OutputExistsError(f"{out_dir / 'report.json'} exists; pass --force or choose another --run-id")
     rep = api_trace(
         model, kw["workload"], config=kw["config"], dtype=kw["dtype"], run_id=rid, strict=strict,
-        cache=not no_cache, replicate=not full_trace, **ov,
+        cache=not no_cache, replicate=not full_trace, background=background_fill(),
+        **{k: kw.pop(k) for k in ("hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg")}, **ov,
     )
     for u in rep["unmodeled_ops"][:1]:
         click.echo(
@@ -121,8 +131,20 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from .summary import headline
 
     click.echo(headline(rep.data))
+    if rep.data.get("hardware"):
+        from .roofline import console_lines
+
+        click.echo("\n".join(console_lines(rep.data)))
     click.echo(f"wrote {out / 'report.json'}")
     click.echo(f"wrote {out / 'summary.md'}")
+
+
+def background_fill() -> bool:
+    """Cold CLI runs report from a static trace and fill the cache in the background
+    (``FXMETER_BACKGROUND=0`` traces dynamically in-process instead)."""
+    import os
+
+    return os.environ.get("FXMETER_BACKGROUND", "1") != "0"
 
 
 @main.command()
@@ -150,6 +172,12 @@ def models() -> None:
 
 # -- commands contributed by other modules (one line each) -----------------
 # (add `main.add_command(...)` lines here)
+main.add_command(__import__("fxmeter.hardware", fromlist=["hardware_command"]).hardware_command)
+main.add_command(__import__("fxmeter.verify", fromlist=["verify_command"]).verify_command)
+main.add_command(__import__("fxmeter.hotspots", fromlist=["top_command"]).top_command)
+main.add_command(__import__("fxmeter.compare", fromlist=["compare_command"]).compare_command)
+main.add_command(__import__("fxmeter.summary", fromlist=["summary_command"]).summary_command)
+main.add_command(__import__("fxmeter.sweep", fromlist=["sweep_command"]).sweep_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

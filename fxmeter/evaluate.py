@@ -48,8 +48,9 @@ def evaluate(
     include_nodes: bool = True,
     extra_notes: tuple[str, ...] = (),
     evaluator: Any = None,
+    traffic: str = "eager",
 ) -> Report:
-    """The report document for ``wl`` (exact integers throughout)."""
+    """The report document for ``wl`` (exact integers throughout); ``traffic``: eager or fused bytes."""
     meta = sm.meta
     symbols = list(meta["symbols"])
     bad = check_guards(sm, geometry.dims)
@@ -58,8 +59,15 @@ def evaluate(
     fn = evaluator or compile_table(sm.formulas, symbols)
     vals: list[int] = fn(**{s: geometry.dims[s] for s in symbols})
 
-    def m(idx: list[int]) -> dict[str, int]:
-        return metrics_dict([vals[i] for i in idx])
+    fused = traffic == "fused"
+    if fused and not (sm.nodes and "fused" in sm.nodes[0]):
+        raise WorkloadError("this symbolic model has no fused traffic model; rerun with --no-cache")
+
+    def m(idx: list[int], fidx: list[int] | None = None) -> dict[str, int]:
+        v = [vals[i] for i in idx]
+        if fused and fidx is not None:  # fused traffic: bytes from the fused rows (fxmeter.traffic)
+            v[2], v[3] = vals[fidx[0]], vals[fidx[1]]
+        return metrics_dict(v)
 
     def f(idx: list[int]) -> dict[str, str]:
         return {k: sm.formulas[i] for k, i in zip(("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written"), idx)}
@@ -74,8 +82,8 @@ def evaluate(
             "depth": mod["depth"],
             "parameters": mod["parameters"],
             "weight_bytes": mod["weight_bytes"],
-            "per_forward": m(mod["total"]),
-            "self": m(mod["self"]),
+            "per_forward": m(mod["total"], mod.get("total_fused")),
+            "self": m(mod["self"], mod.get("self_fused")),
         }
         if dynamic:
             row["formula"] = f(mod["total"])
@@ -87,6 +95,10 @@ def evaluate(
     end_to_end = scale(per_step, steps)
 
     cat_vals = {k: m(v) for k, v in sm.categories.items()}
+    if fused:
+        from .traffic import category_bytes
+
+        category_bytes(cat_vals, sm.nodes, vals)
     tc_total = per_forward["tensor_core_flops"] or 1
     fl_total = per_forward["flops"] or 1
     categories = {
@@ -95,18 +107,15 @@ def evaluate(
         if any(v.values())
     }
 
-    live = sm.liveness.get("after_node", [])
-    peak_bytes, peak_node = 0, None
-    for i, idx in enumerate(live):
-        if vals[idx] > peak_bytes:
-            peak_bytes, peak_node = vals[idx], sm.nodes[i]
+    from .memory import activation_summary
+
+    act = activation_summary(sm.nodes, sm.liveness.get("after_node", []), vals, meta.get("replicas", {}))
+    peak_bytes = act["activation_peak_bytes"]
     memory = {
         "weight_bytes": meta["weight_bytes"],
         "weight_bytes_by_dtype": meta["weight_bytes_by_dtype"],
         "parameters_by_dtype": meta["parameters_by_dtype"],
-        "activation_peak_bytes": peak_bytes,
-        "activation_peak_node": peak_node["name"] if peak_node else None,
-        "activation_peak_module": peak_node["module"] if peak_node else None,
+        **{k: v for k, v in act.items() if k != "blocks"},
         "activation_model": "liveness walk over one forward (inference, views share storage); CFG as separate passes",
         "total_bytes": meta["weight_bytes"] + peak_bytes,
     }
@@ -117,7 +126,7 @@ def evaluate(
             if n["family"] == "free":
                 continue
             row = {k: n[k] for k in ("name", "target", "module", "family", "category", "replicas")}
-            row["per_forward"] = m(n["cost"])
+            row["per_forward"] = m(n["cost"], n.get("fused"))
             nodes.append(row)
 
     data: dict[str, Any] = {
@@ -161,9 +170,10 @@ def evaluate(
             "cache": meta.get("cache", "none"),
             "analysis_schema": SCHEMA,
         },
-        "counting": COUNTING,
-        "totals": {"per_forward": per_forward, "per_step": per_step, "end_to_end": end_to_end},
+        "counting": dict(COUNTING, traffic_model=traffic),
+        "totals": {"per_forward": per_forward, "per_step": per_step, "end_to_end": end_to_end, "traffic_model": traffic},
         "memory": memory,
+        "activation_blocks": act["blocks"],
         "modules": modules,
         "categories": categories,
         "unmodeled_ops": sm.unmodeled,

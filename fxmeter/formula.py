@@ -14,7 +14,6 @@ from typing import Any
 
 from .errors import TraceError
 
-
 _SAFE = re.compile(r"[0-9a-z_*+\- ]*")
 _NAME = re.compile(r"[a-z_][a-z_0-9]*")
 

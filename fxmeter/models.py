@@ -44,6 +44,78 @@ MODELS: dict[str, ModelSpec] = {
             "https://huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers/blob/main/transformer/config.json",
             "Wan2.1 text-to-video, 1.3B",
         ),
+        ModelSpec(
+            "wan2.1-i2v-14b-480p",
+            "wan2.1-i2v-14b.json",
+            "wan2_1_i2v",
+            "i2v-480p",
+            "https://huggingface.co/Wan-AI/Wan2.1-I2V-14B-480P-Diffusers/blob/main/transformer/config.json",
+            "Wan2.1 image-to-video, 14B, 480P (CLIP image tokens in cross-attention)",
+        ),
+        ModelSpec(
+            "wan2.1-i2v-14b-720p",
+            "wan2.1-i2v-14b.json",
+            "wan2_1_i2v",
+            "i2v-720p",
+            "https://huggingface.co/Wan-AI/Wan2.1-I2V-14B-720P-Diffusers/blob/main/transformer/config.json",
+            "Wan2.1 image-to-video, 14B, 720P (same transformer config as 480P)",
+        ),
+        ModelSpec(
+            "wan2.2-ti2v-5b",
+            "wan2.2-ti2v-5b.json",
+            "wan2_2_ti2v",
+            "ti2v-720p",
+            "https://huggingface.co/Wan-AI/Wan2.2-TI2V-5B-Diffusers/blob/main/transformer/config.json",
+            "Wan2.2 text/image-to-video, 5B (48-ch VAE 16x, per-token timesteps)",
+        ),
+        ModelSpec(
+            "wan2.2-t2v-a14b",
+            "wan2.2-t2v-a14b.json",
+            "wan2_2_a14b",
+            "a14b-720p",
+            "https://huggingface.co/Wan-AI/Wan2.2-T2V-A14B-Diffusers/blob/main/transformer/config.json",
+            "Wan2.2 text-to-video, 2 x 14B experts (high/low noise)",
+        ),
+        ModelSpec(
+            "flux.1-dev",
+            "flux.1-dev.json",
+            "flux_1",
+            "flux-1024",
+            "https://huggingface.co/black-forest-labs/FLUX.1-dev/blob/main/transformer/config.json",
+            "FLUX.1-dev text-to-image, 12B (guidance-distilled: 1 pass/step)",
+        ),
+        ModelSpec(
+            "sd3.5-large",
+            "sd3.5-large.json",
+            "sd3_5",
+            "sd3.5-1024",
+            "https://huggingface.co/stabilityai/stable-diffusion-3.5-large/blob/main/transformer/config.json",
+            "Stable Diffusion 3.5 Large text-to-image, 8B (CFG: 2 passes/step)",
+        ),
+        ModelSpec(
+            "hunyuanvideo",
+            "hunyuanvideo.json",
+            "hunyuan_video",
+            "hunyuan-720p",
+            "https://huggingface.co/hunyuanvideo-community/HunyuanVideo/blob/main/transformer/config.json",
+            "HunyuanVideo text-to-video, 13B (embedded guidance: 1 pass/step)",
+        ),
+        ModelSpec(
+            "cogvideox-5b",
+            "cogvideox-5b.json",
+            "cogvideox",
+            "cogvideox-480p",
+            "https://huggingface.co/THUDM/CogVideoX-5b/blob/main/transformer/config.json",
+            "CogVideoX text-to-video, 5B",
+        ),
+        ModelSpec(
+            "ltx-video",
+            "ltx-video.json",
+            "ltx_video",
+            "ltx-512p",
+            "https://huggingface.co/Lightricks/LTX-Video/blob/main/transformer/config.json",
+            "LTX-Video text-to-video, 2B",
+        ),
     )
 }
 
@@ -128,6 +200,9 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
         raise ConfigError(f"config {path} is missing required key {missing[0]!r} for {class_name}")
     clean = {k: v for k, v in cfg.items() if not k.startswith("_")}
     clean["_class_name"] = class_name
+    if isinstance(cfg.get("_pipeline"), dict):  # pipeline-level settings (never passed to the model class)
+        clean["_pipeline"] = cfg["_pipeline"]
+    adapter = adapter.specialize(clean)
     mid = model_id or f"custom-{path.parent.name or 'model'}"
     return ResolvedModel(
         id=mid,

@@ -131,6 +131,9 @@ def atomic_write(path: Path, payload: bytes) -> None:
     """Write via a temp file in the same folder and rename: never a half file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         os.replace(tmp, path)

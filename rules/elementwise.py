@@ -109,3 +109,18 @@ register(
     *_variants("addcmul.default", "addcdiv.default", "lerp.Scalar", "lerp.Tensor"),
     family="elementwise",
 )(elementwise(2))
+
+# outer product a (n,) x b (m,) -> (n, m): one multiply per output element (RoPE frequency tables)
+register("aten.outer.default", family="elementwise")(elementwise(1))
+
+# comparisons and boolean logic between tensors (attention-mask construction): 1 op per output element
+register(
+    "aten.ge.Tensor",
+    "aten.le.Tensor",
+    "aten.__and__.Tensor",
+    "aten.__or__.Tensor",
+    "aten.bitwise_and.Tensor",
+    "aten.bitwise_or.Tensor",
+    "aten.logical_or.default",
+    family="elementwise",
+)(elementwise(1))

@@ -22,6 +22,8 @@ _VIEW_OPS = [
     "aten.squeeze.dims",
     "aten.expand.default",
     "aten.expand_as.default",
+    "aten.meshgrid.indexing",  # returns expanded views of its inputs
+    "aten.meshgrid.default",
     "aten.slice.Tensor",
     "aten.select.int",
     "aten.narrow.default",

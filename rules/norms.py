@@ -12,11 +12,13 @@ Bytes: input, weight and bias read once, output written once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import Cost, OpCall, numel, register
 
 
-def _affine(call: OpCall, weight_idx: int, bias_idx: int | None, n: object) -> object:
-    extra = 0
+def _affine(call: OpCall, weight_idx: int, bias_idx: int | None, n: Any) -> Any:
+    extra: Any = 0
     if call.arg(weight_idx, "weight") is not None:
         extra = extra + n
     if bias_idx is not None and call.arg(bias_idx, "bias") is not None:

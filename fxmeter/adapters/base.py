@@ -78,6 +78,18 @@ class Adapter:
         """Small, distinct, non-0/1 symbol values to trace a dynamic export with."""
         return {s: 2 + i for i, s in enumerate(self.symbols)}
 
+    # -- per-config hooks (defaults: nothing model-specific) ---------------
+    def specialize(self, config: dict[str, Any]) -> Adapter:
+        """The adapter for this particular config (e.g. an I2V variant of a class)."""
+        return self
+
+    def supports_dynamic(self, config: dict[str, Any]) -> bool:
+        """False when the forward needs Python ints derived from the geometry (static export per workload)."""
+        return True
+
+    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
+        """Add model-specific sections to a finished report document (e.g. experts)."""
+
     # -- categories -------------------------------------------------------
     def category(self, module_path: str, family: str) -> str:
         for pattern, families, cat in self._compiled_rules():

@@ -4,11 +4,27 @@ Geometry follows diffusers' ``WanPipeline``: the VAE compresses time by 4 and
 space by 8, the transformer patchifies by ``patch_size`` (1, 2, 2); a frame count
 that is not 4k+1 is rounded down to one the way the pipeline does; height and
 width must be multiples of 16.
+
+One class, several pipelines (chosen from the config by :meth:`WanAdapter.specialize`):
+
+* T2V (Wan2.1, Wan2.2-A14B): text only.
+* I2V (``image_dim`` set, Wan2.1-I2V-14B): 36 input channels (16 noise + 20
+  condition latents), 257 CLIP image tokens fed through ``encoder_hidden_states_image``
+  and concatenated in front of the text inside the model.  diffusers' attention
+  processor splits them off with a hard-coded 512 text tokens
+  (``encoder_hidden_states.shape[1] - 512``), so text is always 512 tokens.
+* TI2V (Wan2.2-TI2V-5B, ``_pipeline.expand_timesteps``): VAE 16x spatial, one
+  timestep per latent token (``timestep`` of shape ``(B, tokens)``, a product
+  of the geometry symbols): static export per workload.
+* Two experts (``_pipeline.experts``, Wan2.2-T2V-A14B): a high-noise and a
+  low-noise transformer of the same architecture switch at
+  ``boundary_ratio * num_train_timesteps``; the report gets a ``components``
+  section (each expert's steps and share) and weight memory counts both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkloadError
@@ -20,6 +36,8 @@ if TYPE_CHECKING:
 
 VAE_SCALE_TEMPORAL = 4
 VAE_SCALE_SPATIAL = 8
+I2V_TEXT_LEN = 512  # diffusers WanAttnProcessor: image_context_length = encoder_hidden_states.shape[1] - 512
+CLIP_IMAGE_TOKENS = 257  # CLIP ViT-H/14 at 224px: 16 x 16 patches + class token
 
 _ANY = None
 _MATMUL = frozenset({"matmul"})
@@ -64,9 +82,37 @@ class WanAdapter(Adapter):
     category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = WAN_CATEGORIES
     default_slug: str = "wan"
 
+    # -- variants -------------------------------------------------------
+    def specialize(self, config: dict[str, Any]) -> Adapter:
+        if config.get("image_dim"):
+            return replace(self, name="wan-i2v", symbols=("batch", "latent_frames", "patches_h", "patches_w"))
+        if self._expand_timesteps(config):
+            return replace(self, name="wan-ti2v")
+        if len(self._pipeline(config).get("experts") or ()) > 1:
+            return replace(self, name="wan-experts")
+        return self
+
+    @staticmethod
+    def _pipeline(config: dict[str, Any]) -> dict[str, Any]:
+        p = config.get("_pipeline")
+        return p if isinstance(p, dict) else {}
+
+    def _expand_timesteps(self, config: dict[str, Any]) -> bool:
+        # Wan2.2's 48-channel VAE ships with expand_timesteps pipelines (TI2V-5B)
+        return bool(self._pipeline(config).get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
+
+    def _vae_spatial(self, config: dict[str, Any]) -> int:
+        default = 16 if int(config.get("out_channels") or config.get("in_channels", 16)) == 48 else VAE_SCALE_SPATIAL
+        return int(self._pipeline(config).get("vae_scale_factor_spatial", default))
+
+    def supports_dynamic(self, config: dict[str, Any]) -> bool:
+        """Not with per-token timesteps (their length is a product of geometry symbols)."""
+        return not self._expand_timesteps(config)
+
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p_t, p_h, p_w = config["patch_size"]
         notes: list[str] = []
+        vae_s = self._vae_spatial(config)
         frames = wl.frames
         if frames % VAE_SCALE_TEMPORAL != 1:
             rounded = frames // VAE_SCALE_TEMPORAL * VAE_SCALE_TEMPORAL + 1
@@ -74,13 +120,13 @@ class WanAdapter(Adapter):
                 f"frames={frames} is not 4k+1; rounded to {rounded} as diffusers' WanPipeline does"
             )
             frames = rounded
-        sh, sw = VAE_SCALE_SPATIAL * p_h, VAE_SCALE_SPATIAL * p_w
+        sh, sw = vae_s * p_h, vae_s * p_w
         if wl.height % sh or wl.width % sw:
             raise WorkloadError(
                 f"height and width must be divisible by {sh}x{sw} (VAE x patch); got {wl.height}x{wl.width}"
             )
         latent_frames = (frames - 1) // VAE_SCALE_TEMPORAL + 1
-        lh, lw = wl.height // VAE_SCALE_SPATIAL, wl.width // VAE_SCALE_SPATIAL
+        lh, lw = wl.height // vae_s, wl.width // vae_s
         if latent_frames % p_t:
             raise WorkloadError(f"latent frames {latent_frames} not divisible by temporal patch {p_t}")
         ppf, pph, ppw = latent_frames // p_t, lh // p_h, lw // p_w
@@ -99,6 +145,11 @@ class WanAdapter(Adapter):
             "patches_w": ppw,
             "text_len": wl.text_len,
         }
+        if config.get("image_dim"):
+            if wl.text_len != I2V_TEXT_LEN:
+                notes.append(f"text_len={wl.text_len} ignored: Wan I2V always uses {I2V_TEXT_LEN} text tokens "
+                             "(diffusers' WanAttnProcessor hard-codes it)")
+            dims["text_len"] = I2V_TEXT_LEN
         return Geometry(dims, latent_shape, ppf * pph * ppw, frames, tuple(notes))
 
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
@@ -115,14 +166,27 @@ class WanAdapter(Adapter):
             device="meta",
             dtype=dtype,
         )
-        # WanPipeline: timestep = t.expand(batch) (float32 scheduler timesteps)
-        t = torch.empty(b, device="meta", dtype=torch.float32)
-        e = torch.empty(b, dims["text_len"], int(config["text_dim"]), device="meta", dtype=dtype)
-        return {"hidden_states": x, "timestep": t, "encoder_hidden_states": e, "return_dict": False}
+        if self._expand_timesteps(config):
+            # WanPipeline with expand_timesteps: one timestep per latent token, (B, tokens)
+            tokens = dims["latent_frames"] * dims["patches_h"] * dims["patches_w"]
+            t = torch.empty(b, tokens, device="meta", dtype=torch.float32)
+        else:
+            # WanPipeline: timestep = t.expand(batch) (float32 scheduler timesteps)
+            t = torch.empty(b, device="meta", dtype=torch.float32)
+        text_len = I2V_TEXT_LEN if config.get("image_dim") else dims["text_len"]
+        e = torch.empty(b, text_len, int(config["text_dim"]), device="meta", dtype=dtype)
+        kw: dict[str, Any] = {"hidden_states": x, "timestep": t, "encoder_hidden_states": e}
+        if config.get("image_dim"):
+            # WanImageToVideoPipeline: CLIP image_embeds (penultimate hidden states), repeated to the batch
+            kw["encoder_hidden_states_image"] = torch.empty(
+                b, CLIP_IMAGE_TOKENS, int(config["image_dim"]), device="meta", dtype=dtype
+            )
+        kw["return_dict"] = False
+        return kw
 
     def symbol_axes(self, config: dict[str, Any]) -> dict[str, dict[int, SymbolAxis]]:
         p_t, p_h, p_w = config["patch_size"]
-        return {
+        axes = {
             "hidden_states": {
                 0: SymbolAxis("batch"),
                 2: SymbolAxis("latent_frames", p_t),
@@ -132,6 +196,10 @@ class WanAdapter(Adapter):
             "timestep": {0: SymbolAxis("batch")},
             "encoder_hidden_states": {0: SymbolAxis("batch"), 1: SymbolAxis("text_len")},
         }
+        if config.get("image_dim"):  # text fixed at 512 tokens
+            axes["encoder_hidden_states"] = {0: SymbolAxis("batch")}
+            axes["encoder_hidden_states_image"] = {0: SymbolAxis("batch")}
+        return axes
 
     def symbol_bounds(self, config: dict[str, Any]) -> dict[str, tuple[int, int]]:
         rope_max = int(config.get("rope_max_seq_len", 1024))
@@ -144,4 +212,64 @@ class WanAdapter(Adapter):
         }
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
-        return {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+        dims = {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+        return {s: dims[s] for s in self.symbols}
+
+    # -- two experts (Wan2.2-A14B) -----------------------------------------
+    def expert_steps(self, config: dict[str, Any], steps: int) -> list[int]:
+        """Steps run by each expert: timesteps >= boundary go to the first (high-noise) one.
+
+        The timesteps are those of the pipeline's scheduler (UniPC, flow sigmas,
+        ``flow_shift``), computed by diffusers itself on CPU.
+        """
+        from diffusers import UniPCMultistepScheduler
+
+        p = self._pipeline(config)
+        n_train = int(p.get("num_train_timesteps", 1000))
+        sched = UniPCMultistepScheduler(
+            num_train_timesteps=n_train, prediction_type="flow_prediction", use_flow_sigmas=True,
+            flow_shift=float(p.get("flow_shift", 1.0)),
+        )
+        sched.set_timesteps(steps, device="cpu")  # type: ignore[attr-defined]
+        boundary = float(p["boundary_ratio"]) * n_train
+        timesteps: list[float] = sched.timesteps.tolist()  # type: ignore[attr-defined]
+        high = sum(1 for t in timesteps if t >= boundary)
+        return [high, steps - high]
+
+    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
+        """Two experts: each one's steps and share; weight memory counts both."""
+        experts = list(self._pipeline(config).get("experts") or ())
+        if len(experts) < 2:
+            return
+        from ..report import scale
+
+        p = self._pipeline(config)
+        split = self.expert_steps(config, wl.steps)
+        per_step = data["totals"]["per_step"]
+        mem = data["memory"]
+        one_w, one_p = mem["weight_bytes"], data["model"]["parameters"]
+        roles = ("high-noise expert (t >= boundary)", "low-noise expert (t < boundary)")
+        data["components"] = [
+            {
+                "name": name,
+                "role": roles[i] if i < 2 else "expert",
+                "steps": n,
+                "step_share": n / wl.steps,
+                "parameters": one_p,
+                "weight_bytes": one_w,
+                "end_to_end": scale(per_step, n),
+            }
+            for i, (name, n) in enumerate(zip(experts, split))
+        ]
+        k = len(experts)
+        mem["weight_bytes"] = one_w * k
+        mem["weight_bytes_by_dtype"] = {d: v * k for d, v in mem["weight_bytes_by_dtype"].items()}
+        mem["parameters_by_dtype"] = {d: v * k for d, v in mem["parameters_by_dtype"].items()}
+        mem["total_bytes"] = mem["weight_bytes"] + mem["activation_peak_bytes"]
+        data["model"]["parameters"] = one_p * k
+        data["model"]["parameters_per_expert"] = one_p
+        data["notes"].append(
+            f"{k} experts of the same architecture ({', '.join(experts)}) switch at boundary_ratio "
+            f"{p.get('boundary_ratio')} x {p.get('num_train_timesteps', 1000)} timesteps: steps {split}; "
+            "per-forward cost is the same for both; weight memory counts both (as loaded by WanPipeline)"
+        )

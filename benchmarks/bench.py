@@ -1,0 +1,134 @@
+"""fxmeter speed benchmark: cold, warm and sweep against the FlopCounterMode baseline.
+
+Run from the repository root::
+
+    python benchmarks/bench.py [--reps 3]
+
+Every case is a whole process (``sys.executable``), timed by wall clock, with its
+peak RSS from ``os.wait4``.  Cold runs get a fresh empty ``FXMETER_CACHE_DIR`` and
+are interleaved with the baseline so both see the same machine load.  A cold CLI
+run reports from a static trace and leaves the dynamic trace that fills the cache
+to a detached background process; the benchmark waits for it and prints its time
+and RSS too (``cache ready``).  Medians of ``--reps`` repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODEL = "wan2.1-t2v-14b"
+CLI = [sys.executable, "-m", "fxmeter.cli"]
+
+
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in MB) of one whole process; fails loudly on a non-zero exit."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode() if p.stderr else ""
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {err.strip()}")
+    return wall, ru.ru_maxrss // 1024
+
+
+def wait_fill(cache: Path, timeout: float = 300) -> dict[str, float]:
+    """Stats of the background fill in ``cache`` once it is done."""
+    sym = cache / "symbolic"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not list(sym.glob("*.lock")) and list(sym.glob("*.fill.json")):
+            return json.loads(next(sym.glob("*.fill.json")).read_text())  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise SystemExit("background fill did not finish")
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="fxmeter-bench-"))
+    base_env = dict(os.environ)
+    base_env.pop("FXMETER_BACKGROUND", None)
+    res: dict[str, list[tuple[float, int]]] = {"baseline": [], "cold": [], "warm": [], "warm_report": [], "sweep": []}
+    fills: list[dict[str, float]] = []
+    try:
+        cache = root / "cache-0"
+        for i in range(args.reps):
+            res["baseline"].append(run([sys.executable, str(HERE / "baseline_flopcounter.py")], base_env))
+            cache = root / f"cache-{i}"
+            env = dict(base_env, FXMETER_CACHE_DIR=str(cache))
+            res["cold"].append(run([*CLI, "trace", MODEL, "-w", "720p", "--run-id", f"cold{i}",
+                                    "--output-root", str(root / "out")], env))
+            fills.append(wait_fill(cache))
+        env = dict(base_env, FXMETER_CACHE_DIR=str(cache))
+        for i in range(args.reps):
+            # a new workload of the cached model: 480p, then 480p with 49 frames ...
+            res["warm"].append(run([*CLI, "trace", MODEL, "-w", "480p", "--frames", str(33 + 16 * i),
+                                    "--run-id", f"warm{i}", "--output-root", str(root / "out")], env))
+            code = (
+                "import fxmeter, pathlib\n"
+                f"r = fxmeter.trace({MODEL!r}, workload='480p', frames={41 + 16 * i}, run_id='wr{i}')\n"
+                "assert r['trace']['cache'] == 'hit'\n"
+                f"pathlib.Path({str(root / f'warm{i}.json')!r}).write_bytes(r.to_json())\n"
+            )
+            res["warm_report"].append(run([sys.executable, "-c", code], env))
+            res["sweep"].append(run([*CLI, "sweep", MODEL, "--height", "480,720", "--width", "832,1280",
+                                     "--frames", "17,33,49,65,81", "--steps", "10,20,30,40,50",
+                                     "--run-id", f"sweep{i}", "--output-root", str(root / "out")], env))
+        code = (f"import sys, fxmeter; fxmeter.trace({MODEL!r}, workload='480p', run_id='imp'); "
+                "print(','.join(m for m in ('torch', 'diffusers', 'sympy', 'networkx') if m in sys.modules))")
+        heavy = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    base = med([w for w, _ in res["baseline"]])
+    print(f"fxmeter benchmark: {MODEL}, {args.reps} reps (medians); python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, {platform.machine()}")
+    try:
+        from importlib.metadata import version
+
+        print(f"torch {version('torch')}, diffusers {version('diffusers')}")
+    except Exception:  # pragma: no cover
+        pass
+    rows = [
+        ("baseline (import torch+diffusers, 14B on meta, FlopCounterMode forward)", "baseline", None),
+        ("cold  `fxmeter trace -w 720p` (empty cache)", "cold", "cold/baseline"),
+        ("warm  `fxmeter trace -w 480p --frames N` (new workload, with charts)", "warm", None),
+        ("warm  report.json only (fxmeter.trace + to_json, new workload)", "warm_report", None),
+        ("sweep `fxmeter sweep` 100 points (CSV+JSON+PNG)", "sweep", None),
+    ]
+    for label, key, ratio in rows:
+        w = med([x for x, _ in res[key]])
+        rss = max(r for _, r in res[key])
+        extra = f"  ratio {w / base:.2f}" if ratio else ""
+        print(f"  {label:<74} {w:6.2f} s  peak RSS {rss:4d} MB{extra}")
+    print(f"  {'cache ready (background dynamic trace after a cold run, niced)':<74} "
+          f"{med([f['seconds'] for f in fills]):6.2f} s  peak RSS {max(f['maxrss_kb'] for f in fills) // 1024:4d} MB")
+    print(f"  warm path heavy imports: {heavy or 'none'}")
+    cold = med([x for x, _ in res["cold"]])
+    print("targets: cold/baseline <= 1.0: {}; cold RSS <= 600 MB: {}; warm <= 1.0 s: {} (report only: {}); "
+          "sweep <= 2.0 s: {}".format(
+              cold / base <= 1.0, max(r for _, r in res["cold"]) <= 600, med([x for x, _ in res["warm"]]) <= 1.0,
+              med([x for x, _ in res["warm_report"]]) <= 1.0, med([x for x, _ in res["sweep"]]) <= 2.0))
+
+
+if __name__ == "__main__":
+    main()

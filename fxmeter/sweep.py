@@ -1,0 +1,252 @@
+"""``fxmeter sweep``: one symbolic model, many workloads -> CSV, JSON and a PNG plot.
+
+The model is traced (or loaded from the cache) once; every grid point is one call
+of the compiled formula table (exact ints, no torch).  Points outside a cached
+trace's guards are traced statically, one by one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from .errors import ConfigError, FxmeterError, WorkloadError
+
+LOG = logging.getLogger(__name__)
+
+COLUMNS = (
+    "workload", "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale", "passes_per_step",
+    "tokens", "tensor_core_flops_per_forward", "cuda_core_flops_per_forward", "flops_per_forward",
+    "bytes_read_per_forward", "bytes_written_per_forward", "flops_end_to_end", "bytes_end_to_end",
+    "weight_bytes", "activation_peak_bytes", "memory_bytes", "predicted_seconds",
+)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The rows of a sweep (one per workload) and where they came from."""
+
+    model: str
+    dtype: str
+    hardware: str | None
+    rows: list[dict[str, Any]]
+    trace: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "dtype": self.dtype, "hardware": self.hardware, "columns": list(COLUMNS),
+                "rows": self.rows, "trace": self.trace}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+
+    def to_csv(self) -> bytes:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
+        return buf.getvalue().encode()
+
+
+def int_list(text: str | None, name: str) -> list[int | None]:
+    """``"480,720"`` -> ``[480, 720]``; None -> ``[None]`` (the preset's value)."""
+    if text is None:
+        return [None]
+    out: list[int | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            v = int(part)
+        except ValueError:
+            raise WorkloadError(f"--{name.replace('_', '-')}: {part!r} is not an integer") from None
+        if v <= 0:
+            raise WorkloadError(f"--{name.replace('_', '-')}: must be positive, got {v}")
+        out.append(v)
+    return out
+
+
+def predicted_seconds(data: dict[str, Any], hardware: str) -> float:
+    """Hook for the roofline model (``fxmeter.roofline``): seconds end to end on ``hardware``."""
+    try:
+        from . import roofline  # type: ignore[attr-defined]
+    except ImportError:
+        raise ConfigError("--hardware needs fxmeter.roofline, which this fxmeter does not have yet") from None
+    predict = getattr(roofline, "predict_seconds", None)
+    if predict is None:  # hook: fxmeter.roofline has apply(data, hw), which needs per-node rows
+        raise ConfigError("--hardware is not wired to fxmeter.roofline yet in `fxmeter sweep`")
+    return float(predict(data, hardware))
+
+
+def sweep(
+    model: str | None,
+    *,
+    grid: Mapping[str, Sequence[int | None]],
+    workload: str | None = None,
+    config: str | Path | None = None,
+    dtype: str = "bf16",
+    hardware: str | None = None,
+    cache: bool = True,
+    replicate: bool = True,
+    guidance_scale: float | None = None,
+) -> SweepResult:
+    """Evaluate every combination of ``grid`` (knob -> values; None = the preset's)."""
+    from .api import symbolic_model
+    from .evaluate import check_guards, evaluate
+    from .formula import compile_table
+    from .models import resolve_model
+    from .workload import normalize_dtype, resolve
+
+    resolved = resolve_model(model, config)
+    d = normalize_dtype(dtype)
+    knobs = sorted(grid)
+    points = []
+    for combo in itertools.product(*(grid[k] for k in knobs)):
+        ov: dict[str, Any] = {k: v for k, v in zip(knobs, combo) if v is not None}
+        if guidance_scale is not None:
+            ov["guidance_scale"] = guidance_scale
+        wl = resolve(workload, resolved.default_workload, **ov)
+        try:
+            geometry = resolved.adapter.geometry(resolved.config, wl)
+        except WorkloadError as e:
+            raise WorkloadError(f"{wl.height}x{wl.width}, {wl.frames} frames: {e}") from None
+        points.append((wl, geometry))
+    if not points:
+        raise WorkloadError("empty sweep")
+    sm = symbolic_model(resolved, d, points[0][1].dims, cache=cache, replicate=replicate)
+    fn = compile_table(sm.formulas, list(sm.meta["symbols"])) if sm.meta["mode"] == "dynamic" else None
+    rows = []
+    for wl, geometry in points:
+        this, ev = sm, fn
+        if check_guards(sm, geometry.dims):  # outside the trace's guards: a static trace of this point
+            this = symbolic_model(resolved, d, geometry.dims, cache=False, replicate=replicate)
+            ev = None
+        passes = resolved.adapter.passes_per_step(resolved.config, wl)
+        data = evaluate(this, wl, geometry, passes, "sweep", include_nodes=False, evaluator=ev).data
+        rows.append(row_of(data, hardware))
+    trace = {"mode": sm.meta["mode"], "cache": sm.meta.get("cache", "none"), "guards": sm.meta.get("guards", {}),
+             "symbols": sm.meta["symbols"]}
+    return SweepResult(resolved.id, d, hardware, rows, trace)
+
+
+def row_of(data: dict[str, Any], hardware: str | None) -> dict[str, Any]:
+    wl, pf, e2e, mem = data["workload"], data["totals"]["per_forward"], data["totals"]["end_to_end"], data["memory"]
+    return {
+        "workload": wl["name"],
+        "frames": wl["frames"],
+        "height": wl["height"],
+        "width": wl["width"],
+        "steps": wl["steps"],
+        "text_len": wl["text_len"],
+        "batch": wl["batch"],
+        "guidance_scale": wl["guidance_scale"],
+        "passes_per_step": wl["passes_per_step"],
+        "tokens": wl["tokens"],
+        "tensor_core_flops_per_forward": pf["tensor_core_flops"],
+        "cuda_core_flops_per_forward": pf["cuda_core_flops"],
+        "flops_per_forward": pf["flops"],
+        "bytes_read_per_forward": pf["bytes_read"],
+        "bytes_written_per_forward": pf["bytes_written"],
+        "flops_end_to_end": e2e["flops"],
+        "bytes_end_to_end": e2e["bytes_read"] + e2e["bytes_written"],
+        "weight_bytes": mem["weight_bytes"],
+        "activation_peak_bytes": mem["activation_peak_bytes"],
+        "memory_bytes": mem["total_bytes"],
+        "predicted_seconds": predicted_seconds(data, hardware) if hardware else None,
+    }
+
+
+def plot_png(result: SweepResult) -> bytes:
+    """End-to-end FLOPs against tokens, one line per resolution (matplotlib Agg, imported lazily)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    series: dict[str, list[tuple[int, int]]] = {}
+    for r in result.rows:
+        series.setdefault(f"{r['width']}x{r['height']}", []).append((r["tokens"], r["flops_end_to_end"]))
+    for label, pts in sorted(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] / 1e15 for p in pts], marker="o", label=label)
+    ax.set_xlabel("tokens per forward")
+    ax.set_ylabel("PFLOP end to end")
+    ax.set_title(f"{result.model} ({result.dtype}): FLOPs per generation")
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="width x height", fontsize=8)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True) -> list[Path]:
+    from .errors import OutputExistsError
+    from .report import atomic_write
+
+    if (out / "sweep.json").exists() and not force:
+        raise OutputExistsError(f"{out / 'sweep.json'} exists; pass --force or choose another --run-id")
+    files = {"sweep.json": result.to_json(), "sweep.csv": result.to_csv()}
+    if plot:
+        files["sweep.png"] = plot_png(result)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
+        atomic_write(out / name, payload)
+    return [out / n for n in files]
+
+
+@click.command("sweep")
+@click.argument("model", required=False)
+@click.option("--workload", "-w", default=None, help="Preset the unswept knobs come from; default: the model's.")
+@click.option("--frames", default=None, help="Comma-separated frame counts, e.g. 17,33,49.")
+@click.option("--height", default=None, help="Comma-separated heights in pixels, e.g. 480,720.")
+@click.option("--width", default=None, help="Comma-separated widths in pixels, e.g. 832,1280.")
+@click.option("--steps", default=None, help="Comma-separated denoising step counts.")
+@click.option("--text-len", default=None, help="Comma-separated text lengths.")
+@click.option("--batch", default=None, help="Comma-separated batch sizes.")
+@click.option("--guidance-scale", type=float, default=None, help="CFG scale for every point.")
+@click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32.")
+@click.option("--config", "config", type=click.Path(), default=None, help="Local diffusers config.json or model folder.")
+@click.option("--hardware", default=None, help="Add predicted seconds on this hardware (roofline).")
+@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-]); default: a UTC timestamp.")
+@click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
+@click.option("--force", is_flag=True, help="Overwrite an existing sweep of the same run id.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
+@click.option("--no-plot", is_flag=True, help="Skip sweep.png.")
+def sweep_command(model: str | None, workload: str | None, frames: str | None, height: str | None, width: str | None,
+                  steps: str | None, text_len: str | None, batch: str | None, guidance_scale: float | None, dtype: str,
+                  config: str | None, hardware: str | None, run_id: str | None, output_root: str, force: bool,
+                  no_cache: bool, no_plot: bool) -> None:
+    """Evaluate MODEL over a grid of workloads; write sweep.csv, sweep.json and sweep.png."""
+    import sys
+
+    from .api import default_run_id
+    from .report import check_run_id
+
+    try:
+        rid = check_run_id(run_id or default_run_id())
+        grid = {k: int_list(v, k) for k, v in (("frames", frames), ("height", height), ("width", width),
+                                                ("steps", steps), ("text_len", text_len), ("batch", batch))}
+        res = sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, hardware=hardware,
+                    cache=not no_cache, guidance_scale=guidance_scale)
+        from .models import get_spec
+
+        slug = get_spec(model).slug if model else "model"
+        out = Path(output_root) / rid / "static_analysis" / slug
+        paths = write(res, out, force=force, plot=not no_plot)
+    except FxmeterError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    click.echo(f"{res.model}: {len(res.rows)} workloads (trace {res.trace['mode']}, cache {res.trace['cache']})")
+    for p in paths:
+        click.echo(f"wrote {p}")

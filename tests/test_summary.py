@@ -1,0 +1,83 @@
+"""summary.md and its charts: rendered from report.json alone, well-formed markdown, PNGs linked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from fxmeter.cli import main
+from fxmeter.summary import CHART_BLOCKS, CHART_CATEGORIES, block_list, render, render_files
+from tests.reports_for_tests import make_report, wan_reports
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_markdown(md: str) -> None:
+    """Tables render only with a blank line before them and the same number of cells per row."""
+    lines = md.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|"):
+            assert i == 0 or lines[i - 1] == "", f"no blank line before table at line {i + 1}"
+            cells = lines[i].count("|") - lines[i].count("\\|")
+            assert re.fullmatch(r"\|(-{3,}:?\|)+|\|(:?-{3,}:?\|)+", lines[i + 1]), lines[i + 1]
+            while i < len(lines) and lines[i].startswith("|"):
+                assert lines[i].count("|") - lines[i].count("\\|") == cells, lines[i]
+                i += 1
+        else:
+            i += 1
+    assert md.count("```") % 2 == 0
+    for heading in ("## Workload", "## Totals", "## Memory", "## Top modules", "## Top categories",
+                    "## Unmodeled ops", "## Notes"):
+        assert f"\n{heading}" in md
+
+
+def test_toy_summary_files_and_links() -> None:
+    files = render_files(make_report())
+    md = files["summary.md"].decode()
+    check_markdown(md)
+    assert set(files) == {"summary.md", CHART_CATEGORIES, CHART_BLOCKS}
+    for name in (CHART_CATEGORIES, CHART_BLOCKS):
+        assert files[name].startswith(PNG_MAGIC)
+        assert f"]({name})" in md
+    assert "| `t.blocks.*.attn` x3 | Attention | 300 | 60.00% |" in md
+    # deterministic: the same report gives the same bytes, charts included
+    assert render_files(make_report()) == files
+
+
+def test_no_plots_links_no_charts() -> None:
+    files = render_files(make_report(), plots=False)
+    assert list(files) == ["summary.md"] and ".png" not in files["summary.md"].decode()
+    assert render(make_report()) == files["summary.md"].decode()
+
+
+def test_block_list() -> None:
+    parent, blocks = block_list(make_report(blocks=12))  # type: ignore[misc]
+    assert parent == "t.blocks" and [b["id"] for b in blocks][:3] == ["t.blocks.0", "t.blocks.1", "t.blocks.2"]
+    assert blocks[-1]["id"] == "t.blocks.11"
+
+
+def test_cli_summary_rerenders(tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_bytes(orjson.dumps(make_report()))
+    r = CliRunner().invoke(main, ["summary", str(tmp_path / "report.json")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "summary.md").read_text().startswith("# fxmeter: toy-3 @ toy")
+    assert (tmp_path / CHART_BLOCKS).read_bytes().startswith(PNG_MAGIC)
+    out = tmp_path / "elsewhere"
+    r = CliRunner().invoke(main, ["summary", str(tmp_path), "--no-plots", "-o", str(out)])
+    assert r.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["summary.md"]
+    r = CliRunner().invoke(main, ["summary", str(tmp_path / "missing.json")])
+    assert r.exit_code == 2 and r.output.startswith("error: no such report")
+
+
+@pytest.mark.slow
+def test_720p_summary_is_well_formed() -> None:
+    data = wan_reports("wan2.1-t2v-14b")["720p"].data
+    md = render(data, [("alt", CHART_CATEGORIES)])
+    check_markdown(md)
+    assert "| `transformer.blocks.*.attn1` x40 | WanAttention | 4,682,022,912,000,000 | 71.77% |" in md
+    assert "| tokens | 75,600 |" in md and "| latent shape | 1 x 16 x 21 x 90 x 160 |" in md
