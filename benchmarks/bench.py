@@ -111,7 +111,7 @@ def main() -> None:
     rows = [
         ("baseline (import torch+diffusers, 14B on meta, FlopCounterMode forward)", "baseline", None),
         ("cold  `fxmeter trace -w 720p` (empty cache)", "cold", "cold/baseline"),
-        ("warm  `fxmeter trace -w 480p --frames N` (new workload, with charts)", "warm", None),
+        ("warm  `fxmeter trace -w 480p --frames N` (new workload, default: no charts)", "warm", None),
         ("warm  report.json only (fxmeter.trace + to_json, new workload)", "warm_report", None),
         ("sweep `fxmeter sweep` 100 points (CSV+JSON+PNG)", "sweep", None),
     ]

@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import rules
-from rules import Cost
+from fxmeter import rules
+from fxmeter.rules import Cost
 
 from .adapters import Adapter
 from .formula import FormulaTable

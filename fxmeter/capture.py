@@ -28,7 +28,7 @@ import sympy
 import torch
 from torch import fx
 
-from rules import OpCall, TensorMeta
+from fxmeter.rules import OpCall, TensorMeta
 
 from .adapters import Adapter
 from .errors import ConfigError, TraceError

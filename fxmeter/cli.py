@@ -83,6 +83,7 @@ def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
 @click.option("--full-trace", is_flag=True, help="Trace every block instead of one per repeated list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON to stdout as well.")
+@click.option("--plots", is_flag=True, help="Also draw summary.md's PNG charts (matplotlib, ~1 s; `fxmeter summary` draws them later).")
 @click.option("--hardware", default=None, help="Predict time and check fit on this device (see `fxmeter hardware`).")
 @click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device).")
 @click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
@@ -93,7 +94,7 @@ def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--batched-cfg", is_flag=True, help="CFG as one pass of 2x the batch (activation memory doubles).")
 @handle_errors
 def trace(model: str | None, run_id: str | None, output_root: str, force: bool, strict: bool, no_cache: bool,
-          full_trace: bool, as_json: bool, **kw: Any) -> None:
+          full_trace: bool, as_json: bool, plots: bool, **kw: Any) -> None:
     """Trace MODEL for a workload; write report.json and summary.md."""
     from pathlib import Path
 
@@ -124,7 +125,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
             f"warning: {len(rep['unmodeled_ops'])} op(s) have no rule and count as 0 (first: {u['op']}); "
             "see unmodeled_ops in report.json, --strict to fail", err=True,
         )
-    out = rep.write(force=force, output_root=output_root)
+    out = rep.write(force=force, output_root=output_root, plots=plots)
     if as_json:
         click.echo(rep.to_json().decode())
         return
@@ -136,7 +137,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
 
         click.echo("\n".join(console_lines(rep.data)))
     click.echo(f"wrote {out / 'report.json'}")
-    click.echo(f"wrote {out / 'summary.md'}")
+    click.echo(f"wrote {out / 'summary.md'}" + (" (+ PNG charts)" if plots else ""))
 
 
 def background_fill() -> bool:
@@ -166,18 +167,23 @@ def models() -> None:
     """List the models with bundled configs."""
     from .models import MODELS
 
+    wid = max(len(m.id) for m in MODELS.values())
+    wwl = max(len(m.default_workload) for m in MODELS.values())
+    click.echo(f"{'model':<{wid}}  {'workload':<{wwl}}  description")
     for m in MODELS.values():
-        click.echo(f"{m.id:<22} default workload {m.default_workload:<8} {m.description}")
+        click.echo(f"{m.id:<{wid}}  {m.default_workload:<{wwl}}  {m.description}")
 
 
-# -- commands contributed by other modules (one line each) -----------------
-# (add `main.add_command(...)` lines here)
-main.add_command(__import__("fxmeter.hardware", fromlist=["hardware_command"]).hardware_command)
-main.add_command(__import__("fxmeter.verify", fromlist=["verify_command"]).verify_command)
-main.add_command(__import__("fxmeter.hotspots", fromlist=["top_command"]).top_command)
-main.add_command(__import__("fxmeter.compare", fromlist=["compare_command"]).compare_command)
-main.add_command(__import__("fxmeter.summary", fromlist=["summary_command"]).summary_command)
-main.add_command(__import__("fxmeter.sweep", fromlist=["sweep_command"]).sweep_command)
+# -- commands that live beside their logic (imported last: they use handle_errors) --
+from .compare import compare_command  # noqa: E402
+from .hardware import hardware_command  # noqa: E402
+from .hotspots import top_command  # noqa: E402
+from .summary import summary_command  # noqa: E402
+from .sweep import sweep_command  # noqa: E402
+from .verify import verify_command  # noqa: E402
+
+for _cmd in (verify_command, top_command, compare_command, summary_command, hardware_command, sweep_command):
+    main.add_command(_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,11 +46,15 @@ def evaluate(
     run_id: str,
     *,
     include_nodes: bool = True,
+    include_modules: bool = True,
     extra_notes: tuple[str, ...] = (),
     evaluator: Any = None,
     traffic: str = "eager",
 ) -> Report:
-    """The report document for ``wl`` (exact integers throughout); ``traffic``: eager or fused bytes."""
+    """The report document for ``wl`` (exact integers throughout); ``traffic``: eager or fused bytes.
+
+    ``include_modules=False`` keeps only the root module row (sweeps need totals only).
+    """
     meta = sm.meta
     symbols = list(meta["symbols"])
     bad = check_guards(sm, geometry.dims)
@@ -74,7 +78,7 @@ def evaluate(
 
     dynamic = meta["mode"] == "dynamic"
     modules = []
-    for mod in sm.modules:
+    for mod in sm.modules if include_modules else sm.modules[:1]:
         row = {
             "id": mod["id"],
             "parent": mod["parent"],

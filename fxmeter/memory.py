@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from rules import OpCall
+    from fxmeter.rules import OpCall
 
     from .capture import Capture
     from .formula import FormulaTable
@@ -55,7 +55,7 @@ def alias_source(rec: NodeLike, view_ops: frozenset[str] | None = None) -> str |
     not change the dtype (``Tensor.to`` returns self) alias their first input.
     """
     if view_ops is None:
-        from rules.free import VIEW_OPS
+        from fxmeter.rules.free import VIEW_OPS
 
         view_ops = VIEW_OPS
     if not rec.uses or not rec.call.outputs:

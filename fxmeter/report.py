@@ -91,11 +91,19 @@ class Report:
     def output_dir(self, output_root: str | Path = "tmp/profile-output") -> Path:
         return Path(output_root) / check_run_id(self.run_id) / "static_analysis" / self.slug
 
-    def write(self, directory: str | Path | None = None, *, force: bool = False, output_root: str | Path = "tmp/profile-output") -> Path:
-        """Write report.json and summary.md (and the summary's charts) into ``directory``.
+    def write(
+        self,
+        directory: str | Path | None = None,
+        *,
+        force: bool = False,
+        output_root: str | Path = "tmp/profile-output",
+        plots: bool = False,
+    ) -> Path:
+        """Write report.json and summary.md (and, with ``plots``, its PNG charts) into ``directory``.
 
         ``directory`` defaults to ``<output_root>/<run_id>/static_analysis/<slug>``.
-        An existing report there is not overwritten unless ``force``.
+        An existing report there is not overwritten unless ``force``.  Charts are
+        opt-in because matplotlib costs ~1 s; ``fxmeter summary REPORT`` draws them later.
         """
         out = Path(directory) if directory is not None else self.output_dir(output_root)
         if (out / "report.json").exists() and not force:
@@ -103,7 +111,7 @@ class Report:
         files: dict[str, bytes] = {"report.json": self.to_json()}
         from .summary import render_files
 
-        files.update(render_files(self.data))
+        files.update(render_files(self.data, plots=plots))
         out.mkdir(parents=True, exist_ok=True)
         for name, payload in files.items():
             atomic_write(out / name, payload)

@@ -121,9 +121,12 @@ def render(data: dict[str, Any], charts: Sequence[tuple[str, str]] = ()) -> str:
         )
     if len(cats) > 5:
         out.append(f"\n{len(cats) - 5} more categories in report.json (`fxmeter top REPORT --by category -k 20`).")
+    out.append("\n## Charts\n")
     if charts:
-        out.append("\n## Charts\n")
         out.append("\n\n".join(f"![{alt}]({name})" for alt, name in charts))
+    else:
+        out.append("Not drawn for this run (they cost ~1 s): `fxmeter summary report.json` adds them here, "
+                   "as does `fxmeter trace --plots`.")
     if data.get("hardware"):  # roofline time table and fit (fxmeter.roofline)
         out.append("\n" + __import__("fxmeter.roofline", fromlist=["render_markdown"]).render_markdown(data))
     out.append("\n## Unmodeled ops\n")
@@ -257,6 +260,8 @@ def headline(data: dict[str, Any]) -> str:
     """The few console lines `fxmeter trace` prints."""
     wl, tot, mem = data["workload"], data["totals"], data["memory"]
     pf, e2e = tot["per_forward"], tot["end_to_end"]
+    from .hotspots import top
+
     lines = [
         f"{data['model']['id']} @ {wl['name']}: {wl['tokens']:,} tokens (latent {'x'.join(map(str, wl['latent_shape']))}), "
         f"{wl['steps']} steps x {wl['passes_per_step']} passes",
@@ -264,10 +269,10 @@ def headline(data: dict[str, Any]) -> str:
         f"  CUDA-core FLOPs per forward    {pf['cuda_core_flops']:>28,}  ({human(pf['cuda_core_flops'], 'FLOP')})",
         f"  FLOPs end to end               {e2e['flops']:>28,}  ({human(e2e['flops'], 'FLOP')})",
         f"  weights {human_bytes(mem['weight_bytes'])}, peak activations {human_bytes(mem['activation_peak_bytes'])}",
-        "  top modules: "
+        "  top modules (own tensor-core FLOPs): "
         + ", ".join(
-            f"{m['id'].removeprefix('transformer.')} {100 * m['self']['tensor_core_flops'] / (pf['tensor_core_flops'] or 1):.1f}%"
-            for m in top_modules(data, 3, "tensor_core_flops", by_self=True)
+            f"{r.key.removeprefix('transformer.')}{f' x{r.count}' if r.count > 1 else ''} {100 * r.share:.1f}%"
+            for r in top(data, "module", "tensor_core_flops", 3).rows
         ),
     ]
     return "\n".join(lines)

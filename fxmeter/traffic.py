@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .memory import NodeLike, alias_source
 
 if TYPE_CHECKING:
-    from rules import Cost
+    from fxmeter.rules import Cost
 
     from .formula import FormulaTable
 

@@ -74,12 +74,19 @@ def matmul(call: OpCall) -> Cost:
 
 @register("aten.einsum.default", family="matmul")
 def einsum(call: OpCall) -> Cost:
-    """2 x the product of every distinct index extent (one contraction)."""
+    """Two or more operands: 2 x the product of every distinct index extent (one contraction).
+
+    One operand (``"nhwpqc->nchpwq"``, SD3's unpatchify) multiplies nothing: a pure
+    permutation is a copy (0 FLOPs), a reduction costs 1 CUDA-core FLOP per input element.
+    """
     equation: str = call.args[0]
     operands = call.args[1]
-    lhs = equation.replace(" ", "").split("->")[0]
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
     extents: dict[str, object] = {}
     for spec, t in zip(lhs.split(","), operands):
         for ch, size in zip(spec, t.shape):
             extents.setdefault(ch, size)
+    if len(operands) == 1:
+        reduces = bool(rhs) and len(set(rhs)) < len(set(lhs))
+        return Cost(0, operands[0].numel if reduces else 0, call.read_bytes(), call.written_bytes())
     return _io(call, 2 * numel(extents.values()))

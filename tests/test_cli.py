@@ -118,7 +118,7 @@ def test_config_not_an_object(tmp_path: Path) -> None:
 
 
 def test_strict_fails_on_unmodeled_op(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rules
+    from fxmeter import rules
 
     monkeypatch.delitem(rules.REGISTRY, "aten.silu.default")
     code, _, err = run("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--no-cache", "--strict",

@@ -8,9 +8,8 @@ from typing import Any, NamedTuple
 import pytest
 
 import fxmeter
-import rules
-from fxmeter import memory, traffic
-from rules import OpCall, TensorMeta
+from fxmeter import memory, rules, traffic
+from fxmeter.rules import OpCall, TensorMeta
 
 
 def bf16(*shape: int) -> TensorMeta:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sympy
 
-import rules
-from rules import Cost, OpCall, TensorMeta
+from fxmeter import rules
+from fxmeter.rules import Cost, OpCall, TensorMeta
 
 
 def t(*shape: int | sympy.Expr, dtype: str = "bfloat16") -> TensorMeta:
@@ -47,6 +47,18 @@ def test_mm_bmm_addmm() -> None:
     assert cost("aten.bmm.default", t(2, 3, 4), t(2, 4, 5), out=t(2, 3, 5)).tensor_core_flops == 2 * 2 * 3 * 4 * 5
     c = cost("aten.addmm.default", t(5), t(3, 4), t(4, 5), out=t(3, 5))
     assert (c.tensor_core_flops, c.cuda_core_flops) == (120, 15)  # the bias add is 3*5 CUDA-core
+
+
+def test_einsum_contraction_and_permutation() -> None:
+    # "bij,bjk->bik" over b=2, i=3, j=4, k=5: 2 * 2*3*4*5 = 240, as FlopCounterMode's bmm
+    c = cost("aten.einsum.default", "bij,bjk->bik", [t(2, 3, 4), t(2, 4, 5)], out=t(2, 3, 5))
+    assert c.tensor_core_flops == 240
+    # SD3's unpatchify "nhwpqc->nchpwq" is a permutation: a copy, no FLOPs (FlopCounterMode: 0)
+    x = t(1, 64, 64, 2, 2, 16)
+    c = cost("aten.einsum.default", "nhwpqc->nchpwq", [x], out=t(1, 16, 64, 2, 64, 2))
+    assert c == Cost(0, 0, 262144 * 2, 262144 * 2)  # 1*64*64*2*2*16 = 262,144 bf16 elements in, same out
+    # a one-operand reduction "ij->i": 1 add per input element
+    assert cost("aten.einsum.default", "ij->i", [t(3, 4)], out=t(3)).cuda_core_flops == 12
 
 
 def test_conv3d_patch_embedding() -> None:

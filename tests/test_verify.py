@@ -12,11 +12,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import rules
+from fxmeter import rules
 from fxmeter.cli import main
 from fxmeter.errors import VerifyError
+from fxmeter.rules import Cost, OpCall, Rule, numel
 from fxmeter.verify import compare_values, load_settings, tolerances, verify
-from rules import Cost, OpCall, Rule, numel
 
 NO_CUDA = "no CUDA GPU here (torch.cuda.is_available() is False): the cuda reference needs one"
 
