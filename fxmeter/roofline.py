@@ -39,13 +39,13 @@ def node_time(cost: Mapping[str, int], tc_peak: float, cuda_peak: float, bandwid
 
 
 def _representative(module_id: str, replicas: Mapping[str, int]) -> str:
-    for lst in replicas:
-        prefix = f"transformer.{lst}."
-        if module_id.startswith(prefix):
-            head, _, rest = module_id[len(prefix) :].partition(".")
-            if head.isdigit():
-                return f"{prefix}0" + (f".{rest}" if rest else "")
-    return module_id
+    """``transformer.blocks.7.attn1`` -> ``transformer.blocks.0.attn1`` for replicated lists."""
+    from .analysis import ROOT
+    from .analysis import _representative as rep_path
+
+    if not module_id.startswith(f"{ROOT}."):
+        return module_id
+    return f"{ROOT}." + rep_path(module_id[len(ROOT) + 1 :], dict(replicas))
 
 
 def apply(data: dict[str, Any], hw: Hardware, *, precision: str = "bf16", efficiency: Mapping[str, float] | None = None) -> None:
