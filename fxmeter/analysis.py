@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the warm path (cache -> evaluate) imports this module: keep
 LOG = logging.getLogger(__name__)
 
 ROOT = "transformer"
-SCHEMA = 2  # 2: fused traffic rows, liveness v2, meta.matmul_weights (fxmeter.memory/.traffic)
+SCHEMA = 3  # 2: fused traffic rows, liveness v2, meta.matmul_weights; 3: fp32-kept weights stay out of fp8
 
 
 def module_id(path: str) -> str:
@@ -189,7 +189,9 @@ def analyze(cap: Capture, adapter: Adapter, meta: dict[str, Any], *, liveness: b
     from . import memory, traffic
 
     traffic.attach_fused(cap, node_rows, modules, table, node_costs)
-    meta["matmul_weights"] = memory.matmul_weights(cap.nodes, [r["family"] for r in node_rows], [r["replicas"] for r in node_rows])
+    meta["matmul_weights"] = memory.matmul_weights(
+        cap.nodes, [r["family"] for r in node_rows], [r["replicas"] for r in node_rows], meta.get("dtype")
+    )
     live = memory.liveness_profile(cap, table) if liveness else {}
     return SymbolicModel(
         meta=meta,

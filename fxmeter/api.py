@@ -178,7 +178,7 @@ def trace(
     wl = resolve(workload, resolved.default_workload, **overrides)
     d = normalize_dtype(dtype)
     rid = check_run_id(run_id or default_run_id())
-    geometry = resolved.adapter.geometry(resolved.config, wl)
+    geometry = resolved.geometry(wl)
     sm = symbolic_model(resolved, d, geometry.dims, cache=cache, replicate=replicate, background=background)
     if strict and sm.unmodeled:
         ops = ", ".join(f"{u['op']} (x{u['count']})" for u in sm.unmodeled)
@@ -191,6 +191,11 @@ def trace(
     finish_report(rep.data, sm.meta, precision=precision, traffic=traffic, batched=batched, batched_cfg=batched_cfg,
                   hw=hw, efficiency=eff, include_nodes=include_nodes)
     resolved.adapter.annotate_report(resolved.config, wl, rep.data)  # model-specific sections (e.g. experts)
+    mem = rep.data["memory"]
+    if hw is not None and mem.get("fit"):  # the adapter may have changed the weights (two experts): fit again
+        from .memory import fit_check
+
+        mem["fit"] = fit_check(mem["weight_bytes"], mem["activation_peak_bytes"], hw.memory_bytes, hw.label)
     return rep
 
 
@@ -203,7 +208,7 @@ def _batched_activations(resolved: ResolvedModel, dtype: str, wl: Workload, sm: 
     from .memory import activation_summary
 
     wl2 = replace(wl, batch=2 * wl.batch)
-    geo2 = resolved.adapter.geometry(resolved.config, wl2)
+    geo2 = resolved.geometry(wl2)
     dynamic_ok = sm.meta.get("mode") == "dynamic" and not check_guards(sm, geo2.dims)
     sm2 = sm if dynamic_ok else symbolic_model(resolved, dtype, geo2.dims, cache=cache, replicate=replicate)
     symbols = list(sm2.meta["symbols"])

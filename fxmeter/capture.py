@@ -113,8 +113,8 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
             warnings.simplefilter("ignore")
             with torch.device("meta"):
                 model = cls.from_config(cfg)
-    except (TypeError, ValueError, KeyError, AssertionError) as e:
-        raise ConfigError(f"{config['_class_name']} rejected the config: {e}") from None
+    except Exception as e:  # the class's own validation: any error means this config cannot build it
+        raise ConfigError(f"{config['_class_name']} rejected the config: {type(e).__name__}: {e}") from None
     apply_dtype_policy(model, DTYPES[dtype])
     model.eval()
     return model
@@ -292,7 +292,9 @@ def capture(
     replicas: dict[str, int] = {}
     if replicate:
         for lst, key in adapter.repeated.items():
-            n = int(model_config.get(key, 0) or 0)
+            n = model_config.get(key, 0) or 0
+            if not isinstance(n, int) or isinstance(n, bool):
+                raise ConfigError(f"config key {key!r} must be an integer, got {n!r}")
             if n > 1:
                 overrides[key] = 1
                 replicas[lst] = n

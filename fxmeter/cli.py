@@ -35,13 +35,25 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be positive, got {value}")
-    return value
+class OneLineErrors(click.Group):
+    """A group whose usage errors (bad option, bad value type) are one ``error:`` line, exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="fxmeter")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
@@ -53,12 +65,12 @@ def main(verbose: int) -> None:
 def workload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option("--workload", "-w", default=None, help="Workload preset (see `fxmeter workloads`); default: the model's."),
-        click.option("--frames", type=int, callback=positive, help="Video frames (rounded to 4k+1 as the pipeline does)."),
-        click.option("--height", type=int, callback=positive, help="Height in pixels (multiple of 16)."),
-        click.option("--width", type=int, callback=positive, help="Width in pixels (multiple of 16)."),
-        click.option("--steps", type=int, callback=positive, help="Denoising steps."),
-        click.option("--text-len", type=int, callback=positive, help="Text-encoder sequence length."),
-        click.option("--batch", type=int, callback=positive, help="Videos per prompt batch."),
+        click.option("--frames", type=int, help="Video frames (rounded to 4k+1 as the pipeline does)."),
+        click.option("--height", type=int, help="Height in pixels (multiple of 16)."),
+        click.option("--width", type=int, help="Width in pixels (multiple of 16)."),
+        click.option("--steps", type=int, help="Denoising steps."),
+        click.option("--text-len", type=int, help="Text-encoder sequence length."),
+        click.option("--batch", type=int, help="Videos per prompt batch."),
         click.option("--guidance-scale", type=float, help="CFG scale; <= 1 means one pass per step."),
         click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32."),
         click.option("--config", "config", type=click.Path(), default=None, help="Local diffusers config.json or model folder."),
@@ -100,10 +112,11 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
 
     from .api import default_run_id
     from .api import trace as api_trace
-    from .report import check_run_id
+    from .report import check_run_id, check_writable
 
     ov = overrides_from(kw)
     rid = check_run_id(run_id or default_run_id())
+    check_writable(output_root)
     out_dir = None
     # refuse an existing run before spending seconds on a trace
     if not force and model:

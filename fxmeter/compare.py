@@ -75,14 +75,9 @@ def _data(x: Any) -> dict[str, Any]:
         from .report import Report
 
         return Report.load(x).data
-    from .report import SCHEMA_VERSION
+    from .report import validate
 
-    data = getattr(x, "data", x)
-    if not isinstance(data, dict) or not isinstance(data.get("tool"), dict) or data["tool"].get("name") != "fxmeter":
-        raise ReportError("not an fxmeter report")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ReportError(f"report has schema_version {data.get('schema_version')!r}; this fxmeter reads {SCHEMA_VERSION}")
-    return data
+    return validate(getattr(x, "data", x))
 
 
 def _label(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from .analysis import SCHEMA, SymbolicModel
 from .errors import WorkloadError
 from .formula import compile_table
 from .report import NOTES, SCHEMA_VERSION, Report, metrics_dict, scale
+from .traffic import has_fused
 from .workload import Workload
 
 COUNTING = {
@@ -64,7 +65,7 @@ def evaluate(
     vals: list[int] = fn(**{s: geometry.dims[s] for s in symbols})
 
     fused = traffic == "fused"
-    if fused and not (sm.nodes and "fused" in sm.nodes[0]):
+    if fused and not has_fused(sm.nodes):
         raise WorkloadError("this symbolic model has no fused traffic model; rerun with --no-cache")
 
     def m(idx: list[int], fidx: list[int] | None = None) -> dict[str, int]:

@@ -160,12 +160,16 @@ def liveness_profile(cap: Capture, table: FormulaTable) -> dict[str, Any]:
     return {"after_node": [table.add(v) for v in steps], "model": "v2"}
 
 
-def matmul_weights(nodes: Sequence[NodeLike], families: Sequence[str], replicas: Sequence[int]) -> dict[str, int]:
+def matmul_weights(
+    nodes: Sequence[NodeLike], families: Sequence[str], replicas: Sequence[int], dtype: str | None = None
+) -> dict[str, int]:
     """Parameters (and their bytes) that matmul/conv nodes use as weights, full model.
 
     A weight is the second operand of ``linear``/``conv`` (any operand of another
     matmul) traced back through views to a parameter (a graph input named ``p_...``
     that no node produces); each is counted once, times its block's replica count.
+    With ``dtype``, only weights of that dtype count: the modules diffusers keeps in
+    fp32 stay fp32 under ``--precision fp8`` too.
     """
     produced = {n.name: n for n in nodes}
 
@@ -189,6 +193,8 @@ def matmul_weights(nodes: Sequence[NodeLike], families: Sequence[str], replicas:
             i = rec.uses.index(u)
             if r in produced or not r.startswith("p_") or r in found or i >= len(tensors):
                 continue
+            if dtype is not None and tensors[i].dtype != dtype:
+                continue
             found[r] = (int(tensors[i].numel) * n, int(tensors[i].nbytes) * n)
     return {"parameters": sum(p for p, _ in found.values()), "bytes": sum(b for _, b in found.values())}
 
@@ -205,6 +211,8 @@ def block_of(module_id: str) -> str | None:
 def activation_summary(nodes: Sequence[Mapping[str, Any]], after_node: Sequence[int], vals: Sequence[int],
                        replicas: Mapping[str, int]) -> dict[str, Any]:
     """Peak live bytes, where it happens, and the largest live set inside each block."""
+    from .summary import natural_key
+
     peak, at = 0, None
     per_block: dict[str, int] = {}
     for i, idx in enumerate(after_node):
@@ -231,14 +239,10 @@ def activation_summary(nodes: Sequence[Mapping[str, Any]], after_node: Sequence[
         "activation_peak_node": at["name"] if at else None,
         "activation_peak_module": at["module"] if at else None,
         "blocks": {  # -> report["activation_blocks"]
-            "live_bytes_max": dict(sorted(per_block.items(), key=lambda kv: _natural(kv[0]))),
+            "live_bytes_max": dict(sorted(per_block.items(), key=lambda kv: natural_key(kv[0]))),
             "note": note + "; the largest live set inside each block, bytes",
         },
     }
-
-
-def _natural(s: str) -> tuple[Any, ...]:
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in s.split("."))
 
 
 def weights_for_precision(meta: Mapping[str, Any], precision: str) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .adapters import Adapter, adapter_for_class
+from .adapters import Adapter, Geometry, adapter_for_class
 from .errors import ConfigError, UnknownModelError
+from .workload import Workload
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,15 @@ class ResolvedModel:
     def diffusers_class(self) -> str:
         return self.adapter.diffusers_class
 
+    def geometry(self, wl: Workload) -> Geometry:
+        """The adapter's geometry for ``wl``; a config value of the wrong type is a ConfigError."""
+        try:
+            return self.adapter.geometry(self.config, wl)
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as e:
+            raise ConfigError(
+                f"config {self.config_source} has a value {self.diffusers_class} cannot use ({type(e).__name__}: {e})"
+            ) from None
+
 
 def get_spec(model_id: str) -> ModelSpec:
     if model_id not in MODELS:
@@ -202,7 +212,10 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
     clean["_class_name"] = class_name
     if isinstance(cfg.get("_pipeline"), dict):  # pipeline-level settings (never passed to the model class)
         clean["_pipeline"] = cfg["_pipeline"]
-    adapter = adapter.specialize(clean)
+    try:
+        adapter = adapter.specialize(clean)
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise ConfigError(f"config {path} has a value {class_name} cannot use ({type(e).__name__}: {e})") from None
     mid = model_id or f"custom-{path.parent.name or 'model'}"
     return ResolvedModel(
         id=mid,

@@ -112,13 +112,17 @@ class Report:
         from .summary import render_files
 
         files.update(render_files(self.data, plots=plots))
-        out.mkdir(parents=True, exist_ok=True)
-        for name, payload in files.items():
-            atomic_write(out / name, payload)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name, payload in files.items():
+                atomic_write(out / name, payload)
+        except OSError as e:
+            raise ReportError(f"cannot write the report into {out}: {e.strerror or e}") from None
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> Report:
+        """Read and validate a report.json (or the run folder holding one)."""
         p = Path(path)
         if p.is_dir():
             p = p / "report.json"
@@ -126,13 +130,39 @@ class Report:
             data = orjson.loads(p.read_bytes())
         except FileNotFoundError:
             raise ReportError(f"no such report: {p}") from None
-        except (orjson.JSONDecodeError, IsADirectoryError) as e:
+        except orjson.JSONDecodeError as e:
             raise ReportError(f"{p} is not a JSON file: {e}") from None
-        if not isinstance(data, dict) or data.get("tool", {}).get("name") != "fxmeter" if isinstance(data, dict) else True:
-            raise ReportError(f"{p} is not an fxmeter report")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ReportError(f"{p} has schema_version {data.get('schema_version')!r}; this fxmeter reads {SCHEMA_VERSION}")
-        return cls(data)
+        except OSError as e:
+            raise ReportError(f"cannot read {p}: {e.strerror or e}") from None
+        return cls(validate(data, str(p)))
+
+
+#: Top-level keys every reader (top, compare, summary, the golden plugin) relies on.
+REQUIRED_KEYS = ("model", "workload", "totals", "memory", "modules", "categories", "unmodeled_ops", "notes")
+
+
+def validate(data: Any, where: str = "report") -> dict[str, Any]:
+    """``data`` if it is an fxmeter report of this schema_version, else a ReportError."""
+    tool = data.get("tool") if isinstance(data, dict) else None
+    if not isinstance(tool, dict) or tool.get("name") != "fxmeter":
+        raise ReportError(f"{where} is not an fxmeter report")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ReportError(f"{where} has schema_version {data.get('schema_version')!r}; this fxmeter reads {SCHEMA_VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ReportError(f"{where} is an incomplete fxmeter report (no {', '.join(missing)})")
+    return data  # type: ignore[no-any-return]
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail early (before a trace) when ``folder`` cannot be created or written."""
+    p = Path(folder).absolute()
+    while not p.exists():
+        p = p.parent
+    if not p.is_dir():
+        raise ReportError(f"cannot write under {folder}: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ReportError(f"cannot write under {folder}: {p} is not writable")
 
 
 def atomic_write(path: Path, payload: bytes) -> None:

@@ -83,6 +83,9 @@ def apply(data: dict[str, Any], hw: Hardware, *, precision: str = "bf16", effici
                 acc[b] += total[c["id"]][b]
         total[m["id"]] = acc
         secs = sum(acc.values())
+        mine = own.get(m["id"]) or own.get(_representative(m["id"], replicas))
+        m["self_predicted_seconds"] = sum(mine.values()) if mine else 0.0
+        m["self_bound"] = max(BOUNDS, key=lambda b: mine[b]) if mine and m["self_predicted_seconds"] > 0 else None
         m["predicted_seconds"] = secs
         m["bound"] = max(BOUNDS, key=lambda b: acc[b]) if secs > 0 else None
         pf = m["per_forward"]
@@ -159,14 +162,22 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     pf = tot["per_forward"]["predicted_seconds"] or 1.0
     out.append("\nPer forward, by what bounds each node: " + ", ".join(
         f"{b} {sb[b]:,.3f} s ({100 * sb[b] / pf:.1f}%)" for b in BOUNDS))
-    rows = [m for m in data["modules"] if m.get("predicted_seconds") and m["depth"] >= 1]
-    leaves = [m for m in rows if not any(c["parent"] == m["id"] and c.get("predicted_seconds") for c in rows)]
-    leaves.sort(key=lambda m: -m["predicted_seconds"])
-    out.append("\n| module (leaf-most, per instance) | class | predicted s | bound | FLOP/byte |\n|---|---|---:|---|---:|")
-    for m in leaves[:12]:
-        ai = m.get("arithmetic_intensity")
-        out.append(f"| `{m['id']}` | {m['class']} | {m['predicted_seconds']:.4f} | {m['bound']} | "
-                   f"{ai:,.1f} |" if ai is not None else f"| `{m['id']}` | {m['class']} | {m['predicted_seconds']:.4f} | {m['bound']} | - |")
+    from .hotspots import fold_id, foldable_parents
+
+    parents = foldable_parents(data["modules"])
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for m in data["modules"]:
+        if m.get("self_predicted_seconds"):
+            groups.setdefault(fold_id(m["id"], parents), []).append(m)
+    ranked = sorted(groups.items(), key=lambda kv: (-sum(m["self_predicted_seconds"] for m in kv[1]), kv[0]))
+    out.append("\n| module (own nodes; folded blocks summed) | class | predicted s per forward | share | bound | FLOP/byte |")
+    out.append("|---|---|---:|---:|---|---:|")
+    for key, ms in ranked[:12]:
+        m0, secs = ms[0], sum(m["self_predicted_seconds"] for m in ms)
+        own_bytes = m0["self"]["bytes_read"] + m0["self"]["bytes_written"]
+        ai = f"{m0['self']['flops'] / own_bytes:,.1f}" if own_bytes else "-"
+        count = f" x{len(ms)}" if len(ms) > 1 else ""
+        out.append(f"| `{key}`{count} | {m0['class']} | {secs:.4f} | {100 * secs / pf:.1f}% | {m0['self_bound']} | {ai} |")
     fit = mem.get("fit")
     if fit:
         out.append(f"\n**Fit:** {fit['statement']}.")

@@ -116,7 +116,7 @@ def sweep(
             ov["guidance_scale"] = guidance_scale
         wl = resolve(workload, resolved.default_workload, **ov)
         try:
-            geometry = resolved.adapter.geometry(resolved.config, wl)
+            geometry = resolved.geometry(wl)
         except WorkloadError as e:
             raise WorkloadError(f"{wl.height}x{wl.width}, {wl.frames} frames: {e}") from None
         points.append((wl, geometry))
@@ -134,6 +134,7 @@ def sweep(
         light = hw is None  # totals only; the roofline needs every node and module
         data = evaluate(this, wl, geometry, passes, "sweep", include_nodes=not light, include_modules=not light,
                         evaluator=ev).data
+        resolved.adapter.annotate_report(resolved.config, wl, data)  # e.g. both experts' weights
         rows.append(row_of(data, hw))
     trace = {"mode": sm.meta["mode"], "cache": sm.meta.get("cache", "none"), "guards": sm.meta.get("guards", {}),
              "symbols": sm.meta["symbols"]}
@@ -192,7 +193,7 @@ def plot_png(result: SweepResult) -> bytes:
 
 
 def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True) -> list[Path]:
-    from .errors import OutputExistsError
+    from .errors import OutputExistsError, ReportError
     from .report import atomic_write
 
     if (out / "sweep.json").exists() and not force:
@@ -200,9 +201,12 @@ def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = T
     files = {"sweep.json": result.to_json(), "sweep.csv": result.to_csv()}
     if plot:
         files["sweep.png"] = plot_png(result)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, payload in files.items():
-        atomic_write(out / name, payload)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, payload in files.items():
+            atomic_write(out / name, payload)
+    except OSError as e:
+        raise ReportError(f"cannot write the sweep into {out}: {e.strerror or e}") from None
     return [out / n for n in files]
 
 
@@ -232,10 +236,11 @@ def sweep_command(model: str | None, workload: str | None, frames: str | None, h
     import sys
 
     from .api import default_run_id
-    from .report import check_run_id
+    from .report import check_run_id, check_writable
 
     try:
         rid = check_run_id(run_id or default_run_id())
+        check_writable(output_root)
         grid = {k: int_list(v, k) for k, v in (("frames", frames), ("height", height), ("width", width),
                                                 ("steps", steps), ("text_len", text_len), ("batch", batch))}
         res = sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, hardware=hardware,

@@ -40,7 +40,7 @@ import click
 import orjson
 
 from .errors import VerifyError
-from .report import Report, atomic_write, check_run_id
+from .report import Report, atomic_write, check_run_id, check_writable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -520,10 +520,12 @@ def verify(
     settings = load_settings()
     tol = tolerances(tolerance, settings)
     rid = check_run_id(run_id or default_run_id())
+    if write:
+        check_writable(output_root)
     resolved = resolve_model(model, config)
     wl = resolve(workload, resolved.default_workload, **overrides)
     d = normalize_dtype(dtype)
-    geometry = resolved.adapter.geometry(resolved.config, wl)
+    geometry = resolved.geometry(wl)
     out_dir = Path(output_root) / rid / "static_analysis" / resolved.slug
 
     rep: Report | None = None
@@ -544,10 +546,13 @@ def verify(
             rep.write(out_dir, force=True)
             result.files.append(out_dir / "report.json")
         vdir = out_dir / "verify"
-        vdir.mkdir(parents=True, exist_ok=True)
-        for name, doc in (("layers.json", layers), ("end2end.json", end2end)):
-            atomic_write(vdir / name, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-            result.files.append(vdir / name)
+        try:
+            vdir.mkdir(parents=True, exist_ok=True)
+            for name, doc in (("layers.json", layers), ("end2end.json", end2end)):
+                atomic_write(vdir / name, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+                result.files.append(vdir / name)
+        except OSError as e:
+            raise VerifyError(f"cannot write into {vdir}: {e.strerror or e}") from None
     return result
 
 

@@ -88,7 +88,7 @@ def validate(wl: Workload) -> None:
             raise WorkloadError(f"{f.name} must be an integer, got {v!r}")
         if f.name == "steps":
             if v < 1:
-                raise WorkloadError(f"steps must be >= 1, got {v}")
+                raise WorkloadError(f"steps must be positive (>= 1), got {v}")
         elif v <= 0:
             raise WorkloadError(f"{f.name} must be positive, got {v}")
     if not isinstance(wl.guidance_scale, (int, float)) or wl.guidance_scale != wl.guidance_scale:

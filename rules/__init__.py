@@ -17,7 +17,6 @@ Counting semantics (also in the README):
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -162,14 +161,6 @@ def register(*targets: str, family: str) -> Callable[[Callable[[OpCall], Cost]],
 
 def lookup(target: str) -> Rule | None:
     return REGISTRY.get(target)
-
-
-def ceil_div(a: Num, b: int) -> Num:
-    return -(-a // b)
-
-
-def prod_int(xs: Iterable[int]) -> int:
-    return math.prod(xs)
 
 
 from .free import FREE_OPS  # noqa: E402  (the free list must exist before rules register)

@@ -18,9 +18,9 @@ from . import Cost, OpCall, register
     family="cast",
 )
 def cast(call: OpCall) -> Cost:
-    """0 if dtype unchanged and no copy requested, else N FLOPs, N*in + N*out bytes."""
+    """0 if the dtype is unchanged (bytes only when a copy is forced), else N FLOPs, N*in + N*out bytes."""
     x, out = call.args[0], call.out
     copy = bool(call.kwargs.get("copy", False)) or call.target == "aten._to_copy.default"
-    if x.dtype == out.dtype and not copy:
-        return Cost()
+    if x.dtype == out.dtype:  # no conversion: free, or a plain copy when one is forced
+        return Cost(0, 0, x.nbytes, out.nbytes) if copy else Cost()
     return Cost(0, out.numel, x.nbytes, out.nbytes)

@@ -2,7 +2,7 @@
 
 Cost per *output* element: 1 for add/sub/mul/div and the like, 1 for each
 transcendental (exp, sin, cos, sqrt, rsqrt, log, tanh, erf, pow...), 2 for fused
-forms (addcmul, addcdiv, lerp, add with alpha != 1).  Bytes: every tensor operand
+forms (addcmul, addcdiv, lerp).  Bytes: every tensor operand
 read once at its own (un-broadcast) size, the output written once.  In-place
 variants (``add_``) cost the same as their out-of-place form.
 """

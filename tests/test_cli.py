@@ -132,3 +132,56 @@ def test_strict_fails_on_unmodeled_op(tiny_config: Path, tmp_path: Path, monkeyp
     data = orjson.loads((tmp_path / "u" / "static_analysis" / "wan" / "report.json").read_bytes())
     (u,) = data["unmodeled_ops"]
     assert u["op"] == "aten.silu.default" and u["count"] >= 2 and u["modules"]
+
+
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("patch_size", 2, "cannot use"),
+        ("in_channels", "x", "cannot use"),
+        ("rope_max_seq_len", None, "cannot use"),
+        ("num_layers", "two", "must be an integer"),
+        ("ffn_dim", -5, "rejected the config"),
+    ],
+)
+def test_config_values_of_the_wrong_kind(key: str, value: object, needle: str, tmp_path: Path) -> None:
+    from tests.conftest import TINY_WAN
+
+    cfg = dict(TINY_WAN)
+    cfg[key] = value
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    code, _, err = run("trace", "--config", str(p), "-w", "ci-tiny", "--no-cache", "--output-root", str(tmp_path / "out"))
+    assert_one_line_error(code, err, needle)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"tool": "x", "schema_version": 1}', "not an fxmeter report"),
+        ('{"tool": {"name": "fxmeter"}, "schema_version": 1}', "incomplete fxmeter report"),
+        ('{"tool": {"name": "fxmeter"}, "schema_version": 99}', "schema_version 99"),
+        ("[1, 2", "not a JSON file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["top", "summary", "compare"])
+def test_bad_report_files_are_one_line(command: str, content: str, needle: str, tmp_path: Path) -> None:
+    p = tmp_path / "report.json"
+    p.write_text(content)
+    args = (command, str(p), str(p)) if command == "compare" else (command, str(p))
+    code, _, err = run(*args)
+    assert_one_line_error(code, err, needle)
+
+
+def test_unwritable_output_root_fails_before_tracing(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run("trace", "wan2.1-t2v-14b", "--output-root", str(blocker / "out"))
+    assert_one_line_error(code, err, "is not a folder")
+
+
+def test_click_usage_errors_are_one_line() -> None:
+    for args in (("trace", "wan2.1-t2v-14b", "--frames", "abc"), ("trace", "--bogus"), ("no-such-command",)):
+        code, _, err = run(*args)
+        assert code == 2 and err.strip().count("\n") == 0 and err.startswith("error:"), err

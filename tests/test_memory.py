@@ -167,3 +167,17 @@ def test_peak_reported(tiny: dict[str, Any]) -> None:
     per_block = tiny["eager"]["activation_blocks"]["live_bytes_max"]
     assert sorted(per_block) == ["transformer.blocks.0", "transformer.blocks.1", "transformer.blocks.2"]
     assert len(set(per_block.values())) == 1  # replicated blocks: the same live set
+
+
+def test_fp8_keeps_the_fp32_modules_fp32(tiny_config: Path) -> None:
+    import fxmeter
+
+    bf16 = fxmeter.trace(config=tiny_config, workload="ci-tiny", cache=False)["memory"]
+    fp8 = fxmeter.trace(config=tiny_config, workload="ci-tiny", cache=False, precision="fp8")["memory"]
+    by = fp8["weight_bytes_by_dtype"]
+    assert all(v > 0 for v in by.values()), by
+    # time_embedder linears are in _keep_in_fp32_modules: they stay in the fp32 bucket
+    assert by["float32"] == bf16["weight_bytes_by_dtype"]["float32"]
+    # each bf16 matmul weight moved to 1 byte: the bf16 bucket lost 2 bytes per fp8 parameter
+    assert bf16["weight_bytes_by_dtype"]["bfloat16"] - by["bfloat16"] == 2 * by["float8_e4m3fn"]
+    assert fp8["weight_bytes"] == sum(by.values())

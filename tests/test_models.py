@@ -188,3 +188,13 @@ def test_custom_dit_example(tmp_path: Path) -> None:
     #   + attention (QK^T, AV) 2*2*N*N*d = 1,073,741,824 + adaLN 2*d*6d = 786,432 -> 2,685,140,992; x 6 = 16,110,845,952
     #   patch_embed 2*N*16*d = 8,388,608 + time_embed 2*(256*d + d*d) = 262,144 + proj_out 2*N*d*16 = 8,388,608
     assert data["totals"]["per_forward"]["tensor_core_flops"] == 16_110_845_952 + 8_388_608 + 262_144 + 8_388_608
+
+
+def test_two_expert_fit_counts_both_experts() -> None:
+    import fxmeter
+
+    r = fxmeter.trace("wan2.2-t2v-a14b", workload="ci-tiny", hardware="h100")
+    mem = r["memory"]
+    # two experts, each the 14B architecture: 2 x 28,635,351,168 weight bytes (bf16 + fp32-kept modules)
+    assert mem["weight_bytes"] == 2 * 28_635_351_168 == 57_270_702_336
+    assert mem["fit"]["required_bytes"] == mem["weight_bytes"] + mem["activation_peak_bytes"]

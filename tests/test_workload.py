@@ -51,7 +51,7 @@ def test_non_positive_values_rejected(knob: str) -> None:
 
 
 def test_negative_steps_rejected() -> None:
-    with pytest.raises(WorkloadError, match="steps must be >= 1"):
+    with pytest.raises(WorkloadError, match="steps must be positive"):
         resolve("720p", "720p", steps=-3)
 
 
