@@ -112,12 +112,7 @@ class Report:
         from .summary import render_files
 
         files.update(render_files(self.data, plots=plots))
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name, payload in files.items():
-                atomic_write(out / name, payload)
-        except OSError as e:
-            raise ReportError(f"cannot write the report into {out}: {e.strerror or e}") from None
+        write_files(out, files, "the report")
         return out
 
     @classmethod
@@ -163,6 +158,17 @@ def check_writable(folder: str | Path) -> None:
         raise ReportError(f"cannot write under {folder}: {p} is not a folder")
     if not os.access(p, os.W_OK | os.X_OK):
         raise ReportError(f"cannot write under {folder}: {p} is not writable")
+
+
+def write_files(out: Path, files: Mapping[str, bytes], what: str) -> list[Path]:
+    """Create ``out`` and write each file atomically; an OS error is one ReportError line."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, payload in files.items():
+            atomic_write(out / name, payload)
+    except OSError as e:
+        raise ReportError(f"cannot write {what} into {out}: {e.strerror or e}") from None
+    return [out / n for n in files]
 
 
 def atomic_write(path: Path, payload: bytes) -> None:

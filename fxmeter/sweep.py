@@ -193,21 +193,15 @@ def plot_png(result: SweepResult) -> bytes:
 
 
 def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True) -> list[Path]:
-    from .errors import OutputExistsError, ReportError
-    from .report import atomic_write
+    from .errors import OutputExistsError
+    from .report import write_files
 
     if (out / "sweep.json").exists() and not force:
         raise OutputExistsError(f"{out / 'sweep.json'} exists; pass --force or choose another --run-id")
     files = {"sweep.json": result.to_json(), "sweep.csv": result.to_csv()}
     if plot:
         files["sweep.png"] = plot_png(result)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, payload in files.items():
-            atomic_write(out / name, payload)
-    except OSError as e:
-        raise ReportError(f"cannot write the sweep into {out}: {e.strerror or e}") from None
-    return [out / n for n in files]
+    return write_files(out, files, "the sweep")
 
 
 @click.command("sweep")

@@ -40,7 +40,7 @@ import click
 import orjson
 
 from .errors import VerifyError
-from .report import Report, atomic_write, check_run_id, check_writable
+from .report import Report, check_run_id, check_writable, write_files
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -545,14 +545,10 @@ def verify(
         if traced:
             rep.write(out_dir, force=True)
             result.files.append(out_dir / "report.json")
-        vdir = out_dir / "verify"
-        try:
-            vdir.mkdir(parents=True, exist_ok=True)
-            for name, doc in (("layers.json", layers), ("end2end.json", end2end)):
-                atomic_write(vdir / name, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
-                result.files.append(vdir / name)
-        except OSError as e:
-            raise VerifyError(f"cannot write into {vdir}: {e.strerror or e}") from None
+        docs = {"layers.json": layers, "end2end.json": end2end}
+        opt = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+        result.files += write_files(out_dir / "verify", {n: orjson.dumps(d, option=opt) for n, d in docs.items()},
+                                    "the verify files")
     return result
 
 
