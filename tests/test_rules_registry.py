@@ -15,7 +15,7 @@ import torch
 from fxmeter import rules
 from fxmeter.capture import target_name
 from fxmeter.rules import Cost, OpCall, TensorMeta
-from tests.rule_schema import host_callable, is_host, resolve, schema
+from tests.rule_schema import check_arg, host_callable, is_host, resolve, schema
 
 NAMES = sorted(set(rules.REGISTRY) | set(rules.FREE_OPS))
 ATEN = [n for n in NAMES if not is_host(n)]
@@ -151,3 +151,28 @@ def test_an_out_variant_reads_what_its_functional_reads() -> None:
     out = rules.lookup("aten.add.out").fn(OpCall("aten.add.out", (a, b), {"out": c}, (c,)))  # type: ignore[union-attr]
     plain = rules.lookup("aten.add.Tensor").fn(OpCall("aten.add.Tensor", (a, b), {}, (c,)))  # type: ignore[union-attr]
     assert out == plain == Cost(0, 32, (32 + 8) * 4, 32 * 4)
+
+
+def test_argument_tables_match_the_schemas() -> None:
+    """The per-overload argument positions the rules keep (conv's ``transposed``, casts' ``copy``,
+    attention masks, native_group_norm's ``group``) are where torch's schemas put them."""
+    from fxmeter.rules import attention, casts, conv, norms
+
+    for target in conv.GENERIC:
+        check_arg(target, 6, "transposed")
+    for target, index in casts.COPY_ARG.items():
+        check_arg(target, index, "copy")
+    for target, spec in attention.MASK.items():
+        if spec is None:  # no mask argument at all (flash attention)
+            assert not {"attn_mask", "attn_bias"} & {a.name for a in schema(target).arguments}, target
+        else:
+            check_arg(target, *spec)
+    for target in norms.NATIVE_GROUP_NORM:
+        check_arg(target, 6, "group")
+        check_arg(target, 1, "weight")
+        check_arg(target, 2, "bias")
+    # and the tables name every overload their rule is registered for
+    assert set(conv.GENERIC | conv.FORWARD | conv.TRANSPOSED) == {
+        n for n, r in rules.REGISTRY.items() if r.family == "conv"
+    }
+    assert set(attention.MASK) == {n for n, r in rules.REGISTRY.items() if r.family == "attention"}
