@@ -5,9 +5,11 @@ with grouped-query attention; any number of batch dims):
 
 * tensor-core FLOPs: 2*B*H*Lq*Lk*E (Q K^T) + 2*B*H*Lq*Lk*Ev (P V), exactly
   torch.utils.flop_counter's ``sdpa_flop_count`` (no causal halving, as there).
-  FlopCounterMode counts 0 for ``_scaled_dot_product_flash_attention_for_cpu`` and
-  ``_scaled_dot_product_fused_attention_overrideable`` (it has no formula for them);
-  fxmeter counts them as the attention they compute.
+  FlopCounterMode counts 0 for ``_scaled_dot_product_flash_attention_for_cpu``,
+  ``_scaled_dot_product_fused_attention_overrideable`` and
+  ``_scaled_dot_product_attention_math_for_mps`` (it has no formula for them);
+  fxmeter counts them as the attention they compute.  The batch is the output's
+  (query heads under GQA; broadcast batch dims as torch broadcasts them).
 * CUDA-core FLOPs: 6 per score, B*H*Lq*Lk scores: scale, running max, subtract,
   exp, running sum, normalise; plus 1 per score for an additive mask.
 * bytes: reads Q, K, V (and the mask), writes O; the Lq x Lk score matrix never
