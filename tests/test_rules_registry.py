@@ -15,7 +15,7 @@ import torch
 from fxmeter import rules
 from fxmeter.capture import target_name
 from fxmeter.rules import Cost, OpCall, TensorMeta
-from tests.rule_schema import check_arg, host_callable, is_host, resolve, schema
+from tests.rule_schema import check_arg, host_callable, is_host, resolve, schema, schema_checked_args  # noqa: F401  (fixture)
 
 NAMES = sorted(set(rules.REGISTRY) | set(rules.FREE_OPS))
 ATEN = [n for n in NAMES if not is_host(n)]
@@ -176,3 +176,36 @@ def test_argument_tables_match_the_schemas() -> None:
         n for n, r in rules.REGISTRY.items() if r.family == "conv"
     }
     assert set(attention.MASK) == {n for n, r in rules.REGISTRY.items() if r.family == "attention"}
+
+
+def _placeholder(arg: torch.Argument, rank: int) -> object:
+    """A plausible value for a schema argument: every tensor ``rank``-D, every list short."""
+    kind = str(arg.type)
+    if "Tensor" in kind:
+        tensor = TensorMeta((2,) * rank, "float32", 4)
+        return [tensor, tensor] if kind.startswith(("List", "Optional[List")) else tensor
+    if kind.startswith(("List", "Optional[List")):
+        return [1]
+    return {"str": "none", "bool": False, "float": 1.0, "number": 1, "int": 1, "SymInt": 1}.get(
+        kind.removeprefix("Optional[").rstrip("]")
+    )
+
+
+@pytest.mark.usefixtures("schema_checked_args")
+@pytest.mark.parametrize("name", sorted(rules.REGISTRY))
+def test_rules_read_arguments_where_every_overload_has_them(name: str) -> None:
+    """Each registered overload, called with every schema argument in its place (ranks 1-4, so each rule
+    runs through), under the schema check: a rule reading ``attn_mask`` at position 3 of an overload whose
+    position 3 is ``q_descale``, or ``approximate`` positionally where it is keyword-only, fails here."""
+    s = schema(name)
+    rule = rules.REGISTRY[name]
+    for rank in range(1, 5):
+        args = tuple(_placeholder(a, rank) for a in s.arguments if not a.kwarg_only)
+        kwargs = {a.name: _placeholder(a, rank) for a in s.arguments if a.kwarg_only}
+        outputs = tuple(TensorMeta((2,) * rank, "float32", 4) for r in s.returns if "Tensor" in str(r.type))
+        try:
+            rule.fn(OpCall(name, args, kwargs, outputs))
+        except AssertionError:
+            raise
+        except Exception:  # a shape this rule cannot take: its reads up to here were checked
+            continue
