@@ -27,11 +27,10 @@ never silently counted as a guess.
 
 from __future__ import annotations
 
-import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import reduce
+from functools import reduce, wraps
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -42,6 +41,7 @@ __all__ = [
     "REGISTRY",
     "FREE_OPS",
     "register",
+    "register_rows",
     "lookup",
     "is_free",
     "numel",
@@ -182,10 +182,22 @@ def register(*targets: str, family: str, out_args: Iterable[str] = ()) -> Callab
     return deco
 
 
+def register_rows(rows: Iterable[tuple[str, str | None, str | None]], rule: RuleFn, family: str) -> None:
+    """Register ``rule`` for each ``(functional, in-place, out=)`` row of ``aten`` overload names
+    (``None``: torch has no such variant); the out variants take a single ``out=`` tensor.
+
+    Names are spelled out: torch's in-place and out overloads are not derivable from the
+    functional name (``pow.Tensor_Scalar`` -> ``pow_.Scalar``, ``pow.Tensor_Scalar_out``).
+    """
+    rows = list(rows)
+    register(*(f"aten.{n}" for f, i, _ in rows for n in (f, i) if n), family=family)(rule)
+    register(*(f"aten.{o}" for _, _, o in rows if o), family=family, out_args=("out",))(rule)
+
+
 def _functional(fn: RuleFn, outs: tuple[str, ...]) -> RuleFn:
     """``fn`` applied to the call without its ``out=`` tensors."""
 
-    @functools.wraps(fn)
+    @wraps(fn)
     def rule(call: OpCall) -> Cost | None:
         kwargs = {k: v for k, v in call.kwargs.items() if k not in outs}
         return fn(OpCall(call.target, call.args, kwargs, call.outputs))

@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-from . import Cost, OpCall, register
-from .elementwise import elementwise, register_rows
+from . import Cost, OpCall, register, register_rows
+from .elementwise import elementwise
 
 register_rows(
     [

@@ -10,9 +10,9 @@ out-of-place form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from . import Cost, OpCall, register
+from . import Cost, OpCall, register_rows
 
 
 def elementwise(per_element: int) -> Callable[[OpCall], Cost]:
@@ -23,19 +23,6 @@ def elementwise(per_element: int) -> Callable[[OpCall], Cost]:
 
     rule.__doc__ = f"{per_element} CUDA-core FLOP(s) per output element."
     return rule
-
-
-def register_rows(
-    rows: Iterable[tuple[str, str | None, str | None]], rule: Callable[[OpCall], Cost], family: str
-) -> None:
-    """Register ``rule`` for each ``(functional, in-place, out=)`` row (``None``: torch has no such variant).
-
-    Names are spelled out: torch's in-place and out overloads are not derivable from the
-    functional name (``pow.Tensor_Scalar`` -> ``pow_.Scalar``, ``pow.Tensor_Scalar_out``).
-    """
-    rows = list(rows)
-    register(*(f"aten.{n}" for f, i, _ in rows for n in (f, i) if n), family=family)(rule)
-    register(*(f"aten.{o}" for _, _, o in rows if o), family=family, out_args=("out",))(rule)
 
 
 # functional, in-place, out=

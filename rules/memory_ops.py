@@ -13,8 +13,7 @@ In-place (``tril_``) and out variants (``cat.out``) cost the same as the op.
 
 from __future__ import annotations
 
-from . import Cost, OpCall, register
-from .elementwise import register_rows
+from . import Cost, OpCall, register, register_rows
 
 
 def move(call: OpCall) -> Cost:

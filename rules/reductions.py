@@ -5,8 +5,7 @@ Out variants (``sum.IntList_out``) and in-place ``cumsum_`` cost the same."""
 
 from __future__ import annotations
 
-from . import Cost, OpCall, register
-from .elementwise import register_rows
+from . import Cost, OpCall, register, register_rows
 
 
 def _reduce(per_in: int, per_out: int):  # type: ignore[no-untyped-def]
