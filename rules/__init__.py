@@ -13,6 +13,16 @@ Counting semantics (also in the README):
   a per-element cost stated in each rule's docstring.
 * ``bytes_read``/``bytes_written`` are the logical sizes of the tensors an op
   consumes and produces (dtype-aware); views move nothing.
+
+Every registered name is a real ``torch.ops`` overload (``aten.<op>.<overload>``),
+and every in-place and ``out=`` sibling of a modelled op is registered too:
+tests/test_rules_registry.py resolves each name against torch's schemas.  The check
+lives in the tests, not in :func:`register`, because this package is imported on the
+warm path (``fxmeter.analysis``), which must not import torch.
+
+A rule returns ``None`` to refuse a call it cannot model exactly (an exotic einsum,
+a matmul whose kernel depends on strides): the node is then listed as unmodeled,
+never silently counted as a guess.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import reduce
+from functools import reduce, wraps
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "REGISTRY",
     "FREE_OPS",
     "register",
+    "register_rows",
     "lookup",
     "is_free",
     "numel",
@@ -101,9 +112,9 @@ class OpCall:
     kwargs: dict[str, Any]
     outputs: tuple[TensorMeta, ...]
 
-    def arg(self, i: int, name: str, default: Any = None) -> Any:
-        """Positional-or-keyword argument ``i``/``name`` (schema order)."""
-        if i < len(self.args):
+    def arg(self, i: int | None, name: str, default: Any = None) -> Any:
+        """Argument ``name`` at schema position ``i`` (``None``: keyword-only)."""
+        if i is not None and i < len(self.args):
             return self.args[i]
         return self.kwargs.get(name, default)
 
@@ -131,32 +142,67 @@ def _tensors(values: Iterable[Any]) -> Iterator[TensorMeta]:
             yield from _tensors(v)
 
 
+RuleFn = Callable[[OpCall], Cost | None]  # None: the rule refuses (the op is listed as unmodeled)
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A registered cost formula and the op family it belongs to."""
+    """A registered cost formula and the op family it belongs to.
 
-    fn: Callable[[OpCall], Cost]
+    ``out_args`` names the ``out=`` tensors of an out variant (``aten.add.out``):
+    ``fn`` drops them before the formula sees the call, so they are written, not read.
+    """
+
+    fn: RuleFn
     family: str
     module: str
+    out_args: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def register(*targets: str, family: str) -> Callable[[Callable[[OpCall], Cost]], Callable[[OpCall], Cost]]:
+def register(*targets: str, family: str, out_args: Iterable[str] = ()) -> Callable[[RuleFn], RuleFn]:
     """Register ``fn`` as the rule for each op ``target`` (e.g. ``"aten.linear.default"``).
 
-    Registering a target twice is an error: one registry, one source of truth.
+    ``out_args``: for out variants (``"aten.add.out"``), the keyword-only output
+    tensors (``("out",)``); the rule then sees the functional call.  Registering a
+    target twice is an error: one registry, one source of truth.
     """
+    outs = tuple(out_args)
 
-    def deco(fn: Callable[[OpCall], Cost]) -> Callable[[OpCall], Cost]:
+    def deco(fn: RuleFn) -> RuleFn:
+        stored = _functional(fn, outs) if outs else fn
         for t in targets:
             if t in REGISTRY or t in FREE_OPS:
                 raise RuntimeError(f"duplicate registrations for {t}")
-            REGISTRY[t] = Rule(fn, family, fn.__module__)
+            REGISTRY[t] = Rule(stored, family, fn.__module__, outs)
         return fn
 
     return deco
+
+
+def register_rows(rows: Iterable[tuple[str, str | None, str | None]], rule: RuleFn, family: str) -> None:
+    """Register ``rule`` for each ``(functional, in-place, out=)`` row of ``aten`` overload names
+    (``None``: torch has no such variant); the out variants take a single ``out=`` tensor.
+
+    Names are spelled out: torch's in-place and out overloads are not derivable from the
+    functional name (``pow.Tensor_Scalar`` -> ``pow_.Scalar``, ``pow.Tensor_Scalar_out``).
+    """
+    rows = list(rows)
+    register(*(f"aten.{n}" for f, i, _ in rows for n in (f, i) if n), family=family)(rule)
+    register(*(f"aten.{o}" for _, _, o in rows if o), family=family, out_args=("out",))(rule)
+
+
+def _functional(fn: RuleFn, outs: tuple[str, ...]) -> RuleFn:
+    """``fn`` applied to the call without its ``out=`` tensors."""
+
+    @wraps(fn)
+    def rule(call: OpCall) -> Cost | None:
+        kwargs = {k: v for k, v in call.kwargs.items() if k not in outs}
+        return fn(OpCall(call.target, call.args, kwargs, call.outputs))
+
+    return rule
 
 
 def lookup(target: str) -> Rule | None:

@@ -10,25 +10,32 @@
 
 from __future__ import annotations
 
-from . import Cost, OpCall, register
+from . import Cost, OpCall, register, register_rows
 from .elementwise import elementwise
 
-register("aten.relu.default", "aten.relu_.default", "aten.leaky_relu.default", "aten.hardtanh.default", family="activation")(
-    elementwise(1)
+register_rows(
+    [
+        ("relu.default", "relu_.default", "relu.out"),
+        ("leaky_relu.default", "leaky_relu_.default", "leaky_relu.out"),
+        ("hardtanh.default", "hardtanh_.default", "hardtanh.out"),
+        ("tanh.default", "tanh_.default", "tanh.out"),
+    ],
+    elementwise(1),
+    "activation",
 )
-register("aten.tanh.default", "aten.tanh_.default", family="activation")(elementwise(1))
-register("aten.sigmoid.default", "aten.sigmoid_.default", family="activation")(elementwise(4))
-register("aten.silu.default", "aten.silu_.default", family="activation")(elementwise(4))
-register("aten.softplus.default", family="activation")(elementwise(3))
-register("aten.mish.default", family="activation")(elementwise(5))
+register_rows([("sigmoid.default", "sigmoid_.default", "sigmoid.out")], elementwise(4), "activation")
+register_rows([("silu.default", "silu_.default", "silu.out")], elementwise(4), "activation")
+register_rows([("softplus.default", None, "softplus.out")], elementwise(3), "activation")
+register_rows([("mish.default", "mish_.default", "mish.out")], elementwise(5), "activation")
 
 GELU_ERF = 5
 GELU_TANH = 9
 
 
 @register("aten.gelu.default", "aten.gelu_.default", family="activation")
+@register("aten.gelu.out", family="activation", out_args=("out",))
 def gelu(call: OpCall) -> Cost:
     """5 per element for the erf form, 9 for ``approximate='tanh'``."""
-    approx = call.arg(1, "approximate", "none")
+    approx = call.arg(None, "approximate", "none")
     per = GELU_TANH if approx == "tanh" else GELU_ERF
     return Cost(0, per * call.out.numel, call.read_bytes(), call.written_bytes())

@@ -26,10 +26,13 @@ def _affine(call: OpCall, weight_idx: int, bias_idx: int | None, n: Any) -> Any:
     return extra
 
 
+# layer_norm(input, normalized_shape, weight, bias, eps) and native_layer_norm (same positions; it also
+# returns mean and rstd, R values each, which are not counted as traffic: layer_norm computes them too)
 @register("aten.layer_norm.default", "aten.native_layer_norm.default", family="norm")
+@register("aten.native_layer_norm.out", family="norm", out_args=("out0", "out1", "out2"))
 def layer_norm(call: OpCall) -> Cost:
     """5*N + N (weight) + N (bias) + 2*R."""
-    x = call.args[0]
+    x = call.arg(0, "input")
     normalized = call.arg(1, "normalized_shape")
     n = x.numel
     rows = numel(x.shape[: x.ndim - len(normalized)])
@@ -37,10 +40,11 @@ def layer_norm(call: OpCall) -> Cost:
     return Cost(0, cc, call.read_bytes(), call.outputs[0].nbytes)
 
 
+# rms_norm(input, normalized_shape, weight, eps) and _fused_rms_norm (same positions; also returns rstd)
 @register("aten.rms_norm.default", "aten._fused_rms_norm.default", family="norm")
 def rms_norm(call: OpCall) -> Cost:
     """3*N + N (weight) + 3*R."""
-    x = call.args[0]
+    x = call.arg(0, "input")
     normalized = call.arg(1, "normalized_shape")
     n = x.numel
     rows = numel(x.shape[: x.ndim - len(normalized)])
@@ -48,12 +52,18 @@ def rms_norm(call: OpCall) -> Cost:
     return Cost(0, cc, call.read_bytes(), call.outputs[0].nbytes)
 
 
+#: native_group_norm(input, weight, bias, N, C, HxW, group, eps): weight 1, bias 2, groups 6
+NATIVE_GROUP_NORM = frozenset({"aten.native_group_norm.default", "aten.native_group_norm.out"})
+
+
+# group_norm(input, num_groups, weight, bias, eps, cudnn_enabled)
 @register("aten.group_norm.default", "aten.native_group_norm.default", family="norm")
+@register("aten.native_group_norm.out", family="norm", out_args=("out0", "out1", "out2"))
 def group_norm(call: OpCall) -> Cost:
     """5*N + N (weight) + N (bias) + 2*(batch*groups)."""
-    x = call.args[0]
-    native = call.target.startswith("aten.native_group_norm")
-    groups = call.args[6] if native else call.arg(1, "num_groups")
+    x = call.arg(0, "input")
+    native = call.target in NATIVE_GROUP_NORM
+    groups = call.arg(6, "group") if native else call.arg(1, "num_groups")
     n = x.numel
     w_idx, b_idx = (1, 2) if native else (2, 3)
     cc = 5 * n + _affine(call, w_idx, b_idx, n) + 2 * x.shape[0] * groups

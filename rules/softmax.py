@@ -4,11 +4,23 @@ Bytes: input read once, output written once."""
 
 from __future__ import annotations
 
-from . import Cost, OpCall, register
+from . import Cost, OpCall, register, register_rows
 from .elementwise import elementwise
 
-register("aten.softmax.int", "aten._softmax.default", "aten.special_softmax.int", family="softmax")(elementwise(5))
-register("aten.log_softmax.int", "aten._log_softmax.default", family="softmax")(elementwise(6))
+register_rows(
+    [
+        ("softmax.int", None, "softmax.int_out"),
+        ("_softmax.default", None, "_softmax.out"),
+        ("special_softmax.default", None, None),
+    ],
+    elementwise(5),
+    "softmax",
+)
+register_rows(
+    [("log_softmax.int", None, "log_softmax.int_out"), ("_log_softmax.default", None, "_log_softmax.out")],
+    elementwise(6),
+    "softmax",
+)
 
 
 @register("aten._safe_softmax.default", family="softmax")
