@@ -20,9 +20,9 @@ LOG = logging.getLogger(__name__)
 
 
 def default_run_id() -> str:
-    """UTC timestamp plus a random suffix (``20250101T120000Z-3f9a1c``): sorts by time, and
+    """UTC timestamp plus a random suffix (``20250101T120000Z-3f9a1c07``): sorts by time, and
     two runs started in the same second get different ids."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
 
 
 def _versions() -> dict[str, str]:

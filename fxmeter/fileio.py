@@ -149,7 +149,12 @@ def dumps(obj: Any, *, indent: bool = True, sort_keys: bool = True) -> bytes:
         return x
 
     raw = orjson.dumps(sub(obj), option=option)
-    return re.sub(b'"' + mark.encode() + rb':(\d+)"', lambda m: str(big[int(m[1])]).encode(), raw)
+    try:
+        digits = [str(n).encode() for n in big]
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits(), 4300): unreadable too
+        raise FxmeterError("a result has more than 4,300 digits and cannot be written as JSON; "
+                           "use smaller workload values") from None
+    return re.sub(b'"' + mark.encode() + rb':(\d+)"', lambda m: digits[int(m[1])], raw)
 
 
 def loads(data: bytes | str) -> Any:
