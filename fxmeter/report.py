@@ -128,10 +128,9 @@ class Report:
         The files appear together or not at all (:func:`write_files`); the run folder
         is claimed atomically, so of two concurrent writers of one run exactly one wins.
         """
-        run_folder = directory is None
-        out = self.output_dir(output_root) if run_folder else Path(directory)  # type: ignore[arg-type]
+        out = self.output_dir(output_root) if directory is None else Path(directory)
         write_files(out, self.files(plots=plots), "the report", claim="report.json", force=force,
-                    whole=run_folder, drop=DERIVED_FROM_REPORT.__contains__)
+                    whole=directory is None, drop=DERIVED_FROM_REPORT.__contains__)
         return out
 
     @classmethod
