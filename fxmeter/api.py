@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,9 @@ LOG = logging.getLogger(__name__)
 
 
 def default_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """UTC timestamp plus a random suffix (``20250101T120000Z-3f9a1c07``): sorts by time, and
+    two runs started in the same second get different ids."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
 
 
 def _versions() -> dict[str, str]:
@@ -177,7 +180,7 @@ def trace(
     resolved = resolve_model(model, config)
     wl = resolve(workload, resolved.default_workload, **overrides)
     d = normalize_dtype(dtype)
-    rid = check_run_id(run_id or default_run_id())
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
     geometry = resolved.geometry(wl)
     sm = symbolic_model(resolved, d, geometry.dims, cache=cache, replicate=replicate, background=background)
     if strict and sm.unmodeled:

@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import fileio
 from .analysis import SCHEMA, SymbolicModel
+from .errors import FxmeterError
 
 if TYPE_CHECKING:
     from .models import ResolvedModel
@@ -87,7 +89,7 @@ def cache_key(model: ResolvedModel, dtype: str, *, replicate: bool = True) -> di
 
 
 def key_digest(key: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(fileio.dumps(key, indent=False)).hexdigest()
 
 
 def entry_path(model: ResolvedModel, dtype: str, *, replicate: bool = True) -> Path:
@@ -96,10 +98,10 @@ def entry_path(model: ResolvedModel, dtype: str, *, replicate: bool = True) -> P
 
 def encode(key: dict[str, Any], sm: SymbolicModel) -> bytes:
     """Header line + payload (the bytes written to disk)."""
-    payload = orjson.dumps(sm.to_dict(), option=orjson.OPT_SORT_KEYS)
+    payload = fileio.dumps(sm.to_dict(), indent=False)
     header = {"magic": MAGIC, "format": FORMAT, "key": key, "payload_sha256": hashlib.sha256(payload).hexdigest(),
               "payload_bytes": len(payload)}
-    return orjson.dumps(header, option=orjson.OPT_SORT_KEYS) + b"\n" + payload
+    return fileio.dumps(header, indent=False) + b"\n" + payload
 
 
 def decode(blob: bytes, key: dict[str, Any]) -> SymbolicModel:
@@ -108,7 +110,7 @@ def decode(blob: bytes, key: dict[str, Any]) -> SymbolicModel:
     if not sep:
         raise ValueError("no header line")
     try:
-        header = orjson.loads(head)
+        header = fileio.loads(head)
     except orjson.JSONDecodeError as e:
         raise ValueError(f"header is not JSON ({e})") from None
     if not isinstance(header, dict) or header.get("magic") != MAGIC:
@@ -119,7 +121,7 @@ def decode(blob: bytes, key: dict[str, Any]) -> SymbolicModel:
         raise ValueError("key mismatch (other model, config, dtype or versions)")
     if header.get("payload_bytes") != len(payload) or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest():
         raise ValueError("payload hash mismatch (truncated or modified)")
-    d = orjson.loads(payload)
+    d = fileio.loads(payload)
     sm = SymbolicModel.from_dict(d)
     _check_shape(sm)
     return sm
@@ -145,11 +147,11 @@ def load(model: ResolvedModel, dtype: str, *, replicate: bool = True) -> Symboli
     key = cache_key(model, dtype, replicate=replicate)
     path = cache_dir() / "symbolic" / (key_digest(key) + SUFFIX)
     try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        LOG.warning("cannot read trace cache %s (%s); tracing again", path, e.strerror)
+        if not path.exists():
+            return None
+        blob = fileio.read_bytes(path, "trace cache", limit=fileio.MAX_CACHE_BYTES)
+    except (OSError, FxmeterError) as e:
+        LOG.warning("cannot read trace cache %s (%s); tracing again", path, getattr(e, "strerror", None) or e)
         return None
     try:
         return decode(blob, key)
@@ -239,7 +241,7 @@ def fill_in_background(model: ResolvedModel, dtype: str, *, replicate: bool = Tr
             start_new_session=True, env=env, close_fds=True,
         )
         assert proc.stdin is not None
-        proc.stdin.write(orjson.dumps(asdict(spec)))
+        proc.stdin.write(fileio.dumps(asdict(spec), indent=False, sort_keys=False))
         proc.stdin.close()
     except OSError as e:
         lock.unlink(missing_ok=True)
@@ -278,7 +280,7 @@ def _fill_main(lock: Path, parent: int = 0) -> int:
         from .api import trace_symbolic
         from .models import ResolvedModel
 
-        d = orjson.loads(spec_bytes)
+        d = fileio.loads(spec_bytes)
         spec = _Spec(**d)
         rm = ResolvedModel(spec.id, spec.config, spec.config_sha256, spec.config_source,
                            adapter_for_class(str(spec.config["_class_name"]), spec.config), spec.slug, spec.default_workload)
@@ -291,7 +293,7 @@ def _fill_main(lock: Path, parent: int = 0) -> int:
         stats["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         stats["finished"] = time.time()
         try:
-            lock.with_suffix(".fill.json").write_text(json.dumps(stats, sort_keys=True))
+            fileio.atomic_write(lock.with_suffix(".fill.json"), json.dumps(stats, sort_keys=True).encode())
         except OSError:
             pass
         lock.unlink(missing_ok=True)

@@ -28,11 +28,26 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except FxmeterError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            raise
+        except OSError as e:  # a path the file system refuses that no check named (last resort)
+            click.echo(f"error: {os_error_line(e)}", err=True)
+            sys.exit(2)
+        except OverflowError as e:  # e.g. seconds of 10**400 steps: past what a float holds
+            click.echo(f"error: a result is too large for a floating-point number ({e}); use smaller workload values",
+                       err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def os_error_line(e: OSError) -> str:
+    """``cannot use PATH: reason`` for an OSError (one line)."""
+    what = f"cannot use {e.filename}" if e.filename else "file system error"
+    return f"{what}: {e.strerror or e}".replace("\n", " ")
 
 
 class OneLineErrors(click.Group):
@@ -50,6 +65,11 @@ class OneLineErrors(click.Group):
         except click.exceptions.Abort:
             click.echo("aborted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            raise
+        except OSError as e:  # last resort for commands without handle_errors
+            click.echo(f"error: {os_error_line(e)}", err=True)
+            sys.exit(2)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -88,7 +108,7 @@ def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
 @main.command()
 @click.argument("model", required=False)
 @workload_options
-@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-]); default: a UTC timestamp.")
+@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-], at most 128); default: UTC timestamp + random suffix.")
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report of the same run id.")
 @click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
@@ -115,7 +135,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from .report import check_run_id, check_writable
 
     ov = overrides_from(kw)
-    rid = check_run_id(run_id or default_run_id())
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
     check_writable(output_root)
     out_dir = None
     # refuse an existing run before spending seconds on a trace

@@ -234,13 +234,12 @@ def compare_command(a: str, b: str, k: int, metric: str, no_fold: bool, as_json:
 
     @handle_errors
     def run() -> None:
-        import orjson
-
+        from .fileio import dumps
         from .report import Report
 
         c = compare(Report.load(a), Report.load(b), metric=metric, k=k, fold=not no_fold)
         if as_json:
-            click.echo(orjson.dumps(c.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
+            click.echo(dumps(c.to_dict()).decode())
         else:
             click.echo(render_compare(c))
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .errors import FxmeterError
+from .fileio import MAX_HARDWARE_BYTES, read_text
 
 LOG = logging.getLogger(__name__)
 
@@ -128,10 +129,7 @@ def parse_document(doc: Any, origin: str) -> list[Hardware]:
 def read_file(path: str | Path) -> list[Hardware]:
     """Devices of a user's hardware file (one-line :class:`HardwareError` when it is bad)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise HardwareError(f"cannot read hardware file {p}: {e.strerror or e}") from None
+    text = read_text(p, "hardware file", limit=MAX_HARDWARE_BYTES, error=HardwareError)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -240,13 +240,12 @@ def top_command(report: str, k: int, by: str, metric: str, depth: int | None, no
 
     @handle_errors
     def run() -> None:
-        import orjson
-
+        from .fileio import dumps
         from .report import Report
 
         t = top(Report.load(report).data, by, metric, k, depth=depth, fold=not no_fold)
         if as_json:
-            click.echo(orjson.dumps(t.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode())
+            click.echo(dumps(t.to_dict()).decode())
         else:
             click.echo(render_top(t))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .adapters import Adapter, Geometry, adapter_for_class
 from .errors import ConfigError, UnknownModelError
+from .fileio import MAX_CONFIG_BYTES, read_text
 from .workload import Workload
 
 
@@ -159,12 +160,7 @@ def _sha256(config: dict[str, Any]) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    text = read_text(path, "config file", limit=MAX_CONFIG_BYTES, error=ConfigError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

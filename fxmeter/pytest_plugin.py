@@ -91,9 +91,9 @@ def project(obj: Any) -> dict[str, Any]:
 
 def dumps(projection: Mapping[str, Any]) -> bytes:
     """Golden file bytes: sorted keys, 2-space indent, trailing newline."""
-    import orjson
+    from .fileio import dumps as dump_json
 
-    return orjson.dumps(projection, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    return dump_json(projection) + b"\n"
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -181,6 +181,9 @@ class GoldenReports:
         """
         if rtol < 0:
             raise ValueError(f"rtol must be >= 0, got {rtol}")
+        from .errors import FxmeterError
+        from .fileio import MAX_REPORT_BYTES, atomic_write, loads, read_bytes
+
         actual = project(report)
         payload = dumps(actual)
         path = self.path(name)
@@ -188,17 +191,19 @@ class GoldenReports:
             existed = path.exists()
             if not existed or path.read_bytes() != payload:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(payload)
+                atomic_write(path, payload)
             if not self.update:
                 pytest.fail(f"golden {path} did not exist; wrote it. Review it, commit it and re-run.", pytrace=False)
             return
         import orjson
 
         try:
-            expected = orjson.loads(path.read_bytes())
+            expected = loads(read_bytes(path, "golden", limit=MAX_REPORT_BYTES))
         except orjson.JSONDecodeError as e:
             pytest.fail(f"golden {path} is not JSON ({e}); rewrite it with --fxmeter-update-goldens", pytrace=False)
-        lines = diff(expected, orjson.loads(payload), rtol, exclude)
+        except FxmeterError as e:
+            pytest.fail(str(e), pytrace=False)
+        lines = diff(expected, loads(payload), rtol, exclude)
         if lines:
             shown = lines[:MAX_DIFF_LINES]
             more = [f"... {len(lines) - MAX_DIFF_LINES} more"] if len(lines) > MAX_DIFF_LINES else []

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .errors import OutputExistsError, ReportError, RunIdError
+from . import fileio
+from .errors import ReportError, RunIdError
+from .fileio import atomic_write
+
+__all__ = ["Report", "atomic_write", "check_run_id", "check_writable", "validate", "write_files"]
 
 SCHEMA_VERSION = 1
 METRICS = ("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written")
-RUN_ID_RE = re.compile(r"[A-Za-z0-9._-]+")
+RUN_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+MAX_RUN_ID = 128
+#: What a run folder holds that is derived from its report.json (stale once it is replaced).
+DERIVED_FROM_REPORT = ("summary.md", "summary_categories.png", "summary_blocks.png", "verify")
 
 NOTES = (
     "Counts the diffusion transformer only: the text encoder, the VAE encode/decode and the scheduler are not modeled.",
@@ -42,8 +48,16 @@ def scale(d: Mapping[str, int], k: int) -> dict[str, int]:
 
 
 def check_run_id(run_id: str) -> str:
-    if not run_id or not RUN_ID_RE.fullmatch(run_id) or run_id in (".", "..") or ".." in run_id:
-        raise RunIdError(f"unsafe run id {run_id!r}: use only letters, digits, '.', '_' and '-' (no '..', no '/')")
+    """``run_id`` if it is a safe folder name, else a RunIdError."""
+    if not isinstance(run_id, str) or not run_id:
+        raise RunIdError(f"empty run id {run_id!r}: name the run, or leave --run-id out for a timestamp")
+    if len(run_id) > MAX_RUN_ID:
+        raise RunIdError(f"run id of {len(run_id)} characters: at most {MAX_RUN_ID}")
+    if not RUN_ID_RE.fullmatch(run_id) or ".." in run_id:
+        raise RunIdError(
+            f"unsafe run id {run_id!r}: use only letters, digits, '.', '_' and '-', "
+            "starting with a letter, digit or '_' (no '..', no '/')"
+        )
     return run_id
 
 
@@ -81,7 +95,8 @@ class Report:
 
     # -- serialisation ----------------------------------------------------
     def to_json(self) -> bytes:
-        return orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+        """Sorted keys, 2-space indent; integers exact at any size."""
+        return fileio.dumps(self.data)
 
     def summary_markdown(self) -> str:
         from .summary import render
@@ -89,7 +104,13 @@ class Report:
         return render(self.data)
 
     def output_dir(self, output_root: str | Path = "tmp/profile-output") -> Path:
-        return Path(output_root) / check_run_id(self.run_id) / "static_analysis" / self.slug
+        return check_output_root(output_root) / check_run_id(self.run_id) / "static_analysis" / self.slug
+
+    def files(self, *, plots: bool = False) -> dict[str, bytes]:
+        """report.json, summary.md and (with ``plots``) its charts, as bytes."""
+        from .summary import render_files
+
+        return {"report.json": self.to_json(), **render_files(self.data, plots=plots)}
 
     def write(
         self,
@@ -104,27 +125,23 @@ class Report:
         ``directory`` defaults to ``<output_root>/<run_id>/static_analysis/<slug>``.
         An existing report there is not overwritten unless ``force``.  Charts are
         opt-in because matplotlib costs ~1 s; ``fxmeter summary REPORT`` draws them later.
+        The files appear together or not at all (:func:`write_files`); the run folder
+        is claimed atomically, so of two concurrent writers of one run exactly one wins.
         """
-        out = Path(directory) if directory is not None else self.output_dir(output_root)
-        if (out / "report.json").exists() and not force:
-            raise OutputExistsError(f"{out / 'report.json'} exists; pass --force or choose another --run-id")
-        files: dict[str, bytes] = {"report.json": self.to_json()}
-        from .summary import render_files
-
-        files.update(render_files(self.data, plots=plots))
-        write_files(out, files, "the report")
+        out = self.output_dir(output_root) if directory is None else Path(directory)
+        write_files(out, self.files(plots=plots), "the report", claim="report.json", force=force,
+                    whole=directory is None, drop=DERIVED_FROM_REPORT.__contains__)
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> Report:
         """Read and validate a report.json (or the run folder holding one)."""
         p = Path(path)
-        if p.is_dir():
-            p = p / "report.json"
         try:
-            data = orjson.loads(p.read_bytes())
-        except FileNotFoundError:
-            raise ReportError(f"no such report: {p}") from None
+            if p.is_dir():
+                p = p / "report.json"
+            data = fileio.loads(fileio.read_bytes(p, "report", limit=fileio.MAX_REPORT_BYTES, error=ReportError,
+                                                  missing=f"no such report: {p}"))
         except orjson.JSONDecodeError as e:
             raise ReportError(f"{p} is not a JSON file: {e}") from None
         except OSError as e:
@@ -149,38 +166,44 @@ def validate(data: Any, where: str = "report") -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
+def check_output_root(output_root: str | Path) -> Path:
+    """``output_root`` as a Path; an empty one (which would mean the current folder) is refused."""
+    if not str(output_root).strip():
+        raise ReportError("empty --output-root: name a folder (default tmp/profile-output)")
+    return Path(output_root)
+
+
 def check_writable(folder: str | Path) -> None:
     """Fail early (before a trace) when ``folder`` cannot be created or written."""
-    p = Path(folder).absolute()
-    while not p.exists():
-        p = p.parent
-    if not p.is_dir():
-        raise ReportError(f"cannot write under {folder}: {p} is not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise ReportError(f"cannot write under {folder}: {p} is not writable")
-
-
-def write_files(out: Path, files: Mapping[str, bytes], what: str) -> list[Path]:
-    """Create ``out`` and write each file atomically; an OS error is one ReportError line."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, payload in files.items():
-            atomic_write(out / name, payload)
+        p = check_output_root(folder).absolute()
+        while not p.exists():
+            p = p.parent
+        if not p.is_dir():
+            raise ReportError(f"cannot write under {folder}: {p} is not a folder")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ReportError(f"cannot write under {folder}: {p} is not writable")
+    except OSError as e:  # e.g. a name too long for the file system
+        raise ReportError(f"cannot write under {folder}: {e.strerror or e}") from None
+
+
+def write_files(
+    out: Path,
+    files: Mapping[str, bytes],
+    what: str,
+    *,
+    claim: str | None = None,
+    force: bool = False,
+    whole: bool = False,
+    drop: Callable[[str], bool] | None = None,
+) -> list[Path]:
+    """Write ``files`` into ``out`` all or nothing (:func:`fxmeter.fileio.publish`).
+
+    ``claim`` (e.g. ``report.json``) refuses an existing output unless ``force``;
+    ``whole`` marks ``out`` as fxmeter's own run folder (swapped as a whole).
+    An OS error is one ReportError line and leaves nothing of ``files`` behind.
+    """
+    try:
+        return fileio.publish(Path(out), files, claim=claim, force=force, whole=whole, drop=drop)
     except OSError as e:
         raise ReportError(f"cannot write {what} into {out}: {e.strerror or e}") from None
-    return [out / n for n in files]
-
-
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write via a temp file in the same folder and rename: never a half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -24,6 +25,8 @@ def human(n: float, unit: str = "") -> str:
     """1234567 -> '1.23 M'; exact integers stay in report.json."""
     for div, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= div:
+            if abs(n) >= 1e300:  # past a float's range: exact scientific notation
+                return f"{Decimal(n):.2e} {unit}".strip()
             return f"{n / div:.2f} {suffix}{unit}"
     return f"{n:g} {unit}".strip()
 
@@ -31,6 +34,8 @@ def human(n: float, unit: str = "") -> str:
 def human_bytes(n: float) -> str:
     for div, suffix in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if abs(n) >= div:
+            if abs(n) >= 1e300:
+                return f"{Decimal(n):.2e} B"
             return f"{n / div:.2f} {suffix}"
     return f"{int(n)} B"
 
@@ -290,14 +295,15 @@ def summary_command(report: str, no_plots: bool, output_dir: str | None) -> None
     def run() -> None:
         from pathlib import Path
 
-        from .report import Report, atomic_write
+        from .errors import ReportError
+        from .report import Report, write_files
 
         src = Path(report)
         rep = Report.load(src)
+        if output_dir is not None and not output_dir.strip():
+            raise ReportError("empty --output-dir: name a folder, or leave -o out to write beside REPORT")
         out = Path(output_dir) if output_dir else (src if src.is_dir() else src.parent)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, payload in render_files(rep.data, plots=not no_plots).items():
-            atomic_write(out / name, payload)
-            click.echo(f"wrote {out / name}")
+        for p in write_files(out, render_files(rep.data, plots=not no_plots), "the summary"):
+            click.echo(f"wrote {p}")
 
     run()

@@ -11,17 +11,20 @@ import csv
 import io
 import itertools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from .errors import FxmeterError, WorkloadError
+from . import fileio
+from .errors import WorkloadError
 
 LOG = logging.getLogger(__name__)
+#: The most workloads one sweep evaluates (each is a full evaluation; 10,000 take minutes).
+MAX_POINTS = 10_000
 
 COLUMNS = (
     "workload", "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale", "passes_per_step",
@@ -46,7 +49,7 @@ class SweepResult:
                 "rows": self.rows, "trace": self.trace}
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+        return fileio.dumps(self.to_dict())
 
     def to_csv(self) -> bytes:
         buf = io.StringIO()
@@ -109,6 +112,11 @@ def sweep(
 
         hw = get(hardware)
     knobs = sorted(grid)
+    count = math.prod(len(grid[k]) for k in knobs)
+    if count > MAX_POINTS:
+        sizes = " x ".join(f"{len(grid[k])} {k.replace('_', '-')}" for k in knobs if len(grid[k]) > 1)
+        raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
+                            "sweep fewer values or split the sweep")
     points = []
     for combo in itertools.product(*(grid[k] for k in knobs)):
         ov: dict[str, Any] = {k: v for k, v in zip(knobs, combo) if v is not None}
@@ -192,16 +200,16 @@ def plot_png(result: SweepResult) -> bytes:
     return buf.getvalue()
 
 
-def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True) -> list[Path]:
-    from .errors import OutputExistsError
+def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True, run_folder: bool = True) -> list[Path]:
+    """sweep.json, sweep.csv (and sweep.png) into ``out``, all or nothing; an existing
+    sweep.json is kept unless ``force``.  ``run_folder``: ``out`` is fxmeter's run folder."""
     from .report import write_files
 
-    if (out / "sweep.json").exists() and not force:
-        raise OutputExistsError(f"{out / 'sweep.json'} exists; pass --force or choose another --run-id")
     files = {"sweep.json": result.to_json(), "sweep.csv": result.to_csv()}
     if plot:
         files["sweep.png"] = plot_png(result)
-    return write_files(out, files, "the sweep")
+    return write_files(out, files, "the sweep", claim="sweep.json", force=force, whole=run_folder,
+                       drop="sweep.png".__eq__)
 
 
 @click.command("sweep")
@@ -217,7 +225,7 @@ def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = T
 @click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32.")
 @click.option("--config", "config", type=click.Path(), default=None, help="Local diffusers config.json or model folder.")
 @click.option("--hardware", default=None, help="Add predicted seconds on this hardware (roofline).")
-@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-]); default: a UTC timestamp.")
+@click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-], at most 128); default: UTC timestamp + random suffix.")
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
 @click.option("--force", is_flag=True, help="Overwrite an existing sweep of the same run id.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
@@ -227,25 +235,32 @@ def sweep_command(model: str | None, workload: str | None, frames: str | None, h
                   config: str | None, hardware: str | None, run_id: str | None, output_root: str, force: bool,
                   no_cache: bool, no_plot: bool) -> None:
     """Evaluate MODEL over a grid of workloads; write sweep.csv, sweep.json and sweep.png."""
-    import sys
+    from .cli import handle_errors
 
+    handle_errors(_sweep_command)(model, workload, frames, height, width, steps, text_len, batch, guidance_scale,
+                                  dtype, config, hardware, run_id, output_root, force, no_cache, no_plot)
+
+
+def _sweep_command(model: str | None, workload: str | None, frames: str | None, height: str | None, width: str | None,
+                   steps: str | None, text_len: str | None, batch: str | None, guidance_scale: float | None, dtype: str,
+                   config: str | None, hardware: str | None, run_id: str | None, output_root: str, force: bool,
+                   no_cache: bool, no_plot: bool) -> None:
     from .api import default_run_id
-    from .report import check_run_id, check_writable
+    from .models import resolve_model
+    from .report import check_output_root, check_run_id, check_writable
 
-    try:
-        rid = check_run_id(run_id or default_run_id())
-        check_writable(output_root)
-        grid = {k: int_list(v, k) for k, v in (("frames", frames), ("height", height), ("width", width),
-                                                ("steps", steps), ("text_len", text_len), ("batch", batch))}
-        res = sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, hardware=hardware,
-                    cache=not no_cache, guidance_scale=guidance_scale)
-        from .models import resolve_model
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
+    check_writable(output_root)
+    grid = {k: int_list(v, k) for k, v in (("frames", frames), ("height", height), ("width", width),
+                                            ("steps", steps), ("text_len", text_len), ("batch", batch))}
+    out = check_output_root(output_root) / rid / "static_analysis" / resolve_model(model, config).slug
+    if (out / "sweep.json").exists() and not force:  # before minutes of evaluation
+        from .errors import OutputExistsError
 
-        out = Path(output_root) / rid / "static_analysis" / resolve_model(model, config).slug
-        paths = write(res, out, force=force, plot=not no_plot)
-    except FxmeterError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        raise OutputExistsError(f"{out / 'sweep.json'} exists; pass --force or choose another --run-id")
+    res = sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, hardware=hardware,
+                cache=not no_cache, guidance_scale=guidance_scale)
+    paths = write(res, out, force=force, plot=not no_plot)
     click.echo(f"{res.model}: {len(res.rows)} workloads (trace {res.trace['mode']}, cache {res.trace['cache']})")
     for p in paths:
         click.echo(f"wrote {p}")

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
 
-from .errors import VerifyError
+from . import fileio
+from .errors import OutputExistsError, VerifyError
 from .report import Report, check_run_id, check_writable, write_files
 
 if sys.version_info >= (3, 11):
@@ -77,10 +77,8 @@ def load_settings(path: str | Path | None = None) -> dict[str, Any]:
         if path is None:
             text = (resources.files("fxmeter.data") / "tolerances.toml").read_text()
         else:
-            text = Path(path).read_text()
+            text = fileio.read_text(path, "tolerance file", limit=fileio.MAX_SETTINGS_BYTES, error=VerifyError)
         return tomllib.loads(text)
-    except FileNotFoundError:
-        raise VerifyError(f"tolerance file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise VerifyError(f"tolerance file {path or 'tolerances.toml'} is not valid TOML: {e}") from None
 
@@ -519,7 +517,7 @@ def verify(
         raise VerifyError("--device cuda: no CUDA GPU here (torch.cuda.is_available() is False); use --device meta or cpu")
     settings = load_settings()
     tol = tolerances(tolerance, settings)
-    rid = check_run_id(run_id or default_run_id())
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
     if write:
         check_writable(output_root)
     resolved = resolve_model(model, config)
@@ -541,14 +539,16 @@ def verify(
     ref = run_reference(resolved, geometry.dims, d, device, reference)
     layers, end2end = compare(rep.data, ref, tol)
     result = VerifyResult(layers, end2end, rep, out_dir, traced=traced)
-    if write:
-        if traced:
-            rep.write(out_dir, force=True)
-            result.files.append(out_dir / "report.json")
-        docs = {"layers.json": layers, "end2end.json": end2end}
-        opt = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-        result.files += write_files(out_dir / "verify", {n: orjson.dumps(d, option=opt) for n, d in docs.items()},
-                                    "the verify files")
+    if write:  # the report (if traced now) and the verify files appear together, or nothing does
+        files = rep.files() if traced else {}
+        files.update({f"verify/{n}": fileio.dumps(d) for n, d in (("layers.json", layers), ("end2end.json", end2end))})
+        try:
+            written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
+                                  whole=True, drop="verify".__eq__)
+        except OutputExistsError:
+            raise VerifyError(f"{out_dir / 'report.json'} was written by another run meanwhile; "
+                              "run verify again to check it, or choose another --run-id") from None
+        result.files += written
     return result
 
 

@@ -6,6 +6,7 @@ workload into latent geometry (``fxmeter.adapters``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -91,8 +92,9 @@ def validate(wl: Workload) -> None:
                 raise WorkloadError(f"steps must be positive (>= 1), got {v}")
         elif v <= 0:
             raise WorkloadError(f"{f.name} must be positive, got {v}")
-    if not isinstance(wl.guidance_scale, (int, float)) or wl.guidance_scale != wl.guidance_scale:
-        raise WorkloadError(f"guidance_scale must be a number, got {wl.guidance_scale!r}")
+    g = wl.guidance_scale
+    if not isinstance(g, (int, float)) or (isinstance(g, float) and not math.isfinite(g)):
+        raise WorkloadError(f"guidance_scale must be a finite number, got {g!r}")
 
 
 def normalize_dtype(dtype: str) -> str:
