@@ -127,11 +127,16 @@ def parse_document(doc: Any, origin: str) -> list[Hardware]:
 
 def read_file(path: str | Path) -> list[Hardware]:
     """Devices of a user's hardware file (one-line :class:`HardwareError` when it is bad)."""
+    from .errors import ReportError
+    from .report import read_regular
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise HardwareError(f"cannot read hardware file {p}: {e.strerror or e}") from None
+        text = read_regular(p, "hardware", limit=1 << 24).decode("utf-8")  # a folder or a FIFO is refused, never read
+    except ReportError as e:
+        raise HardwareError(f"hardware file: {e}") from None
+    except UnicodeDecodeError as e:
+        raise HardwareError(f"hardware file {p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
@@ -153,6 +158,11 @@ def table(hardware_file: str | Path | None = None) -> dict[str, Hardware]:
 
 def get(name: str | None, hardware_file: str | Path | None = None) -> Hardware:
     """The device called ``name`` (or an alias); with only a file, its single device."""
+    if name is not None and not isinstance(name, str):
+        raise HardwareError(f"hardware takes one device name here (a string such as 'h100'), got {name!r}; "
+                            "to compare devices, trace once per device")
+    if hardware_file is not None and not isinstance(hardware_file, (str, Path)):
+        raise HardwareError(f"hardware_file takes one path, got {hardware_file!r}")
     tab = table(hardware_file)
     if name is None:
         if hardware_file is None:
@@ -218,8 +228,9 @@ def hardware_command(hardware_file: str | None, sources: bool) -> None:
         )
         for d in sorted(tab.values(), key=lambda d: d.name):
             fp8 = d.tensor_core.get("fp8")
+            fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
             click.echo(
-                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {(fp8 / 1e12 if fp8 else float('nan')):>11.1f} "
+                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} "
                 f"{d.cuda_core_fp32 / 1e12:>12.1f} {d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.label}"
                 + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else "")
             )

@@ -473,6 +473,11 @@ def check_cpu_budget(data: dict[str, Any], settings: dict[str, Any]) -> None:
         )
 
 
+#: The named keywords of :func:`verify` (besides the workload knobs).
+VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
+                   "output_root", "cache", "write")
+
+
 def verify(
     model: str | None = None,
     workload: str | None = None,
@@ -504,6 +509,10 @@ def verify(
         write: write report.json (if traced now) and verify/layers.json, verify/end2end.json.
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
+    from .errors import check_keywords
+    from .workload import OVERRIDABLE
+
+    check_keywords(overrides, (*VERIFY_KEYWORDS, *OVERRIDABLE), "fxmeter.verify.verify")
     import torch
 
     from .api import default_run_id
@@ -531,7 +540,7 @@ def verify(
     rep: Report | None = None
     traced = False
     if (out_dir / "report.json").exists():
-        rep = Report.load(out_dir)
+        rep = Report.load(out_dir / "report.json")  # validated; a folder or a malformed file is one error line
         _check_same(rep.data, resolved, wl, d, geometry.dims, out_dir)
     if rep is None:
         rep = api_trace(model, wl, config=config, dtype=d, run_id=rid, cache=cache)
@@ -580,10 +589,11 @@ def table(layers: dict[str, Any], *, fold: bool = True) -> list[str]:
     for r in rows:
         key = re.sub(r"\.(\d+)(?=\.|$)", ".*", r["id"]) if fold else r["id"]
         groups.setdefault(key, []).append(r)
-    lines = [f"{'module':<58} {'analytic':>26} {'reference':>26} {'rel err':>9}  pass"]
+    lines = [f"{'module (tensor-core FLOPs per forward)':<58} {'analytic':>26} {'reference':>26} {'rel err':>9}  pass"]
     for key, members in groups.items():
         same = len({(m["analytic_flops"], m["reference_flops"], m["pass"]) for m in members}) == 1
-        shown = [(f"{key} (x{len(members)})" if len(members) > 1 else members[0]["id"], members[0])] if same else [(m["id"], m) for m in members]
+        # a folded row shows ONE instance's value, identical in each block (top's folded rows are sums)
+        shown = [(f"{key} (each of {len(members)})" if len(members) > 1 else members[0]["id"], members[0])] if same else [(m["id"], m) for m in members]
         for label, r in shown:
             lines.append(
                 f"{label:<58} {r['analytic_flops']:>26,} {r['reference_flops']:>26,} {_fmt_err(r['rel_err']):>9}  {'ok' if r['pass'] else 'FAIL'}"
