@@ -21,6 +21,8 @@ from .errors import FxmeterError
 
 LOG = logging.getLogger(__name__)
 
+#: Largest peak, bandwidth or capacity a device file may state (1e30 FLOP/s is ~1e12 H100s): keeps arithmetic finite.
+MAX_NUMBER = 1e30
 #: Precisions a roofline can use for the tensor-core peak of matmul/conv nodes.
 PRECISIONS = ("bf16", "fp8")
 
@@ -70,8 +72,8 @@ def _number(d: dict[str, Any], key: str, where: str, *, allow_none: bool = False
     v = d[key]
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
-        raise HardwareError(f"{where}: {key} must be a positive number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_NUMBER:
+        raise HardwareError(f"{where}: {key} must be a positive number up to {MAX_NUMBER:g}, got {v!r}")
     return float(v)
 
 

@@ -194,12 +194,16 @@ def loads(blob: bytes, where: str | Path = "report") -> Any:
         if _BIG_INT.search(blob):  # orjson turns integers beyond 64 bits into floats
             import json
 
-            return json.loads(blob)
+            return json.loads(blob, parse_constant=_no_constant)
         return orjson.loads(blob)
     except orjson.JSONDecodeError as e:
         raise ReportError(f"{where} is not a JSON file: {e}") from None
     except (ValueError, RecursionError) as e:  # json: JSONDecodeError, UnicodeDecodeError, int-string limit
         raise ReportError(f"{where} is not a JSON file: {str(e).splitlines()[0][:200]}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # as orjson: no NaN or Infinity
 
 
 def dumps(obj: Any, *, indent: bool = True) -> bytes:

@@ -640,12 +640,19 @@ def verify_command(model: str | None, workload: str | None, device: str, referen
         if not r["pass"]:
             click.echo(f"FAIL {r['id']}: {r['message']}")
     pf, ee = e2e["per_forward"], e2e["end_to_end"]
-    click.echo(f"per forward : analytic {pf['analytic_flops']:,} reference {pf['reference_flops']:,} rel err {_fmt_err(pf['rel_err'])}")
+    from .summary import human
+
+    def flop(n: int) -> str:
+        return f"{n:,} ({human(n, 'FLOP')})"
+
+    click.echo(f"per forward : analytic {flop(pf['analytic_flops'])} reference {flop(pf['reference_flops'])} "
+               f"rel err {_fmt_err(pf['rel_err'])}")
     click.echo(
-        f"end to end  : analytic {ee['analytic_flops']:,} reference {ee['reference_flops']:,} rel err {_fmt_err(ee['rel_err'])} "
+        f"end to end  : analytic {flop(ee['analytic_flops'])} reference {flop(ee['reference_flops'])} rel err {_fmt_err(ee['rel_err'])} "
         f"({e2e['steps']} steps x {e2e['passes_per_step']} passes)"
     )
-    click.echo(f"not compared: cuda_core_flops ({lay['analytic_cuda_core_flops_per_forward']:,} per forward in fxmeter); FlopCounterMode counts them as 0")
+    click.echo(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
+               "FlopCounterMode counts them as 0")
     tol = lay["tolerance"]
     verdict = "PASS" if res.passed else "FAIL"
     click.echo(

@@ -458,3 +458,53 @@ def test_top_and_compare_refuse_bad_k(k: Any, valid_report: dict[str, Any]) -> N
         top(valid_report, k=k)
     with pytest.raises(ReportError, match="-k must be a positive integer"):
         compare(valid_report, valid_report, k=k)
+
+
+# -- 9. the same class elsewhere: what a hardware report's readers index, device files, NaN ---------
+@pytest.mark.parametrize("edit,needle", [
+    (_drop("counting.traffic_model"), "$.counting: missing key 'traffic_model'"),
+    (_drop("totals.per_step.predicted_seconds"), "$.totals.per_step: missing key 'predicted_seconds'"),
+    (_drop("modules.0.self_bound"), "$.modules[0]"),
+    (_set("modules.0.bound", "gpu"), "$.modules[0].bound: must be one of"),
+    (_set("hardware.efficiency.tc", 0), "$.hardware.efficiency.tc: must be > 0"),
+])
+def test_hardware_report_shapes(edit: Callable[[dict[str, Any]], None], needle: str, tiny_config: Path,
+                                tmp_path: Path) -> None:
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", run_id="h")
+    bad = orjson.loads(rep.to_json())
+    edit(bad)
+    (tmp_path / "report.json").write_bytes(orjson.dumps(bad))
+    code, _, err = run("summary", str(tmp_path), "--no-plots")  # summary.md's time table reads these
+    one_error_line(code, err, needle)
+
+
+def test_nan_is_not_a_json_number_even_beside_a_huge_integer(tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_bytes(b'{"a": 123456789012345678901234567890, "b": NaN}')
+    code, _, err = run("top", str(tmp_path))
+    one_error_line(code, err, "is not a JSON file: NaN is not a JSON number")
+
+
+@pytest.mark.parametrize("field,value", [("memory_gib", 1e300), ("memory_bandwidth", float("nan")),
+                                         ("cuda_core_fp32", -1), ("memory_gib", True)])
+def test_device_file_numbers_are_finite_and_sane(field: str, value: Any, tmp_path: Path) -> None:
+    dev = {"name": "x", "tensor_core": {"bf16": 1e12}, "cuda_core_fp32": 1e12, "memory_bandwidth": 1e12, "memory_gib": 1}
+    dev[field] = value
+    p = tmp_path / "dev.json"
+    p.write_text(json.dumps(dev))
+    code, _, err = run("hardware", "--hardware-file", str(p))
+    one_error_line(code, err, f"{field} must be a positive number")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "missing", "not-utf8"])
+def test_device_file_that_cannot_be_read_is_one_line(kind: str, tmp_path: Path) -> None:
+    import os
+
+    p = tmp_path / "dev.json"
+    if kind == "folder":
+        p.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "not-utf8":
+        p.write_bytes(b"\xff\xfe{}")
+    code, _, err = run("hardware", "--hardware-file", str(p))
+    one_error_line(code, err, "hardware file")
