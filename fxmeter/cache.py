@@ -216,8 +216,9 @@ def _check_meta(meta: Any, key: dict[str, Any]) -> None:
     if isinstance(sec, bool) or not isinstance(sec, (int, float)) or not 0 <= sec < float("inf"):
         _fail("meta.seconds", f"expected a number of seconds, got {str(sec)[:40]!r}")
     mw = _dict(m.get("matmul_weights"), "meta.matmul_weights")
-    _int(mw.get("parameters"), "meta.matmul_weights.parameters")
-    _int(mw.get("bytes"), "meta.matmul_weights.bytes")
+    dt = m["dtype"]  # --precision fp8 moves these out of the traced dtype: never more than there is
+    _int(mw.get("parameters"), "meta.matmul_weights.parameters", 0, m["parameters_by_dtype"].get(dt, 0))
+    _int(mw.get("bytes"), "meta.matmul_weights.bytes", 0, m["weight_bytes_by_dtype"].get(dt, 0))
 
 
 def check_payload(d: Any, key: dict[str, Any]) -> SymbolicModel:

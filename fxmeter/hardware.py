@@ -143,6 +143,8 @@ def read_file(path: str | Path) -> list[Hardware]:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise HardwareError(f"hardware file {p} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except (RecursionError, ValueError) as e:  # nesting deeper than the parser's stack; a 5,000-digit integer
+        raise HardwareError(f"hardware file {p} is not a device table ({str(e)[:80]})") from None
     return parse_document(doc, str(p))
 
 

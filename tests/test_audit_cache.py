@@ -100,6 +100,7 @@ TAMPER: dict[str, Callable[[dict[str, Any]], None]] = {
     "slug-escapes-the-output-folder": lambda d: d["meta"].update(slug="../../elsewhere"),
     "seconds-infinite": lambda d: d["meta"].update(seconds=float("inf")),
     "matmul-weights-missing": lambda d: d["meta"].pop("matmul_weights"),
+    "matmul-weights-exceed-the-weights": lambda d: d["meta"]["matmul_weights"].update(bytes=10**15),
 }
 
 

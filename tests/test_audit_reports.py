@@ -495,7 +495,7 @@ def test_device_file_numbers_are_finite_and_sane(field: str, value: Any, tmp_pat
     one_error_line(code, err, f"{field} must be a positive number")
 
 
-@pytest.mark.parametrize("kind", ["folder", "fifo", "missing", "not-utf8"])
+@pytest.mark.parametrize("kind", ["folder", "fifo", "missing", "not-utf8", "nested-too-deep"])
 def test_device_file_that_cannot_be_read_is_one_line(kind: str, tmp_path: Path) -> None:
     import os
 
@@ -506,5 +506,7 @@ def test_device_file_that_cannot_be_read_is_one_line(kind: str, tmp_path: Path) 
         os.mkfifo(p)
     elif kind == "not-utf8":
         p.write_bytes(b"\xff\xfe{}")
+    elif kind == "nested-too-deep":
+        p.write_text("[" * 100_000 + "]" * 100_000)
     code, _, err = run("hardware", "--hardware-file", str(p))
     one_error_line(code, err, "hardware file")
