@@ -84,10 +84,10 @@ def project(obj: Any) -> dict[str, Any]:
 
 
 def dumps(projection: Mapping[str, Any]) -> bytes:
-    """Golden file bytes: sorted keys, 2-space indent, trailing newline."""
-    import orjson
+    """Golden file bytes: sorted keys, 2-space indent, trailing newline (integers beyond 64 bits exact)."""
+    from .report import dumps as json_bytes
 
-    return orjson.dumps(projection, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    return json_bytes(projection) + b"\n"
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -194,16 +194,16 @@ class GoldenReports:
             if not self.update:
                 pytest.fail(f"golden {path} did not exist; wrote it. Review it, commit it and re-run.", pytrace=False)
             return
-        import orjson
+        from .report import loads
 
         try:
-            expected = orjson.loads(self._read(path))
-        except orjson.JSONDecodeError as e:
-            pytest.fail(f"golden {path} is not JSON ({e}); rewrite it with --fxmeter-update-goldens", pytrace=False)
+            expected = loads(self._read(path), path)
+        except ReportError as e:
+            pytest.fail(f"golden {e}; rewrite it with --fxmeter-update-goldens", pytrace=False)
         if not isinstance(expected, dict) or expected.get("fxmeter_golden") != GOLDEN_SCHEMA:
             pytest.fail(f"golden {path} is not an fxmeter golden (format {GOLDEN_SCHEMA}); rewrite it with "
                         "--fxmeter-update-goldens", pytrace=False)
-        lines = diff(expected, orjson.loads(payload), rtol, exclude)
+        lines = diff(expected, loads(payload), rtol, exclude)
         if lines:
             shown = lines[:MAX_DIFF_LINES]
             more = [f"... {len(lines) - MAX_DIFF_LINES} more"] if len(lines) > MAX_DIFF_LINES else []

@@ -349,7 +349,7 @@ def test_cost(fxmeter_golden):
 """
 
 
-@pytest.mark.parametrize("problem", ["golden-is-a-folder", "golden-not-a-golden", "report-malformed",
+@pytest.mark.parametrize("problem", ["golden-is-a-folder", "golden-not-a-golden", "golden-not-json", "report-malformed",
                                      "golden-folder-is-a-file"])
 def test_golden_problems_fail_with_one_clear_message(problem: str, pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_toy=GOLDEN_TEST)
@@ -361,6 +361,10 @@ def test_golden_problems_fail_with_one_clear_message(problem: str, pytester: pyt
         (pytester.path / "goldens").mkdir()
         (pytester.path / "goldens" / "toy.json").write_text("[1, 2]")
         needle = "*is not an fxmeter golden*"
+    elif problem == "golden-not-json":
+        (pytester.path / "goldens").mkdir()
+        (pytester.path / "goldens" / "toy.json").write_text('{"fxmeter_golden": 1,')
+        needle = "*golden*toy.json is not a JSON file*rewrite it with --fxmeter-update-goldens*"
     elif problem == "report-malformed":
         data["modules"] = "x"
         needle = "*fxmeter_golden: * is not a valid fxmeter report: $.modules: expected array*"
@@ -393,6 +397,21 @@ def test_goldens_are_written_atomically(pytester: pytest.Pytester, monkeypatch: 
     golden = pytester.path / "goldens" / "toy.json"
     assert calls == [golden] and golden.read_bytes() == pytest_plugin.dumps(pytest_plugin.project(make_report()))
     assert [p.name for p in golden.parent.iterdir()] == ["toy.json"]  # no temp file left behind
+
+
+def test_golden_of_a_huge_workload_keeps_exact_integers(pytester: pytest.Pytester) -> None:
+    data = make_report()
+    data["totals"]["end_to_end"]["flops"] = 2**70 + 1  # beyond orjson's 64 bits
+    pytester.makepyfile(test_toy="""
+from pathlib import Path
+
+def test_cost(fxmeter_golden):
+    fxmeter_golden.check(Path(__file__).with_name("report.json"), "toy.json")  # a path: Report.load, exact ints
+""")
+    (pytester.path / "report.json").write_bytes(Report(data).to_json())
+    pytester.runpytest().assert_outcomes(failed=1)  # written
+    assert b"1180591620717411303425" in (pytester.path / "goldens" / "toy.json").read_bytes()
+    pytester.runpytest().assert_outcomes(passed=1)  # and read back equal
 
 
 # -- 8. the Python API ------------------------------------------------------------------------------
