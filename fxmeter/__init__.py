@@ -11,15 +11,93 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .report import Report
+    from .workload import Workload
 
 __all__ = ["__version__", "trace", "Report"]
 
+#: Every keyword :func:`trace` takes (the order of its signature).
+TRACE_KEYWORDS = (
+    "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes", "background",
+    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg",
+    "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
+)
 
-def trace(*args: Any, **kwargs: Any) -> Report:
+
+def trace(
+    model: str | None = None,
+    workload: str | Workload | None = None,
+    *,
+    config: str | Path | None = None,
+    dtype: str = "bf16",
+    run_id: str | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    replicate: bool = True,
+    include_nodes: bool = True,
+    background: bool = False,
+    hardware: str | None = None,
+    hardware_file: str | Path | None = None,
+    precision: str = "bf16",
+    traffic: str = "eager",
+    efficiency: str | dict[str, float] | None = None,
+    batched_cfg: bool = False,
+    frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    steps: int | None = None,
+    text_len: int | None = None,
+    batch: int | None = None,
+    guidance_scale: float | None = None,
+    **unknown: Any,
+) -> Report:
+    """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report`.
+
+    Example: ``fxmeter.trace("wan2.1-t2v-14b", workload="720p", steps=30)``.
+
+    Args:
+        model: a registered model id (``fxmeter models``), or None with ``config``.
+        workload: a preset name (``fxmeter workloads``) or a :class:`~fxmeter.workload.Workload`;
+            the model's default preset when None.
+        config: a local diffusers config.json (or a folder with transformer/config.json).
+        dtype: deployment dtype of the parameters (bf16, fp16, fp32).
+        run_id: the report's id (default: a UTC timestamp).
+        strict: raise :class:`~fxmeter.errors.UnmodeledOpError` if any op has no rule.
+        cache: reuse / store the symbolic trace in the user cache.
+        replicate: trace one instance of each repeated block list and replicate it.
+        include_nodes: list every costed graph node in the report.
+        background: on a cache miss, report from a static trace of this workload and
+            fill the cache from a detached background process (the CLI's default).
+        hardware: ONE device name of ``fxmeter hardware`` (or of ``hardware_file``): adds
+            the roofline time, the fit check and ``hardware`` to the report.
+        hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
+        precision: bf16 or fp8: the tensor-core peak of matmul/conv nodes and the
+            weight bytes (fp8: matmul/conv weights in 1 byte each).
+        traffic: eager (every op reads its inputs, writes its output) or fused.
+        efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"`` (default 1.0 each).
+        batched_cfg: run CFG as one pass of twice the batch: activation memory at 2x
+            the batch; FLOPs, bytes and time end to end unchanged.
+        frames, height, width, steps, text_len, batch, guidance_scale: override the
+            preset's knob (None keeps the preset's value).
+
+    Raises:
+        FxmeterError: a bad argument (one clear line; an unknown keyword names the
+            closest accepted one), an unknown model or workload, a failed trace.
+    """
+    from .errors import check_keywords
+
+    check_keywords(unknown, TRACE_KEYWORDS, "fxmeter.trace")
     from .api import trace as _trace
 
-    return _trace(*args, **kwargs)
+    return _trace(
+        model, workload, config=config, dtype=dtype, run_id=run_id, strict=strict, cache=cache, replicate=replicate,
+        include_nodes=include_nodes, background=background, hardware=hardware, hardware_file=hardware_file,
+        precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
+        frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
+        guidance_scale=guidance_scale,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from .errors import ReportError
-from .hotspots import METRICS, group_modules, metric_value
-from .summary import human, natural_key
+from .hotspots import METRICS, folded, group_modules, metric_value
+from .summary import natural_key, with_unit
 
 TOTAL_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
 MEMORY_KEYS = ("weight_bytes", "activation_peak_bytes", "total_bytes")
@@ -104,8 +104,8 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
     """
     if metric not in METRICS:
         raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    if k < 1:
-        raise ReportError(f"-k must be positive, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ReportError(f"-k must be a positive integer, got {k!r}")
     da, db = _data(a), _data(b)
 
     wl = tuple(delta(f"workload.{key}", da["workload"][key], db["workload"][key])
@@ -145,7 +145,7 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
         notes.append(f"different dtype: {da['workload'].get('dtype')} vs {db['workload'].get('dtype')}")
     for gid in sorted(set(ga) & set(gb), key=lambda s: natural_key(s.replace("*", "0"))):
         if gid.endswith("*") and ga[gid].count != gb[gid].count:
-            notes.append(f"repeated blocks differ in number: {gid} x{ga[gid].count} vs x{gb[gid].count}")
+            notes.append(f"repeated blocks differ in number: {gid}: {ga[gid].count} vs {gb[gid].count} blocks")
 
     return Comparison(
         a=_label(da), b=_label(db), metric=metric, workload=wl, totals=totals, memory=memory,
@@ -170,14 +170,14 @@ def _headline(metric: str, da: Mapping[str, Any], db: Mapping[str, Any], change:
     va = metric_value(da["totals"]["per_forward"], metric)
     vb = metric_value(db["totals"]["per_forward"], metric)
     ratio = vb / va if va else None
-    head = f"{metric} per forward {human(va)} -> {human(vb)} ({_ratio(ratio)}, {'+' if change >= 0 else ''}{human(change)})"
+    head = (f"{metric} per forward {with_unit(va, metric)} -> {with_unit(vb, metric)} ({_ratio(ratio)}, "
+            f"{'+' if change >= 0 else ''}{with_unit(change, metric)})")
     if not change:
         return head + "; no change"
     parts = []
     m = modules[0] if modules else None
     if m is not None and m.share is not None:
-        count = f" x{m.count_b}" if m.count_b > 1 else ""
-        parts.append(f"{100 * m.share:.1f}% of the change is in {m.key}{count}")
+        parts.append(f"{100 * m.share:.1f}% of the change is in {folded(m.key, m.count_b)}")
     c = cats[0] if cats else None
     if c is not None and c.share is not None:
         parts.append(f"{100 * c.share:.1f}% in category {c.key}")
@@ -191,21 +191,27 @@ def render_compare(c: Comparison) -> str:
     out = [f"A: {la}", f"B: {lb}", c.headline]
     out += [f"note: {n}" for n in c.notes]
 
+    def unit(title: str, key: str) -> str:  # the quantity a row's numbers are in
+        return c.metric if title.startswith(("modules", "categories")) else key.rpartition(".")[2]
+
     def table(title: str, rows: tuple[Delta, ...], with_share: bool = False, counts: bool = False) -> None:
         if not rows:
             return
-        keys = [r.key + (f" x{r.count_a}->x{r.count_b}" if counts and r.count_a != r.count_b
-                         else f" x{r.count_b}" if counts and r.count_b > 1 else "") for r in rows]
+        keys = [(f"{r.key} ({r.count_a} -> {r.count_b} blocks, summed)" if counts and r.count_a != r.count_b
+                 else folded(r.key, r.count_b) if counts else r.key) for r in rows]
+        cells = [(with_unit(r.a, q), with_unit(r.b, q), ("+" if r.delta > 0 else "") + with_unit(r.delta, q))
+                 for r in rows for q in [unit(title, r.key)]]
         w = max(len(x) for x in keys + [title])
+        cw = max([len(x) for cell in cells for x in cell] + [5])
         out.append("")
-        out.append(f"{title:<{w}}  {'A':>26}  {'B':>26}  {'B - A':>27}  {'change':>9}" + ("  of change" if with_share else ""))
-        for key, r in zip(keys, rows):
+        out.append(f"{title:<{w}}  {'A':>{cw}}  {'B':>{cw}}  {'B - A':>{cw}}  {'change':>9}" + ("  of change" if with_share else ""))
+        for key, r, (ca, cb, cd) in zip(keys, rows, cells):
             share = f"  {100 * r.share:8.2f}%" if with_share and r.share is not None else ""
-            out.append(f"{key:<{w}}  {r.a:>26,}  {r.b:>26,}  {r.delta:>+27,}  {_rel(r):>9}{share}")
+            out.append(f"{key:<{w}}  {ca:>{cw}}  {cb:>{cw}}  {cd:>{cw}}  {_rel(r):>9}{share}")
 
     table("workload", c.workload)
     table("totals", c.totals)
-    table("memory (bytes)", c.memory)
+    table("memory", c.memory)
     table(f"modules: own {c.metric}", c.modules, with_share=True, counts=True)
     if c.modules_omitted:
         out.append(f"... {c.modules_omitted} more changed modules (raise -k)")
@@ -217,6 +223,8 @@ def render_compare(c: Comparison) -> str:
             out += [f"  {i}" for i in ids[:20]]
             if len(ids) > 20:
                 out.append(f"  ... {len(ids) - 20} more (--json lists all)")
+    out.append("")
+    out.append("(values rounded to SI units; --json prints the exact integers)")
     return "\n".join(out)
 
 
@@ -229,13 +237,15 @@ def render_compare(c: Comparison) -> str:
 @click.option("--no-fold", is_flag=True, help="Match numbered blocks one by one instead of 'blocks.*'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool) -> None:
-    """What changed from report A to report B (report.json files or their folders)."""
+    """What changed from report A to report B (report.json files, their folders or run folders).
+
+    The console shows values in SI units (FLOP, GB / GiB); --json has the exact integers.
+    """
     from .cli import handle_errors
 
     @handle_errors
     def run() -> None:
-        from .fileio import dumps
-        from .report import Report
+        from .report import Report, dumps
 
         c = compare(Report.load(a), Report.load(b), metric=metric, k=k, fold=not no_fold)
         if as_json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 
 class FxmeterError(Exception):
     """Base class: the message says what was wrong and what to do."""
@@ -41,3 +43,21 @@ class ReportError(FxmeterError):
 
 class VerifyError(FxmeterError):
     pass
+
+
+class UsageError(FxmeterError, TypeError):
+    """A library call with a keyword the function does not take (also a TypeError, as Python's own)."""
+
+
+def check_keywords(given: Iterable[str], accepted: Sequence[str], where: str) -> None:
+    """Raise :class:`UsageError` for keywords not in ``accepted``: the closest match and every accepted one."""
+    unknown = [k for k in given if k not in accepted]
+    if not unknown:
+        return
+    import difflib
+
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, accepted, n=1)
+        hints.append(f"{k!r} (did you mean {close[0]!r}?)" if close else repr(k))
+    raise UsageError(f"{where}() got unknown keyword(s) {', '.join(hints)}; it accepts: {', '.join(accepted)}")

@@ -22,6 +22,8 @@ from .fileio import MAX_HARDWARE_BYTES, read_text
 
 LOG = logging.getLogger(__name__)
 
+#: Largest peak, bandwidth or capacity a device file may state (1e30 FLOP/s is ~1e12 H100s): keeps arithmetic finite.
+MAX_NUMBER = 1e30
 #: Precisions a roofline can use for the tensor-core peak of matmul/conv nodes.
 PRECISIONS = ("bf16", "fp8")
 
@@ -71,8 +73,8 @@ def _number(d: dict[str, Any], key: str, where: str, *, allow_none: bool = False
     v = d[key]
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
-        raise HardwareError(f"{where}: {key} must be a positive number, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_NUMBER:
+        raise HardwareError(f"{where}: {key} must be a positive number up to {MAX_NUMBER:g}, got {v!r}")
     return float(v)
 
 
@@ -134,6 +136,8 @@ def read_file(path: str | Path) -> list[Hardware]:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise HardwareError(f"hardware file {p} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except (RecursionError, ValueError) as e:  # nesting deeper than the parser's stack; a 5,000-digit integer
+        raise HardwareError(f"hardware file {p} is not a device table ({str(e)[:80]})") from None
     return parse_document(doc, str(p))
 
 
@@ -151,6 +155,11 @@ def table(hardware_file: str | Path | None = None) -> dict[str, Hardware]:
 
 def get(name: str | None, hardware_file: str | Path | None = None) -> Hardware:
     """The device called ``name`` (or an alias); with only a file, its single device."""
+    if name is not None and not isinstance(name, str):
+        raise HardwareError(f"hardware takes one device name here (a string such as 'h100'), got {name!r}; "
+                            "to compare devices, trace once per device")
+    if hardware_file is not None and not isinstance(hardware_file, (str, Path)):
+        raise HardwareError(f"hardware_file takes one path, got {hardware_file!r}")
     tab = table(hardware_file)
     if name is None:
         if hardware_file is None:
@@ -216,8 +225,9 @@ def hardware_command(hardware_file: str | None, sources: bool) -> None:
         )
         for d in sorted(tab.values(), key=lambda d: d.name):
             fp8 = d.tensor_core.get("fp8")
+            fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
             click.echo(
-                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {(fp8 / 1e12 if fp8 else float('nan')):>11.1f} "
+                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} "
                 f"{d.cuda_core_fp32 / 1e12:>12.1f} {d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.label}"
                 + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else "")
             )

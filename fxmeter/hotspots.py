@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
 from .errors import ReportError
-from .summary import human, natural_key
+from .summary import natural_key, with_unit
 
 METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes")
 BY = ("module", "category", "op")
@@ -48,6 +49,13 @@ def foldable_parents(modules: Iterable[Mapping[str, Any]]) -> set[str]:
             classes.setdefault(parent, set()).add(str(m["class"]))
             counts[parent] = counts.get(parent, 0) + 1
     return {p for p, c in classes.items() if len(c) == 1 and counts[p] >= 2}
+
+
+def folded(key: str, count: int, how: str = "summed") -> str:
+    """The label of a folded row: ``blocks.*.attn1 (40 blocks, summed)``; ``how="each"`` for one instance's value."""
+    if count <= 1:
+        return key
+    return f"{key} (each of {count})" if how == "each" else f"{key} ({count} blocks, summed)"
 
 
 def fold_id(module_id: str, parents: set[str]) -> str:
@@ -138,7 +146,7 @@ def _ranked(items: Iterable[tuple[str, int, int, str]], total: int, k: int) -> t
 
 
 def top(
-    data: Mapping[str, Any],
+    report: Any,
     by: str = "module",
     metric: str = "tensor_core_flops",
     k: int = 10,
@@ -149,7 +157,8 @@ def top(
     """Rank a report's modules, categories or ops by one per-forward metric.
 
     Args:
-        data: the report document (``Report.data``).
+        report: a :class:`~fxmeter.report.Report`, a report document (validated
+            against the report schema), or a path to report.json, its folder or a run folder.
         by: ``module`` (own cost of each module, or total cost at ``depth``),
             ``category`` (the report's categories) or ``op`` (nodes grouped by aten target, x replicas).
         metric: tensor_core_flops, cuda_core_flops, flops or bytes (read + written).
@@ -157,13 +166,32 @@ def top(
         depth: rank modules at this depth by their total (children included);
             None ranks every module by its own nodes' cost (the leaf-level view).
         fold: fold numbered instances of one class (``blocks.*``) into one row.
+
+    Raises:
+        ReportError: a bad argument, or ``report`` is not a valid fxmeter report.
     """
+    from .report import Report, validate
+
+    if isinstance(report, (str, Path)):
+        data = Report.load(report).data
+    elif isinstance(report, Report):
+        data = validate(report.data)
+    else:
+        data = validate(report)
+    return rank(data, by, metric, k, depth=depth, fold=fold)
+
+
+def rank(data: Mapping[str, Any], by: str = "module", metric: str = "tensor_core_flops", k: int = 10, *,
+         depth: int | None = None, fold: bool = True) -> TopTable:
+    """:func:`top` of a report document known to be valid (fxmeter's own renderers)."""
     if by not in BY:
         raise ReportError(f"unknown --by {by!r}; choose one of {', '.join(BY)}")
-    if k < 1:
-        raise ReportError(f"-k must be positive, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ReportError(f"-k must be a positive integer, got {k!r}")
     if metric not in METRICS:
         raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+        raise ReportError(f"--depth must be an integer >= 0, got {depth!r}")
     total = metric_value(data["totals"]["per_forward"], metric)
     items: list[tuple[str, int, int, str]] = []
     if by == "module":
@@ -172,8 +200,6 @@ def top(
             basis = "own ops of each module"
             items = [(g.id, metric_value(g.self, metric), g.count, g.cls) for g in groups]
         else:
-            if depth < 0:
-                raise ReportError(f"--depth must be >= 0, got {depth}")
             basis = f"modules at depth {depth} (children included)"
             items = [(g.id, metric_value(g.per_forward, metric), g.count, g.cls) for g in groups if g.depth == depth]
     elif by == "category":
@@ -202,21 +228,23 @@ def bar(share: float, width: int = BAR_WIDTH) -> str:
 
 
 def _key(t: TopTable, r: Row) -> str:
-    return r.key + (f" x{r.count}" if t.by == "module" and r.count > 1 else "")
+    return folded(r.key, r.count) if t.by == "module" else r.key
 
 
 def render_top(t: TopTable) -> str:
     """The console table of a :class:`TopTable`."""
     keyw = max([len(_key(t, r)) for r in t.rows] + [len(t.by)])
+    units = [with_unit(r.value, t.metric) for r in t.rows]
+    unitw = max([len(u) for u in units] + [4])
     lines = [
         f"{t.model} @ {t.workload}: top {PLURAL[t.by]} by {t.metric} per forward ({t.basis})",
-        f"total {t.total:,} ({human(t.total)})",
+        f"total {t.total:,} ({with_unit(t.total, t.metric)})",
         "",
-        f"{t.by:<{keyw}}  {t.metric:>26}  {'share':>7}",
+        f"{t.by:<{keyw}}  {t.metric:>26}  {'':>{unitw}}  {'share':>7}",
     ]
-    for r in t.rows:
+    for r, u in zip(t.rows, units):
         extra = f"  {r.label}" if t.by == "module" else (f"  {r.count} calls" if t.by == "op" else "")
-        lines.append(f"{_key(t, r):<{keyw}}  {r.value:>26,}  {100 * r.share:>6.2f}%  {bar(r.share):<{BAR_WIDTH}}{extra}".rstrip())
+        lines.append(f"{_key(t, r):<{keyw}}  {r.value:>26,}  {u:>{unitw}}  {100 * r.share:>6.2f}%  {bar(r.share):<{BAR_WIDTH}}{extra}".rstrip())
     if not t.rows:
         lines.append("(nothing nonzero)")
     if t.omitted:
@@ -232,18 +260,17 @@ def render_top(t: TopTable) -> str:
               help="Per-forward metric (bytes = read + written).")
 @click.option("--depth", type=int, default=None,
               help="Rank modules at this depth by total cost; default: every module by its own ops.")
-@click.option("--no-fold", is_flag=True, help="Show numbered blocks one by one instead of 'blocks.* xN'.")
+@click.option("--no-fold", is_flag=True, help="Show numbered blocks one by one instead of 'blocks.* (N blocks, summed)'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def top_command(report: str, k: int, by: str, metric: str, depth: int | None, no_fold: bool, as_json: bool) -> None:
-    """What dominates REPORT (a report.json or its folder): top modules, categories or ops."""
+    """What dominates REPORT (a report.json, its folder or a run folder): top modules, categories or ops."""
     from .cli import handle_errors
 
     @handle_errors
     def run() -> None:
-        from .fileio import dumps
-        from .report import Report
+        from .report import Report, dumps
 
-        t = top(Report.load(report).data, by, metric, k, depth=depth, fold=not no_fold)
+        t = rank(Report.load(report).data, by, metric, k, depth=depth, fold=not no_fold)
         if as_json:
             click.echo(dumps(t.to_dict()).decode())
         else:

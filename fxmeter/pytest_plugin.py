@@ -41,18 +41,12 @@ MEMORY_KEYS = ("weight_bytes", "weight_bytes_by_dtype", "activation_peak_bytes",
 
 
 def _document(obj: Any) -> dict[str, Any]:
-    """The report document behind a Report, a dict, or a path to report.json (or its folder)."""
-    from .errors import ReportError
-    from .report import SCHEMA_VERSION, Report
+    """The report document behind a Report, a dict, or a path to report.json (or its folder), validated."""
+    from .report import Report, validate
 
     if isinstance(obj, (str, Path)):
         return Report.load(obj).data
-    data = getattr(obj, "data", obj)
-    if not isinstance(data, dict) or not isinstance(data.get("tool"), dict) or data["tool"].get("name") != "fxmeter":
-        raise ReportError(f"not an fxmeter report: {type(obj).__name__}")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ReportError(f"report has schema_version {data.get('schema_version')!r}; this fxmeter reads {SCHEMA_VERSION}")
-    return data
+    return validate(getattr(obj, "data", obj), f"{type(obj).__name__} passed to fxmeter_golden")
 
 
 def _costs(d: Mapping[str, Any]) -> dict[str, int]:
@@ -90,10 +84,10 @@ def project(obj: Any) -> dict[str, Any]:
 
 
 def dumps(projection: Mapping[str, Any]) -> bytes:
-    """Golden file bytes: sorted keys, 2-space indent, trailing newline."""
-    from .fileio import dumps as dump_json
+    """Golden file bytes: sorted keys, 2-space indent, trailing newline (integers beyond 64 bits exact)."""
+    from .report import dumps as json_bytes
 
-    return dump_json(projection) + b"\n"
+    return json_bytes(projection) + b"\n"
 
 
 def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -181,28 +175,34 @@ class GoldenReports:
         """
         if rtol < 0:
             raise ValueError(f"rtol must be >= 0, got {rtol}")
-        from .errors import FxmeterError
-        from .fileio import MAX_REPORT_BYTES, atomic_write, loads, read_bytes
+        from .errors import ReportError
 
-        actual = project(report)
+        try:
+            actual = project(report)
+        except ReportError as e:
+            pytest.fail(f"fxmeter_golden: {e}", pytrace=False)
         payload = dumps(actual)
         path = self.path(name)
+        if path.is_dir():
+            pytest.fail(f"golden {path} is a folder, not a file; remove it or choose another golden name", pytrace=False)
+        if path.exists() and not path.is_file():
+            pytest.fail(f"golden {path} is not a regular file; remove it or choose another golden name", pytrace=False)
         if self.update or not path.exists():
             existed = path.exists()
-            if not existed or path.read_bytes() != payload:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, payload)
+            if not existed or self._read(path) != payload:
+                self._write(path, payload)
             if not self.update:
                 pytest.fail(f"golden {path} did not exist; wrote it. Review it, commit it and re-run.", pytrace=False)
             return
-        import orjson
+        from .report import loads
 
         try:
-            expected = loads(read_bytes(path, "golden", limit=MAX_REPORT_BYTES))
-        except orjson.JSONDecodeError as e:
-            pytest.fail(f"golden {path} is not JSON ({e}); rewrite it with --fxmeter-update-goldens", pytrace=False)
-        except FxmeterError as e:
-            pytest.fail(str(e), pytrace=False)
+            expected = loads(self._read(path), path)
+        except ReportError as e:
+            pytest.fail(f"golden {e}; rewrite it with --fxmeter-update-goldens", pytrace=False)
+        if not isinstance(expected, dict) or expected.get("fxmeter_golden") != GOLDEN_SCHEMA:
+            pytest.fail(f"golden {path} is not an fxmeter golden (format {GOLDEN_SCHEMA}); rewrite it with "
+                        "--fxmeter-update-goldens", pytrace=False)
         lines = diff(expected, loads(payload), rtol, exclude)
         if lines:
             shown = lines[:MAX_DIFF_LINES]
@@ -213,6 +213,24 @@ class GoldenReports:
                           + ["run pytest --fxmeter-update-goldens to accept the new values"]),
                 pytrace=False,
             )
+
+    @staticmethod
+    def _read(path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            pytest.fail(f"cannot read golden {path}: {e.strerror or e}", pytrace=False)
+
+    @staticmethod
+    def _write(path: Path, payload: bytes) -> None:
+        """Atomically (temp file + rename): an interrupted run never leaves half a golden."""
+        from .report import atomic_write
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, payload)
+        except OSError as e:
+            pytest.fail(f"cannot write golden {path}: {e.strerror or e}", pytrace=False)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -176,7 +176,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         m0, secs = ms[0], sum(m["self_predicted_seconds"] for m in ms)
         own_bytes = m0["self"]["bytes_read"] + m0["self"]["bytes_written"]
         ai = f"{m0['self']['flops'] / own_bytes:,.1f}" if own_bytes else "-"
-        count = f" x{len(ms)}" if len(ms) > 1 else ""
+        count = f" ({len(ms)} blocks, summed)" if len(ms) > 1 else ""
         out.append(f"| `{key}`{count} | {m0['class']} | {secs:.4f} | {100 * secs / pf:.1f}% | {m0['self_bound']} | {ai} |")
     fit = mem.get("fit")
     if fit:

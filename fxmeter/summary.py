@@ -40,6 +40,22 @@ def human_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+def si_bytes(n: float) -> str:
+    """28635351168 -> '28.64 GB / 26.67 GiB' (decimal and binary); under 1 kB just bytes."""
+    if abs(n) < 1000:
+        return f"{int(n)} B"
+    return f"{human(n, 'B')} / {human_bytes(n)}"
+
+
+def with_unit(n: float, metric: str) -> str:
+    """A value of a named quantity for people: FLOPs in FLOP (SI), bytes in GB / GiB, counts as is."""
+    if "bytes" in metric:
+        return si_bytes(n)
+    if "flops" in metric or metric == "flop":
+        return human(n, "FLOP")
+    return f"{n:,}" if isinstance(n, int) else f"{n:g}"
+
+
 def top_modules(
     data: dict[str, Any], k: int = 10, metric: str = "tensor_core_flops", *, by_self: bool = True
 ) -> list[dict[str, Any]]:
@@ -72,7 +88,7 @@ def _cell(text: str) -> str:
 
 def render(data: dict[str, Any], charts: Sequence[tuple[str, str]] = ()) -> str:
     """summary.md text; ``charts`` are (alt text, file name) pairs linked under "Charts"."""
-    from .hotspots import top
+    from .hotspots import rank
 
     wl, model, tot, mem = data["workload"], data["model"], data["totals"], data["memory"]
     pf, e2e = tot["per_forward"], tot["end_to_end"]
@@ -91,38 +107,39 @@ def render(data: dict[str, Any], charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append("## Totals\n")
     out.append("| metric | per forward | end to end |\n|---|---:|---:|")
     for k in ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written"):
-        out.append(f"| {k} | {pf[k]:,} | {e2e[k]:,} |")
+        out.append(f"| {k} | {pf[k]:,} ({with_unit(pf[k], k)}) | {e2e[k]:,} ({with_unit(e2e[k], k)}) |")
     out.append(
         f"\nEnd to end = per forward x {wl['steps']} steps x {wl['passes_per_step']} passes per step "
         f"= {human(e2e['flops'], 'FLOP')}.\n"
     )
     out.append("## Memory\n")
     out.append("| item | bytes |\n|---|---:|")
-    out.append(f"| weights | {mem['weight_bytes']:,} ({human_bytes(mem['weight_bytes'])}) |")
+    out.append(f"| weights | {mem['weight_bytes']:,} ({si_bytes(mem['weight_bytes'])}) |")
     for dt, b in mem["weight_bytes_by_dtype"].items():
-        out.append(f"| weights in {dt} | {b:,} |")
-    out.append(
-        f"| peak activations | {mem['activation_peak_bytes']:,} ({human_bytes(mem['activation_peak_bytes'])}) |"
-    )
-    out.append(f"| weights + peak activations | {mem['total_bytes']:,} ({human_bytes(mem['total_bytes'])}) |\n")
+        out.append(f"| weights in {_cell(dt)} | {b:,} ({si_bytes(b)}) |")
+    out.append(f"| peak activations | {mem['activation_peak_bytes']:,} ({si_bytes(mem['activation_peak_bytes'])}) |")
+    out.append(f"| weights + peak activations | {mem['total_bytes']:,} ({si_bytes(mem['total_bytes'])}) |\n")
     out.append("## Top modules (own tensor-core FLOPs per forward)\n")
-    t = top(data, "module", "tensor_core_flops", 10)
-    folded = next((r for r in t.rows if r.count > 1), None)
-    if folded is not None:
-        out.append(f"Repeated blocks are folded: `{folded.key}` x{folded.count} is the sum over {folded.count} instances.\n")
+    t = rank(data, "module", "tensor_core_flops", 10)
+    fold = next((r for r in t.rows if r.count > 1), None)
+    if fold is not None:
+        out.append(f"Repeated blocks are folded: `{fold.key}` ({fold.count} blocks, summed) is the sum over its "
+                   f"{fold.count} instances; one instance costs 1/{fold.count} of the row.\n")
     out.append("| module | class | tensor-core FLOPs | share |\n|---|---|---:|---:|")
     for r in t.rows:
-        count = f" x{r.count}" if r.count > 1 else ""
-        out.append(f"| `{r.key}`{count} | {_cell(r.label)} | {r.value:,} | {100 * r.share:.2f}% |")
+        count = f" ({r.count} blocks, summed)" if r.count > 1 else ""
+        out.append(f"| `{_cell(r.key)}`{count} | {_cell(r.label)} | {r.value:,} ({human(r.value, 'FLOP')}) | {100 * r.share:.2f}% |")
     if not t.rows:
         out.append("| (no tensor-core FLOPs) | | 0 | |")
     out.append("\n## Top categories (per forward)\n")
     out.append("| category | tensor-core FLOPs | share | CUDA-core FLOPs | bytes read+written |\n|---|---:|---:|---:|---:|")
     cats = sorted(data["categories"].items(), key=lambda kv: (-kv[1]["flops"], kv[0]))
     for name, c in cats[:5]:
+        moved = c["bytes_read"] + c["bytes_written"]
         out.append(
-            f"| {name} | {c['tensor_core_flops']:,} | {100 * c['tensor_core_share']:.2f}% | "
-            f"{c['cuda_core_flops']:,} | {c['bytes_read'] + c['bytes_written']:,} |"
+            f"| {_cell(name)} | {c['tensor_core_flops']:,} ({human(c['tensor_core_flops'], 'FLOP')}) | "
+            f"{100 * c['tensor_core_share']:.2f}% | {c['cuda_core_flops']:,} ({human(c['cuda_core_flops'], 'FLOP')}) | "
+            f"{moved:,} ({si_bytes(moved)}) |"
         )
     if len(cats) > 5:
         out.append(f"\n{len(cats) - 5} more categories in report.json (`fxmeter top REPORT --by category -k 20`).")
@@ -265,7 +282,7 @@ def headline(data: dict[str, Any]) -> str:
     """The few console lines `fxmeter trace` prints."""
     wl, tot, mem = data["workload"], data["totals"], data["memory"]
     pf, e2e = tot["per_forward"], tot["end_to_end"]
-    from .hotspots import top
+    from .hotspots import folded, rank
 
     lines = [
         f"{data['model']['id']} @ {wl['name']}: {wl['tokens']:,} tokens (latent {'x'.join(map(str, wl['latent_shape']))}), "
@@ -276,8 +293,8 @@ def headline(data: dict[str, Any]) -> str:
         f"  weights {human_bytes(mem['weight_bytes'])}, peak activations {human_bytes(mem['activation_peak_bytes'])}",
         "  top modules (own tensor-core FLOPs): "
         + ", ".join(
-            f"{r.key.removeprefix('transformer.')}{f' x{r.count}' if r.count > 1 else ''} {100 * r.share:.1f}%"
-            for r in top(data, "module", "tensor_core_flops", 3).rows
+            f"{folded(r.key.removeprefix('transformer.'), r.count)} {100 * r.share:.1f}%"
+            for r in rank(data, "module", "tensor_core_flops", 3).rows
         ),
     ]
     return "\n".join(lines)
@@ -302,7 +319,7 @@ def summary_command(report: str, no_plots: bool, output_dir: str | None) -> None
         rep = Report.load(src)
         if output_dir is not None and not output_dir.strip():
             raise ReportError("empty --output-dir: name a folder, or leave -o out to write beside REPORT")
-        out = Path(output_dir) if output_dir else (src if src.is_dir() else src.parent)
+        out = Path(output_dir) if output_dir else (rep.path or src).parent  # beside the report.json read
         for p in write_files(out, render_files(rep.data, plots=not no_plots), "the summary"):
             click.echo(f"wrote {p}")
 

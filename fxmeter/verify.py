@@ -471,6 +471,11 @@ def check_cpu_budget(data: dict[str, Any], settings: dict[str, Any]) -> None:
         )
 
 
+#: The named keywords of :func:`verify` (besides the workload knobs).
+VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
+                   "output_root", "cache", "write")
+
+
 def verify(
     model: str | None = None,
     workload: str | None = None,
@@ -502,6 +507,10 @@ def verify(
         write: write report.json (if traced now) and verify/layers.json, verify/end2end.json.
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
+    from .errors import check_keywords
+    from .workload import OVERRIDABLE
+
+    check_keywords(overrides, (*VERIFY_KEYWORDS, *OVERRIDABLE), "fxmeter.verify.verify")
     import torch
 
     from .api import default_run_id
@@ -529,7 +538,7 @@ def verify(
     rep: Report | None = None
     traced = False
     if (out_dir / "report.json").exists():
-        rep = Report.load(out_dir)
+        rep = Report.load(out_dir / "report.json")  # validated; a folder or a malformed file is one error line
         _check_same(rep.data, resolved, wl, d, geometry.dims, out_dir)
     if rep is None:
         rep = api_trace(model, wl, config=config, dtype=d, run_id=rid, cache=cache)
@@ -580,10 +589,11 @@ def table(layers: dict[str, Any], *, fold: bool = True) -> list[str]:
     for r in rows:
         key = re.sub(r"\.(\d+)(?=\.|$)", ".*", r["id"]) if fold else r["id"]
         groups.setdefault(key, []).append(r)
-    lines = [f"{'module':<58} {'analytic':>26} {'reference':>26} {'rel err':>9}  pass"]
+    lines = [f"{'module (tensor-core FLOPs per forward)':<58} {'analytic':>26} {'reference':>26} {'rel err':>9}  pass"]
     for key, members in groups.items():
         same = len({(m["analytic_flops"], m["reference_flops"], m["pass"]) for m in members}) == 1
-        shown = [(f"{key} (x{len(members)})" if len(members) > 1 else members[0]["id"], members[0])] if same else [(m["id"], m) for m in members]
+        # a folded row shows ONE instance's value, identical in each block (top's folded rows are sums)
+        shown = [(f"{key} (each of {len(members)})" if len(members) > 1 else members[0]["id"], members[0])] if same else [(m["id"], m) for m in members]
         for label, r in shown:
             lines.append(
                 f"{label:<58} {r['analytic_flops']:>26,} {r['reference_flops']:>26,} {_fmt_err(r['rel_err']):>9}  {'ok' if r['pass'] else 'FAIL'}"
@@ -630,12 +640,19 @@ def verify_command(model: str | None, workload: str | None, device: str, referen
         if not r["pass"]:
             click.echo(f"FAIL {r['id']}: {r['message']}")
     pf, ee = e2e["per_forward"], e2e["end_to_end"]
-    click.echo(f"per forward : analytic {pf['analytic_flops']:,} reference {pf['reference_flops']:,} rel err {_fmt_err(pf['rel_err'])}")
+    from .summary import human
+
+    def flop(n: int) -> str:
+        return f"{n:,} ({human(n, 'FLOP')})"
+
+    click.echo(f"per forward : analytic {flop(pf['analytic_flops'])} reference {flop(pf['reference_flops'])} "
+               f"rel err {_fmt_err(pf['rel_err'])}")
     click.echo(
-        f"end to end  : analytic {ee['analytic_flops']:,} reference {ee['reference_flops']:,} rel err {_fmt_err(ee['rel_err'])} "
+        f"end to end  : analytic {flop(ee['analytic_flops'])} reference {flop(ee['reference_flops'])} rel err {_fmt_err(ee['rel_err'])} "
         f"({e2e['steps']} steps x {e2e['passes_per_step']} passes)"
     )
-    click.echo(f"not compared: cuda_core_flops ({lay['analytic_cuda_core_flops_per_forward']:,} per forward in fxmeter); FlopCounterMode counts them as 0")
+    click.echo(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
+               "FlopCounterMode counts them as 0")
     tol = lay["tolerance"]
     verdict = "PASS" if res.passed else "FAIL"
     click.echo(

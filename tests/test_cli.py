@@ -160,7 +160,7 @@ def test_config_values_of_the_wrong_kind(key: str, value: object, needle: str, t
     "content,needle",
     [
         ('{"tool": "x", "schema_version": 1}', "not an fxmeter report"),
-        ('{"tool": {"name": "fxmeter"}, "schema_version": 1}', "incomplete fxmeter report"),
+        ('{"tool": {"name": "fxmeter"}, "schema_version": 1}', "missing key 'run_id'"),
         ('{"tool": {"name": "fxmeter"}, "schema_version": 99}', "schema_version 99"),
         ("[1, 2", "not a JSON file"),
     ],

@@ -24,7 +24,7 @@ def test_growth_is_attributed_to_the_folded_module() -> None:
     top = c.modules[0]
     assert (top.key, top.a, top.b, top.delta, top.share) == ("t.blocks.*.attn", 300, 480, 180, 1.0)
     assert c.categories[0].key == "self_attention_core" and c.categories[0].share == 1.0
-    assert "100.0% of the change is in t.blocks.*.attn x3" in c.headline
+    assert "100.0% of the change is in t.blocks.*.attn (3 blocks, summed)" in c.headline
     # end to end = per forward x 2 steps x 2 passes: 4 x 180 = 720
     assert {d.key: d for d in c.totals}["end_to_end.tensor_core_flops"].delta == 720
     assert c.added == () and c.removed == () and c.modules_omitted == 0
@@ -42,7 +42,7 @@ def test_different_depth_models_share_folded_ids() -> None:
     assert [(m.key, m.delta, m.count_a, m.count_b) for m in c.modules[:2]] == [
         ("t.blocks.*.attn", 200, 3, 5), ("t.blocks.*.ff.net.2", 100, 3, 5)]
     assert c.modules[0].share == pytest.approx(2 / 3)
-    assert any("x3 vs x5" in n for n in c.notes) and any("different models" in n for n in c.notes)
+    assert any("t.blocks.*: 3 vs 5 blocks" in n for n in c.notes) and any("different models" in n for n in c.notes)
     assert c.added == () and c.removed == ()
     # unfolded, blocks 3 and 4 are new modules (6 each: block, attn, ff, ff.net, ff.net.0, ff.net.2)
     c = compare(make_report(blocks=3), make_report(blocks=5), fold=False)
@@ -76,7 +76,7 @@ def test_cli_compare(tmp_path: Path) -> None:
     pb.write_bytes(orjson.dumps(make_report(attn_tc=160)))
     r = CliRunner().invoke(main, ["compare", str(pa), str(pb)])
     assert r.exit_code == 0, r.output
-    assert "t.blocks.*.attn x3" in r.output and "+180" in r.output and "+36.00%" in r.output
+    assert "t.blocks.*.attn (3 blocks, summed)" in r.output and "+180 FLOP" in r.output and "+36.00%" in r.output
     r = CliRunner().invoke(main, ["compare", str(pa), str(pb), "--json", "--metric", "bytes"])
     doc = json.loads(r.output)
     assert doc["metric"] == "bytes" and {m["delta"] for m in doc["modules"]} == {0}  # bytes did not move

@@ -98,13 +98,13 @@ def test_bar() -> None:
 
 def test_render_top_shows_fold_count_and_share() -> None:
     text = render_top(top(make_report()))
-    assert "t.blocks.*.attn x3" in text and "60.00%" in text and "Attention" in text
+    assert "t.blocks.*.attn (3 blocks, summed)" in text and "60.00%" in text and "Attention" in text
 
 
 def test_cli_top_table_and_json(toy_path: Path) -> None:
     r = CliRunner().invoke(main, ["top", str(toy_path), "-k", "2"])
     assert r.exit_code == 0, r.output
-    assert "t.blocks.*.attn x3" in r.output and "1 more nonzero modules" in r.output
+    assert "t.blocks.*.attn (3 blocks, summed)" in r.output and "1 more nonzero modules" in r.output
     r = CliRunner().invoke(main, ["top", str(toy_path), "--by", "op", "--json"])
     assert r.exit_code == 0
     doc = json.loads(r.output)

@@ -44,7 +44,7 @@ def test_toy_summary_files_and_links() -> None:
     for name in (CHART_CATEGORIES, CHART_BLOCKS):
         assert files[name].startswith(PNG_MAGIC)
         assert f"]({name})" in md
-    assert "| `t.blocks.*.attn` x3 | Attention | 300 | 60.00% |" in md
+    assert "| `t.blocks.*.attn` (3 blocks, summed) | Attention | 300 (300 FLOP) | 60.00% |" in md
     # deterministic: the same report gives the same bytes, charts included
     assert render_files(make_report()) == files
 
@@ -79,5 +79,5 @@ def test_720p_summary_is_well_formed() -> None:
     data = wan_reports("wan2.1-t2v-14b")["720p"].data
     md = render(data, [("alt", CHART_CATEGORIES)])
     check_markdown(md)
-    assert "| `transformer.blocks.*.attn1` x40 | WanAttention | 4,682,022,912,000,000 | 71.77% |" in md
+    assert "| `transformer.blocks.*.attn1` (40 blocks, summed) | WanAttention | 4,682,022,912,000,000 (4.68 PFLOP) | 71.77% |" in md
     assert "| tokens | 75,600 |" in md and "| latent shape | 1 x 16 x 21 x 90 x 160 |" in md

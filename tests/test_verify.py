@@ -152,14 +152,14 @@ def test_cli_pass_writes_files(tiny_config: Path, tmp_path: Path) -> None:
                                   "--run-id", "cli", "--output-root", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "verify PASS" in r.output and "not compared: cuda_core_flops" in r.output
-    assert "transformer.blocks.* (x3)" in r.output  # identical blocks folded
+    assert "transformer.blocks.* (each of 3)" in r.output  # identical blocks folded
     for name in ("layers.json", "end2end.json"):
         assert (tmp_path / "cli" / "static_analysis" / "wan" / "verify" / name).exists()
         assert f"wrote {tmp_path / 'cli' / 'static_analysis' / 'wan' / 'verify' / name}" in r.output
     r = CliRunner().invoke(main, ["verify", "--config", str(tiny_config), "-w", "ci-tiny", "--run-id", "cli",
                                   "--output-root", str(tmp_path), "--all-rows", "--tolerance", "0"])
     assert r.exit_code == 0, r.output
-    assert "transformer.blocks.2.attn1" in r.output and "(x3)" not in r.output
+    assert "transformer.blocks.2.attn1" in r.output and "(each of 3)" not in r.output
     assert _load(tmp_path / "cli" / "static_analysis" / "wan" / "verify" / "layers.json")["tolerance"] == {"layers": 0.0, "end2end": 0.0}
 
 
