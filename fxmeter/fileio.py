@@ -179,7 +179,7 @@ def loads(data: bytes | str) -> Any:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not a JSON number")
 
 
 # -- writing -------------------------------------------------------------------------
