@@ -171,6 +171,10 @@ def trace(
     traffic = check_model(traffic)
     check_precision(precision)
     hw, eff = None, None
+    if efficiency is not None and hardware is None and hardware_file is None:
+        from .hardware import HardwareError
+
+        raise HardwareError("--efficiency scales a device's peaks: it needs --hardware (see `fxmeter hardware`)")
     if hardware is not None or hardware_file is not None:
         from .hardware import get, parse_efficiency
 
@@ -193,6 +197,11 @@ def trace(
         batched = _batched_activations(resolved, d, wl, sm, cache=cache, replicate=replicate)
     finish_report(rep.data, sm.meta, precision=precision, traffic=traffic, batched=batched, batched_cfg=batched_cfg,
                   hw=hw, efficiency=eff, include_nodes=include_nodes)
+    rep.data["trace"]["options"] = trace_options(
+        dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg and passes == 2),
+        hardware=hw.name if hw is not None else None, efficiency=dict(eff) if isinstance(eff, dict) else eff,
+        full_trace=not replicate,
+    )
     resolved.adapter.annotate_report(resolved.config, wl, rep.data)  # model-specific sections (e.g. experts)
     mem = rep.data["memory"]
     if hw is not None and mem.get("fit"):  # the adapter may have changed the weights (two experts): fit again
@@ -219,3 +228,45 @@ def _batched_activations(resolved: ResolvedModel, dtype: str, wl: Workload, sm: 
     out = activation_summary(sm2.nodes, sm2.liveness.get("after_node", []), vals, sm2.meta.get("replicas", {}))
     out["activation_batch"] = wl2.batch
     return out
+
+
+#: options of :func:`trace` that change a report's numbers, with their defaults (``trace.options`` in report.json)
+OPTION_DEFAULTS: dict[str, Any] = {
+    "dtype": "bfloat16", "precision": "bf16", "traffic": "eager", "batched_cfg": False, "hardware": None,
+    "efficiency": None, "full_trace": False,
+}
+
+
+def trace_options(**options: Any) -> dict[str, Any]:
+    """The record of the number-changing options a report was made with (every key of OPTION_DEFAULTS)."""
+    unknown = set(options) - set(OPTION_DEFAULTS)
+    assert not unknown, unknown
+    return {k: options.get(k, v) for k, v in OPTION_DEFAULTS.items()}
+
+
+def component_costs(config: dict[str, Any], component_id: str, source: str, wl: Workload,
+                    data: dict[str, Any]) -> dict[str, Any]:
+    """Per-forward cost, parameters, weights and activation peak of one pipeline component
+    (e.g. a second expert with its own config) at ``wl``, in the dtype and precision of ``data``.
+
+    Traced through the trace cache like any model, so a warm run imports no torch.
+    """
+    from .adapters import adapter_for_class
+    from .memory import weights_for_precision
+    from .models import _sha256
+
+    adapter = adapter_for_class(str(config["_class_name"]), config)
+    rm = ResolvedModel(component_id, config, _sha256(config), source, adapter, str(data["model"].get("slug", "")), "")
+    geometry = rm.geometry(wl)
+    sm = symbolic_model(rm, str(data["workload"]["dtype"]), geometry.dims)
+    passes = adapter.passes_per_step(config, wl)
+    sub = evaluate(sm, wl, geometry, passes, "component", include_nodes=False, include_modules=False).data
+    w = weights_for_precision(sm.meta, str(data["memory"].get("precision", "bf16")))
+    return {
+        "per_forward": sub["totals"]["per_forward"],
+        "parameters": sub["model"]["parameters"],
+        "weight_bytes": w["weight_bytes"],
+        "weight_bytes_by_dtype": w["weight_bytes_by_dtype"],
+        "parameters_by_dtype": sub["memory"]["parameters_by_dtype"],
+        "activation_peak_bytes": sub["memory"]["activation_peak_bytes"],
+    }

@@ -56,8 +56,8 @@ class ModuleRecord:
     path: str
     cls: str
     params: int  # own parameters (not descendants')
-    weight_bytes: int
-    buffer_bytes: int
+    weight_bytes: int  # own parameters' bytes + own persistent buffers' bytes (what a checkpoint stores)
+    buffer_bytes: int  # own persistent buffers' bytes (non-persistent ones, e.g. RoPE tables, are not stored)
 
 
 @dataclass
@@ -103,10 +103,74 @@ def import_class(class_name: str) -> Any:
     return cls  # type: ignore[no-any-return]
 
 
+#: the most modules fxmeter traces and reports (each is a report row; ~1 KB of report.json each)
+MAX_MODULES = 20_000
+
+
+def _annotation_check(value: Any, annotation: Any) -> bool | None:
+    """Whether ``value`` fits the type ``annotation`` (True/False), or None when it cannot tell."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        results = [_annotation_check(value, a) for a in typing.get_args(annotation)]
+        return True if any(r is True for r in results) else (None if any(r is None for r in results) else False)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1 or (origin is tuple and Ellipsis in typing.get_args(annotation)):
+            results = [_annotation_check(v, args[0]) for v in value] if args else []
+        elif args:
+            if len(args) != len(value):
+                return False
+            results = [_annotation_check(v, a) for v, a in zip(value, args)]
+        else:
+            return True
+        return False if any(r is False for r in results) else True
+    return None
+
+
+def _type_name(annotation: Any) -> str:
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def check_signature(cls: Any, config: dict[str, Any]) -> None:
+    """Each config value against the type in ``cls.__init__``'s signature (a ConfigError naming the key).
+
+    Keys the signature does not name are ignored (``from_config`` ignores them too), and
+    annotations fxmeter cannot read are not checked.
+    """
+    import inspect
+
+    try:
+        sig = inspect.signature(cls.__init__, eval_str=True)
+    except Exception:  # unresolvable annotations: leave the check to the class
+        return
+    for name, param in sig.parameters.items():
+        if name not in config or param.annotation is inspect.Parameter.empty:
+            continue
+        if _annotation_check(config[name], param.annotation) is False:
+            raise ConfigError(f"config value {name} = {config[name]!r} does not fit {cls.__name__}: expected "
+                              f"{_type_name(param.annotation)} (default {param.default!r})")
+
+
 def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | None = None) -> torch.nn.Module:
     """The diffusers model from ``config`` on meta, in the deployment dtype policy."""
     cls = import_class(config["_class_name"])
     cfg = {k: v for k, v in config.items() if not k.startswith("_")}
+    check_signature(cls, cfg)
     cfg.update(overrides or {})
     try:
         with warnings.catch_warnings():
@@ -120,15 +184,29 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
     return model
 
 
+def persistent_buffers(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``module``'s own buffers that its state dict (and so a checkpoint) holds."""
+    skip: set[str] = getattr(module, "_non_persistent_buffers_set", set())
+    return [(n, b) for n, b in module.named_buffers(recurse=False) if n not in skip]
+
+
 def apply_dtype_policy(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """Parameters to ``dtype`` except ``_keep_in_fp32_modules`` (as from_pretrained does)."""
+    """Parameters and persistent buffers to ``dtype`` except ``_keep_in_fp32_modules``, as
+    ``from_pretrained(torch_dtype=...)`` loads the checkpoint (every floating state-dict entry is
+    cast); non-persistent buffers (RoPE tables) are computed at init and keep their dtype."""
     keep = list(getattr(model, "_keep_in_fp32_modules", None) or [])
+
+    def want(name: str) -> torch.dtype:
+        return torch.float32 if (keep and any(m in name.split(".") for m in keep)) and dtype != torch.float32 else dtype
+
     for name, p in model.named_parameters():
-        if not p.is_floating_point():
-            continue
-        want = torch.float32 if (keep and any(m in name.split(".") for m in keep)) and dtype != torch.float32 else dtype
-        if p.dtype != want:
-            p.data = p.data.to(want)
+        if p.is_floating_point() and p.dtype != want(name):
+            p.data = p.data.to(want(name))
+    for path, mod in model.named_modules():
+        for n, b in persistent_buffers(mod):
+            full = f"{path}.{n}" if path else n
+            if b.is_floating_point() and b.dtype != want(full):
+                setattr(mod, n, b.to(want(full)))
 
 
 def module_records(model: torch.nn.Module, replicate: dict[str, int]) -> list[ModuleRecord]:
@@ -136,13 +214,13 @@ def module_records(model: torch.nn.Module, replicate: dict[str, int]) -> list[Mo
     out: list[ModuleRecord] = []
     for path, mod in model.named_modules():
         params = list(mod.named_parameters(recurse=False))
-        bufs = list(mod.named_buffers(recurse=False))
+        buf_bytes = sum(b.numel() * b.element_size() for _, b in persistent_buffers(mod))
         rec = ModuleRecord(
             path,
             type(mod).__name__,
             sum(p.numel() for _, p in params),
-            sum(p.numel() * p.element_size() for _, p in params),
-            sum(b.numel() * b.element_size() for _, b in bufs),
+            sum(p.numel() * p.element_size() for _, p in params) + buf_bytes,
+            buf_bytes,
         )
         out.append(rec)
         for lst, n in replicate.items():
@@ -279,6 +357,33 @@ def export_graph(
     return ep, symmap, symbols, guards
 
 
+def check_size(model: torch.nn.Module, replicas: dict[str, int], adapter: Adapter, config: dict[str, Any]) -> None:
+    """Refuse a model whose full module tree exceeds MAX_MODULES, estimated before it is built.
+
+    ``model`` has one block per repeated list (``replicas``: list -> blocks in the full
+    model); each block's modules and parameters count once per block.
+    """
+    fixed = per_block = total = params = 0
+    for path, mod in model.named_modules():
+        k = 0
+        for lst, n in replicas.items():
+            if path == f"{lst}.0" or path.startswith(f"{lst}.0."):
+                k = n
+        if k:
+            per_block += 1
+        else:
+            fixed += 1
+        total += k or 1
+        params += (k or 1) * sum(p.numel() for p in mod.parameters(recurse=False))
+    if total > MAX_MODULES:
+        sizes = ", ".join(f"{key}={config.get(key)}" for key in adapter.repeated.values() if key in config)
+        blocks = max(MAX_MODULES - fixed, 0) // max(per_block // max(len(replicas), 1), 1)
+        raise ConfigError(
+            f"config {sizes}: an estimated {total:,} modules ({params:,} parameters) to trace and report; the limit is "
+            f"{MAX_MODULES:,} modules (about {blocks:,} blocks of this class in all): use fewer layers"
+        )
+
+
 def capture(
     model_config: dict[str, Any],
     adapter: Adapter,
@@ -298,15 +403,28 @@ def capture(
             if n > 1:
                 overrides[key] = 1
                 replicas[lst] = n
+    else:  # full trace: estimate its size from a reduced build before building every block
+        reduced = {k: 1 for k in adapter.repeated.values() if isinstance(model_config.get(k), int) and model_config[k] > 1}
+        counts = {lst: model_config[k] for lst, k in adapter.repeated.items() if k in reduced}
+        check_size(build_model(model_config, dtype, reduced), counts, adapter, model_config)
     model = build_model(model_config, dtype, overrides)
+    if replicate:
+        check_size(model, replicas, adapter, model_config)
     modules = module_records(model, replicas)
     wbytes: dict[str, int] = {}
     wcount: dict[str, int] = {}
+
+    def copies(name: str) -> int:
+        return replicas.get(name.split(".")[0], 1) if name.split(".")[1:2] == ["0"] else 1
+
     for name, p in model.named_parameters():
-        k = replicas.get(name.split(".")[0], 1) if name.split(".")[1:2] == ["0"] else 1
         dt = str(p.dtype).removeprefix("torch.")
-        wbytes[dt] = wbytes.get(dt, 0) + k * p.numel() * p.element_size()
-        wcount[dt] = wcount.get(dt, 0) + k * p.numel()
+        wbytes[dt] = wbytes.get(dt, 0) + copies(name) * p.numel() * p.element_size()
+        wcount[dt] = wcount.get(dt, 0) + copies(name) * p.numel()
+    for path, mod in model.named_modules():  # persistent buffers are checkpoint bytes too (not parameters)
+        for _, b in persistent_buffers(mod):
+            dt = str(b.dtype).removeprefix("torch.")
+            wbytes[dt] = wbytes.get(dt, 0) + copies(path + ".") * b.numel() * b.element_size()
     try:
         ep, symmap, symbols, guards = export_graph(model, adapter, model_config, dtype, dims)
     except Exception as e:  # torch raises many kinds; re-raise as one project error

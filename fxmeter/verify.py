@@ -310,10 +310,17 @@ def build_on_device(resolved: ResolvedModel, dtype: str, device: str) -> torch.n
     cls = import_class(resolved.config["_class_name"])
     cfg = {k: v for k, v in resolved.config.items() if not k.startswith("_")}
     torch.manual_seed(0)
+    default = torch.get_default_dtype()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with torch.device(device):  # buffers (RoPE tables) computed on the device, weights randomly initialised
-            model = cls.from_config(cfg)
+        # weights initialised in the deployment dtype (no fp32 copy of the whole model: half the peak memory);
+        # buffers (RoPE tables) computed on the device in the dtypes the class asks for
+        torch.set_default_dtype(DTYPES[dtype])
+        try:
+            with torch.device(device):
+                model = cls.from_config(cfg)
+        finally:
+            torch.set_default_dtype(default)
     apply_dtype_policy(model, DTYPES[dtype])
     model.eval()
     return model  # type: ignore[no-any-return]
@@ -454,16 +461,32 @@ class VerifyResult:
         return bool(self.layers["passed"] and self.end2end["passed"])
 
 
-def check_cpu_budget(data: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Refuse a ``--device cpu`` run that would take too long or too much memory."""
-    cpu = settings.get("cpu", {})
-    max_gflop, max_gib = float(cpu.get("max_gflop", 50)), float(cpu.get("max_gib", 4))
-    flops = data["totals"]["per_forward"][METRIC]
+#: resident memory of the process before the model is built (python, torch, diffusers), measured
+CPU_BASE_BYTES = 1 << 29
+
+
+def cpu_estimate(data: dict[str, Any]) -> tuple[int, int]:
+    """(tensor-core FLOPs, peak bytes) of one ``--device cpu`` reference forward of report ``data``.
+
+    Peak bytes: the weights as built (the report's weight bytes: parameters and persistent
+    buffers in the deployment dtype; ``build_on_device`` initialises them in that dtype), the
+    activation peak of the liveness walk, the math SDPA backend's score and probability
+    matrices of *one* attention call (it materialises ``B x H x Lq x Lk`` per call, in fp32 at
+    worst; calls run one after another), and the interpreter with torch and diffusers loaded.
+    """
+    flops = int(data["totals"]["per_forward"][METRIC])
     wl = data["workload"]
     heads = int(data["model"]["config"].get("num_attention_heads", 1))
-    # math SDPA materialises the fp32 score and probability matrices of the largest attention
-    attn = 2 * 4 * wl["batch"] * heads * wl["tokens"] * wl["tokens"]
-    mem = data["memory"]["weight_bytes"] + data["memory"]["activation_peak_bytes"] + attn
+    attn = 2 * 4 * int(wl["batch"]) * heads * int(wl["tokens"]) ** 2
+    mem = int(data["memory"]["weight_bytes"]) + int(data["memory"]["activation_peak_bytes"]) + attn + CPU_BASE_BYTES
+    return flops, mem
+
+
+def check_cpu_budget(data: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse a ``--device cpu`` run that would take too long or too much memory (:func:`cpu_estimate`)."""
+    cpu = settings.get("cpu", {})
+    max_gflop, max_gib = float(cpu.get("max_gflop", 5000)), float(cpu.get("max_gib", 8))
+    flops, mem = cpu_estimate(data)
     if flops > max_gflop * 1e9 or mem > max_gib * 2**30:
         raise VerifyError(
             f"--device cpu is for small configs: this needs {flops / 1e9:,.1f} GFLOP and ~{mem / 2**30:,.2f} GiB per forward "
@@ -561,8 +584,17 @@ def verify(
     return result
 
 
+#: report options (``trace.options``) under which the report's tensor-core FLOPs are not the
+#: ones verify's reference counts, with why.  The others (precision, traffic, hardware,
+#: efficiency, full_trace) change times, bytes or weight memory, never tensor-core FLOPs per
+#: forward, so a report traced with them is verified as it is.
+NUMBER_CHANGING = {
+    "batched_cfg": "--batched-cfg (one pass of 2x the batch: every module's per-forward FLOPs double)",
+}
+
+
 def _check_same(data: dict[str, Any], resolved: ResolvedModel, wl: Any, dtype: str, dims: dict[str, int], where: Path) -> None:
-    """A reused report must describe this model, workload and dtype."""
+    """A reused report must describe this model, workload, dtype and the options verify runs with."""
     got = data["workload"]
     diffs = []
     if data["model"].get("config_sha256") != resolved.config_sha256:
@@ -573,6 +605,11 @@ def _check_same(data: dict[str, Any], resolved: ResolvedModel, wl: Any, dtype: s
         diffs.append(f"dtype {got.get('dtype')}")
     if (got.get("steps"), got.get("guidance_scale")) != (wl.steps, wl.guidance_scale):
         diffs.append(f"steps {got.get('steps')} / guidance {got.get('guidance_scale')}")
+    options = dict(data.get("trace", {}).get("options") or {})
+    options.setdefault("batched_cfg", got.get("cfg") == "batched")  # reports written before trace.options
+    for key, what in NUMBER_CHANGING.items():
+        if options.get(key):
+            diffs.append(what)
     if diffs:
         raise VerifyError(f"{where / 'report.json'} is for {', '.join(diffs)}, not this run; choose another --run-id")
 

@@ -137,11 +137,11 @@ def test_strict_fails_on_unmodeled_op(tiny_config: Path, tmp_path: Path, monkeyp
 @pytest.mark.parametrize(
     "key,value,needle",
     [
-        ("patch_size", 2, "cannot use"),
-        ("in_channels", "x", "cannot use"),
-        ("rope_max_seq_len", None, "cannot use"),
-        ("num_layers", "two", "must be an integer"),
-        ("ffn_dim", -5, "rejected the config"),
+        ("patch_size", 2, "patch_size = 2: expected 3 positive integers"),
+        ("in_channels", "x", "in_channels = 'x': expected a positive integer"),
+        ("rope_max_seq_len", None, "rope_max_seq_len = None: expected a positive integer"),
+        ("num_layers", "two", "num_layers = 'two': expected a positive integer"),
+        ("ffn_dim", -5, "ffn_dim = -5: expected a positive integer"),
     ],
 )
 def test_config_values_of_the_wrong_kind(key: str, value: object, needle: str, tmp_path: Path) -> None:

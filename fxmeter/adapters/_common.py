@@ -50,5 +50,12 @@ def divisible(height: int, width: int, by: int, why: str) -> None:
         raise WorkloadError(f"height and width must be divisible by {by} ({why}); got {height}x{width}")
 
 
+#: ``qk_norm`` values diffusers' ``Attention`` accepts (attention_processor.Attention.__init__)
+QK_NORMS = (None, "layer_norm", "fp32_layer_norm", "layer_norm_across_heads", "rms_norm", "rms_norm_across_heads", "l2")
+
+
 def image_only(frames: int, label: str) -> list[str]:
-    return [] if frames == 1 else [f"{label} generates images: frames={frames} ignored (1 image per batch item)"]
+    """An image model takes ``frames`` = 1 (one image per batch item): anything else is refused."""
+    if frames != 1:
+        raise WorkloadError(f"{label} generates images: frames must be 1, got {frames} (use --batch for several images)")
+    return []

@@ -52,6 +52,14 @@ class Adapter:
     #: (module-path regex, op families or None for any, category); first match wins.
     category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = ()
     default_slug: str = "model"
+    #: the preset family of this adapter's models (``Workload.family``; "" = the adapter's name)
+    family: str = ""
+    #: the preset a config of this class runs at when no workload is named (None: name one)
+    default_workload: str | None = None
+    #: config keys that must be positive integers (sizes, counts); checked before anything is built
+    positive_keys: tuple[str, ...] = ()
+    #: config key -> the values the class accepts (None included where it is allowed)
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     # -- geometry ---------------------------------------------------------
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
@@ -77,6 +85,29 @@ class Adapter:
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         """Small, distinct, non-0/1 symbol values to trace a dynamic export with."""
         return {s: 2 + i for i, s in enumerate(self.symbols)}
+
+    # -- config values ------------------------------------------------------
+    def check_config(self, config: dict[str, Any]) -> list[str]:
+        """What is wrong with ``config``'s values, one line per key (pure Python: no torch import).
+
+        Required keys present, sizes and counts positive integers (a string "40" or a bool is
+        not an integer), enumerated values among the class's choices.  The class's own
+        signature is checked when the model is built (:func:`fxmeter.capture.check_signature`).
+        """
+        bad = [f"missing required key {k!r}" for k in self.required_keys if k not in config]
+        for k in self.positive_keys:
+            if k not in config:
+                continue
+            v = config[k]
+            if isinstance(v, (list, tuple)):
+                if not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
+                    bad.append(f"{k} = {v!r}: expected a list of positive integers")
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad.append(f"{k} = {v!r}: expected a positive integer")
+        for k, allowed in self.choices.items():
+            if k in config and config[k] not in allowed:
+                bad.append(f"{k} = {config[k]!r}: expected one of {', '.join(repr(a) for a in allowed)}")
+        return bad
 
     # -- per-config hooks (defaults: nothing model-specific) ---------------
     def specialize(self, config: dict[str, Any]) -> Adapter:

@@ -64,6 +64,12 @@ class CogVideoXAdapter(Adapter):
     )
     category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = COGVIDEOX_CATEGORIES
     default_slug: str = "cogvideox"
+    family: str = "cogvideox"
+    default_workload: str | None = "cogvideox-480p"
+    positive_keys: tuple[str, ...] = (
+        "num_attention_heads", "attention_head_dim", "in_channels", "time_embed_dim", "text_embed_dim", "num_layers",
+        "sample_width", "sample_height", "sample_frames", "patch_size", "temporal_compression_ratio", "max_text_seq_length",
+    )
 
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """No: ``image_rotary_emb`` is built from Python ints of the geometry (static export)."""

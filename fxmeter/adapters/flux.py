@@ -41,6 +41,12 @@ class FluxAdapter(Adapter):
         ("transformer_blocks", "single_transformer_blocks"), r"pos_embed|time_text_embed|context_embedder|x_embedder"
     )
     default_slug: str = "flux"
+    family: str = "flux"
+    default_workload: str | None = "flux-1024"
+    positive_keys: tuple[str, ...] = (
+        "patch_size", "in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "joint_attention_dim",
+        "pooled_projection_dim", "axes_dims_rope",
+    )
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         divisible(wl.height, wl.width, VAE_SCALE * PACK, "VAE 8 x 2x2 packing")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..workload import Workload
-from ._common import divisible, joint_dit_categories, video_frames
+from ._common import QK_NORMS, divisible, joint_dit_categories, video_frames
 from .base import Adapter, Geometry, SymbolAxis
 
 if TYPE_CHECKING:
@@ -40,6 +40,13 @@ class HunyuanVideoAdapter(Adapter):
         ("transformer_blocks", "single_transformer_blocks"), r"x_embedder|context_embedder|time_text_embed|rope"
     )
     default_slug: str = "hunyuan_video"
+    family: str = "hunyuan_video"
+    default_workload: str | None = "hunyuan-720p"
+    positive_keys: tuple[str, ...] = (
+        "in_channels", "out_channels", "num_attention_heads", "attention_head_dim", "num_layers", "patch_size",
+        "patch_size_t", "text_embed_dim", "pooled_projection_dim", "rope_axes_dim",
+    )
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p, pt = int(config["patch_size"]), int(config["patch_size_t"])

@@ -49,6 +49,14 @@ class LTXVideoAdapter(Adapter):
     required_keys: tuple[str, ...] = ("in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "caption_channels")
     category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = LTX_CATEGORIES
     default_slug: str = "ltx_video"
+    family: str = "ltx_video"
+    default_workload: str | None = "ltx-512p"
+    positive_keys: tuple[str, ...] = (
+        "in_channels", "out_channels", "patch_size", "patch_size_t", "num_attention_heads", "attention_head_dim",
+        "cross_attention_dim", "num_layers", "caption_channels",
+    )
+    # LTXAttention raises NotImplementedError for anything else
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": ("rms_norm_across_heads",)})
 
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """No: the forward takes num_frames/height/width as Python ints for its RoPE."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkloadError
 from ..workload import Workload
-from ._common import divisible, image_only, joint_dit_categories
+from ._common import QK_NORMS, divisible, image_only, joint_dit_categories
 from .base import Adapter, Geometry, SymbolAxis
 
 if TYPE_CHECKING:
@@ -40,6 +40,13 @@ class SD3Adapter(Adapter):
         ("transformer_blocks",), r"pos_embed|time_text_embed|context_embedder"
     )
     default_slug: str = "sd3"
+    family: str = "sd3"
+    default_workload: str | None = "sd3.5-1024"
+    positive_keys: tuple[str, ...] = (
+        "sample_size", "patch_size", "in_channels", "num_layers", "attention_head_dim", "num_attention_heads",
+        "joint_attention_dim", "caption_projection_dim", "pooled_projection_dim", "out_channels", "pos_embed_max_size",
+    )
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p = int(config["patch_size"])

@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WorkloadError
+from ..errors import ConfigError, WorkloadError
 from ..workload import Workload
+from ._common import QK_NORMS
 from .base import Adapter, Geometry, SymbolAxis
 
 if TYPE_CHECKING:
@@ -81,16 +82,32 @@ class WanAdapter(Adapter):
     )
     category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = WAN_CATEGORIES
     default_slug: str = "wan"
+    family: str = "wan"
+    default_workload: str | None = "480p"
+    positive_keys: tuple[str, ...] = (
+        "patch_size", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels", "text_dim", "freq_dim",
+        "ffn_dim", "num_layers", "rope_max_seq_len",
+    )
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
 
     # -- variants -------------------------------------------------------
     def specialize(self, config: dict[str, Any]) -> Adapter:
         if config.get("image_dim"):
-            return replace(self, name="wan-i2v", symbols=("batch", "latent_frames", "patches_h", "patches_w"))
+            return replace(self, name="wan-i2v", symbols=("batch", "latent_frames", "patches_h", "patches_w"),
+                           default_workload="i2v-480p")
         if self._expand_timesteps(config):
-            return replace(self, name="wan-ti2v")
+            return replace(self, name="wan-ti2v", default_workload="ti2v-720p")
         if len(self._pipeline(config).get("experts") or ()) > 1:
-            return replace(self, name="wan-experts")
+            return replace(self, name="wan-experts", default_workload="a14b-720p")
         return self
+
+    def check_config(self, config: dict[str, Any]) -> list[str]:
+        """The base checks, plus ``patch_size``: three positive integers (t, h, w)."""
+        bad = super().check_config(config)
+        ps = config.get("patch_size")
+        if "patch_size" in config and not (isinstance(ps, (list, tuple)) and len(ps) == 3):
+            bad.append(f"patch_size = {ps!r}: expected 3 positive integers (t, h, w)")
+        return bad
 
     @staticmethod
     def _pipeline(config: dict[str, Any]) -> dict[str, Any]:
@@ -113,11 +130,12 @@ class WanAdapter(Adapter):
         p_t, p_h, p_w = config["patch_size"]
         notes: list[str] = []
         vae_s = self._vae_spatial(config)
+        vae_t = int(self._pipeline(config).get("vae_scale_factor_temporal", VAE_SCALE_TEMPORAL))
         frames = wl.frames
-        if frames % VAE_SCALE_TEMPORAL != 1:
-            rounded = frames // VAE_SCALE_TEMPORAL * VAE_SCALE_TEMPORAL + 1
+        if frames % vae_t != 1:
+            rounded = frames // vae_t * vae_t + 1
             notes.append(
-                f"frames={frames} is not 4k+1; rounded to {rounded} as diffusers' WanPipeline does"
+                f"frames={frames} is not {vae_t}k+1; rounded to {rounded} as diffusers' WanPipeline does"
             )
             frames = rounded
         sh, sw = vae_s * p_h, vae_s * p_w
@@ -125,7 +143,7 @@ class WanAdapter(Adapter):
             raise WorkloadError(
                 f"height and width must be divisible by {sh}x{sw} (VAE x patch); got {wl.height}x{wl.width}"
             )
-        latent_frames = (frames - 1) // VAE_SCALE_TEMPORAL + 1
+        latent_frames = (frames - 1) // vae_t + 1
         lh, lw = wl.height // vae_s, wl.width // vae_s
         if latent_frames % p_t:
             raise WorkloadError(f"latent frames {latent_frames} not divisible by temporal patch {p_t}")
@@ -216,60 +234,124 @@ class WanAdapter(Adapter):
         return {s: dims[s] for s in self.symbols}
 
     # -- two experts (Wan2.2-A14B) -----------------------------------------
-    def expert_steps(self, config: dict[str, Any], steps: int) -> list[int]:
-        """Steps run by each expert: timesteps >= boundary go to the first (high-noise) one.
+    def expert_timesteps(self, config: dict[str, Any], steps: int) -> tuple[list[list[float]], float, dict[str, Any]]:
+        """Each expert's timesteps, the boundary timestep and the scheduler config used.
 
-        The timesteps are those of the pipeline's scheduler (UniPC, flow sigmas,
-        ``flow_shift``), computed by diffusers itself on CPU.
+        As ``WanPipeline.__call__``: ``boundary_timestep = boundary_ratio *
+        scheduler.config.num_train_timesteps``; a step whose timestep ``t >= boundary``
+        runs ``transformer`` (high noise), the others ``transformer_2``.  The timesteps
+        are those of the pipeline's own scheduler config (``_pipeline.scheduler``, read
+        from ``scheduler/scheduler_config.json``), in pure Python for the flow-sigma UniPC
+        scheduler Wan ships (:mod:`fxmeter.adapters.scheduler`).
         """
-        from diffusers import UniPCMultistepScheduler
+        from . import scheduler
 
         p = self._pipeline(config)
-        n_train = int(p.get("num_train_timesteps", 1000))
-        sched = UniPCMultistepScheduler(
-            num_train_timesteps=n_train, prediction_type="flow_prediction", use_flow_sigmas=True,
-            flow_shift=float(p.get("flow_shift", 1.0)),
-        )
-        sched.set_timesteps(steps, device="cpu")  # type: ignore[attr-defined]
-        boundary = float(p["boundary_ratio"]) * n_train
-        timesteps: list[float] = sched.timesteps.tolist()  # type: ignore[attr-defined]
-        high = sum(1 for t in timesteps if t >= boundary)
-        return [high, steps - high]
+        sched = p.get("scheduler")
+        if not isinstance(sched, dict):
+            raise ConfigError("two experts need the pipeline's scheduler config (_pipeline.scheduler, from "
+                              "scheduler/scheduler_config.json) to split the steps")
+        ratio = p.get("boundary_ratio")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise ConfigError(f"boundary_ratio must be a number in [0, 1], got {ratio!r}")
+        ts = scheduler.timesteps(sched, steps)
+        boundary = float(ratio) * int(sched.get("num_train_timesteps", 1000))
+        return [[t for t in ts if t >= boundary], [t for t in ts if t < boundary]], boundary, sched
+
+    def expert_steps(self, config: dict[str, Any], steps: int) -> list[int]:
+        """Steps run by each expert: timesteps >= boundary go to the first (high-noise) one."""
+        return [len(t) for t in self.expert_timesteps(config, steps)[0]]
 
     def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
-        """Two experts: each one's steps and share; weight memory counts both."""
-        experts = list(self._pipeline(config).get("experts") or ())
+        """Two experts: each one's steps, timesteps, cost and weights; memory holds both.
+
+        An expert whose config differs from the first (``_pipeline.expert_configs``,
+        e.g. a model folder whose ``transformer_2/config.json`` is another size) is
+        traced from its own config; ``totals.end_to_end`` then sums each expert's steps
+        at its own per-forward cost (per-forward totals, modules and nodes describe
+        ``transformer``).
+        """
+        p = self._pipeline(config)
+        experts = list(p.get("experts") or ())
         if len(experts) < 2:
             return
         from ..report import scale
+        from .scheduler import describe
 
-        p = self._pipeline(config)
-        split = self.expert_steps(config, wl.steps)
-        per_step = data["totals"]["per_step"]
+        (high, low), boundary, sched = self.expert_timesteps(config, wl.steps)
+        split_ts = [high, low]
         mem = data["memory"]
-        one_w, one_p = mem["weight_bytes"], data["model"]["parameters"]
+        own: dict[str, Any] = p["expert_configs"] if isinstance(p.get("expert_configs"), dict) else {}
+        first = {
+            "per_forward": data["totals"]["per_forward"],
+            "parameters": data["model"]["parameters"],
+            "weight_bytes": mem["weight_bytes"],
+            "weight_bytes_by_dtype": mem["weight_bytes_by_dtype"],
+            "parameters_by_dtype": mem["parameters_by_dtype"],
+            "activation_peak_bytes": mem["activation_peak_bytes"],
+        }
+        differ = [e for e in experts[1:] if e in own]
+        if differ and (data.get("hardware") or wl_cfg_batched(data)):
+            raise ConfigError(f"experts of different configs ({', '.join(differ)}) with --hardware or --batched-cfg "
+                              "are not supported yet; trace each expert's config on its own")
+        costs: dict[str, dict[str, Any]] = {}
+        for name in experts:
+            if name in own and name != experts[0]:
+                from ..api import component_costs
+
+                sub = {k: v for k, v in p.items() if k not in ("experts", "expert_configs")}
+                costs[name] = component_costs(dict(own[name], _class_name=config["_class_name"], _pipeline=sub),
+                                              f"{data['model']['id']}/{name}", data["model"]["config_source"], wl, data)
+            else:
+                costs[name] = first
+        passes = data["workload"]["passes_per_step"]
         roles = ("high-noise expert (t >= boundary)", "low-noise expert (t < boundary)")
-        data["components"] = [
-            {
+        comps = []
+        for i, name in enumerate(experts):
+            ts = split_ts[i] if i < 2 else []
+            c = costs[name]
+            per_step = data["totals"]["per_step"] if c is first else scale(c["per_forward"], passes)
+            row = {
                 "name": name,
                 "role": roles[i] if i < 2 else "expert",
-                "steps": n,
-                "step_share": n / wl.steps,
-                "parameters": one_p,
-                "weight_bytes": one_w,
-                "end_to_end": scale(per_step, n),
+                "steps": len(ts),
+                "step_share": len(ts) / wl.steps,
+                "timesteps": [int(t) if float(t).is_integer() else t for t in ts],
+                "parameters": c["parameters"],
+                "weight_bytes": c["weight_bytes"],
+                "end_to_end": scale(per_step, len(ts)),
             }
-            for i, (name, n) in enumerate(zip(experts, split))
-        ]
-        k = len(experts)
-        mem["weight_bytes"] = one_w * k
-        mem["weight_bytes_by_dtype"] = {d: v * k for d, v in mem["weight_bytes_by_dtype"].items()}
-        mem["parameters_by_dtype"] = {d: v * k for d, v in mem["parameters_by_dtype"].items()}
+            if c is not first:
+                row["per_forward"] = c["per_forward"]
+                row["config"] = f"{name}/config.json (differs from {experts[0]}'s)"
+            comps.append(row)
+        data["components"] = comps
+        if differ:
+            keys = data["totals"]["end_to_end"].keys()
+            data["totals"]["end_to_end"] = {k: sum(c["end_to_end"][k] for c in comps) for k in keys}
+            data["notes"].append(f"{', '.join(differ)} has its own config: totals.end_to_end sums each expert's steps at its "
+                                 f"own cost; per_forward, modules and nodes describe {experts[0]}")
+        mem["weight_bytes"] = sum(costs[e]["weight_bytes"] for e in experts)
+        for key in ("weight_bytes_by_dtype", "parameters_by_dtype"):
+            total: dict[str, int] = {}
+            for e in experts:
+                for d, v in costs[e][key].items():
+                    total[d] = total.get(d, 0) + v
+            mem[key] = dict(sorted(total.items()))
+        mem["activation_peak_bytes"] = max(costs[e]["activation_peak_bytes"] for e in experts)
+        if "peak_activation_bytes" in mem:
+            mem["peak_activation_bytes"] = mem["activation_peak_bytes"]
         mem["total_bytes"] = mem["weight_bytes"] + mem["activation_peak_bytes"]
-        data["model"]["parameters"] = one_p * k
-        data["model"]["parameters_per_expert"] = one_p
+        data["model"]["parameters"] = sum(costs[e]["parameters"] for e in experts)
+        data["model"]["parameters_per_expert"] = first["parameters"]
         data["notes"].append(
-            f"{k} experts of the same architecture ({', '.join(experts)}) switch at boundary_ratio "
-            f"{p.get('boundary_ratio')} x {p.get('num_train_timesteps', 1000)} timesteps: steps {split}; "
-            "per-forward cost is the same for both; weight memory counts both (as loaded by WanPipeline)"
+            f"{len(experts)} experts ({', '.join(experts)}) switch at boundary_ratio {p.get('boundary_ratio')} x "
+            f"{sched.get('num_train_timesteps', 1000)} = timestep {boundary:g} of the pipeline's scheduler "
+            f"{describe(sched)} (its scheduler_config.json, as WanPipeline.from_pretrained loads it): steps "
+            f"{[c['steps'] for c in comps]}; weight memory counts every expert"
         )
+
+
+def wl_cfg_batched(data: dict[str, Any]) -> bool:
+    """True for a report of batched CFG (one pass of twice the batch)."""
+    return data.get("workload", {}).get("cfg") == "batched"
