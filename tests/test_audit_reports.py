@@ -95,8 +95,10 @@ def test_schema_describes_every_key_the_readme_documents() -> None:
     assert seen > 50
 
 
-TWO_EXPERTS = dict(TINY_WAN, _pipeline={"experts": ["transformer", "transformer_2"], "boundary_ratio": 0.875,
-                                        "num_train_timesteps": 1000})
+TWO_EXPERTS = dict(TINY_WAN, _pipeline={
+    "experts": ["transformer", "transformer_2"], "boundary_ratio": 0.875,
+    "scheduler": {"_class_name": "UniPCMultistepScheduler", "flow_shift": 3.0, "num_train_timesteps": 1000,
+                  "prediction_type": "flow_prediction", "use_flow_sigmas": True}})
 
 
 def _produced(kind: str, tiny_config: Path, tmp_path: Path, report_720p: Report) -> Report:
