@@ -539,7 +539,8 @@ def test_ci_runs_the_readmes_test_command_with_the_cpu_torch_pin() -> None:
     assert len(install) == 1
     command = install[0].split(" && ", 2)[2]  # after creating and activating the venv
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
-    index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    # torch alone from PyTorch's CPU index (no deps: everything else comes from PyPI), then fxmeter
+    index = "pip install -c constraints.txt --no-deps --index-url https://download.pytorch.org/whl/cpu torch && "
     assert all(index in b for b in blocks if "pip install" in b)
     assert 'torch==2.13.0+cpu; sys_platform != "darwin"' in (ROOT / "constraints.txt").read_text().splitlines()
     assert "PIP_EXTRA_INDEX_URL = https://download.pytorch.org/whl/cpu" in (ROOT / "tox.ini").read_text()
