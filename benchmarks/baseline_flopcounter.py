@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def main() -> None:
-    cfg = json.loads((resources.files("fxmeter.configs") / "wan2.1-t2v-14b.json").read_text())
+    cfg = json.loads((resources.files("fxmeter.model.configs") / "wan2.1-t2v-14b.json").read_text())
     cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
     with torch.device("meta"):
         model = diffusers.WanTransformer3DModel.from_config(cfg).to(torch.bfloat16).eval()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODEL = "wan2.1-t2v-14b"
-CLI = [sys.executable, "-m", "fxmeter.cli"]
+CLI = [sys.executable, "-m", "fxmeter"]
 
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:

@@ -35,9 +35,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 import fxmeter
-from fxmeter.adapters import ADAPTERS, Adapter, Geometry, SymbolAxis, register
-from fxmeter.summary import headline
-from fxmeter.workload import Workload
+from fxmeter.model.adapters import ADAPTERS, Adapter, Geometry, SymbolAxis, register
+from fxmeter.model.workload import Workload
+from fxmeter.report.summary import headline
 
 # --------------------------------------------------------------------------- 1. the model
 

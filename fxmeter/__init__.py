@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .report import Report
-    from .workload import Workload
+    from fxmeter.model.workload import Workload
+    from fxmeter.report.document import Report
 
 __all__ = ["__version__", "trace", "Report"]
 
@@ -86,10 +86,10 @@ def trace(
         FxmeterError: a bad argument (one clear line; an unknown keyword names the
             closest accepted one), an unknown model or workload, a failed trace.
     """
-    from .errors import check_keywords
+    from fxmeter.errors import check_keywords
 
     check_keywords(unknown, TRACE_KEYWORDS, "fxmeter.trace")
-    from .api import trace as _trace
+    from fxmeter.api import trace as _trace
 
     return _trace(
         model, workload, config=config, dtype=dtype, run_id=run_id, strict=strict, cache=cache, replicate=replicate,
@@ -102,7 +102,7 @@ def trace(
 
 def __getattr__(name: str) -> Any:
     if name == "Report":
-        from .report import Report
+        from fxmeter.report.document import Report
 
         return Report
     raise AttributeError(name)

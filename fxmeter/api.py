@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .analysis import SymbolicModel  # light: no torch, sympy or networkx at import
-from .errors import TraceError, UnmodeledOpError
-from .evaluate import check_guards, evaluate
-from .models import ResolvedModel, resolve_model
-from .report import Report, check_run_id
-from .workload import Workload, normalize_dtype, resolve
+from fxmeter.cost.analyze import SymbolicModel  # light: no torch, sympy or networkx at import
+from fxmeter.errors import TraceError, UnmodeledOpError
+from fxmeter.estimate.evaluate import check_guards, evaluate
+from fxmeter.model.registry import ResolvedModel, resolve_model
+from fxmeter.model.workload import Workload, normalize_dtype, resolve
+from fxmeter.report.document import Report, check_run_id
 
 LOG = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def trace_symbolic(
     replicate: bool = True,
 ) -> SymbolicModel:
     """Export and analyse ``model``: dynamic when ``dims`` is None (static fallback)."""
-    from .analysis import analyze
-    from .capture import capture
+    from fxmeter.cost.analyze import analyze
+    from fxmeter.model.capture import capture
 
     t0 = time.perf_counter()
     cap = capture(model.config, model.adapter, dtype, dims, replicate=replicate)
@@ -84,7 +84,7 @@ def symbolic_model(
     workload statically (same numbers, no formulas) and leaves the dynamic trace
     that fills the cache to a detached process (:func:`fxmeter.cache.fill_in_background`).
     """
-    from . import cache as cache_mod
+    from fxmeter.cost import store as cache_mod
 
     if cache:
         sm = cache_mod.load(model, dtype, replicate=replicate)
@@ -165,18 +165,18 @@ def trace(
             the batch; FLOPs, bytes and time end to end unchanged.
         **overrides: frames, height, width, steps, text_len, batch, guidance_scale.
     """
-    from .memory import check_precision, finish_report
-    from .traffic import check_model
+    from fxmeter.cost.liveness import check_precision, finish_report
+    from fxmeter.cost.traffic import check_model
 
     traffic = check_model(traffic)
     check_precision(precision)
     hw, eff = None, None
     if efficiency is not None and hardware is None and hardware_file is None:
-        from .hardware import HardwareError
+        from fxmeter.estimate.hardware import HardwareError
 
         raise HardwareError("--efficiency scales a device's peaks: it needs --hardware (see `fxmeter hardware`)")
     if hardware is not None or hardware_file is not None:
-        from .hardware import get, parse_efficiency
+        from fxmeter.estimate.hardware import get, parse_efficiency
 
         hw = get(hardware, hardware_file)
         eff = parse_efficiency(efficiency)
@@ -205,7 +205,7 @@ def trace(
     resolved.adapter.annotate_report(resolved.config, wl, rep.data)  # model-specific sections (e.g. experts)
     mem = rep.data["memory"]
     if hw is not None and mem.get("fit"):  # the adapter may have changed the weights (two experts): fit again
-        from .memory import fit_check
+        from fxmeter.cost.liveness import fit_check
 
         mem["fit"] = fit_check(mem["weight_bytes"], mem["activation_peak_bytes"], hw.memory_bytes, hw.label)
     return rep
@@ -216,8 +216,8 @@ def _batched_activations(resolved: ResolvedModel, dtype: str, wl: Workload, sm: 
     """Activation memory of one CFG pass of twice the batch (the liveness walk at 2x batch)."""
     from dataclasses import replace
 
-    from .formula import compile_table
-    from .memory import activation_summary
+    from fxmeter.cost.formula import compile_table
+    from fxmeter.cost.liveness import activation_summary
 
     wl2 = replace(wl, batch=2 * wl.batch)
     geo2 = resolved.geometry(wl2)
@@ -251,9 +251,9 @@ def component_costs(config: dict[str, Any], component_id: str, source: str, wl: 
 
     Traced through the trace cache like any model, so a warm run imports no torch.
     """
-    from .adapters import adapter_for_class
-    from .memory import weights_for_precision
-    from .models import _sha256
+    from fxmeter.cost.liveness import weights_for_precision
+    from fxmeter.model.adapters import adapter_for_class
+    from fxmeter.model.registry import _sha256
 
     adapter = adapter_for_class(str(config["_class_name"]), config)
     rm = ResolvedModel(component_id, config, _sha256(config), source, adapter, str(data["model"].get("slug", "")), "")

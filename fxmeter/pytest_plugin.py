@@ -42,7 +42,7 @@ MEMORY_KEYS = ("weight_bytes", "weight_bytes_by_dtype", "activation_peak_bytes",
 
 def _document(obj: Any) -> dict[str, Any]:
     """The report document behind a Report, a dict, or a path to report.json (or its folder), validated."""
-    from .report import Report, validate
+    from fxmeter.report.document import Report, validate
 
     if isinstance(obj, (str, Path)):
         return Report.load(obj).data
@@ -61,7 +61,7 @@ def project(obj: Any) -> dict[str, Any]:
     """
     if isinstance(obj, Mapping) and "fxmeter_golden" in obj:
         return dict(obj)
-    from .hotspots import group_modules
+    from fxmeter.report.top import group_modules
 
     data = _document(obj)
     modules = {}
@@ -85,7 +85,7 @@ def project(obj: Any) -> dict[str, Any]:
 
 def dumps(projection: Mapping[str, Any]) -> bytes:
     """Golden file bytes: sorted keys, 2-space indent, trailing newline (integers beyond 64 bits exact)."""
-    from .report import dumps as json_bytes
+    from fxmeter.report.document import dumps as json_bytes
 
     return json_bytes(projection) + b"\n"
 
@@ -175,7 +175,7 @@ class GoldenReports:
         """
         if rtol < 0:
             raise ValueError(f"rtol must be >= 0, got {rtol}")
-        from .errors import ReportError
+        from fxmeter.errors import ReportError
 
         try:
             actual = project(report)
@@ -194,7 +194,7 @@ class GoldenReports:
             if not self.update:
                 pytest.fail(f"golden {path} did not exist; wrote it. Review it, commit it and re-run.", pytrace=False)
             return
-        from .report import loads
+        from fxmeter.report.document import loads
 
         try:
             expected = loads(self._read(path), path)
@@ -224,7 +224,7 @@ class GoldenReports:
     @staticmethod
     def _write(path: Path, payload: bytes) -> None:
         """Atomically (temp file + rename): an interrupted run never leaves half a golden."""
-        from .report import atomic_write
+        from fxmeter.report.document import atomic_write
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

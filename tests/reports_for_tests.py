@@ -11,7 +11,7 @@ import copy
 import functools
 from typing import Any
 
-from fxmeter.report import SCHEMA_VERSION, Report, metrics_dict
+from fxmeter.report.document import SCHEMA_VERSION, Report, metrics_dict
 
 WORKLOADS = ("ci-tiny", "w-002", "w-003", "480p", "720p")
 
@@ -115,10 +115,10 @@ def with_changes(data: dict[str, Any], **top_level: Any) -> dict[str, Any]:
 def wan_reports(model: str) -> dict[str, Report]:
     """Every standard workload of ``model`` from ONE dynamic trace (about 10 s for the 14B)."""
     from fxmeter.api import symbolic_model
-    from fxmeter.evaluate import evaluate
-    from fxmeter.formula import compile_table
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.cost.formula import compile_table
+    from fxmeter.estimate.evaluate import evaluate
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     rm = resolve_model(model, None)
     first = resolve(WORKLOADS[-1], rm.default_workload)

@@ -19,12 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter import api, cache
-from fxmeter.analysis import SymbolicModel
-from fxmeter.cli import main
+from fxmeter import api
+from fxmeter.cli.main import main
+from fxmeter.cost import store as cache
+from fxmeter.cost.analyze import SymbolicModel
+from fxmeter.cost.formula import MAX_EXPONENT, compile_table
 from fxmeter.errors import TraceError
-from fxmeter.formula import MAX_EXPONENT, compile_table
-from fxmeter.models import resolve_model
+from fxmeter.model.registry import resolve_model
 
 
 def stable(data: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def test_tampered_cache_is_discarded_and_rebuilt(case: str, tiny_config: Path, t
     good = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert good["trace"]["cache"] == "hit" and rebuilds == []
     _rewrite(path, TAMPER[case])
-    with caplog.at_level(logging.WARNING, logger="fxmeter.cache"):
+    with caplog.at_level(logging.WARNING, logger="fxmeter.cost.store"):
         assert cache.load(rm, "bfloat16") is None  # refused inside cache.load, with a reason
         again = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert "ignoring unusable trace cache" in caplog.text

@@ -25,12 +25,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fxmeter
-from fxmeter import fileio
-from fxmeter.cli import main
+from fxmeter.base import fileio
+from fxmeter.cli.main import main
 from fxmeter.errors import FxmeterError, OutputExistsError, ReportError, RunIdError, WorkloadError
-from fxmeter.report import Report, check_run_id
-from fxmeter.summary import human, human_bytes
-from fxmeter.workload import resolve
+from fxmeter.model.workload import resolve
+from fxmeter.report.document import Report, check_run_id
+from fxmeter.report.summary import human, human_bytes
 
 from .reports_for_tests import make_report
 
@@ -292,7 +292,7 @@ def test_bad_hardware_files_are_one_line(kind: str, tiny_config: Path, tmp_path:
 
 def test_tolerance_file_is_read_safely(tmp_path: Path, no_hang: None) -> None:
     from fxmeter.errors import VerifyError
-    from fxmeter.verify import load_settings
+    from fxmeter.verify.run import load_settings
 
     with pytest.raises(VerifyError, match="not a regular file"):
         load_settings("/dev/zero")
@@ -444,9 +444,9 @@ def test_a_swap_cut_between_its_two_renames_is_undone(tmp_path: Path) -> None:
 # -- 7. one run id, one writer -------------------------------------------------------------------
 RACE = textwrap.dedent("""
     import sys, time
-    from fxmeter import fileio
+    from fxmeter.base import fileio
     from fxmeter.errors import OutputExistsError
-    from fxmeter.report import Report
+    from fxmeter.report.document import Report
     data = fileio.loads(open(sys.argv[1], "rb").read())
     start = float(sys.argv[3])
     while time.time() < start:
@@ -478,7 +478,7 @@ def test_concurrent_writers_of_one_run_id_exactly_one_wins(tmp_path: Path) -> No
 def test_two_cli_runs_with_one_run_id_one_wins_one_error_line(tiny_config: Path, tmp_path: Path) -> None:
     fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="warm")  # fill the session's trace cache
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "fxmeter.cli", *tiny(tiny_config, tmp_path, "--run-id", "same")]
+    cmd = [sys.executable, "-m", "fxmeter", *tiny(tiny_config, tmp_path, "--run-id", "same")]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     results = sorted((p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in procs)
     (ok, _), (code, err) = results

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter.cli import main
+from fxmeter.cli.main import main
 from fxmeter.errors import ConfigError
-from fxmeter.models import MODELS, _bundled, get_spec, resolve_model
+from fxmeter.model.registry import MODELS, _bundled, get_spec, resolve_model
 from tests.conftest import TINY_WAN
 
 TINY_FLUX = {
@@ -155,7 +155,7 @@ def test_folder_missing_a_file_it_needs(tmp_path: Path, remove: str, needle: str
 # -- 2. a custom config runs at its adapter's default workload ---------------------------------------------
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_each_model_and_adapter_default_fits(model: str, tmp_path: Path) -> None:
-    from fxmeter.workload import fits, get_preset
+    from fxmeter.model.workload import fits, get_preset
 
     spec, rm = get_spec(model), resolve_model(model)
     a = rm.adapter
@@ -193,7 +193,7 @@ def test_options_that_would_be_ignored_are_refused(args: tuple[str, ...], needle
 
 
 def test_family_presets_still_work_within_the_family() -> None:
-    from fxmeter.workload import resolve
+    from fxmeter.model.workload import resolve
 
     rm = resolve_model("wan2.2-t2v-a14b")  # a Wan T2V preset on another Wan model: allowed
     assert rm.geometry(resolve("720p", rm.default_workload)).tokens == 21 * 45 * 80
@@ -205,7 +205,7 @@ def test_family_presets_still_work_within_the_family() -> None:
 def test_weight_bytes_are_state_dict_bytes(model: str) -> None:
     """Every bundled model: weight bytes = the state dict (parameters + persistent buffers) as loaded
     by from_pretrained(torch_dtype=bf16); parameters count parameters only."""
-    from fxmeter.capture import build_model, module_records
+    from fxmeter.model.capture import build_model, module_records
 
     rm = resolve_model(model)
     net = build_model(rm.config, "bfloat16", {k: 1 for k in rm.adapter.repeated.values()})
@@ -218,7 +218,7 @@ def test_weight_bytes_are_state_dict_bytes(model: str) -> None:
 
 
 def test_sd35_counts_its_pos_embed_buffer() -> None:
-    from fxmeter.capture import build_model
+    from fxmeter.model.capture import build_model
 
     rm = resolve_model("sd3.5-large")
     net = build_model(rm.config, "bfloat16", {"num_layers": 1})
@@ -260,7 +260,7 @@ def test_a14b_split_uses_the_shipped_scheduler_config() -> None:
 def test_flow_timesteps_equal_diffusers(shift: float, n_train: int) -> None:
     from diffusers import UniPCMultistepScheduler
 
-    from fxmeter.adapters.scheduler import flow_sigma_timesteps
+    from fxmeter.model.adapters.scheduler import flow_sigma_timesteps
 
     ref = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                   num_train_timesteps=n_train, flow_shift=shift)
@@ -272,7 +272,7 @@ def test_flow_timesteps_equal_diffusers(shift: float, n_train: int) -> None:
 def test_other_schedulers_go_to_diffusers() -> None:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from fxmeter.adapters.scheduler import is_plain_flow_unipc, timesteps
+    from fxmeter.model.adapters.scheduler import is_plain_flow_unipc, timesteps
 
     cfg = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 5.0, "num_train_timesteps": 1000}
     assert not is_plain_flow_unipc(cfg)
@@ -344,7 +344,7 @@ def test_verify_reuses_a_report_traced_with_hardware(tiny_config: Path, tmp_path
 # -- 8. the CPU budget of verify -----------------------------------------------------------------------------
 def test_cpu_budget_accepts_13b_ci_tiny_and_refuses_14b_720p() -> None:
     from fxmeter.errors import VerifyError
-    from fxmeter.verify import check_cpu_budget, cpu_estimate, load_settings
+    from fxmeter.verify.run import check_cpu_budget, cpu_estimate, load_settings
 
     settings = load_settings()
     small = fxmeter.trace("wan2.1-t2v-1.3b", workload="ci-tiny", run_id="c").data
@@ -361,7 +361,7 @@ def test_cpu_budget_accepts_13b_ci_tiny_and_refuses_14b_720p() -> None:
 
 @pytest.mark.slow
 def test_cpu_verify_13b_ci_tiny_passes(tmp_path: Path) -> None:
-    from fxmeter.verify import verify
+    from fxmeter.verify.run import verify
 
     res = verify("wan2.1-t2v-1.3b", "ci-tiny", device="cpu", output_root=str(tmp_path), run_id="cpu", write=False)
     assert res.passed and res.layers["max_rel_err"] == 0.0 and res.end2end["rel_err"] == 0.0
@@ -375,7 +375,7 @@ def test_a_million_layers_is_refused_with_its_estimate(tmp_path: Path, full: boo
     code, _, err = cli(*args, *(["--full-trace"] if full else []))
     line = one_line_error(code, err, "num_layers=1000000", "estimated", "modules", "the limit is 20,000 modules")
     # the estimate: the model's own modules and parameters + 1,000,000 x those of one block (a 1-block build)
-    from fxmeter.capture import build_model
+    from fxmeter.model.capture import build_model
 
     one = build_model(dict(TINY_WAN), "bfloat16", {"num_layers": 1})
     in_block = [m for p, m in one.named_modules() if p == "blocks.0" or p.startswith("blocks.0.")]

@@ -22,13 +22,13 @@ from click.testing import CliRunner
 
 import fxmeter
 from fxmeter import pytest_plugin
-from fxmeter.cli import main
-from fxmeter.compare import compare, render_compare
+from fxmeter.cli.main import main
 from fxmeter.errors import FxmeterError, ReportError, UsageError
-from fxmeter.hardware import HardwareError
-from fxmeter.hotspots import render_top, top
-from fxmeter.report import Report, loads, report_schema, schema_problem, schema_validator, validate
-from fxmeter.summary import render, si_bytes, with_unit
+from fxmeter.estimate.hardware import HardwareError
+from fxmeter.report.compare import compare, render_compare
+from fxmeter.report.document import Report, loads, report_schema, schema_problem, schema_validator, validate
+from fxmeter.report.summary import render, si_bytes, with_unit
+from fxmeter.report.top import render_top, top
 from tests.conftest import TINY_WAN
 from tests.reports_for_tests import make_report
 
@@ -115,9 +115,9 @@ def _produced(kind: str, tiny_config: Path, tmp_path: Path, report_720p: Report)
         return fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", include_nodes=False, run_id="t")
     if kind == "tiny-static":  # the CLI's cold path reports from a static trace (no formulas, no guards)
         from fxmeter.api import trace_symbolic
-        from fxmeter.evaluate import evaluate
-        from fxmeter.models import resolve_model
-        from fxmeter.workload import resolve
+        from fxmeter.estimate.evaluate import evaluate
+        from fxmeter.model.registry import resolve_model
+        from fxmeter.model.workload import resolve
 
         rm = resolve_model(None, tiny_config)
         wl = resolve("ci-tiny", rm.default_workload)
@@ -300,7 +300,7 @@ def test_a_report_path_that_is_a_folder_or_fifo_is_one_line(tmp_path: Path) -> N
 
 # -- 5. and 6. folded rows say what they are; human-facing numbers carry units ----------------------
 def test_folded_rows_are_unambiguous_in_top_summary_and_verify(valid_report: dict[str, Any]) -> None:
-    from fxmeter.verify import table
+    from fxmeter.verify.run import table
 
     text = render_top(top(valid_report))
     assert "t.blocks.*.attn (3 blocks, summed)" in text and " x3" not in text
@@ -383,7 +383,7 @@ def test_golden_problems_fail_with_one_clear_message(problem: str, pytester: pyt
 def test_goldens_are_written_atomically(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The golden is written through a temp file and a rename: an existing golden is never half-overwritten."""
     calls: list[Path] = []
-    import fxmeter.report as report_mod
+    import fxmeter.report.document as report_mod
 
     real = report_mod.atomic_write
 
@@ -454,7 +454,7 @@ def test_misspelled_keyword_lists_every_accepted_one(call: Callable[[], Any], ne
 
 
 def test_verify_misspelled_keyword_lists_every_accepted_one() -> None:
-    from fxmeter.verify import VERIFY_KEYWORDS, verify
+    from fxmeter.verify.run import VERIFY_KEYWORDS, verify
 
     with pytest.raises(UsageError, match=r"'devce' \(did you mean 'device'\?\).*tolerance.*frames"):
         verify("wan2.1-t2v-14b", devce="cpu")

@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from fxmeter import api, cache
-from fxmeter.analysis import SymbolicModel
-from fxmeter.models import resolve_model
+from fxmeter import api
+from fxmeter.cost import store as cache
+from fxmeter.cost.analyze import SymbolicModel
+from fxmeter.model.registry import resolve_model
 
 VOLATILE = ("seconds", "cache")
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from fxmeter.cli import main
+from fxmeter.cli.main import main
 
 
 def run(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from fxmeter.cli import main
-from fxmeter.compare import compare, render_compare
+from fxmeter.cli.main import main
 from fxmeter.errors import ReportError
+from fxmeter.report.compare import compare, render_compare
 from tests.reports_for_tests import make_report, wan_reports
 
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from fxmeter.cli import main
+from fxmeter.cli.main import main
 from fxmeter.errors import ReportError
-from fxmeter.hotspots import bar, fold_id, foldable_parents, group_modules, metric_value, render_top, top
+from fxmeter.report.top import bar, fold_id, foldable_parents, group_modules, metric_value, render_top, top
 from tests.reports_for_tests import make_report, wan_reports
 
 

@@ -8,7 +8,9 @@ from typing import Any, NamedTuple
 import pytest
 
 import fxmeter
-from fxmeter import memory, rules, traffic
+from fxmeter import rules
+from fxmeter.cost import liveness as memory
+from fxmeter.cost import traffic
 from fxmeter.rules import OpCall, TensorMeta
 
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter.cli import main
+from fxmeter.cli.main import main
 
 # id -> (published parameters, passes per step, trace mode)
 MODELS: dict[str, tuple[float, int, str]] = {
@@ -49,9 +49,9 @@ def _flop_counter(model: str) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fxmeter.capture import build_model
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.model.capture import build_model
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     rm = resolve_model(model)
     geometry = rm.adapter.geometry(rm.config, resolve(None, rm.default_workload))
@@ -86,8 +86,8 @@ def test_models_command_lists_every_model() -> None:
 
 
 def test_flux_geometry() -> None:
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     rm = resolve_model("flux.1-dev")
     g = rm.adapter.geometry(rm.config, resolve("flux-1024", "flux-1024"))
@@ -97,8 +97,8 @@ def test_flux_geometry() -> None:
 
 
 def test_video_geometries() -> None:
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     def tokens(model: str) -> int:
         rm = resolve_model(model)
@@ -128,8 +128,8 @@ def test_wan22_experts(reports: dict[str, Any], report_720p: Any) -> None:
 
 
 def test_wan_i2v_text_is_512_tokens() -> None:
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     rm = resolve_model("wan2.1-i2v-14b-480p")
     g = rm.adapter.geometry(rm.config, resolve("i2v-480p", "i2v-480p", text_len=64))

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fxmeter import hardware, roofline
-from fxmeter.cli import main
-from fxmeter.hardware import HardwareError
+from fxmeter.cli.main import main
+from fxmeter.estimate import hardware, roofline
+from fxmeter.estimate.hardware import HardwareError
 
 ONE = {"tc": 1.0, "cuda": 1.0, "bw": 1.0}
 

@@ -222,7 +222,7 @@ def test_einsum_diagonals_traces_and_lone_dims() -> None:
 
 
 def test_an_einsum_torch_would_reject_is_unmodeled_not_guessed() -> None:
-    from fxmeter.analysis import node_cost
+    from fxmeter.cost.analyze import node_cost
 
     call = OpCall("aten.einsum.default", ("ij,jk->k", [t(2, 3)]), {}, (t(3),))  # one operand for two subscripts
     assert node_cost(call.target, call) == ("matmul", None)  # None: listed in unmodeled_ops

@@ -25,7 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fxmeter import rules
-from fxmeter.capture import _Converter, _outputs, target_name
+from fxmeter.model.capture import _Converter, _outputs, target_name
 from fxmeter.rules import Cost, OpCall
 from fxmeter.rules.matmul import einsum_flops
 from tests.rule_schema import schema_checked_args  # noqa: F401  (fixture)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fxmeter import rules
-from fxmeter.capture import target_name
+from fxmeter.model.capture import target_name
 from fxmeter.rules import Cost, OpCall, TensorMeta
 from tests.rule_schema import check_arg, host_callable, is_host, resolve, schema, schema_checked_args  # noqa: F401  (fixture)
 

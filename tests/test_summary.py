@@ -9,8 +9,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from fxmeter.cli import main
-from fxmeter.summary import CHART_BLOCKS, CHART_CATEGORIES, block_list, render, render_files
+from fxmeter.cli.main import main
+from fxmeter.report.summary import CHART_BLOCKS, CHART_CATEGORIES, block_list, render, render_files
 from tests.reports_for_tests import make_report, wan_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

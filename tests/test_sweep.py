@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter.cli import main
+from fxmeter.cli.main import main
 from fxmeter.errors import WorkloadError
-from fxmeter.sweep import COLUMNS, int_list
+from fxmeter.estimate.sweep import COLUMNS, int_list
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import fxmeter
-from fxmeter.report import METRICS, Report
+from fxmeter.report.document import METRICS, Report
 
 VOLATILE = ("run_id",)
 
@@ -81,9 +81,9 @@ def test_replicated_trace_equals_full_trace(tiny: Report, tiny_config: Path) -> 
 
 def test_static_trace_equals_dynamic_evaluation(tiny_config: Path) -> None:
     from fxmeter.api import trace_symbolic
-    from fxmeter.evaluate import evaluate
-    from fxmeter.models import resolve_model
-    from fxmeter.workload import resolve
+    from fxmeter.estimate.evaluate import evaluate
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
 
     model = resolve_model(None, tiny_config)
     wl = resolve("w-002", "w-002")
@@ -149,7 +149,7 @@ def test_720p_weight_memory_by_dtype(report_720p: Report) -> None:
 
 
 def test_formulas_evaluate_other_workloads(report_720p: Report) -> None:
-    from fxmeter.formula import compile_table
+    from fxmeter.cost.formula import compile_table
 
     root = report_720p.module("transformer")
     f = compile_table([root["formula"]["tensor_core_flops"]], report_720p["trace"]["symbols"])

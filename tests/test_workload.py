@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fxmeter.errors import WorkloadError
-from fxmeter.models import resolve_model
-from fxmeter.workload import PRESETS, get_preset, normalize_dtype, resolve
+from fxmeter.model.registry import resolve_model
+from fxmeter.model.workload import PRESETS, get_preset, normalize_dtype, resolve
 
 WAN = resolve_model("wan2.1-t2v-14b")
 

@@ -1,0 +1,1 @@
+"""base stage of fxmeter (see docs/architecture.md)."""

@@ -1,0 +1,3 @@
+from fxmeter.cli.main import main
+
+main()

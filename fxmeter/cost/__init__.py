@@ -1,0 +1,1 @@
+"""cost stage of fxmeter (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""estimate stage of fxmeter (see docs/architecture.md)."""

@@ -1,0 +1,136 @@
+"""The adapter contract: what fxmeter needs to know about one diffusers DiT class.
+
+An adapter never re-implements the architecture.  It turns a workload into the
+forward's inputs (latent geometry, text embeddings, timesteps) the way the
+pipeline does, names the workload symbols of a dynamic export, says how many
+transformer passes one denoising step takes, and maps modules to categories.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fxmeter.model.workload import Workload
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a workload means for the transformer: symbol values and latent shape."""
+
+    dims: dict[str, int]
+    latent_shape: tuple[int, ...]
+    tokens: int
+    frames: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SymbolAxis:
+    """Input ``name``'s axis ``axis`` has size ``multiplier * symbol``."""
+
+    symbol: str
+    multiplier: int = 1
+
+
+@dataclass
+class Adapter:
+    """Base adapter; a model family subclasses it (see ``wan.py``)."""
+
+    name: str = "base"
+    diffusers_class: str = ""
+    #: ModuleList attribute -> config key holding its length, for block replication.
+    repeated: dict[str, str] = field(default_factory=dict)
+    #: workload symbols of a dynamic export, in a fixed order.
+    symbols: tuple[str, ...] = ()
+    #: config keys a usable config must have.
+    required_keys: tuple[str, ...] = ()
+    #: (module-path regex, op families or None for any, category); first match wins.
+    category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = ()
+    default_slug: str = "model"
+    #: the preset family of this adapter's models (``Workload.family``; "" = the adapter's name)
+    family: str = ""
+    #: the preset a config of this class runs at when no workload is named (None: name one)
+    default_workload: str | None = None
+    #: config keys that must be positive integers (sizes, counts); checked before anything is built
+    positive_keys: tuple[str, ...] = ()
+    #: config key -> the values the class accepts (None included where it is allowed)
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    # -- geometry ---------------------------------------------------------
+    def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
+        raise NotImplementedError
+
+    def passes_per_step(self, config: dict[str, Any], wl: Workload) -> int:
+        """Transformer forwards per denoising step (2 with classifier-free guidance)."""
+        return 2 if wl.guidance_scale > 1.0 else 1
+
+    # -- export -----------------------------------------------------------
+    def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
+        """Forward keyword arguments as meta tensors for symbol values ``dims``."""
+        raise NotImplementedError
+
+    def symbol_axes(self, config: dict[str, Any]) -> dict[str, dict[int, SymbolAxis]]:
+        """Which input axes carry which workload symbol."""
+        raise NotImplementedError
+
+    def symbol_bounds(self, config: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        """Inclusive (min, max) each symbol may take in a dynamic export."""
+        raise NotImplementedError
+
+    def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
+        """Small, distinct, non-0/1 symbol values to trace a dynamic export with."""
+        return {s: 2 + i for i, s in enumerate(self.symbols)}
+
+    # -- config values ------------------------------------------------------
+    def check_config(self, config: dict[str, Any]) -> list[str]:
+        """What is wrong with ``config``'s values, one line per key (pure Python: no torch import).
+
+        Required keys present, sizes and counts positive integers (a string "40" or a bool is
+        not an integer), enumerated values among the class's choices.  The class's own
+        signature is checked when the model is built (:func:`fxmeter.capture.check_signature`).
+        """
+        bad = [f"missing required key {k!r}" for k in self.required_keys if k not in config]
+        for k in self.positive_keys:
+            if k not in config:
+                continue
+            v = config[k]
+            if isinstance(v, (list, tuple)):
+                if not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
+                    bad.append(f"{k} = {v!r}: expected a list of positive integers")
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad.append(f"{k} = {v!r}: expected a positive integer")
+        for k, allowed in self.choices.items():
+            if k in config and config[k] not in allowed:
+                bad.append(f"{k} = {config[k]!r}: expected one of {', '.join(repr(a) for a in allowed)}")
+        return bad
+
+    # -- per-config hooks (defaults: nothing model-specific) ---------------
+    def specialize(self, config: dict[str, Any]) -> Adapter:
+        """The adapter for this particular config (e.g. an I2V variant of a class)."""
+        return self
+
+    def supports_dynamic(self, config: dict[str, Any]) -> bool:
+        """False when the forward needs Python ints derived from the geometry (static export per workload)."""
+        return True
+
+    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
+        """Add model-specific sections to a finished report document (e.g. experts)."""
+
+    # -- categories -------------------------------------------------------
+    def category(self, module_path: str, family: str) -> str:
+        for pattern, families, cat in self._compiled_rules():
+            if (families is None or family in families) and pattern.search(module_path):
+                return cat
+        return "other"
+
+    def _compiled_rules(self) -> list[tuple[re.Pattern[str], frozenset[str] | None, str]]:
+        cached = getattr(self, "_rules_cache", None)
+        if cached is None:
+            cached = [(re.compile(p), f, c) for p, f, c in self.category_rules]
+            self._rules_cache = cached
+        return cached

@@ -1,0 +1,357 @@
+"""Wan2.1 / Wan2.2 transformers (diffusers ``WanTransformer3DModel``).
+
+Geometry follows diffusers' ``WanPipeline``: the VAE compresses time by 4 and
+space by 8, the transformer patchifies by ``patch_size`` (1, 2, 2); a frame count
+that is not 4k+1 is rounded down to one the way the pipeline does; height and
+width must be multiples of 16.
+
+One class, several pipelines (chosen from the config by :meth:`WanAdapter.specialize`):
+
+* T2V (Wan2.1, Wan2.2-A14B): text only.
+* I2V (``image_dim`` set, Wan2.1-I2V-14B): 36 input channels (16 noise + 20
+  condition latents), 257 CLIP image tokens fed through ``encoder_hidden_states_image``
+  and concatenated in front of the text inside the model.  diffusers' attention
+  processor splits them off with a hard-coded 512 text tokens
+  (``encoder_hidden_states.shape[1] - 512``), so text is always 512 tokens.
+* TI2V (Wan2.2-TI2V-5B, ``_pipeline.expand_timesteps``): VAE 16x spatial, one
+  timestep per latent token (``timestep`` of shape ``(B, tokens)``, a product
+  of the geometry symbols): static export per workload.
+* Two experts (``_pipeline.experts``, Wan2.2-T2V-A14B): a high-noise and a
+  low-noise transformer of the same architecture switch at
+  ``boundary_ratio * num_train_timesteps``; the report gets a ``components``
+  section (each expert's steps and share) and weight memory counts both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from fxmeter.errors import ConfigError, WorkloadError
+from fxmeter.model.adapters._common import QK_NORMS
+from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.workload import Workload
+
+if TYPE_CHECKING:
+    import torch
+
+VAE_SCALE_TEMPORAL = 4
+VAE_SCALE_SPATIAL = 8
+I2V_TEXT_LEN = 512  # diffusers WanAttnProcessor: image_context_length = encoder_hidden_states.shape[1] - 512
+CLIP_IMAGE_TOKENS = 257  # CLIP ViT-H/14 at 224px: 16 x 16 patches + class token
+
+_ANY = None
+_MATMUL = frozenset({"matmul"})
+_ATTN = frozenset({"attention"})
+_NORM = frozenset({"norm"})
+
+WAN_CATEGORIES: tuple[tuple[str, frozenset[str] | None, str], ...] = (
+    (r"^blocks\.\d+\.attn1(\.|$)", _ATTN, "self_attention_core"),
+    (r"^blocks\.\d+\.attn1(\.|$)", _MATMUL, "self_attention_proj"),
+    (r"^blocks\.\d+\.attn2(\.|$)", _ATTN, "cross_attention_core"),
+    (r"^blocks\.\d+\.attn2(\.|$)", _MATMUL, "cross_attention_proj"),
+    (r".", _NORM, "norms"),
+    (r"^$", _NORM, "norms"),
+    (r"^blocks\.\d+\.attn1$", _ANY, "rope"),
+    (r"^blocks\.\d+\.attn2$", _ANY, "cross_attention_core"),
+    (r"^blocks\.\d+\.ffn(\.|$)", _ANY, "ffn"),
+    (r"^blocks\.\d+$", _ANY, "modulation"),
+    (r"^(rope|condition_embedder)(\.|$)", _ANY, "embeddings"),
+    (r"^patch_embedding(\.|$)", _ANY, "conv"),
+    (r"^(norm_out|proj_out)(\.|$)", _ANY, "head"),
+    (r"^$", _ANY, "head"),
+)
+
+
+@dataclass
+class WanAdapter(Adapter):
+    name: str = "wan"
+    diffusers_class: str = "WanTransformer3DModel"
+    repeated: dict[str, str] = field(default_factory=lambda: {"blocks": "num_layers"})
+    symbols: tuple[str, ...] = ("batch", "latent_frames", "patches_h", "patches_w", "text_len")
+    required_keys: tuple[str, ...] = (
+        "patch_size",
+        "num_attention_heads",
+        "attention_head_dim",
+        "in_channels",
+        "out_channels",
+        "text_dim",
+        "freq_dim",
+        "ffn_dim",
+        "num_layers",
+    )
+    category_rules: tuple[tuple[str, frozenset[str] | None, str], ...] = WAN_CATEGORIES
+    default_slug: str = "wan"
+    family: str = "wan"
+    default_workload: str | None = "480p"
+    positive_keys: tuple[str, ...] = (
+        "patch_size", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels", "text_dim", "freq_dim",
+        "ffn_dim", "num_layers", "rope_max_seq_len",
+    )
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
+
+    # -- variants -------------------------------------------------------
+    def specialize(self, config: dict[str, Any]) -> Adapter:
+        if config.get("image_dim"):
+            return replace(self, name="wan-i2v", symbols=("batch", "latent_frames", "patches_h", "patches_w"),
+                           default_workload="i2v-480p")
+        if self._expand_timesteps(config):
+            return replace(self, name="wan-ti2v", default_workload="ti2v-720p")
+        if len(self._pipeline(config).get("experts") or ()) > 1:
+            return replace(self, name="wan-experts", default_workload="a14b-720p")
+        return self
+
+    def check_config(self, config: dict[str, Any]) -> list[str]:
+        """The base checks, plus ``patch_size``: three positive integers (t, h, w)."""
+        bad = super().check_config(config)
+        ps = config.get("patch_size")
+        if "patch_size" in config and not (isinstance(ps, (list, tuple)) and len(ps) == 3):
+            bad.append(f"patch_size = {ps!r}: expected 3 positive integers (t, h, w)")
+        return bad
+
+    @staticmethod
+    def _pipeline(config: dict[str, Any]) -> dict[str, Any]:
+        p = config.get("_pipeline")
+        return p if isinstance(p, dict) else {}
+
+    def _expand_timesteps(self, config: dict[str, Any]) -> bool:
+        # Wan2.2's 48-channel VAE ships with expand_timesteps pipelines (TI2V-5B)
+        return bool(self._pipeline(config).get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
+
+    def _vae_spatial(self, config: dict[str, Any]) -> int:
+        default = 16 if int(config.get("out_channels") or config.get("in_channels", 16)) == 48 else VAE_SCALE_SPATIAL
+        return int(self._pipeline(config).get("vae_scale_factor_spatial", default))
+
+    def supports_dynamic(self, config: dict[str, Any]) -> bool:
+        """Not with per-token timesteps (their length is a product of geometry symbols)."""
+        return not self._expand_timesteps(config)
+
+    def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
+        p_t, p_h, p_w = config["patch_size"]
+        notes: list[str] = []
+        vae_s = self._vae_spatial(config)
+        vae_t = int(self._pipeline(config).get("vae_scale_factor_temporal", VAE_SCALE_TEMPORAL))
+        frames = wl.frames
+        if frames % vae_t != 1:
+            rounded = frames // vae_t * vae_t + 1
+            notes.append(
+                f"frames={frames} is not {vae_t}k+1; rounded to {rounded} as diffusers' WanPipeline does"
+            )
+            frames = rounded
+        sh, sw = vae_s * p_h, vae_s * p_w
+        if wl.height % sh or wl.width % sw:
+            raise WorkloadError(
+                f"height and width must be divisible by {sh}x{sw} (VAE x patch); got {wl.height}x{wl.width}"
+            )
+        latent_frames = (frames - 1) // vae_t + 1
+        lh, lw = wl.height // vae_s, wl.width // vae_s
+        if latent_frames % p_t:
+            raise WorkloadError(f"latent frames {latent_frames} not divisible by temporal patch {p_t}")
+        ppf, pph, ppw = latent_frames // p_t, lh // p_h, lw // p_w
+        rope_max = int(config.get("rope_max_seq_len", 1024))
+        for label, v in (("latent frames", ppf), ("height patches", pph), ("width patches", ppw)):
+            if v > rope_max:
+                raise WorkloadError(
+                    f"{label} = {v} exceeds the RoPE table ({rope_max} positions, rope_max_seq_len); "
+                    "use fewer frames or a smaller resolution"
+                )
+        latent_shape = (wl.batch, int(config["in_channels"]), latent_frames, lh, lw)
+        dims = {
+            "batch": wl.batch,
+            "latent_frames": latent_frames,
+            "patches_h": pph,
+            "patches_w": ppw,
+            "text_len": wl.text_len,
+        }
+        if config.get("image_dim"):
+            if wl.text_len != I2V_TEXT_LEN:
+                notes.append(f"text_len={wl.text_len} ignored: Wan I2V always uses {I2V_TEXT_LEN} text tokens "
+                             "(diffusers' WanAttnProcessor hard-codes it)")
+            dims["text_len"] = I2V_TEXT_LEN
+        return Geometry(dims, latent_shape, ppf * pph * ppw, frames, tuple(notes))
+
+    def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
+        import torch
+
+        p_t, p_h, p_w = config["patch_size"]
+        b = dims["batch"]
+        x = torch.empty(
+            b,
+            int(config["in_channels"]),
+            dims["latent_frames"] * p_t,
+            dims["patches_h"] * p_h,
+            dims["patches_w"] * p_w,
+            device="meta",
+            dtype=dtype,
+        )
+        if self._expand_timesteps(config):
+            # WanPipeline with expand_timesteps: one timestep per latent token, (B, tokens)
+            tokens = dims["latent_frames"] * dims["patches_h"] * dims["patches_w"]
+            t = torch.empty(b, tokens, device="meta", dtype=torch.float32)
+        else:
+            # WanPipeline: timestep = t.expand(batch) (float32 scheduler timesteps)
+            t = torch.empty(b, device="meta", dtype=torch.float32)
+        text_len = I2V_TEXT_LEN if config.get("image_dim") else dims["text_len"]
+        e = torch.empty(b, text_len, int(config["text_dim"]), device="meta", dtype=dtype)
+        kw: dict[str, Any] = {"hidden_states": x, "timestep": t, "encoder_hidden_states": e}
+        if config.get("image_dim"):
+            # WanImageToVideoPipeline: CLIP image_embeds (penultimate hidden states), repeated to the batch
+            kw["encoder_hidden_states_image"] = torch.empty(
+                b, CLIP_IMAGE_TOKENS, int(config["image_dim"]), device="meta", dtype=dtype
+            )
+        kw["return_dict"] = False
+        return kw
+
+    def symbol_axes(self, config: dict[str, Any]) -> dict[str, dict[int, SymbolAxis]]:
+        p_t, p_h, p_w = config["patch_size"]
+        axes = {
+            "hidden_states": {
+                0: SymbolAxis("batch"),
+                2: SymbolAxis("latent_frames", p_t),
+                3: SymbolAxis("patches_h", p_h),
+                4: SymbolAxis("patches_w", p_w),
+            },
+            "timestep": {0: SymbolAxis("batch")},
+            "encoder_hidden_states": {0: SymbolAxis("batch"), 1: SymbolAxis("text_len")},
+        }
+        if config.get("image_dim"):  # text fixed at 512 tokens
+            axes["encoder_hidden_states"] = {0: SymbolAxis("batch")}
+            axes["encoder_hidden_states_image"] = {0: SymbolAxis("batch")}
+        return axes
+
+    def symbol_bounds(self, config: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        rope_max = int(config.get("rope_max_seq_len", 1024))
+        return {
+            "batch": (1, 1024),
+            "latent_frames": (1, rope_max),
+            "patches_h": (1, rope_max),
+            "patches_w": (1, rope_max),
+            "text_len": (1, 1 << 16),
+        }
+
+    def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
+        dims = {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+        return {s: dims[s] for s in self.symbols}
+
+    # -- two experts (Wan2.2-A14B) -----------------------------------------
+    def expert_timesteps(self, config: dict[str, Any], steps: int) -> tuple[list[list[float]], float, dict[str, Any]]:
+        """Each expert's timesteps, the boundary timestep and the scheduler config used.
+
+        As ``WanPipeline.__call__``: ``boundary_timestep = boundary_ratio *
+        scheduler.config.num_train_timesteps``; a step whose timestep ``t >= boundary``
+        runs ``transformer`` (high noise), the others ``transformer_2``.  The timesteps
+        are those of the pipeline's own scheduler config (``_pipeline.scheduler``, read
+        from ``scheduler/scheduler_config.json``), in pure Python for the flow-sigma UniPC
+        scheduler Wan ships (:mod:`fxmeter.adapters.scheduler`).
+        """
+        from fxmeter.model.adapters import scheduler
+
+        p = self._pipeline(config)
+        sched = p.get("scheduler")
+        if not isinstance(sched, dict):
+            raise ConfigError("two experts need the pipeline's scheduler config (_pipeline.scheduler, from "
+                              "scheduler/scheduler_config.json) to split the steps")
+        ratio = p.get("boundary_ratio")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+            raise ConfigError(f"boundary_ratio must be a number in [0, 1], got {ratio!r}")
+        ts = scheduler.timesteps(sched, steps)
+        boundary = float(ratio) * int(sched.get("num_train_timesteps", 1000))
+        return [[t for t in ts if t >= boundary], [t for t in ts if t < boundary]], boundary, sched
+
+    def expert_steps(self, config: dict[str, Any], steps: int) -> list[int]:
+        """Steps run by each expert: timesteps >= boundary go to the first (high-noise) one."""
+        return [len(t) for t in self.expert_timesteps(config, steps)[0]]
+
+    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
+        """Two experts: each one's steps, timesteps, cost and weights; memory holds both.
+
+        An expert whose config differs from the first (``_pipeline.expert_configs``,
+        e.g. a model folder whose ``transformer_2/config.json`` is another size) is
+        traced from its own config; ``totals.end_to_end`` then sums each expert's steps
+        at its own per-forward cost (per-forward totals, modules and nodes describe
+        ``transformer``).
+        """
+        p = self._pipeline(config)
+        experts = list(p.get("experts") or ())
+        if len(experts) < 2:
+            return
+        from fxmeter.model.adapters.scheduler import describe
+        from fxmeter.report.document import scale
+
+        (high, low), boundary, sched = self.expert_timesteps(config, wl.steps)
+        split_ts = [high, low]
+        mem = data["memory"]
+        own: dict[str, Any] = p["expert_configs"] if isinstance(p.get("expert_configs"), dict) else {}
+        first = {
+            "per_forward": data["totals"]["per_forward"],
+            "parameters": data["model"]["parameters"],
+            "weight_bytes": mem["weight_bytes"],
+            "weight_bytes_by_dtype": mem["weight_bytes_by_dtype"],
+            "parameters_by_dtype": mem["parameters_by_dtype"],
+            "activation_peak_bytes": mem["activation_peak_bytes"],
+        }
+        differ = [e for e in experts[1:] if e in own]
+        if differ and (data.get("hardware") or wl_cfg_batched(data)):
+            raise ConfigError(f"experts of different configs ({', '.join(differ)}) with --hardware or --batched-cfg "
+                              "are not supported yet; trace each expert's config on its own")
+        costs: dict[str, dict[str, Any]] = {}
+        for name in experts:
+            if name in own and name != experts[0]:
+                from fxmeter.api import component_costs
+
+                sub = {k: v for k, v in p.items() if k not in ("experts", "expert_configs")}
+                costs[name] = component_costs(dict(own[name], _class_name=config["_class_name"], _pipeline=sub),
+                                              f"{data['model']['id']}/{name}", data["model"]["config_source"], wl, data)
+            else:
+                costs[name] = first
+        passes = data["workload"]["passes_per_step"]
+        roles = ("high-noise expert (t >= boundary)", "low-noise expert (t < boundary)")
+        comps = []
+        for i, name in enumerate(experts):
+            ts = split_ts[i] if i < 2 else []
+            c = costs[name]
+            per_step = data["totals"]["per_step"] if c is first else scale(c["per_forward"], passes)
+            row = {
+                "name": name,
+                "role": roles[i] if i < 2 else "expert",
+                "steps": len(ts),
+                "step_share": len(ts) / wl.steps,
+                "timesteps": [int(t) if float(t).is_integer() else t for t in ts],
+                "parameters": c["parameters"],
+                "weight_bytes": c["weight_bytes"],
+                "end_to_end": scale(per_step, len(ts)),
+            }
+            if c is not first:
+                row["per_forward"] = c["per_forward"]
+                row["config"] = f"{name}/config.json (differs from {experts[0]}'s)"
+            comps.append(row)
+        data["components"] = comps
+        if differ:
+            keys = data["totals"]["end_to_end"].keys()
+            data["totals"]["end_to_end"] = {k: sum(c["end_to_end"][k] for c in comps) for k in keys}
+            data["notes"].append(f"{', '.join(differ)} has its own config: totals.end_to_end sums each expert's steps at its "
+                                 f"own cost; per_forward, modules and nodes describe {experts[0]}")
+        mem["weight_bytes"] = sum(costs[e]["weight_bytes"] for e in experts)
+        for key in ("weight_bytes_by_dtype", "parameters_by_dtype"):
+            total: dict[str, int] = {}
+            for e in experts:
+                for d, v in costs[e][key].items():
+                    total[d] = total.get(d, 0) + v
+            mem[key] = dict(sorted(total.items()))
+        mem["activation_peak_bytes"] = max(costs[e]["activation_peak_bytes"] for e in experts)
+        if "peak_activation_bytes" in mem:
+            mem["peak_activation_bytes"] = mem["activation_peak_bytes"]
+        mem["total_bytes"] = mem["weight_bytes"] + mem["activation_peak_bytes"]
+        data["model"]["parameters"] = sum(costs[e]["parameters"] for e in experts)
+        data["model"]["parameters_per_expert"] = first["parameters"]
+        data["notes"].append(
+            f"{len(experts)} experts ({', '.join(experts)}) switch at boundary_ratio {p.get('boundary_ratio')} x "
+            f"{sched.get('num_train_timesteps', 1000)} = timestep {boundary:g} of the pipeline's scheduler "
+            f"{describe(sched)} (its scheduler_config.json, as WanPipeline.from_pretrained loads it): steps "
+            f"{[c['steps'] for c in comps]}; weight memory counts every expert"
+        )
+
+
+def wl_cfg_batched(data: dict[str, Any]) -> bool:
+    """True for a report of batched CFG (one pass of twice the batch)."""
+    return data.get("workload", {}).get("cfg") == "batched"

@@ -1,0 +1,1 @@
+"""report stage of fxmeter (see docs/architecture.md)."""

@@ -1,0 +1,256 @@
+"""What changed between two reports (``fxmeter compare A B``).
+
+:func:`compare` returns plain data (:class:`Comparison`); :func:`render_compare`
+and the click command render it.  Module deltas use each module's *own* cost
+(``self``), folded over repeated blocks, so they add up to the change of the
+total and "94% of the growth is in ``blocks.*.attn1``" reads off one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fxmeter.errors import ReportError
+from fxmeter.report.summary import natural_key, with_unit
+from fxmeter.report.top import METRICS, folded, group_modules, metric_value
+
+TOTAL_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
+MEMORY_KEYS = ("weight_bytes", "activation_peak_bytes", "total_bytes")
+ALWAYS_SHOWN = ("tokens", "steps", "passes_per_step")
+WORKLOAD_KEYS = ("tokens", "steps", "passes_per_step", "batch", "frames", "height", "width", "text_len")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One quantity in A and in B.
+
+    ``ratio`` is b / a (None when a == 0); ``share`` is this row's part of the
+    total change of the compared metric (module and category rows only).
+    """
+
+    key: str
+    a: int
+    b: int
+    delta: int
+    ratio: float | None
+    share: float | None = None
+    count_a: int = 1
+    count_b: int = 1
+
+
+def delta(key: str, a: int, b: int, total_change: int | None = None, count_a: int = 1, count_b: int = 1) -> Delta:
+    share = (b - a) / total_change if total_change else None
+    return Delta(key, a, b, b - a, b / a if a else None, share, count_a, count_b)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The data behind ``fxmeter compare``."""
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    metric: str
+    workload: tuple[Delta, ...]
+    totals: tuple[Delta, ...]
+    memory: tuple[Delta, ...]
+    modules: tuple[Delta, ...]
+    modules_omitted: int
+    categories: tuple[Delta, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    notes: tuple[str, ...]
+    headline: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _data(x: Any) -> dict[str, Any]:
+    if isinstance(x, (str, Path)):
+        from fxmeter.report.document import Report
+
+        return Report.load(x).data
+    from fxmeter.report.document import validate
+
+    return validate(getattr(x, "data", x))
+
+
+def _label(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {"model": d["model"]["id"], "workload": d["workload"]["name"], "run_id": d["run_id"],
+            "config_sha256": d["model"].get("config_sha256")}
+
+
+def _order(rows: list[Delta]) -> list[Delta]:
+    return sorted(rows, key=lambda r: (-abs(r.delta), natural_key(r.key.replace("*", "0")), r.key))
+
+
+def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, fold: bool = True) -> Comparison:
+    """Compare report ``a`` (before) with ``b`` (after).
+
+    Args:
+        a, b: :class:`~fxmeter.report.Report` objects, report documents, or paths.
+        metric: the metric module and category deltas are computed for
+            (tensor_core_flops, cuda_core_flops, flops or bytes).
+        k: how many module rows (largest absolute change first; ties by id).
+        fold: fold numbered blocks (``blocks.*``) so models of different depth share ids.
+
+    Raises:
+        ReportError: an input is not an fxmeter report or has another schema_version.
+    """
+    if metric not in METRICS:
+        raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ReportError(f"-k must be a positive integer, got {k!r}")
+    da, db = _data(a), _data(b)
+
+    wl = tuple(delta(f"workload.{key}", da["workload"][key], db["workload"][key])
+               for key in WORKLOAD_KEYS if key in da["workload"] and key in db["workload"]
+               and (key in ALWAYS_SHOWN or da["workload"][key] != db["workload"][key]))
+    totals = tuple(
+        delta(f"{section}.{m}", da["totals"][section][m], db["totals"][section][m])
+        for section in ("per_forward", "end_to_end")
+        for m in TOTAL_METRICS
+    )
+    memory = tuple(delta(f"memory.{key}", da["memory"][key], db["memory"][key]) for key in MEMORY_KEYS)
+
+    total_change = metric_value(db["totals"]["per_forward"], metric) - metric_value(da["totals"]["per_forward"], metric)
+    ga, gb = group_modules(da, fold), group_modules(db, fold)
+    rows = []
+    for mid in set(ga) | set(gb):
+        va = metric_value(ga[mid].self, metric) if mid in ga else 0
+        vb = metric_value(gb[mid].self, metric) if mid in gb else 0
+        if va or vb:
+            rows.append(delta(mid, va, vb, total_change, ga[mid].count if mid in ga else 0,
+                              gb[mid].count if mid in gb else 0))
+    ranked = _order([r for r in rows if r.delta]) + _order([r for r in rows if not r.delta])
+    cats = tuple(_order([
+        delta(c, metric_value(da["categories"].get(c, {}), metric) if c in da["categories"] else 0,
+              metric_value(db["categories"].get(c, {}), metric) if c in db["categories"] else 0, total_change)
+        for c in set(da["categories"]) | set(db["categories"])
+    ]))
+    added = tuple(sorted(set(gb) - set(ga), key=lambda s: natural_key(s.replace("*", "0"))))
+    removed = tuple(sorted(set(ga) - set(gb), key=lambda s: natural_key(s.replace("*", "0"))))
+
+    notes = []
+    if da["model"]["id"] != db["model"]["id"]:
+        notes.append(f"different models: {da['model']['id']} vs {db['model']['id']}; modules are matched by (folded) id")
+    elif da["model"].get("config_sha256") != db["model"].get("config_sha256"):
+        notes.append("same model id but different config (config_sha256 differs)")
+    if da["workload"].get("dtype") != db["workload"].get("dtype"):
+        notes.append(f"different dtype: {da['workload'].get('dtype')} vs {db['workload'].get('dtype')}")
+    for gid in sorted(set(ga) & set(gb), key=lambda s: natural_key(s.replace("*", "0"))):
+        if gid.endswith("*") and ga[gid].count != gb[gid].count:
+            notes.append(f"repeated blocks differ in number: {gid}: {ga[gid].count} vs {gb[gid].count} blocks")
+
+    return Comparison(
+        a=_label(da), b=_label(db), metric=metric, workload=wl, totals=totals, memory=memory,
+        modules=tuple(ranked[:k]), modules_omitted=max(0, len([r for r in ranked if r.delta]) - k),
+        categories=cats, added=added, removed=removed, notes=tuple(notes),
+        headline=_headline(metric, da, db, total_change, ranked, cats),
+    )
+
+
+def _ratio(r: float | None) -> str:
+    return "n/a" if r is None else f"x{r:.3g}"
+
+
+def _rel(d: Delta) -> str:
+    if d.ratio is None:
+        return "new" if d.b else "="
+    return f"{100 * (d.ratio - 1):+.2f}%"
+
+
+def _headline(metric: str, da: Mapping[str, Any], db: Mapping[str, Any], change: int,
+              modules: list[Delta], cats: tuple[Delta, ...]) -> str:
+    va = metric_value(da["totals"]["per_forward"], metric)
+    vb = metric_value(db["totals"]["per_forward"], metric)
+    ratio = vb / va if va else None
+    head = (f"{metric} per forward {with_unit(va, metric)} -> {with_unit(vb, metric)} ({_ratio(ratio)}, "
+            f"{'+' if change >= 0 else ''}{with_unit(change, metric)})")
+    if not change:
+        return head + "; no change"
+    parts = []
+    m = modules[0] if modules else None
+    if m is not None and m.share is not None:
+        parts.append(f"{100 * m.share:.1f}% of the change is in {folded(m.key, m.count_b)}")
+    c = cats[0] if cats else None
+    if c is not None and c.share is not None:
+        parts.append(f"{100 * c.share:.1f}% in category {c.key}")
+    return head + ("; " + ", ".join(parts) if parts else "")
+
+
+def render_compare(c: Comparison) -> str:
+    """The console text of a :class:`Comparison`."""
+    la = f"{c.a['model']} @ {c.a['workload']} ({c.a['run_id']})"
+    lb = f"{c.b['model']} @ {c.b['workload']} ({c.b['run_id']})"
+    out = [f"A: {la}", f"B: {lb}", c.headline]
+    out += [f"note: {n}" for n in c.notes]
+
+    def unit(title: str, key: str) -> str:  # the quantity a row's numbers are in
+        return c.metric if title.startswith(("modules", "categories")) else key.rpartition(".")[2]
+
+    def table(title: str, rows: tuple[Delta, ...], with_share: bool = False, counts: bool = False) -> None:
+        if not rows:
+            return
+        keys = [(f"{r.key} ({r.count_a} -> {r.count_b} blocks, summed)" if counts and r.count_a != r.count_b
+                 else folded(r.key, r.count_b) if counts else r.key) for r in rows]
+        cells = [(with_unit(r.a, q), with_unit(r.b, q), ("+" if r.delta > 0 else "") + with_unit(r.delta, q))
+                 for r in rows for q in [unit(title, r.key)]]
+        w = max(len(x) for x in keys + [title])
+        cw = max([len(x) for cell in cells for x in cell] + [5])
+        out.append("")
+        out.append(f"{title:<{w}}  {'A':>{cw}}  {'B':>{cw}}  {'B - A':>{cw}}  {'change':>9}" + ("  of change" if with_share else ""))
+        for key, r, (ca, cb, cd) in zip(keys, rows, cells):
+            share = f"  {100 * r.share:8.2f}%" if with_share and r.share is not None else ""
+            out.append(f"{key:<{w}}  {ca:>{cw}}  {cb:>{cw}}  {cd:>{cw}}  {_rel(r):>9}{share}")
+
+    table("workload", c.workload)
+    table("totals", c.totals)
+    table("memory", c.memory)
+    table(f"modules: own {c.metric}", c.modules, with_share=True, counts=True)
+    if c.modules_omitted:
+        out.append(f"... {c.modules_omitted} more changed modules (raise -k)")
+    table(f"categories: {c.metric}", tuple(r for r in c.categories if r.a or r.b), with_share=True)
+    for title, ids in (("added (in B only)", c.added), ("removed (in A only)", c.removed)):
+        if ids:
+            out.append("")
+            out.append(f"{title}: {len(ids)} module(s)")
+            out += [f"  {i}" for i in ids[:20]]
+            if len(ids) > 20:
+                out.append(f"  ... {len(ids) - 20} more (--json lists all)")
+    out.append("")
+    out.append("(values rounded to SI units; --json prints the exact integers)")
+    return "\n".join(out)
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many module rows.")
+@click.option("--metric", type=click.Choice(METRICS), default="tensor_core_flops", show_default=True,
+              help="Metric for the module and category deltas (bytes = read + written).")
+@click.option("--no-fold", is_flag=True, help="Match numbered blocks one by one instead of 'blocks.*'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool) -> None:
+    """What changed from report A to report B (report.json files, their folders or run folders).
+
+    The console shows values in SI units (FLOP, GB / GiB); --json has the exact integers.
+    """
+    from fxmeter.cli.main import handle_errors
+
+    @handle_errors
+    def run() -> None:
+        from fxmeter.report.document import Report, dumps
+
+        c = compare(Report.load(a), Report.load(b), metric=metric, k=k, fold=not no_fold)
+        if as_json:
+            click.echo(dumps(c.to_dict()).decode())
+        else:
+            click.echo(render_compare(c))
+
+    run()

@@ -1,0 +1,1 @@
+"""verify stage of fxmeter (see docs/architecture.md)."""
