@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from fxmeter.model.workload import Workload
-    from fxmeter.report.document import Report
+    from fxmeter.report.files import Report
 
 __all__ = ["__version__", "trace", "Report"]
 
 #: Every keyword :func:`trace` takes (the order of its signature).
 TRACE_KEYWORDS = (
-    "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes", "background",
-    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg",
+    "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
+    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "rules",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -37,13 +38,13 @@ def trace(
     cache: bool = True,
     replicate: bool = True,
     include_nodes: bool = True,
-    background: bool = False,
     hardware: str | None = None,
     hardware_file: str | Path | None = None,
     precision: str = "bf16",
     traffic: str = "eager",
     efficiency: str | dict[str, float] | None = None,
     batched_cfg: bool = False,
+    rules: Mapping[str, Any] | None = None,
     frames: int | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -65,11 +66,10 @@ def trace(
         dtype: deployment dtype of the parameters (bf16, fp16, fp32).
         run_id: the report's id (default: a UTC timestamp).
         strict: raise :class:`~fxmeter.errors.UnmodeledOpError` if any op has no rule.
-        cache: reuse / store the symbolic trace in the user cache.
+        cache: use the symbolic traces shipped in the package and the user cache (and store
+            new traces there); False traces now and stores nothing.
         replicate: trace one instance of each repeated block list and replicate it.
         include_nodes: list every costed graph node in the report.
-        background: on a cache miss, report from a static trace of this workload and
-            fill the cache from a detached background process (the CLI's default).
         hardware: ONE device name of ``fxmeter hardware`` (or of ``hardware_file``): adds
             the roofline time, the fit check and ``hardware`` to the report.
         hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
@@ -77,8 +77,11 @@ def trace(
             weight bytes (fp8: matmul/conv weights in 1 byte each).
         traffic: eager (every op reads its inputs, writes its output) or fused.
         efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"`` (default 1.0 each).
-        batched_cfg: run CFG as one pass of twice the batch: activation memory at 2x
-            the batch; FLOPs, bytes and time end to end unchanged.
+        batched_cfg: run CFG as one forward of twice the batch (evaluated at 2x the batch:
+            activation memory doubles; batch-independent work runs once per step).
+        rules: a per-call rule overlay, as FlopCounterMode's ``custom_mapping``: aten target
+            (``"aten.linear.default"``) -> a rule function ``OpCall -> Cost`` (or a
+            ``fxmeter.rules.Rule``); used instead of the registry's for those targets.
         frames, height, width, steps, text_len, batch, guidance_scale: override the
             preset's knob (None keeps the preset's value).
 
@@ -93,8 +96,8 @@ def trace(
 
     return _trace(
         model, workload, config=config, dtype=dtype, run_id=run_id, strict=strict, cache=cache, replicate=replicate,
-        include_nodes=include_nodes, background=background, hardware=hardware, hardware_file=hardware_file,
-        precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
+        include_nodes=include_nodes, hardware=hardware, hardware_file=hardware_file,
+        precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, rules=rules,
         frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
         guidance_scale=guidance_scale,
     )
@@ -102,7 +105,7 @@ def trace(
 
 def __getattr__(name: str) -> Any:
     if name == "Report":
-        from fxmeter.report.document import Report
+        from fxmeter.report.files import Report
 
         return Report
     raise AttributeError(name)

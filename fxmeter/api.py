@@ -1,20 +1,36 @@
-"""The library API; the CLI is a thin layer over these functions."""
+"""The library facade: ``trace``, ``estimate_workload`` and friends; the CLI is a thin layer over these.
+
+One path through the stages, each returning a new value:
+
+    model.resolve_model -> model.Workload/Geometry -> StagePlans
+    -> cost.store.get (shipped / cached / traced SymbolicModel per stage)
+    -> estimate.generation.estimate (costs, time, memory, fit)
+    -> report.build (the typed Report)
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
-import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fxmeter.cost.analyze import SymbolicModel  # light: no torch, sympy or networkx at import
-from fxmeter.errors import TraceError, UnmodeledOpError
-from fxmeter.estimate.evaluate import check_guards, evaluate
+from fxmeter.errors import FxmeterError, UnmodeledOpError
+from fxmeter.estimate.options import Options, check_traffic
 from fxmeter.model.registry import ResolvedModel, resolve_model
 from fxmeter.model.workload import Workload, normalize_dtype, resolve
-from fxmeter.report.document import Report, check_run_id
+
+if TYPE_CHECKING:
+    from fxmeter.cost.analyze import Overlay
+    from fxmeter.cost.store import Progress
+    from fxmeter.estimate.generation import Estimate, StageInput
+    from fxmeter.estimate.hardware import Hardware
+    from fxmeter.model.adapters import Geometry
+    from fxmeter.report.files import Report
+    from fxmeter.report.sweep import SweepResult
 
 LOG = logging.getLogger(__name__)
 
@@ -25,98 +41,94 @@ def default_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
+@dataclass(frozen=True)
+class Request:
+    """A resolved request: model, workload, geometry, options and device (validated, nothing traced yet)."""
 
-    return {"torch": version("torch"), "diffusers": version("diffusers")}
+    model: ResolvedModel
+    workload: Workload
+    geometry: Geometry
+    options: Options
+    hardware: Hardware | None
+    efficiency: Mapping[str, float] | None
 
 
-def trace_symbolic(
-    model: ResolvedModel,
-    dtype: str,
-    dims: dict[str, int] | None = None,
+def request(
+    model: str | None = None,
+    workload: str | Workload | None = None,
     *,
+    config: str | Path | None = None,
+    dtype: str = "bf16",
+    hardware: str | None = None,
+    hardware_file: str | Path | None = None,
+    precision: str = "bf16",
+    traffic: str = "eager",
+    efficiency: str | Mapping[str, float] | None = None,
+    batched_cfg: bool = False,
     replicate: bool = True,
-) -> SymbolicModel:
-    """Export and analyse ``model``: dynamic when ``dims`` is None (static fallback)."""
-    from fxmeter.cost.analyze import analyze
-    from fxmeter.model.capture import capture
+    **overrides: Any,
+) -> Request:
+    """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast)."""
+    from fxmeter.estimate.hardware import HardwareError, get, parse_efficiency
 
-    t0 = time.perf_counter()
-    cap = capture(model.config, model.adapter, dtype, dims, replicate=replicate)
-    meta = {
-        "model_id": model.id,
-        "diffusers_class": model.diffusers_class,
-        "adapter": model.adapter.name,
-        "config": model.config,
-        "config_sha256": model.config_sha256,
-        "config_source": model.config_source,
-        "slug": model.slug,
-        "dtype": dtype,
-        "versions": _versions(),
-        "symbols": list(cap.symbols),
-        "guards": cap.guards,
-        "mode": cap.mode,
-        "dims": cap.dims,
-        "replicas": cap.replicas,
-        "graph_nodes": cap.graph_nodes,
-        "weight_bytes": sum(cap.weight_bytes_by_dtype.values()),
-        "weight_bytes_by_dtype": cap.weight_bytes_by_dtype,
-        "parameters_by_dtype": cap.parameters_by_dtype,
-    }
-    sm = analyze(cap, model.adapter, meta)
-    sm.meta["seconds"] = time.perf_counter() - t0
-    return sm
+    traffic = check_traffic(traffic)
+    if precision not in ("bf16", "fp8"):
+        raise HardwareError(f"unknown precision {precision!r}; use bf16 or fp8")
+    hw, eff = None, None
+    if efficiency is not None and hardware is None and hardware_file is None:
+        raise HardwareError("--efficiency scales a device's peaks: it needs --hardware (see `fxmeter hardware`)")
+    if hardware is not None or hardware_file is not None:
+        hw = get(hardware, hardware_file)
+        eff = parse_efficiency(dict(efficiency) if isinstance(efficiency, Mapping) else efficiency) \
+            if efficiency is not None else None
+        hw.tc_peak(precision)  # fail before tracing when the device lacks this precision
+    resolved = resolve_model(model, config)
+    wl = resolve(workload, resolved.default_workload or None, **overrides)
+    d = normalize_dtype(dtype)
+    geometry = resolved.geometry(wl)
+    options = Options(dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg),
+                      full_trace=not replicate, hardware=hw.name if hw is not None else None, efficiency=eff)
+    return Request(resolved, wl, geometry, options, hw, eff)
 
 
-def symbolic_model(
-    model: ResolvedModel,
-    dtype: str,
-    dims: dict[str, int],
-    *,
-    cache: bool = True,
-    replicate: bool = True,
-    background: bool = False,
-) -> SymbolicModel:
-    """The symbolic model valid for ``dims``: from the cache, a dynamic trace, or a static one.
+def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = None,
+                 progress: Progress | None = None,
+                 memo: dict[tuple[str, int], list[StageInput]] | None = None) -> list[StageInput]:
+    """Each stage of ``req``'s generation with its symbolic model (shipped, cached or traced now).
 
-    With ``background`` (the CLI's fast cold path), a cache miss traces only this
-    workload statically (same numbers, no formulas) and leaves the dynamic trace
-    that fills the cache to a detached process (:func:`fxmeter.cache.fill_in_background`).
+    ``memo`` (sweeps) keeps the symbolic models already fetched: one is reused for every
+    workload inside its guards.
     """
-    from fxmeter.cost import store as cache_mod
+    from fxmeter.cost import store
+    from fxmeter.estimate.generation import StageInput
 
-    if cache:
-        sm = cache_mod.load(model, dtype, replicate=replicate)
-        if sm is not None:
-            if not check_guards(sm, dims):
-                sm.meta["cache"] = "hit"
-                return sm
-            # the cached dynamic trace specialised and excludes this workload: trace it statically
-            sm = trace_symbolic(model, dtype, dims, replicate=replicate)
-            sm.meta["cache"] = "static-retrace"
-            return sm
-        if background and model.adapter.supports_dynamic(model.config):
-            sm = trace_symbolic(model, dtype, dims, replicate=replicate)
-            started = cache_mod.fill_in_background(model, dtype, replicate=replicate)
-            sm.meta["cache"] = "miss-background-fill" if started else "miss-fill-running"
-            return sm
-    sm = None
-    if model.adapter.supports_dynamic(model.config):
-        try:
-            sm = trace_symbolic(model, dtype, None, replicate=replicate)
-        except TraceError as e:
-            LOG.warning("dynamic export failed (%s); tracing this workload statically", e)
-    if sm is not None:
-        sm.meta["cache"] = "miss" if cache else "disabled"
-        if cache:  # valid for every workload inside its guards, this one or not
-            cache_mod.store(model, dtype, sm, replicate=replicate)
-        if not check_guards(sm, dims):
-            return sm
-    # dynamic export failed or its guards exclude this workload: trace this workload statically
-    sm = trace_symbolic(model, dtype, dims, replicate=replicate)
-    sm.meta["cache"] = "static-retrace"
-    return sm
+    out = []
+    for plan in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg):
+        comp = req.model.component(plan.component)
+        dims = dict(req.geometry.dims)
+        if plan.batch_factor != 1:
+            dims["batch"] = dims["batch"] * plan.batch_factor
+        key = (comp.config_sha256, plan.batch_factor)
+        known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
+        if known:
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0))
+            continue
+        got = store.get(comp, req.options.dtype, dims, replicate=not req.options.full_trace, cache=cache,
+                        overlay=rules, progress=progress, root="transformer")
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds)
+        if memo is not None:
+            memo.setdefault(key, []).append(inp)
+        out.append(inp)
+    return out
+
+
+def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
+    """The pure estimate of ``req`` from its stage inputs."""
+    from fxmeter.estimate.generation import estimate
+
+    return estimate(inputs, req.options, steps=req.workload.steps,
+                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.hardware,
+                    efficiency=req.efficiency, nodes=nodes, modules=modules)
 
 
 def trace(
@@ -130,143 +142,224 @@ def trace(
     cache: bool = True,
     replicate: bool = True,
     include_nodes: bool = True,
-    background: bool = False,
     hardware: str | None = None,
     hardware_file: str | Path | None = None,
     precision: str = "bf16",
     traffic: str = "eager",
-    efficiency: str | dict[str, float] | None = None,
+    efficiency: str | Mapping[str, float] | None = None,
     batched_cfg: bool = False,
+    rules: Overlay | None = None,
+    progress: Progress | None = None,
     **overrides: Any,
 ) -> Report:
-    """Trace ``model`` for ``workload`` and return the :class:`Report`.
+    """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report` (see :func:`fxmeter.trace`)."""
+    from fxmeter.report.build import build
+    from fxmeter.report.document import check_run_id
+
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
+    req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
+                  precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
+                  replicate=replicate, **overrides)
+    inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
+    if strict:
+        unmodeled = [u for inp in inputs for u in inp.model.unmodeled]
+        if unmodeled:
+            ops = ", ".join(f"{u['op']} (x{u['count']})" for u in unmodeled)
+            raise UnmodeledOpError(f"--strict: ops without a rule: {ops}")
+    est = estimate_request(req, inputs)
+    notes = ["Costs use a per-call rule overlay (rules=...): " + ", ".join(sorted(rules))] if rules else []
+    return build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id=rid,
+                 include_nodes=include_nodes, notes=notes)
+
+
+def sweep(
+    model: str | None,
+    *,
+    grid: Mapping[str, Sequence[int | None]],
+    workload: str | Workload | None = None,
+    config: str | Path | None = None,
+    dtype: str = "bf16",
+    hardware: str | None = None,
+    hardware_file: str | Path | None = None,
+    efficiency: str | Mapping[str, float] | None = None,
+    cache: bool = True,
+    replicate: bool = True,
+    guidance_scale: float | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Evaluate every combination of ``grid`` (knob -> values; None = the preset's value).
+
+    The symbolic model is fetched once and reused for every point inside its guards (one
+    call of the compiled formulas per point); a point outside them is traced statically.
+    """
+    import itertools
+    import math
+
+    from fxmeter.errors import WorkloadError
+    from fxmeter.report.build import build
+    from fxmeter.report.sweep import MAX_POINTS, SweepResult, row_of
+
+    knobs = sorted(grid)
+    count = math.prod(len(grid[k]) for k in knobs)
+    if count > MAX_POINTS:
+        sizes = " x ".join(f"{len(grid[k])} {k.replace('_', '-')}" for k in knobs if len(grid[k]) > 1)
+        raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
+                            "sweep fewer values or split the sweep")
+    base = None
+    points = []
+    for combo in itertools.product(*(grid[k] for k in knobs)):
+        ov: dict[str, Any] = {k: v for k, v in zip(knobs, combo) if v is not None}
+        if guidance_scale is not None:
+            ov["guidance_scale"] = guidance_scale
+        try:
+            req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
+                          efficiency=efficiency, replicate=replicate, **ov) if base is None else \
+                with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
+        except WorkloadError as e:
+            raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: {e}") from None
+        base = base or req
+        points.append(req)
+    if not points:
+        raise WorkloadError("empty sweep")
+    memo: dict[tuple[str, int], list[StageInput]] = {}
+    rows = []
+    first_source = ""
+    for req in points:
+        inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
+        first_source = first_source or inputs[0].source
+        light = req.hardware is None  # totals only; the roofline needs every node
+        est = estimate_request(req, inputs, nodes=not light, modules=not light)
+        rows.append(row_of(build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
+                                 include_nodes=False)))
+    sm = next(iter(memo.values()))[0].model if memo else None
+    trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
+             "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
+    return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
+
+
+def with_workload(req: Request, wl: Workload) -> Request:
+    """``req`` for another workload of the same model (sweeps)."""
+    return replace(req, workload=wl, geometry=req.model.geometry(wl))
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for an unexpected error (the CLI's boundary)."""
+    if isinstance(e, FxmeterError):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+# -- verify: trace (or reuse the run's report), run FlopCounterMode, compare ---------------------
+@dataclass
+class VerifyResult:
+    """What :func:`verify` found: the layers and end-to-end documents, the report it checked."""
+
+    layers: dict[str, Any]
+    end2end: dict[str, Any]
+    report: Report
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    traced: bool = True
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.layers["passed"] and self.end2end["passed"])
+
+
+#: The named keywords of :func:`verify` (besides the workload knobs).
+VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
+                   "output_root", "cache", "write")
+
+
+def verify(
+    model: str | None = None,
+    workload: str | None = None,
+    *,
+    device: str = "meta",
+    reference: str = "eager",
+    config: str | Path | None = None,
+    dtype: str = "bf16",
+    run_id: str | None = None,
+    tolerance: float | None = None,
+    output_root: str | Path = "tmp/profile-output",
+    cache: bool = True,
+    write: bool = True,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> VerifyResult:
+    """Trace (or reuse the run's report.json), run FlopCounterMode, compare, write verify/*.json.
 
     Args:
-        model: a registered model id (``fxmeter models``), or None with ``config``.
-        workload: a preset name (``fxmeter workloads``) or a :class:`Workload`;
-            the model's default preset when None.
-        config: a local diffusers config.json (or a folder with transformer/config.json).
-        dtype: deployment dtype of the parameters (bf16, fp16, fp32).
-        run_id: the report's id (default: a UTC timestamp).
-        strict: raise :class:`UnmodeledOpError` if any op has no rule.
-        cache: reuse / store the symbolic trace in the user cache.
-        replicate: trace one instance of each repeated block list and replicate it.
-        include_nodes: list every costed graph node in the report.
-        background: on a cache miss, report from a static trace of this workload and
-            fill the cache from a detached background process (the CLI's default).
-        hardware: a device of `fxmeter hardware` (or of ``hardware_file``): adds the
-            roofline time, the fit check and ``hardware`` to the report.
-        hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
-        precision: bf16 or fp8: the tensor-core peak of matmul/conv nodes and the
-            weight bytes (fp8: matmul/conv weights in 1 byte each).
-        traffic: eager (every op reads its inputs, writes its output) or fused.
-        efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"`` (default 1.0 each).
-        batched_cfg: run CFG as one pass of twice the batch: activation memory at 2x
-            the batch; FLOPs, bytes and time end to end unchanged.
-        **overrides: frames, height, width, steps, text_len, batch, guidance_scale.
+        model: a registered model id, or None with ``config``.
+        workload: a preset name; the model's default when None.
+        device: where the reference runs: ``meta``, ``cpu`` or ``cuda``.
+        reference: ``eager`` (the module) or ``graph`` (the exported graph through an fx Interpreter).
+        config: a local diffusers config.json.
+        dtype: parameter dtype (bf16, fp16, fp32).
+        run_id: the run folder; its report.json is reused when it exists.
+        tolerance: overrides both scopes of ``tolerances.toml``.
+        output_root: where run folders go.
+        cache: use the trace cache when tracing.
+        write: write report.json (if traced now) and verify/layers.json, verify/end2end.json.
+        **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
-    from fxmeter.cost.liveness import check_precision, finish_report
-    from fxmeter.cost.traffic import check_model
-
-    traffic = check_model(traffic)
-    check_precision(precision)
-    hw, eff = None, None
-    if efficiency is not None and hardware is None and hardware_file is None:
-        from fxmeter.estimate.hardware import HardwareError
-
-        raise HardwareError("--efficiency scales a device's peaks: it needs --hardware (see `fxmeter hardware`)")
-    if hardware is not None or hardware_file is not None:
-        from fxmeter.estimate.hardware import get, parse_efficiency
-
-        hw = get(hardware, hardware_file)
-        eff = parse_efficiency(efficiency)
-        hw.tc_peak(precision)  # fail before tracing when the device lacks this precision
-    resolved = resolve_model(model, config)
-    wl = resolve(workload, resolved.default_workload, **overrides)
-    d = normalize_dtype(dtype)
-    rid = check_run_id(default_run_id() if run_id is None else run_id)
-    geometry = resolved.geometry(wl)
-    sm = symbolic_model(resolved, d, geometry.dims, cache=cache, replicate=replicate, background=background)
-    if strict and sm.unmodeled:
-        ops = ", ".join(f"{u['op']} (x{u['count']})" for u in sm.unmodeled)
-        raise UnmodeledOpError(f"--strict: ops without a rule: {ops}")
-    passes = resolved.adapter.passes_per_step(resolved.config, wl)
-    rep = evaluate(sm, wl, geometry, passes, rid, include_nodes=include_nodes or hw is not None, traffic=traffic)
-    batched = None
-    if batched_cfg and passes == 2:
-        batched = _batched_activations(resolved, d, wl, sm, cache=cache, replicate=replicate)
-    finish_report(rep.data, sm.meta, precision=precision, traffic=traffic, batched=batched, batched_cfg=batched_cfg,
-                  hw=hw, efficiency=eff, include_nodes=include_nodes)
-    rep.data["trace"]["options"] = trace_options(
-        dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg and passes == 2),
-        hardware=hw.name if hw is not None else None, efficiency=dict(eff) if isinstance(eff, dict) else eff,
-        full_trace=not replicate,
+    from fxmeter.base import fileio
+    from fxmeter.errors import OutputExistsError, VerifyError, check_keywords
+    from fxmeter.model.workload import OVERRIDABLE
+    from fxmeter.report.document import check_output_root, check_run_id
+    from fxmeter.report.files import Report, check_writable, write_files
+    from fxmeter.verify.compare import (
+        DEVICES,
+        REFERENCES,
+        check_cpu_budget,
+        check_same,
+        compare,
+        load_settings,
+        tolerances,
     )
-    resolved.adapter.annotate_report(resolved.config, wl, rep.data)  # model-specific sections (e.g. experts)
-    mem = rep.data["memory"]
-    if hw is not None and mem.get("fit"):  # the adapter may have changed the weights (two experts): fit again
-        from fxmeter.cost.liveness import fit_check
 
-        mem["fit"] = fit_check(mem["weight_bytes"], mem["activation_peak_bytes"], hw.memory_bytes, hw.label)
-    return rep
+    check_keywords(overrides, (*VERIFY_KEYWORDS, *OVERRIDABLE), "fxmeter.api.verify")
+    if device not in DEVICES:
+        raise VerifyError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    if reference not in REFERENCES:
+        raise VerifyError(f"unknown reference {reference!r}; use one of {', '.join(REFERENCES)}")
+    if device == "cuda":
+        import torch
 
+        if not torch.cuda.is_available():
+            raise VerifyError("--device cuda: no CUDA GPU here (torch.cuda.is_available() is False); "
+                              "use --device meta or cpu")
+    settings = load_settings()
+    tol = tolerances(tolerance, settings)
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
+    if write:
+        check_writable(output_root)
+    req = request(model, workload, config=config, dtype=dtype, **overrides)
+    out_dir = check_output_root(output_root) / rid / "static_analysis" / req.model.slug
 
-def _batched_activations(resolved: ResolvedModel, dtype: str, wl: Workload, sm: SymbolicModel, *, cache: bool,
-                         replicate: bool) -> dict[str, Any]:
-    """Activation memory of one CFG pass of twice the batch (the liveness walk at 2x batch)."""
-    from dataclasses import replace
+    rep: Report | None = None
+    traced = False
+    if (out_dir / "report.json").exists():
+        rep = Report.load(out_dir / "report.json")  # validated; a folder or a malformed file is one error line
+        check_same(rep.data, req.model, req.workload, req.options.dtype, dict(req.geometry.dims), out_dir)
+    if rep is None:
+        rep = trace(model, req.workload, config=config, dtype=dtype, run_id=rid, cache=cache, progress=progress)
+        traced = True
+    if device == "cpu":
+        check_cpu_budget(rep.data, settings)
+    from fxmeter.verify.reference import run_reference
 
-    from fxmeter.cost.formula import compile_table
-    from fxmeter.cost.liveness import activation_summary
-
-    wl2 = replace(wl, batch=2 * wl.batch)
-    geo2 = resolved.geometry(wl2)
-    dynamic_ok = sm.meta.get("mode") == "dynamic" and not check_guards(sm, geo2.dims)
-    sm2 = sm if dynamic_ok else symbolic_model(resolved, dtype, geo2.dims, cache=cache, replicate=replicate)
-    symbols = list(sm2.meta["symbols"])
-    vals = compile_table(sm2.formulas, symbols)(**{k: geo2.dims[k] for k in symbols})
-    out = activation_summary(sm2.nodes, sm2.liveness.get("after_node", []), vals, sm2.meta.get("replicas", {}))
-    out["activation_batch"] = wl2.batch
-    return out
-
-
-#: options of :func:`trace` that change a report's numbers, with their defaults (``trace.options`` in report.json)
-OPTION_DEFAULTS: dict[str, Any] = {
-    "dtype": "bfloat16", "precision": "bf16", "traffic": "eager", "batched_cfg": False, "hardware": None,
-    "efficiency": None, "full_trace": False,
-}
-
-
-def trace_options(**options: Any) -> dict[str, Any]:
-    """The record of the number-changing options a report was made with (every key of OPTION_DEFAULTS)."""
-    unknown = set(options) - set(OPTION_DEFAULTS)
-    assert not unknown, unknown
-    return {k: options.get(k, v) for k, v in OPTION_DEFAULTS.items()}
-
-
-def component_costs(config: dict[str, Any], component_id: str, source: str, wl: Workload,
-                    data: dict[str, Any]) -> dict[str, Any]:
-    """Per-forward cost, parameters, weights and activation peak of one pipeline component
-    (e.g. a second expert with its own config) at ``wl``, in the dtype and precision of ``data``.
-
-    Traced through the trace cache like any model, so a warm run imports no torch.
-    """
-    from fxmeter.cost.liveness import weights_for_precision
-    from fxmeter.model.adapters import adapter_for_class
-    from fxmeter.model.registry import _sha256
-
-    adapter = adapter_for_class(str(config["_class_name"]), config)
-    rm = ResolvedModel(component_id, config, _sha256(config), source, adapter, str(data["model"].get("slug", "")), "")
-    geometry = rm.geometry(wl)
-    sm = symbolic_model(rm, str(data["workload"]["dtype"]), geometry.dims)
-    passes = adapter.passes_per_step(config, wl)
-    sub = evaluate(sm, wl, geometry, passes, "component", include_nodes=False, include_modules=False).data
-    w = weights_for_precision(sm.meta, str(data["memory"].get("precision", "bf16")))
-    return {
-        "per_forward": sub["totals"]["per_forward"],
-        "parameters": sub["model"]["parameters"],
-        "weight_bytes": w["weight_bytes"],
-        "weight_bytes_by_dtype": w["weight_bytes_by_dtype"],
-        "parameters_by_dtype": sub["memory"]["parameters_by_dtype"],
-        "activation_peak_bytes": sub["memory"]["activation_peak_bytes"],
-    }
+    ref = run_reference(req.model.component("transformer"), dict(req.geometry.dims), req.options.dtype, device, reference)
+    layers, end2end = compare(rep.data, ref, tol)
+    result = VerifyResult(layers, end2end, rep, out_dir, traced=traced)
+    if write:  # the report (if traced now) and the verify files appear together, or nothing does
+        files = rep.files() if traced else {}
+        files.update({f"verify/{n}": fileio.dumps(d) for n, d in (("layers.json", layers), ("end2end.json", end2end))})
+        try:
+            written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
+                                  whole=True, drop="verify".__eq__)
+        except OutputExistsError:
+            raise VerifyError(f"{out_dir / 'report.json'} was written by another run meanwhile; "
+                              "run verify again to check it, or choose another --run-id") from None
+        result.files += written
+    return result

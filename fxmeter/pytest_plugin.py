@@ -40,13 +40,15 @@ WORKLOAD_KEYS = ("name", "frames", "height", "width", "steps", "text_len", "batc
 MEMORY_KEYS = ("weight_bytes", "weight_bytes_by_dtype", "activation_peak_bytes", "activation_peak_module", "total_bytes")
 
 
-def _document(obj: Any) -> dict[str, Any]:
-    """The report document behind a Report, a dict, or a path to report.json (or its folder), validated."""
-    from fxmeter.report.document import Report, validate
+def _document(obj: Any) -> Any:
+    """The typed report behind a Report, a report document, or a path to report.json (or its folder), validated."""
+    from fxmeter.report.document import ReportDocument, validate
 
+    if isinstance(obj, ReportDocument):
+        return obj
     if isinstance(obj, (str, Path)):
-        return Report.load(obj).data
-    return validate(getattr(obj, "data", obj), f"{type(obj).__name__} passed to fxmeter_golden")
+        return ReportDocument.load(obj)
+    return ReportDocument.from_dict(validate(getattr(obj, "data", obj), f"{type(obj).__name__} passed to fxmeter_golden"))
 
 
 def _costs(d: Mapping[str, Any]) -> dict[str, int]:
@@ -63,13 +65,14 @@ def project(obj: Any) -> dict[str, Any]:
         return dict(obj)
     from fxmeter.report.top import group_modules
 
-    data = _document(obj)
+    rep = _document(obj)
+    data = rep.data
     modules = {}
-    for g in group_modules(data, fold=True).values():
+    for g in group_modules(rep, fold=True).values():
         below_fold = g.id.rsplit("*", 1)[-1].count(".") if "*" in g.id else None
         if g.depth <= MODULE_DEPTH or below_fold == 1:
             modules[g.id] = {"class": g.cls, "count": g.count, "parameters": g.parameters,
-                             "per_forward": _costs(g.per_forward)}
+                             "per_forward": _costs(g.per_forward.to_dict())}
     return {
         "fxmeter_golden": GOLDEN_SCHEMA,
         "schema_version": data["schema_version"],
@@ -224,7 +227,7 @@ class GoldenReports:
     @staticmethod
     def _write(path: Path, payload: bytes) -> None:
         """Atomically (temp file + rename): an interrupted run never leaves half a golden."""
-        from fxmeter.report.document import atomic_write
+        from fxmeter.base.fileio import atomic_write
 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

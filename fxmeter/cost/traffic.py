@@ -19,10 +19,10 @@ up over the module tree like every other cost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.cost.liveness import NodeLike, alias_source
+from fxmeter.cost.liveness import NodeLike, alias_source, in_place
 
 if TYPE_CHECKING:
     from fxmeter.cost.formula import FormulaTable
@@ -191,22 +191,19 @@ def fused_bytes(nodes: Sequence[NodeLike], families: Sequence[str], costs: Seque
 
 
 def _in_place(rec: NodeLike) -> bool:
-    t = rec.target
-    op = t.split(".")[1] if t.count(".") >= 2 else ""
-    return op.endswith("_") and not op.startswith("_")
+    return in_place(rec.target)
 
 
 def attach_fused(cap: Any, node_rows: list[dict[str, Any]], modules: list[dict[str, Any]], table: FormulaTable,
-                 costs: Sequence[Cost]) -> None:
+                 costs: Sequence[Cost], root: str) -> None:
     """Add the fused model to a symbolic model's rows (analysis time).
 
     Node rows gain ``fused`` (formula indices of [bytes_read, bytes_written]) and
     module rows ``self_fused``/``total_fused``, rolled up like ``self``/``total``.
     """
-    from fxmeter.cost.analyze import ROOT, _representative
-    from fxmeter.cost.liveness import block_of
+    from fxmeter.cost import tree
 
-    regions = [block_of(r["module"]) or "" for r in node_rows]
+    regions = [tree.block_of(r["module"]) or "" for r in node_rows]
     pairs = fused_bytes(cap.nodes, [r["family"] for r in node_rows], costs, regions)
     own: dict[str, list[Any]] = {}
     for row, (rd, wr) in zip(node_rows, pairs):
@@ -216,24 +213,15 @@ def attach_fused(cap: Any, node_rows: list[dict[str, Any]], modules: list[dict[s
         acc = own.setdefault(row["module"], [0, 0])
         acc[0], acc[1] = acc[0] + rd, acc[1] + wr
 
-    def rep(mid: str) -> str:
-        path = mid[len(ROOT) + 1 :] if mid.startswith(ROOT + ".") else ""
-        r = _representative(path, cap.replicas)
-        return f"{ROOT}.{r}" if r else ROOT
+    def mine(i: int) -> list[Any]:
+        mid = modules[i]["id"]
+        return own.get(mid) or own.get(tree.representative_id(mid, root, cap.replicas)) or [0, 0]
 
-    children: dict[str, list[str]] = {}
-    for m in modules:
-        if m["parent"] is not None:
-            children.setdefault(m["parent"], []).append(m["id"])
-    total: dict[str, list[Any]] = {}
-    for m in sorted(modules, key=lambda m: -m["depth"]):
-        mine = own.get(m["id"]) or own.get(rep(m["id"])) or [0, 0]
-        acc = list(mine)
-        for c in children.get(m["id"], []):
-            acc = [acc[0] + total[c][0], acc[1] + total[c][1]]
-        total[m["id"]] = acc
-        m["self_fused"] = [table.add(mine[0]), table.add(mine[1])]
-        m["total_fused"] = [table.add(acc[0]), table.add(acc[1])]
+    totals = tree.rollup([m["id"] for m in modules], [m["parent"] for m in modules], [m["depth"] for m in modules],
+                         mine, lambda a, b: [a[0] + b[0], a[1] + b[1]])
+    for i, m in enumerate(modules):
+        m["self_fused"] = [table.add(v) for v in mine(i)]
+        m["total_fused"] = [table.add(v) for v in totals[i]]
 
 
 def check_model(name: str) -> str:
@@ -244,20 +232,3 @@ def check_model(name: str) -> str:
     if key not in MODELS:
         raise WorkloadError(f"unknown traffic model {name!r}; use eager or fused")
     return key
-
-
-def has_fused(sm_nodes: Sequence[Mapping[str, Any]]) -> bool:
-    return bool(sm_nodes) and "fused" in sm_nodes[0]
-
-
-def category_bytes(cat_vals: dict[str, dict[str, int]], sm_nodes: Sequence[Mapping[str, Any]], vals: Sequence[int]) -> None:
-    """Replace each category's bytes with the fused model's (evaluation time, in place)."""
-    acc: dict[str, list[int]] = {}
-    for n in sm_nodes:
-        if n["family"] == "free" or "fused" not in n:
-            continue
-        a = acc.setdefault(n["category"], [0, 0])
-        a[0] += vals[n["fused"][0]] * n["replicas"]
-        a[1] += vals[n["fused"][1]] * n["replicas"]
-    for k, v in cat_vals.items():
-        v["bytes_read"], v["bytes_written"] = acc.get(k, [0, 0])

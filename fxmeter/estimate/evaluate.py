@@ -1,188 +1,205 @@
-"""Evaluate a symbolic model for one workload -> the report document.
+"""A symbolic model evaluated at one workload's symbol values -> typed costs of one forward.
 
-Needs neither torch nor sympy: formulas are compiled to one Python function of
-the workload symbols (``fxmeter.formula``).
+Pure Python over plain ints: the formulas are compiled once into one function of the
+workload symbols (``fxmeter.cost.formula``), so neither torch nor sympy is imported.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from fxmeter import __version__
-from fxmeter.cost.analyze import SCHEMA, SymbolicModel
+from fxmeter.cost import tree
 from fxmeter.cost.formula import compile_table
-from fxmeter.cost.traffic import has_fused
+from fxmeter.cost.symbolic import SymbolicModel, formula_symbols
 from fxmeter.errors import WorkloadError
-from fxmeter.model.adapters import Geometry
-from fxmeter.model.workload import Workload
-from fxmeter.report.document import NOTES, SCHEMA_VERSION, Report, metrics_dict, scale
-
-COUNTING = {
-    "flop": "2 x multiply-accumulate (FLOP = 2 MAC), as torch.utils.flop_counter",
-    "tensor_core_flops": "matmul, conv and scaled-dot-product attention",
-    "cuda_core_flops": "elementwise, norms, softmax, activations, RoPE, casts: per-element costs in rules/",
-    "bytes": "logical tensor bytes read and written per op, dtype-aware; views free; attention IO-aware (Q,K,V in, O out)",
-    "traffic_model": "eager",
-}
+from fxmeter.estimate.metrics import FIELDS, ZERO, Metrics
 
 
-def check_guards(sm: SymbolicModel, dims: dict[str, int]) -> list[str]:
-    """Symbols whose value lies outside the range the trace is valid for."""
-    bad = []
-    for s, (lo, hi) in sm.meta.get("guards", {}).items():
-        v = dims.get(s)
-        if v is not None and not lo <= v <= hi:
-            bad.append(f"{s}={v} outside [{lo}, {hi}]")
-    if sm.meta.get("mode") == "static":
-        want = sm.meta.get("dims", {})
-        bad += [f"{s}={dims[s]} != traced {v}" for s, v in want.items() if dims.get(s) != v]
-    return bad
+@dataclass(frozen=True)
+class NodeCost:
+    """One graph node at this workload (one instance; ``replicas`` instances in the model)."""
+
+    name: str
+    target: str
+    module: str
+    family: str
+    category: str
+    replicas: int
+    cost: Metrics
+    shape: Mapping[str, int]
+    dtype: str
+    symbols: frozenset[str]  # the workload symbols its cost depends on
 
 
-def evaluate(
-    sm: SymbolicModel,
-    wl: Workload,
-    geometry: Geometry,
-    passes_per_step: int,
-    run_id: str,
-    *,
-    include_nodes: bool = True,
-    include_modules: bool = True,
-    extra_notes: tuple[str, ...] = (),
-    evaluator: Any = None,
-    traffic: str = "eager",
-) -> Report:
-    """The report document for ``wl`` (exact integers throughout); ``traffic``: eager or fused bytes.
+@dataclass(frozen=True)
+class ModuleCost:
+    """One module of the full model: its cost with descendants (``total``) and of its own nodes (``own``)."""
 
-    ``include_modules=False`` keeps only the root module row (sweeps need totals only).
+    id: str
+    parent: str | None
+    cls: str
+    depth: int
+    parameters: int
+    weight_bytes: int
+    total: Metrics
+    own: Metrics
+    formula: Mapping[str, str] | None = None  # closed forms of ``total`` (dynamic traces)
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Peak live activation bytes of one forward and where it happens."""
+
+    peak_bytes: int
+    peak_node: str | None
+    peak_module: str | None
+    live_bytes_max_per_block: Mapping[str, int]
+    note: str
+
+
+@dataclass(frozen=True)
+class Weights:
+    """What a checkpoint of the stage's model stores, as traced (before ``--precision``)."""
+
+    weight_bytes: int
+    weight_bytes_by_dtype: Mapping[str, int]
+    parameters_by_dtype: Mapping[str, int]
+    matmul_parameters: int
+    matmul_bytes: int
+    dtype: str
+
+    @property
+    def parameters(self) -> int:
+        return sum(self.parameters_by_dtype.values())
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One forward of one stage's model at one workload (exact integers)."""
+
+    root: str
+    diffusers_class: str
+    adapter: str
+    dims: Mapping[str, int]
+    traffic: str
+    modules: tuple[ModuleCost, ...]
+    nodes: tuple[NodeCost, ...]
+    categories: Mapping[str, Metrics]
+    unmodeled: tuple[Mapping[str, Any], ...]
+    activations: Activations
+    weights: Weights
+    trace: Mapping[str, Any] = field(default_factory=dict)  # mode, graph_nodes, replicas, symbols, guards, seconds
+
+    @property
+    def total(self) -> Metrics:
+        return self.modules[0].total
+
+
+def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eager", modules: bool = True,
+             nodes: bool = True) -> StageCost:
+    """``sm`` at the symbol values ``dims``; ``traffic``: eager bytes or the fused model's.
+
+    ``modules=False`` keeps only the root row and ``nodes=False`` no node rows (sweeps
+    need totals only).
     """
-    meta = sm.meta
-    symbols = list(meta["symbols"])
-    bad = check_guards(sm, geometry.dims)
+    symbols = list(sm.symbols)
+    bad = sm.guard_problems(dims)
     if bad:
         raise WorkloadError(f"workload outside the traced model's guards: {', '.join(bad)}")
-    fn = evaluator or compile_table(sm.formulas, symbols)
-    vals: list[int] = fn(**{s: geometry.dims[s] for s in symbols})
-
+    missing = [s for s in symbols if s not in dims]
+    if missing:
+        raise WorkloadError(f"no value for workload symbol(s) {', '.join(missing)}")
+    vals: list[int] = compile_table(sm.formulas, symbols)(**{s: dims[s] for s in symbols})
     fused = traffic == "fused"
-    if fused and not has_fused(sm.nodes):
-        raise WorkloadError("this symbolic model has no fused traffic model; rerun with --no-cache")
 
-    def m(idx: list[int], fidx: list[int] | None = None) -> dict[str, int]:
+    def metrics(idx: list[int], fidx: list[int] | None = None) -> Metrics:
         v = [vals[i] for i in idx]
-        if fused and fidx is not None:  # fused traffic: bytes from the fused rows (fxmeter.traffic)
+        if fused and fidx is not None:
             v[2], v[3] = vals[fidx[0]], vals[fidx[1]]
-        return metrics_dict(v)
+        return Metrics(*v)
 
-    def f(idx: list[int]) -> dict[str, str]:
-        return {k: sm.formulas[i] for k, i in zip(("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written"), idx)}
+    dynamic = sm.dynamic
+    mods = []
+    for m in sm.modules if modules else sm.modules[:1]:
+        mods.append(ModuleCost(
+            id=m["id"], parent=m["parent"], cls=m["class"], depth=m["depth"], parameters=m["parameters"],
+            weight_bytes=m["weight_bytes"], total=metrics(m["total"], m.get("total_fused")),
+            own=metrics(m["self"], m.get("self_fused")),
+            formula={k: sm.formulas[i] for k, i in zip(FIELDS, m["total"])} if dynamic else None,
+        ))
+    node_rows = []
+    cats: dict[str, Metrics] = {}
+    sym_cache: dict[int, frozenset[str]] = {}
 
-    dynamic = meta["mode"] == "dynamic"
-    modules = []
-    for mod in sm.modules if include_modules else sm.modules[:1]:
-        row = {
-            "id": mod["id"],
-            "parent": mod["parent"],
-            "class": mod["class"],
-            "depth": mod["depth"],
-            "parameters": mod["parameters"],
-            "weight_bytes": mod["weight_bytes"],
-            "per_forward": m(mod["total"], mod.get("total_fused")),
-            "self": m(mod["self"], mod.get("self_fused")),
-        }
-        if dynamic:
-            row["formula"] = f(mod["total"])
-        modules.append(row)
-    root = modules[0]
-    per_forward = root["per_forward"]
-    steps = wl.steps
-    per_step = scale(per_forward, passes_per_step)
-    end_to_end = scale(per_step, steps)
+    def syms(i: int) -> frozenset[str]:
+        s = sym_cache.get(i)
+        if s is None:
+            s = sym_cache[i] = formula_symbols(sm.formulas[i])
+        return s
 
-    cat_vals = {k: m(v) for k, v in sm.categories.items()}
-    if fused:
-        from fxmeter.cost.traffic import category_bytes
+    for n in sm.nodes:
+        if n["family"] == "free":
+            continue
+        c = metrics(n["cost"], n.get("fused"))
+        if fused:
+            cats[n["category"]] = cats.get(n["category"], ZERO) + c.scale(n["replicas"])
+        if nodes:
+            node_rows.append(NodeCost(
+                name=n["name"], target=n["target"], module=n["module"], family=n["family"], category=n["category"],
+                replicas=n["replicas"], cost=c, shape={k: vals[i] for k, i in n["shape"].items()}, dtype=n["dtype"],
+                symbols=frozenset().union(*(syms(i) for i in n["cost"])),
+            ))
+    if not fused:
+        cats = {k: Metrics(*(vals[i] for i in v)) for k, v in sm.categories.items()}
+    meta = sm.meta
+    mw = meta.get("matmul_weights") or {}
+    return StageCost(
+        root=sm.root,
+        diffusers_class=str(meta["diffusers_class"]),
+        adapter=str(meta["adapter"]),
+        dims=dict(dims),
+        traffic=traffic,
+        modules=tuple(mods),
+        nodes=tuple(node_rows),
+        categories={k: v for k, v in sorted(cats.items()) if v != ZERO},
+        unmodeled=tuple(sm.unmodeled),
+        activations=activations(sm, vals),
+        weights=Weights(int(meta["weight_bytes"]), dict(meta["weight_bytes_by_dtype"]), dict(meta["parameters_by_dtype"]),
+                        int(mw.get("parameters", 0)), int(mw.get("bytes", 0)), str(meta["dtype"])),
+        trace={k: meta.get(k) for k in ("mode", "graph_nodes", "replicas", "symbols", "guards", "seconds", "versions",
+                                        "rules")},
+    )
 
-        category_bytes(cat_vals, sm.nodes, vals)
-    tc_total = per_forward["tensor_core_flops"] or 1
-    fl_total = per_forward["flops"] or 1
-    categories = {
-        k: dict(v, tensor_core_share=v["tensor_core_flops"] / tc_total, flops_share=v["flops"] / fl_total)
-        for k, v in sorted(cat_vals.items())
-        if any(v.values())
-    }
 
-    from fxmeter.cost.liveness import activation_summary
-
-    act = activation_summary(sm.nodes, sm.liveness.get("after_node", []), vals, meta.get("replicas", {}))
-    peak_bytes = act["activation_peak_bytes"]
-    memory = {
-        "weight_bytes": meta["weight_bytes"],
-        "weight_bytes_by_dtype": meta["weight_bytes_by_dtype"],
-        "parameters_by_dtype": meta["parameters_by_dtype"],
-        **{k: v for k, v in act.items() if k != "blocks"},
-        "activation_model": "liveness walk over one forward (inference, views share storage); CFG as separate passes",
-        "total_bytes": meta["weight_bytes"] + peak_bytes,
-    }
-
-    nodes = []
-    if include_nodes:
-        for n in sm.nodes:
-            if n["family"] == "free":
-                continue
-            row = {k: n[k] for k in ("name", "target", "module", "family", "category", "replicas")}
-            row["per_forward"] = m(n["cost"], n.get("fused"))
-            nodes.append(row)
-
-    data: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "tool": {"name": "fxmeter", "fxmeter": __version__, "torch": meta["versions"]["torch"], "diffusers": meta["versions"]["diffusers"]},
-        "model": {
-            "id": meta["model_id"],
-            "diffusers_class": meta["diffusers_class"],
-            "adapter": meta["adapter"],
-            "config": meta["config"],
-            "config_sha256": meta["config_sha256"],
-            "config_source": meta["config_source"],
-            "parameters": root["parameters"],
-            "slug": meta["slug"],
-        },
-        "workload": {
-            "name": wl.name,
-            "frames": geometry.frames,
-            "frames_requested": wl.frames,
-            "height": wl.height,
-            "width": wl.width,
-            "steps": wl.steps,
-            "text_len": wl.text_len,
-            "batch": wl.batch,
-            "guidance_scale": wl.guidance_scale,
-            "passes_per_step": passes_per_step,
-            "latent_shape": list(geometry.latent_shape),
-            "tokens": geometry.tokens,
-            "dims": geometry.dims,
-            "dtype": meta["dtype"],
-        },
-        "trace": {
-            "mode": meta["mode"],
-            "exporter": "torch.export.export(strict=False)",
-            "graph_nodes": meta["graph_nodes"],
-            "replicated_blocks": meta["replicas"],
-            "symbols": symbols,
-            "guards": meta.get("guards", {}),
-            "seconds": round(meta["seconds"], 3),
-            "cache": meta.get("cache", "none"),
-            "analysis_schema": SCHEMA,
-        },
-        "counting": dict(COUNTING, traffic_model=traffic),
-        "totals": {"per_forward": per_forward, "per_step": per_step, "end_to_end": end_to_end, "traffic_model": traffic},
-        "memory": memory,
-        "activation_blocks": act["blocks"],
-        "modules": modules,
-        "categories": categories,
-        "unmodeled_ops": sm.unmodeled,
-        "nodes": nodes,
-        "notes": list(NOTES) + list(geometry.notes) + list(extra_notes),
-    }
-    return Report(data)
+def activations(sm: SymbolicModel, vals: list[int]) -> Activations:
+    """Peak live bytes, where it happens, and the largest live set inside each block."""
+    after = sm.liveness.get("after_node", [])
+    root, replicas = sm.root, sm.meta.get("replicas", {})
+    peak, at = 0, None
+    per_block: dict[str, int] = {}
+    for i, idx in enumerate(after):
+        v = vals[idx]
+        node = sm.nodes[i]
+        if v > peak:
+            peak, at = v, node
+        b = tree.block_of(node["module"])
+        if b is not None and v > per_block.get(b, -1):
+            per_block[b] = v
+    for lst, count in replicas.items():  # replicated blocks share block 0's live set
+        first = per_block.get(f"{root}.{lst}.0")
+        if first is not None:
+            per_block.update({f"{root}.{lst}.{k}": first for k in range(1, count)})
+    replicated = [f"{root}.{k}" for k in sorted(replicas)]
+    note = (
+        f"blocks of {', '.join(replicated)} were traced once and replicated: every block has the live set of "
+        f"{', '.join(f'{r}.0' for r in replicated)}" if replicated else "every block traced"
+    )
+    return Activations(
+        peak_bytes=peak,
+        peak_node=at["name"] if at else None,
+        peak_module=at["module"] if at else None,
+        live_bytes_max_per_block=dict(sorted(per_block.items(), key=lambda kv: tree.natural_key(kv[0]))),
+        note=note + "; the largest live set inside each block, bytes",
+    )

@@ -15,8 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import click
-
 from fxmeter.base.fileio import MAX_HARDWARE_BYTES, read_text
 from fxmeter.errors import FxmeterError
 
@@ -208,32 +206,3 @@ def parse_efficiency(spec: str | dict[str, float] | None) -> dict[str, float]:
             raise HardwareError(f"efficiency {key}={f:g} must be in (0, 1] (1 = the peak)")
         eff[key] = f
     return eff
-
-
-@click.command("hardware")
-@click.option("--hardware-file", type=click.Path(), default=None, help="Also list the devices of this JSON file.")
-@click.option("--sources", is_flag=True, help="Print each number's source.")
-def hardware_command(hardware_file: str | None, sources: bool) -> None:
-    """List the devices a roofline can use (dense peaks)."""
-    from fxmeter.cli.main import handle_errors
-
-    @handle_errors
-    def run() -> None:
-        tab = table(hardware_file)
-        click.echo(
-            f"{'name':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  label"
-        )
-        for d in sorted(tab.values(), key=lambda d: d.name):
-            fp8 = d.tensor_core.get("fp8")
-            fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
-            click.echo(
-                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} "
-                f"{d.cuda_core_fp32 / 1e12:>12.1f} {d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.label}"
-                + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else "")
-            )
-            if sources:
-                for k, s in sorted(d.sources.items()):
-                    click.echo(f"    {k}: {s}")
-        click.echo("Dense tensor-core peaks (datasheets print 2:4-sparse peaks, 2x these); `--sources` for each number's source.")
-
-    run()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from fxmeter.base.fileio import MAX_CONFIG_BYTES, read_text
 from fxmeter.errors import ConfigError, UnknownModelError, WorkloadError
 from fxmeter.model.adapters import Adapter, Geometry, adapter_for_class
+from fxmeter.model.pipeline import Component, StagePlan
 from fxmeter.model.workload import Workload, fits, presets_for
 
 
@@ -133,10 +135,29 @@ class ResolvedModel:
     adapter: Adapter
     slug: str
     default_workload: str  # "" when neither the model nor its adapter names one
+    #: the models the pipeline loads (name -> Component); the first is ``transformer``
+    components: Mapping[str, Component] = field(default_factory=dict)
 
     @property
     def diffusers_class(self) -> str:
         return self.adapter.diffusers_class
+
+    def component(self, name: str) -> Component:
+        if name in self.components:
+            return self.components[name]
+        if name == "transformer":
+            return Component("transformer", self.config, self.config_sha256, self.adapter, self.config_source)
+        raise ConfigError(f"{self.id} has no component {name!r} (it has: {', '.join(self.components) or 'transformer'})")
+
+    def stages(self, wl: Workload, *, batched_cfg: bool = False) -> tuple[StagePlan, ...]:
+        """The denoising stages of one generation of ``wl`` (the adapter's plan, as data)."""
+        try:
+            return self.adapter.stages(self.config, wl, batched_cfg=batched_cfg)
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as e:
+            raise ConfigError(f"config {self.config_source}: cannot plan the stages ({type(e).__name__}: {e})") from None
+
+    def passes_per_step(self, wl: Workload) -> int:
+        return self.adapter.passes_per_step(self.config, wl)
 
     def geometry(self, wl: Workload) -> Geometry:
         """The adapter's geometry for ``wl``; a preset of another model family is refused, and a
@@ -164,7 +185,7 @@ def get_spec(model_id: str) -> ModelSpec:
     return MODELS[model_id]
 
 
-def _sha256(config: dict[str, Any]) -> str:
+def _sha256(config: Mapping[str, Any]) -> str:
     canon = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canon).hexdigest()
 
@@ -351,6 +372,10 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
     except (TypeError, ValueError, KeyError, IndexError) as e:
         raise ConfigError(f"config {source} has a value {class_name} cannot use ({type(e).__name__}: {e})") from None
     mid = model_id or f"custom-{name}"
+    components: dict[str, Component] = {}
+    for cname, ccfg in adapter.components(clean):
+        cadapter = adapter if ccfg is clean else adapter_for_class(str(ccfg["_class_name"]), dict(ccfg))
+        components[cname] = Component(cname, ccfg, _sha256(dict(ccfg)), cadapter, source)
     return ResolvedModel(
         id=mid,
         config=clean,
@@ -359,4 +384,5 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
         adapter=adapter,
         slug=spec.slug if spec else adapter.default_slug,
         default_workload=spec.default_workload if spec else (adapter.default_workload or ""),
+        components=components,
     )

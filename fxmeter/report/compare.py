@@ -8,16 +8,16 @@ total and "94% of the growth is in ``blocks.*.attn1``" reads off one row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import click
-
+from fxmeter.base.units import with_unit
+from fxmeter.cost.tree import folded_label as folded
+from fxmeter.cost.tree import natural_key
 from fxmeter.errors import ReportError
-from fxmeter.report.summary import natural_key, with_unit
-from fxmeter.report.top import METRICS, folded, group_modules, metric_value
+from fxmeter.report.document import ReportDocument, as_document
+from fxmeter.report.top import COST_METRICS as METRICS
+from fxmeter.report.top import group_modules
 
 TOTAL_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
 MEMORY_KEYS = ("weight_bytes", "activation_peak_bytes", "total_bytes")
@@ -34,16 +34,16 @@ class Delta:
     """
 
     key: str
-    a: int
-    b: int
-    delta: int
+    a: float
+    b: float
+    delta: float
     ratio: float | None
     share: float | None = None
     count_a: int = 1
     count_b: int = 1
 
 
-def delta(key: str, a: int, b: int, total_change: int | None = None, count_a: int = 1, count_b: int = 1) -> Delta:
+def delta(key: str, a: float, b: float, total_change: float | None = None, count_a: int = 1, count_b: int = 1) -> Delta:
     share = (b - a) / total_change if total_change else None
     return Delta(key, a, b, b - a, b / a if a else None, share, count_a, count_b)
 
@@ -70,23 +70,12 @@ class Comparison:
         return asdict(self)
 
 
-def _data(x: Any) -> dict[str, Any]:
-    if isinstance(x, (str, Path)):
-        from fxmeter.report.document import Report
-
-        return Report.load(x).data
-    from fxmeter.report.document import validate
-
-    return validate(getattr(x, "data", x))
-
-
-def _label(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {"model": d["model"]["id"], "workload": d["workload"]["name"], "run_id": d["run_id"],
-            "config_sha256": d["model"].get("config_sha256")}
+def _label(d: ReportDocument) -> dict[str, Any]:
+    return {"model": d.model.id, "workload": d.workload.name, "run_id": d.run_id, "config_sha256": d.model.config_sha256}
 
 
 def _order(rows: list[Delta]) -> list[Delta]:
-    return sorted(rows, key=lambda r: (-abs(r.delta), natural_key(r.key.replace("*", "0")), r.key))
+    return sorted(rows, key=lambda r: (-abs(r.delta), natural_key(r.key), r.key))
 
 
 def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, fold: bool = True) -> Comparison:
@@ -106,46 +95,53 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
         raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ReportError(f"-k must be a positive integer, got {k!r}")
-    da, db = _data(a), _data(b)
-
-    wl = tuple(delta(f"workload.{key}", da["workload"][key], db["workload"][key])
-               for key in WORKLOAD_KEYS if key in da["workload"] and key in db["workload"]
-               and (key in ALWAYS_SHOWN or da["workload"][key] != db["workload"][key]))
+    da, db = as_document(a), as_document(b)
+    wa, wb = da.workload.to_dict(), db.workload.to_dict()
+    wl = tuple(delta(f"workload.{key}", wa[key], wb[key])
+               for key in WORKLOAD_KEYS if key in wa and key in wb
+               and (key in ALWAYS_SHOWN or wa[key] != wb[key]))
     totals = tuple(
-        delta(f"{section}.{m}", da["totals"][section][m], db["totals"][section][m])
+        delta(f"{section}.{m}", getattr(da.totals, section).metrics.value(m), getattr(db.totals, section).metrics.value(m))
         for section in ("per_forward", "end_to_end")
         for m in TOTAL_METRICS
     )
-    memory = tuple(delta(f"memory.{key}", da["memory"][key], db["memory"][key]) for key in MEMORY_KEYS)
+    seconds = []
+    for kind in ("bound_seconds", "predicted_seconds"):
+        sa, sb = getattr(da.totals.end_to_end, kind), getattr(db.totals.end_to_end, kind)
+        if sa is not None and sb is not None:
+            seconds.append(delta(f"end_to_end.{kind}", sa, sb))
+    totals += tuple(seconds)
+    ma, mb = da.memory, db.memory
+    memory = tuple(delta(f"memory.{key}", getattr(ma, key), getattr(mb, key)) for key in MEMORY_KEYS)
 
-    total_change = metric_value(db["totals"]["per_forward"], metric) - metric_value(da["totals"]["per_forward"], metric)
+    total_change = db.totals.per_forward.metrics.value(metric) - da.totals.per_forward.metrics.value(metric)
     ga, gb = group_modules(da, fold), group_modules(db, fold)
     rows = []
     for mid in set(ga) | set(gb):
-        va = metric_value(ga[mid].self, metric) if mid in ga else 0
-        vb = metric_value(gb[mid].self, metric) if mid in gb else 0
+        va = ga[mid].own.value(metric) if mid in ga else 0
+        vb = gb[mid].own.value(metric) if mid in gb else 0
         if va or vb:
             rows.append(delta(mid, va, vb, total_change, ga[mid].count if mid in ga else 0,
                               gb[mid].count if mid in gb else 0))
     ranked = _order([r for r in rows if r.delta]) + _order([r for r in rows if not r.delta])
     cats = tuple(_order([
-        delta(c, metric_value(da["categories"].get(c, {}), metric) if c in da["categories"] else 0,
-              metric_value(db["categories"].get(c, {}), metric) if c in db["categories"] else 0, total_change)
-        for c in set(da["categories"]) | set(db["categories"])
+        delta(c, da.categories[c].metrics.value(metric) if c in da.categories else 0,
+              db.categories[c].metrics.value(metric) if c in db.categories else 0, total_change)
+        for c in set(da.categories) | set(db.categories)
     ]))
-    added = tuple(sorted(set(gb) - set(ga), key=lambda s: natural_key(s.replace("*", "0"))))
-    removed = tuple(sorted(set(ga) - set(gb), key=lambda s: natural_key(s.replace("*", "0"))))
+    added = tuple(sorted(set(gb) - set(ga), key=natural_key))
+    removed = tuple(sorted(set(ga) - set(gb), key=natural_key))
 
     notes = []
-    if da["model"]["id"] != db["model"]["id"]:
-        notes.append(f"different models: {da['model']['id']} vs {db['model']['id']}; modules are matched by (folded) id")
-    elif da["model"].get("config_sha256") != db["model"].get("config_sha256"):
+    if da.model.id != db.model.id:
+        notes.append(f"different models: {da.model.id} vs {db.model.id}; modules are matched by (folded) id")
+    elif da.model.config_sha256 != db.model.config_sha256:
         notes.append("same model id but different config (config_sha256 differs)")
-    if da["workload"].get("dtype") != db["workload"].get("dtype"):
-        notes.append(f"different dtype: {da['workload'].get('dtype')} vs {db['workload'].get('dtype')}")
-    for gid in sorted(set(ga) & set(gb), key=lambda s: natural_key(s.replace("*", "0"))):
+    if da.workload.dtype != db.workload.dtype:
+        notes.append(f"different dtype: {da.workload.dtype} vs {db.workload.dtype}")
+    for gid in sorted(set(ga) & set(gb), key=natural_key):
         if gid.endswith("*") and ga[gid].count != gb[gid].count:
-            notes.append(f"repeated blocks differ in number: {gid}: {ga[gid].count} vs {gb[gid].count} blocks")
+            notes.append(f"repeated blocks differ in number: {gid} x{ga[gid].count} vs x{gb[gid].count}")
 
     return Comparison(
         a=_label(da), b=_label(db), metric=metric, workload=wl, totals=totals, memory=memory,
@@ -165,10 +161,10 @@ def _rel(d: Delta) -> str:
     return f"{100 * (d.ratio - 1):+.2f}%"
 
 
-def _headline(metric: str, da: Mapping[str, Any], db: Mapping[str, Any], change: int,
+def _headline(metric: str, da: ReportDocument, db: ReportDocument, change: int,
               modules: list[Delta], cats: tuple[Delta, ...]) -> str:
-    va = metric_value(da["totals"]["per_forward"], metric)
-    vb = metric_value(db["totals"]["per_forward"], metric)
+    va = da.totals.per_forward.metrics.value(metric)
+    vb = db.totals.per_forward.metrics.value(metric)
     ratio = vb / va if va else None
     head = (f"{metric} per forward {with_unit(va, metric)} -> {with_unit(vb, metric)} ({_ratio(ratio)}, "
             f"{'+' if change >= 0 else ''}{with_unit(change, metric)})")
@@ -226,31 +222,3 @@ def render_compare(c: Comparison) -> str:
     out.append("")
     out.append("(values rounded to SI units; --json prints the exact integers)")
     return "\n".join(out)
-
-
-@click.command("compare")
-@click.argument("a", type=click.Path())
-@click.argument("b", type=click.Path())
-@click.option("-k", "k", type=int, default=10, show_default=True, help="How many module rows.")
-@click.option("--metric", type=click.Choice(METRICS), default="tensor_core_flops", show_default=True,
-              help="Metric for the module and category deltas (bytes = read + written).")
-@click.option("--no-fold", is_flag=True, help="Match numbered blocks one by one instead of 'blocks.*'.")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_command(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool) -> None:
-    """What changed from report A to report B (report.json files, their folders or run folders).
-
-    The console shows values in SI units (FLOP, GB / GiB); --json has the exact integers.
-    """
-    from fxmeter.cli.main import handle_errors
-
-    @handle_errors
-    def run() -> None:
-        from fxmeter.report.document import Report, dumps
-
-        c = compare(Report.load(a), Report.load(b), metric=metric, k=k, fold=not no_fold)
-        if as_json:
-            click.echo(dumps(c.to_dict()).decode())
-        else:
-            click.echo(render_compare(c))
-
-    run()

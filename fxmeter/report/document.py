@@ -1,50 +1,36 @@
-"""The report object: a symbolic model evaluated for one workload.
+"""The typed report: frozen dataclasses <-> report.json (schema 2), validated by a shipped JSON Schema.
 
-:class:`Report` wraps the JSON document (``.data``); ``to_json()`` gives the
-orjson bytes with sorted keys, ``write(dir)`` writes report.json and summary.md
-atomically.  The field names documented in the README are a contract.
+:class:`ReportDocument` is the value every renderer (summary.md, ``top``, ``compare``, charts,
+HTML) reads; :func:`fxmeter.report.build.build` makes it from an estimate, and
+:meth:`ReportDocument.load` from a report.json (checked against
+``fxmeter/data/report.schema.json`` first, so a malformed file is one clear error, never a
+crash in a renderer).  ``to_dict()`` is the JSON document (sorted keys when written);
+``.data`` is that dict, built once.  Field names documented in the README are a contract.
+
+Seconds are labelled for what they are: ``bound_seconds`` is the roofline at 100% of every
+peak (no real kernel is faster), ``predicted_seconds`` a model of what real kernels reach.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from fxmeter.base import fileio as fileio
-from fxmeter.base.fileio import atomic_write
+from fxmeter.base import fileio
 from fxmeter.errors import ReportError, RunIdError
+from fxmeter.estimate.metrics import Metrics
 
-__all__ = ["Report", "atomic_write", "check_run_id", "check_writable", "validate", "write_files"]
-
-SCHEMA_VERSION = 1
-METRICS = ("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written")
+SCHEMA_VERSION = 2
 RUN_ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 MAX_RUN_ID = 128
-#: What a run folder holds that is derived from its report.json (stale once it is replaced).
-DERIVED_FROM_REPORT = ("summary.md", "summary_categories.png", "summary_blocks.png", "verify")
-
-NOTES = (
-    "Counts the diffusion transformer only: the text encoder, the VAE encode/decode and the scheduler are not modeled.",
-    "FLOP = 2 x multiply-accumulate for matmul, conv and attention (tensor-core FLOPs, as torch.utils.flop_counter counts).",
-    "CUDA-core FLOPs use the per-element costs documented in each rules/ module (README: Counting semantics).",
-    "Bytes are logical tensor sizes read and written per op (eager traffic model); views move nothing; attention is one IO-aware kernel.",
-    "end_to_end = per_forward x steps x passes_per_step; memory does not scale with steps.",
-)
-
-
-def metrics_dict(values: list[int]) -> dict[str, int]:
-    d = dict(zip(METRICS, values))
-    d["flops"] = d["tensor_core_flops"] + d["cuda_core_flops"]
-    return d
-
-
-def scale(d: Mapping[str, int], k: int) -> dict[str, int]:
-    return {m: v * k for m, v in d.items()}
+#: Larger than any report fxmeter writes (a --full-trace 14B report is a few MB).
+MAX_REPORT_BYTES = fileio.MAX_REPORT_BYTES
 
 
 def check_run_id(run_id: str) -> str:
@@ -61,109 +47,489 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-class Report:
-    """One fxmeter report (the document is ``.data``)."""
+def check_output_root(output_root: str | Path) -> Path:
+    """``output_root`` as a Path; an empty one (which would mean the current folder) is refused."""
+    if not str(output_root).strip():
+        raise ReportError("empty --output-root: name a folder (default tmp/profile-output)")
+    return Path(output_root)
 
-    def __init__(self, data: dict[str, Any]):
-        self.data = data
-        self.path: Path | None = None  # the report.json it was loaded from (Report.load)
 
-    # -- access -----------------------------------------------------------
+# -- rows --------------------------------------------------------------------------------------
+def _opt(d: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """``d`` plus the keyword values that are not None."""
+    d.update({k: v for k, v in kw.items() if v is not None})
+    return d
+
+
+@dataclass(frozen=True)
+class Total:
+    """A cost with its seconds on the device (when the report has one)."""
+
+    metrics: Metrics
+    bound_seconds: float | None = None
+    predicted_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt(self.metrics.to_dict(), bound_seconds=self.bound_seconds, predicted_seconds=self.predicted_seconds)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Total:
+        return cls(Metrics.from_dict(d), d.get("bound_seconds"), d.get("predicted_seconds"))
+
+
+@dataclass(frozen=True)
+class Totals:
+    per_forward: Total
+    per_step: Total
+    end_to_end: Total
+    traffic_model: str = "eager"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_forward": self.per_forward.to_dict(), "per_step": self.per_step.to_dict(),
+                "end_to_end": self.end_to_end.to_dict(), "traffic_model": self.traffic_model}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Totals:
+        return cls(Total.from_dict(d["per_forward"]), Total.from_dict(d["per_step"]), Total.from_dict(d["end_to_end"]),
+                   d.get("traffic_model", "eager"))
+
+
+@dataclass(frozen=True)
+class ModuleTimes:
+    """A module's seconds per forward on the device: with descendants and of its own nodes."""
+
+    bound_seconds: float
+    limiter: str | None
+    self_bound_seconds: float
+    self_limiter: str | None
+    arithmetic_intensity: float | None
+    predicted_seconds: float | None = None
+    self_predicted_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"bound_seconds": self.bound_seconds, "limiter": self.limiter, "self_bound_seconds": self.self_bound_seconds,
+                     "self_limiter": self.self_limiter, "arithmetic_intensity": self.arithmetic_intensity},
+                    predicted_seconds=self.predicted_seconds, self_predicted_seconds=self.self_predicted_seconds)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModuleTimes | None:
+        if "bound_seconds" not in d:
+            return None
+        return cls(d["bound_seconds"], d.get("limiter"), d.get("self_bound_seconds", 0.0), d.get("self_limiter"),
+                   d.get("arithmetic_intensity"), d.get("predicted_seconds"), d.get("self_predicted_seconds"))
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    """One module of the full model (``per_forward`` with descendants; ``own`` = its own nodes, JSON ``self``)."""
+
+    id: str
+    parent: str | None
+    cls: str
+    depth: int
+    parameters: int
+    weight_bytes: int
+    per_forward: Metrics
+    own: Metrics
+    formula: Mapping[str, str] | None = None
+    times: ModuleTimes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "parent": self.parent, "class": self.cls, "depth": self.depth,
+                             "parameters": self.parameters, "weight_bytes": self.weight_bytes,
+                             "per_forward": self.per_forward.to_dict(), "self": self.own.to_dict()}
+        if self.formula is not None:
+            d["formula"] = dict(self.formula)
+        if self.times is not None:
+            d.update(self.times.to_dict())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModuleRow:
+        return cls(d["id"], d["parent"], d["class"], d["depth"], d["parameters"], d["weight_bytes"],
+                   Metrics.from_dict(d["per_forward"]), Metrics.from_dict(d["self"]), d.get("formula"),
+                   ModuleTimes.from_dict(d))
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One costed graph node (one instance; ``replicas`` instances in the model)."""
+
+    name: str
+    target: str
+    module: str
+    family: str
+    category: str
+    replicas: int
+    per_forward: Metrics
+    bound_seconds: float | None = None
+    limiter: str | None = None
+    predicted_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"name": self.name, "target": self.target, "module": self.module, "family": self.family,
+                     "category": self.category, "replicas": self.replicas, "per_forward": self.per_forward.to_dict()},
+                    bound_seconds=self.bound_seconds, limiter=self.limiter, predicted_seconds=self.predicted_seconds)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NodeRow:
+        return cls(d["name"], d["target"], d["module"], d["family"], d["category"], d["replicas"],
+                   Metrics.from_dict(d["per_forward"]), d.get("bound_seconds"), d.get("limiter"), d.get("predicted_seconds"))
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    metrics: Metrics
+    tensor_core_share: float
+    flops_share: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.metrics.to_dict(), tensor_core_share=self.tensor_core_share, flops_share=self.flops_share)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CategoryRow:
+        return cls(Metrics.from_dict(d), d["tensor_core_share"], d["flops_share"])
+
+
+@dataclass(frozen=True)
+class Unmodeled:
+    op: str
+    count: int
+    modules: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "count": self.count, "modules": list(self.modules)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Unmodeled:
+        return cls(d["op"], d["count"], tuple(d["modules"]))
+
+
+# -- sections ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    diffusers_class: str
+    adapter: str
+    config: Mapping[str, Any]
+    config_sha256: str
+    config_source: str
+    parameters: int
+    slug: str
+    parameters_per_expert: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"id": self.id, "diffusers_class": self.diffusers_class, "adapter": self.adapter,
+                     "config": dict(self.config), "config_sha256": self.config_sha256, "config_source": self.config_source,
+                     "parameters": self.parameters, "slug": self.slug}, parameters_per_expert=self.parameters_per_expert)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelInfo:
+        return cls(d["id"], d["diffusers_class"], d["adapter"], d["config"], d["config_sha256"], d["config_source"],
+                   d["parameters"], d["slug"], d.get("parameters_per_expert"))
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    name: str
+    frames: int
+    frames_requested: int
+    height: int
+    width: int
+    steps: int
+    text_len: int
+    batch: int
+    guidance_scale: float
+    passes_per_step: int
+    latent_shape: tuple[int, ...]
+    tokens: int
+    dims: Mapping[str, int]
+    dtype: str
+    cfg: str | None = None  # "batched" when the CFG passes run as one forward of 2x the batch
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"name": self.name, "frames": self.frames, "frames_requested": self.frames_requested,
+                     "height": self.height, "width": self.width, "steps": self.steps, "text_len": self.text_len,
+                     "batch": self.batch, "guidance_scale": self.guidance_scale, "passes_per_step": self.passes_per_step,
+                     "latent_shape": list(self.latent_shape), "tokens": self.tokens, "dims": dict(self.dims),
+                     "dtype": self.dtype}, cfg=self.cfg)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkloadInfo:
+        return cls(d["name"], d["frames"], d["frames_requested"], d["height"], d["width"], d["steps"], d["text_len"],
+                   d["batch"], d["guidance_scale"], d["passes_per_step"], tuple(d["latent_shape"]), d["tokens"],
+                   d["dims"], d["dtype"], d.get("cfg"))
+
+
+@dataclass(frozen=True)
+class TraceInfo:
+    mode: str
+    exporter: str
+    graph_nodes: int
+    replicated_blocks: Mapping[str, int]
+    symbols: tuple[str, ...]
+    guards: Mapping[str, tuple[int, int]]
+    seconds: float
+    cache: str
+    analysis_schema: int
+    options: Mapping[str, Any]
+    rules: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "exporter": self.exporter, "graph_nodes": self.graph_nodes,
+                "replicated_blocks": dict(self.replicated_blocks), "symbols": list(self.symbols),
+                "guards": {k: list(v) for k, v in self.guards.items()}, "seconds": self.seconds, "cache": self.cache,
+                "analysis_schema": self.analysis_schema, "options": dict(self.options), "rules": self.rules}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TraceInfo:
+        return cls(d["mode"], d["exporter"], d["graph_nodes"], d["replicated_blocks"], tuple(d["symbols"]),
+                   {k: (v[0], v[1]) for k, v in d["guards"].items()}, d["seconds"], d["cache"], d["analysis_schema"],
+                   d["options"], d["rules"])
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    fits: bool
+    required_bytes: int
+    device_bytes: int
+    statement: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fits": self.fits, "required_bytes": self.required_bytes, "device_bytes": self.device_bytes,
+                "statement": self.statement}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> FitInfo | None:
+        return None if d is None else cls(d["fits"], d["required_bytes"], d["device_bytes"], d["statement"])
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    weight_bytes: int
+    weight_bytes_by_dtype: Mapping[str, int]
+    parameters_by_dtype: Mapping[str, int]
+    activation_peak_bytes: int
+    activation_peak_node: str | None
+    activation_peak_module: str | None
+    activation_model: str
+    precision: str
+    weight_precision: str
+    fit: FitInfo | None = None
+    activation_batch: int | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weight_bytes + self.activation_peak_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"weight_bytes": self.weight_bytes, "weight_bytes_by_dtype": dict(self.weight_bytes_by_dtype),
+                     "parameters_by_dtype": dict(self.parameters_by_dtype),
+                     "activation_peak_bytes": self.activation_peak_bytes, "peak_activation_bytes": self.activation_peak_bytes,
+                     "activation_peak_node": self.activation_peak_node, "activation_peak_module": self.activation_peak_module,
+                     "activation_model": self.activation_model, "total_bytes": self.total_bytes,
+                     "precision": self.precision, "weight_precision": self.weight_precision},
+                    fit=self.fit.to_dict() if self.fit else None, activation_batch=self.activation_batch)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemoryInfo:
+        return cls(d["weight_bytes"], d["weight_bytes_by_dtype"], d["parameters_by_dtype"], d["activation_peak_bytes"],
+                   d.get("activation_peak_node"), d.get("activation_peak_module"), d.get("activation_model", ""),
+                   d.get("precision", "bf16"), d.get("weight_precision", "as traced"), FitInfo.from_dict(d.get("fit")),
+                   d.get("activation_batch"))
+
+
+@dataclass(frozen=True)
+class HardwareInfo:
+    """The device a report's seconds are for, its peaks and the time model."""
+
+    device: Mapping[str, Any]  # the device table's entry (name, label, peaks, sources...)
+    precision: str
+    efficiency: Mapping[str, float]
+    peaks_used: Mapping[str, float]
+    ridge_point_flop_per_byte: Mapping[str, float]
+    model: str
+    seconds_by_limiter_per_forward: Mapping[str, float]
+
+    @property
+    def label(self) -> str:
+        return str(self.device.get("label", self.device.get("name", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.device, "precision": self.precision, "efficiency": dict(self.efficiency),
+                "peaks_used": dict(self.peaks_used), "ridge_point_flop_per_byte": dict(self.ridge_point_flop_per_byte),
+                "model": self.model, "seconds_by_limiter_per_forward": dict(self.seconds_by_limiter_per_forward)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> HardwareInfo | None:
+        if d is None:
+            return None
+        own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward"}
+        return cls({k: v for k, v in d.items() if k not in own}, d["precision"], d["efficiency"], d["peaks_used"],
+                   d["ridge_point_flop_per_byte"], d["model"], d["seconds_by_limiter_per_forward"])
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One model of a multi-model pipeline (the experts of Wan2.2-A14B): its steps and cost."""
+
+    name: str
+    role: str
+    steps: int
+    step_share: float
+    timesteps: tuple[float, ...]
+    parameters: int
+    weight_bytes: int
+    end_to_end: Metrics
+    per_forward: Metrics | None = None
+    config: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"name": self.name, "role": self.role, "steps": self.steps, "step_share": self.step_share,
+                     "timesteps": list(self.timesteps), "parameters": self.parameters, "weight_bytes": self.weight_bytes,
+                     "end_to_end": self.end_to_end.to_dict()},
+                    per_forward=self.per_forward.to_dict() if self.per_forward else None, config=self.config)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ComponentInfo:
+        return cls(d["name"], d.get("role", ""), d["steps"], d.get("step_share", 0.0), tuple(d.get("timesteps", ())),
+                   d.get("parameters", 0), d.get("weight_bytes", 0), Metrics.from_dict(d["end_to_end"]),
+                   Metrics.from_dict(d["per_forward"]) if d.get("per_forward") else None, d.get("config"))
+
+
+# -- the report ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportDocument:
+    """One fxmeter report (typed).  ``to_dict()``/``data`` is report.json's document."""
+
+    run_id: str
+    tool: Mapping[str, str]
+    model: ModelInfo
+    workload: WorkloadInfo
+    trace: TraceInfo
+    counting: Mapping[str, str]
+    totals: Totals
+    memory: MemoryInfo
+    activation_blocks: Mapping[str, Any]
+    modules: tuple[ModuleRow, ...]
+    categories: Mapping[str, CategoryRow]
+    unmodeled_ops: tuple[Unmodeled, ...]
+    nodes: tuple[NodeRow, ...]
+    notes: tuple[str, ...]
+    hardware: HardwareInfo | None = None
+    components: tuple[ComponentInfo, ...] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # sections of later schemas this fxmeter passes through
+    path: Path | None = field(default=None, compare=False)  # the report.json it was loaded from
+
+    schema_version = SCHEMA_VERSION
+
+    # -- access ---------------------------------------------------------------------------
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The JSON document (built once; treat it as read-only)."""
+        return self.to_dict()
+
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
 
     @property
-    def run_id(self) -> str:
-        return str(self.data["run_id"])
+    def slug(self) -> str:
+        return self.model.slug
 
     @property
-    def slug(self) -> str:
-        return str(self.data["model"].get("slug", "model"))
+    def per_forward(self) -> dict[str, Any]:
+        return self.totals.per_forward.to_dict()
 
-    def module(self, module_id: str) -> dict[str, Any]:
-        for m in self.data["modules"]:
-            if m["id"] == module_id:
-                return m  # type: ignore[no-any-return]
+    @property
+    def end_to_end(self) -> dict[str, Any]:
+        return self.totals.end_to_end.to_dict()
+
+    def module(self, module_id: str) -> ModuleRow:
+        for m in self.modules:
+            if m.id == module_id:
+                return m
         raise KeyError(module_id)
 
-    @property
-    def per_forward(self) -> dict[str, int]:
-        return self.data["totals"]["per_forward"]  # type: ignore[no-any-return]
+    def __repr__(self) -> str:
+        from fxmeter.base.units import human
 
-    @property
-    def end_to_end(self) -> dict[str, int]:
-        return self.data["totals"]["end_to_end"]  # type: ignore[no-any-return]
+        tc = self.totals.per_forward.metrics.tensor_core_flops
+        return f"<Report {self.model.id} @ {self.workload.name}: {human(tc, 'FLOP')}/forward (tensor-core), run {self.run_id}>"
 
-    # -- serialisation ----------------------------------------------------
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "tool": dict(self.tool),
+            "model": self.model.to_dict(),
+            "workload": self.workload.to_dict(),
+            "trace": self.trace.to_dict(),
+            "counting": dict(self.counting),
+            "totals": self.totals.to_dict(),
+            "memory": self.memory.to_dict(),
+            "activation_blocks": dict(self.activation_blocks),
+            "modules": [m.to_dict() for m in self.modules],
+            "categories": {k: c.to_dict() for k, c in self.categories.items()},
+            "unmodeled_ops": [u.to_dict() for u in self.unmodeled_ops],
+            "nodes": [n.to_dict() for n in self.nodes],
+            "notes": list(self.notes),
+        }
+        if self.hardware is not None:
+            d["hardware"] = self.hardware.to_dict()
+        if self.components is not None:
+            d["components"] = [c.to_dict() for c in self.components]
+        for k, v in self.extra.items():
+            d.setdefault(k, v)
+        return d
+
     def to_json(self) -> bytes:
         """Sorted keys, 2-space indent; integers exact at any size."""
         return fileio.dumps(self.data)
 
-    def summary_markdown(self) -> str:
-        from fxmeter.report.summary import render
-
-        return render(self.data)
-
-    def output_dir(self, output_root: str | Path = "tmp/profile-output") -> Path:
-        return check_output_root(output_root) / check_run_id(self.run_id) / "static_analysis" / self.slug
-
-    def files(self, *, plots: bool = False) -> dict[str, bytes]:
-        """report.json, summary.md and (with ``plots``) its charts, as bytes."""
-        from fxmeter.report.summary import render_files
-
-        return {"report.json": self.to_json(), **render_files(self.data, plots=plots)}
-
-    def write(
-        self,
-        directory: str | Path | None = None,
-        *,
-        force: bool = False,
-        output_root: str | Path = "tmp/profile-output",
-        plots: bool = False,
-    ) -> Path:
-        """Write report.json and summary.md (and, with ``plots``, its PNG charts) into ``directory``.
-
-        ``directory`` defaults to ``<output_root>/<run_id>/static_analysis/<slug>``.
-        An existing report there is not overwritten unless ``force``.  Charts are
-        opt-in because matplotlib costs ~1 s; ``fxmeter summary REPORT`` draws them later.
-        The files appear together or not at all (:func:`write_files`); the run folder
-        is claimed atomically, so of two concurrent writers of one run exactly one wins.
-        """
-        out = self.output_dir(output_root) if directory is None else Path(directory)
-        write_files(out, self.files(plots=plots), "the report", claim="report.json", force=force,
-                    whole=directory is None, drop=DERIVED_FROM_REPORT.__contains__)
-        return out
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: Path | None = None) -> Any:
+        """The typed report of a (validated) report.json document."""
+        known = {f.name for f in fields(cls)} | {"schema_version", "unmodeled_ops"}
+        return cls(
+            run_id=d["run_id"], tool=d["tool"], model=ModelInfo.from_dict(d["model"]),
+            workload=WorkloadInfo.from_dict(d["workload"]), trace=TraceInfo.from_dict(d["trace"]),
+            counting=d["counting"], totals=Totals.from_dict(d["totals"]), memory=MemoryInfo.from_dict(d["memory"]),
+            activation_blocks=d.get("activation_blocks", {}),
+            modules=tuple(ModuleRow.from_dict(m) for m in d["modules"]),
+            categories={k: CategoryRow.from_dict(c) for k, c in d["categories"].items()},
+            unmodeled_ops=tuple(Unmodeled.from_dict(u) for u in d["unmodeled_ops"]),
+            nodes=tuple(NodeRow.from_dict(n) for n in d.get("nodes", ())), notes=tuple(d["notes"]),
+            hardware=HardwareInfo.from_dict(d.get("hardware")),
+            components=tuple(ComponentInfo.from_dict(c) for c in d["components"]) if d.get("components") else None,
+            extra={k: v for k, v in d.items() if k not in known},
+            path=path,
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> Report:
+    def load(cls, path: str | Path) -> Any:
         """Read and validate a report.json, the folder holding it, or a run folder.
 
         A run folder (``<output-root>/<run_id>``) must hold exactly one
-        ``static_analysis/*/report.json``.  A missing, unreadable, truncated or
-        malformed file raises :class:`ReportError` with a one-line message naming
-        the file (and, for a document of the wrong shape, the JSON path).
+        ``static_analysis/*/report.json``.  A missing, unreadable, truncated or malformed
+        file raises :class:`ReportError` with a one-line message naming the file (and, for
+        a document of the wrong shape, the JSON path).
         """
         p = find_report(path)
-        rep = cls(validate(loads(read_regular(p, "report"), p), str(p)))
-        rep.path = p
-        return rep
-
-    def __repr__(self) -> str:
-        d: dict[str, Any] = self.data if isinstance(self.data, dict) else {}
-        try:
-            head = f"{d['model']['id']} @ {d['workload']['name']}"
-            tc = int(d["totals"]["per_forward"]["tensor_core_flops"])
-        except (KeyError, TypeError, ValueError):
-            return f"<Report (not a complete fxmeter report: {len(d)} top-level keys)>"
-        from fxmeter.report.summary import human
-
-        return f"<Report {head}: {human(tc, 'FLOP')}/forward (tensor-core), run {d.get('run_id')}>"
+        data = validate(loads(read_regular(p, "report"), p), str(p))
+        return cls.from_dict(data, path=p)
 
 
-#: Larger than any report fxmeter writes (a --full-trace 14B report is a few MB).
-MAX_REPORT_BYTES = fileio.MAX_REPORT_BYTES
+def as_document(obj: Any) -> ReportDocument:
+    """A :class:`ReportDocument` from a report, a report.json document (validated) or a path."""
+    if isinstance(obj, ReportDocument):
+        return obj
+    if isinstance(obj, (str, Path)):
+        return ReportDocument.load(obj)  # type: ignore[no-any-return]
+    return ReportDocument.from_dict(validate(obj))  # type: ignore[no-any-return]
 
 
+# -- reading files -----------------------------------------------------------------------------
 def find_report(path: str | Path) -> Path:
     """``path`` itself, ``path/report.json``, or the single ``path/static_analysis/*/report.json`` of a run folder."""
     p = Path(path)
@@ -192,7 +558,7 @@ def read_regular(p: Path, what: str, limit: int = MAX_REPORT_BYTES) -> bytes:
 
 
 def loads(blob: bytes, where: str | Path = "report") -> Any:
-    """Parse JSON bytes; integers of any size stay exact (see :func:`fxmeter.fileio.loads`)."""
+    """Parse JSON bytes; integers of any size stay exact (see :func:`fxmeter.base.fileio.loads`)."""
     try:
         return fileio.loads(blob)
     except orjson.JSONDecodeError as e:
@@ -202,10 +568,11 @@ def loads(blob: bytes, where: str | Path = "report") -> Any:
 
 
 def dumps(obj: Any, *, indent: bool = True) -> bytes:
-    """JSON bytes with sorted keys; integers beyond 64 bits stay exact (see :func:`fxmeter.fileio.dumps`)."""
+    """JSON bytes with sorted keys; integers beyond 64 bits stay exact (see :func:`fxmeter.base.fileio.dumps`)."""
     return fileio.dumps(obj, indent=indent)
 
 
+# -- the schema ----------------------------------------------------------------------------------
 def validate(data: Any, where: str = "report") -> dict[str, Any]:
     """``data`` if it is an fxmeter report of this schema_version, else a one-line :class:`ReportError`.
 
@@ -217,18 +584,12 @@ def validate(data: Any, where: str = "report") -> dict[str, Any]:
         raise ReportError(f"{where} is not an fxmeter report")
     version = data.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:
-        raise ReportError(f"{where} has schema_version {_short(version)}; this fxmeter reads {SCHEMA_VERSION}")
+        raise ReportError(f"{where} has schema_version {_short(version)}; this fxmeter reads {SCHEMA_VERSION} "
+                          "(re-run the trace with this fxmeter)")
     problem = schema_problem(data)
     if problem:
         raise ReportError(f"{where} is not a valid fxmeter report: {problem}")
     return data  # type: ignore[no-any-return]
-
-
-def check_output_root(output_root: str | Path) -> Path:
-    """``output_root`` as a Path; an empty one (which would mean the current folder) is refused."""
-    if not str(output_root).strip():
-        raise ReportError("empty --output-root: name a folder (default tmp/profile-output)")
-    return Path(output_root)
 def report_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of report.json, shipped as ``fxmeter/data/report.schema.json``."""
     return dict(_schema())
@@ -325,39 +686,3 @@ def _what(err: Any) -> str:
     if kind == "pattern":
         return f"{_short(inst)} does not match {v}"
     return err.message[:200].replace("\n", " ")
-
-
-def check_writable(folder: str | Path) -> None:
-    """Fail early (before a trace) when ``folder`` cannot be created or written."""
-    try:
-        p = check_output_root(folder).absolute()
-        while not p.exists():
-            p = p.parent
-        if not p.is_dir():
-            raise ReportError(f"cannot write under {folder}: {p} is not a folder")
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise ReportError(f"cannot write under {folder}: {p} is not writable")
-    except OSError as e:  # e.g. a name too long for the file system
-        raise ReportError(f"cannot write under {folder}: {e.strerror or e}") from None
-
-
-def write_files(
-    out: Path,
-    files: Mapping[str, bytes],
-    what: str,
-    *,
-    claim: str | None = None,
-    force: bool = False,
-    whole: bool = False,
-    drop: Callable[[str], bool] | None = None,
-) -> list[Path]:
-    """Write ``files`` into ``out`` all or nothing (:func:`fxmeter.fileio.publish`).
-
-    ``claim`` (e.g. ``report.json``) refuses an existing output unless ``force``;
-    ``whole`` marks ``out`` as fxmeter's own run folder (swapped as a whole).
-    An OS error is one ReportError line and leaves nothing of ``files`` behind.
-    """
-    try:
-        return fileio.publish(Path(out), files, claim=claim, force=force, whole=whole, drop=drop)
-    except OSError as e:
-        raise ReportError(f"cannot write {what} into {out}: {e.strerror or e}") from None

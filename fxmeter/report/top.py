@@ -1,120 +1,88 @@
 """What dominates a report: top modules, categories and ops (``fxmeter top``).
 
-Library functions return plain data (:class:`TopTable`); :func:`render_top`
-and the ``top`` click command are thin renderers of it.  Repeated structures
-fold: the 40 ``transformer.blocks.N.attn1`` of Wan2.1-14B become one row
-``transformer.blocks.*.attn1`` with ``count == 40`` and the sum of their costs.
+:func:`top` returns plain data (:class:`TopTable`); :func:`render_top` renders it.  Repeated
+structures fold: the 40 ``transformer.blocks.N.attn1`` of Wan2.1-14B become one row
+``transformer.blocks.*.attn1`` with ``count == 40`` and the sum of their costs.  Metrics are
+per forward: FLOPs, bytes, and (for a report with a device) ``bound_seconds`` /
+``predicted_seconds``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import click
-
+from fxmeter.base.units import with_unit
+from fxmeter.cost.tree import fold_id, foldable_parents, folded_label, natural_key
 from fxmeter.errors import ReportError
-from fxmeter.report.summary import natural_key, with_unit
+from fxmeter.estimate.metrics import ZERO, Metrics
+from fxmeter.report.document import ModuleRow, ReportDocument, as_document
 
-METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes")
+COST_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes")
+TIME_METRICS = ("bound_seconds", "predicted_seconds")
+METRICS = COST_METRICS + TIME_METRICS
 BY = ("module", "category", "op")
 PLURAL = {"module": "modules", "category": "categories", "op": "ops"}
 BAR_WIDTH = 24
-_DIGITS = re.compile(r"\d+")
-
-
-def metric_value(d: Mapping[str, int], metric: str) -> int:
-    """One metric of a cost dict; ``bytes`` is bytes_read + bytes_written."""
-    if metric == "bytes":
-        return int(d["bytes_read"]) + int(d["bytes_written"])
-    if metric not in METRICS:
-        raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    return int(d[metric])
-
-
-# -- folding --------------------------------------------------------------
-def foldable_parents(modules: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Parents whose numbered children are >= 2 instances of one class (e.g. ``transformer.blocks``).
-
-    ``ff.net.0`` (GELU) and ``ff.net.2`` (Linear) differ in class, so ``ff.net`` does not fold.
-    """
-    classes: dict[str, set[str]] = {}
-    counts: dict[str, int] = {}
-    for m in modules:
-        parent, _, last = str(m["id"]).rpartition(".")
-        if parent and _DIGITS.fullmatch(last):
-            classes.setdefault(parent, set()).add(str(m["class"]))
-            counts[parent] = counts.get(parent, 0) + 1
-    return {p for p, c in classes.items() if len(c) == 1 and counts[p] >= 2}
-
-
-def folded(key: str, count: int, how: str = "summed") -> str:
-    """The label of a folded row: ``blocks.*.attn1 (40 blocks, summed)``; ``how="each"`` for one instance's value."""
-    if count <= 1:
-        return key
-    return f"{key} (each of {count})" if how == "each" else f"{key} ({count} blocks, summed)"
-
-
-def fold_id(module_id: str, parents: set[str]) -> str:
-    """``transformer.blocks.7.attn1`` -> ``transformer.blocks.*.attn1`` when ``transformer.blocks`` folds."""
-    parts = module_id.split(".")
-    for i in range(1, len(parts)):
-        if _DIGITS.fullmatch(parts[i]) and ".".join(parts[:i]) in parents:
-            parts[i] = "*"
-    return ".".join(parts)
 
 
 @dataclass(frozen=True)
 class Group:
-    """Modules that fold to one id: their summed costs and how many there are."""
+    """Modules that fold to one id: their summed costs (and seconds) and how many there are."""
 
     id: str
     cls: str
     depth: int
     count: int
     parameters: int
-    per_forward: dict[str, int]
-    self: dict[str, int]
+    per_forward: Metrics
+    own: Metrics
+    seconds: dict[str, float]  # per_forward / own bound and predicted seconds, summed
 
 
-def _add(a: dict[str, int], b: Mapping[str, int]) -> dict[str, int]:
-    return {k: a.get(k, 0) + int(v) for k, v in b.items()}
+def _seconds(m: ModuleRow) -> dict[str, float]:
+    t = m.times
+    if t is None:
+        return {}
+    out = {"bound_seconds": t.bound_seconds, "self_bound_seconds": t.self_bound_seconds}
+    if t.predicted_seconds is not None:
+        out["predicted_seconds"] = t.predicted_seconds
+        out["self_predicted_seconds"] = t.self_predicted_seconds or 0.0
+    return out
 
 
-def group_modules(data: Mapping[str, Any], fold: bool = True) -> dict[str, Group]:
+def group_modules(rep: ReportDocument, fold: bool = True) -> dict[str, Group]:
     """Module rows keyed by (folded) id, in natural id order; costs summed over each group."""
-    mods = data["modules"]
-    parents = foldable_parents(mods) if fold else set()
+    parents = foldable_parents((m.id, m.cls) for m in rep.modules) if fold else set()
     acc: dict[str, dict[str, Any]] = {}
-    for m in mods:
-        gid = fold_id(m["id"], parents)
+    for m in rep.modules:
+        gid = fold_id(m.id, parents)
         g = acc.get(gid)
         if g is None:
-            acc[gid] = {"cls": m["class"], "depth": m["depth"], "count": 1, "parameters": int(m["parameters"]),
-                        "per_forward": dict(m["per_forward"]), "self": dict(m["self"])}
+            acc[gid] = {"cls": m.cls, "depth": m.depth, "count": 1, "parameters": m.parameters,
+                        "per_forward": m.per_forward, "own": m.own, "seconds": _seconds(m)}
         else:
             g["count"] += 1
-            g["parameters"] += int(m["parameters"])
-            g["per_forward"] = _add(g["per_forward"], m["per_forward"])
-            g["self"] = _add(g["self"], m["self"])
-            if g["cls"] != m["class"]:
+            g["parameters"] += m.parameters
+            g["per_forward"] = g["per_forward"] + m.per_forward
+            g["own"] = g["own"] + m.own
+            for k, v in _seconds(m).items():
+                g["seconds"][k] = g["seconds"].get(k, 0.0) + v
+            if g["cls"] != m.cls:
                 g["cls"] = "(mixed)"
     return {
-        gid: Group(gid, g["cls"], g["depth"], g["count"], g["parameters"], g["per_forward"], g["self"])
-        for gid, g in sorted(acc.items(), key=lambda kv: natural_key(kv[0].replace("*", "0")))
+        gid: Group(gid, g["cls"], g["depth"], g["count"], g["parameters"], g["per_forward"], g["own"], g["seconds"])
+        for gid, g in sorted(acc.items(), key=lambda kv: natural_key(kv[0]))
     }
 
 
-# -- top ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
     """One ranked entry: ``key`` (module id, category or op), its value and share of the total."""
 
     key: str
-    value: int
+    value: float
     share: float
     count: int
     label: str
@@ -127,7 +95,7 @@ class TopTable:
     by: str
     metric: str
     basis: str
-    total: int
+    total: float
     rows: tuple[Row, ...]
     omitted: int
     model: str
@@ -137,53 +105,34 @@ class TopTable:
         return asdict(self)
 
 
-def _ranked(items: Iterable[tuple[str, int, int, str]], total: int, k: int) -> tuple[tuple[Row, ...], int]:
+def _ranked(items: Iterable[tuple[str, float, int, str]], total: float, k: int) -> tuple[tuple[Row, ...], int]:
     """Nonzero items sorted by value (desc), ties by natural key; the first ``k`` and how many were cut."""
     nz = [it for it in items if it[1] != 0]
-    nz.sort(key=lambda it: (-it[1], natural_key(it[0].replace("*", "0")), it[0]))
+    nz.sort(key=lambda it: (-it[1], natural_key(it[0]), it[0]))
     rows = tuple(Row(key, v, v / total if total else 0.0, n, label) for key, v, n, label in nz[:k])
     return rows, max(0, len(nz) - k)
 
 
-def top(
-    report: Any,
-    by: str = "module",
-    metric: str = "tensor_core_flops",
-    k: int = 10,
-    *,
-    depth: int | None = None,
-    fold: bool = True,
-) -> TopTable:
+def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: int = 10, *,
+        depth: int | None = None, fold: bool = True) -> TopTable:
     """Rank a report's modules, categories or ops by one per-forward metric.
 
     Args:
-        report: a :class:`~fxmeter.report.Report`, a report document (validated
-            against the report schema), or a path to report.json, its folder or a run folder.
-        by: ``module`` (own cost of each module, or total cost at ``depth``),
-            ``category`` (the report's categories) or ``op`` (nodes grouped by aten target, x replicas).
-        metric: tensor_core_flops, cuda_core_flops, flops or bytes (read + written).
+        report: a :class:`~fxmeter.report.Report`, a report document (validated against the
+            report schema), or a path to report.json, its folder or a run folder.
+        by: ``module`` (own cost of each module, or total cost at ``depth``), ``category`` (the
+            report's categories) or ``op`` (nodes grouped by aten target, x replicas).
+        metric: tensor_core_flops, cuda_core_flops, flops, bytes (read + written), or, for a
+            report with a device, bound_seconds / predicted_seconds.
         k: how many rows.
-        depth: rank modules at this depth by their total (children included);
-            None ranks every module by its own nodes' cost (the leaf-level view).
+        depth: rank modules at this depth by their total (children included); None ranks
+            every module by its own nodes' cost (the leaf-level view).
         fold: fold numbered instances of one class (``blocks.*``) into one row.
 
     Raises:
         ReportError: a bad argument, or ``report`` is not a valid fxmeter report.
     """
-    from fxmeter.report.document import Report, validate
-
-    if isinstance(report, (str, Path)):
-        data = Report.load(report).data
-    elif isinstance(report, Report):
-        data = validate(report.data)
-    else:
-        data = validate(report)
-    return rank(data, by, metric, k, depth=depth, fold=fold)
-
-
-def rank(data: Mapping[str, Any], by: str = "module", metric: str = "tensor_core_flops", k: int = 10, *,
-         depth: int | None = None, fold: bool = True) -> TopTable:
-    """:func:`top` of a report document known to be valid (fxmeter's own renderers)."""
+    rep = as_document(report)
     if by not in BY:
         raise ReportError(f"unknown --by {by!r}; choose one of {', '.join(BY)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -192,31 +141,45 @@ def rank(data: Mapping[str, Any], by: str = "module", metric: str = "tensor_core
         raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ReportError(f"--depth must be an integer >= 0, got {depth!r}")
-    total = metric_value(data["totals"]["per_forward"], metric)
-    items: list[tuple[str, int, int, str]] = []
+    timed = metric in TIME_METRICS
+    pf = rep.totals.per_forward
+    if timed:
+        total = pf.bound_seconds if metric == "bound_seconds" else pf.predicted_seconds
+        if total is None:
+            raise ReportError(f"--metric {metric}: this report has no "
+                              f"{'device' if metric == 'bound_seconds' else 'predicted seconds'} "
+                              "(trace it with --hardware" + (" and --efficiency" if metric == "predicted_seconds" else "") + ")")
+    else:
+        total = pf.metrics.value(metric)
+    items: list[tuple[str, float, int, str]] = []
     if by == "module":
-        groups = group_modules(data, fold).values()
+        groups = group_modules(rep, fold).values()
         if depth is None:
             basis = "own ops of each module"
-            items = [(g.id, metric_value(g.self, metric), g.count, g.cls) for g in groups]
+            items = [(g.id, g.seconds.get("self_" + metric, 0.0) if timed else g.own.value(metric), g.count, g.cls)
+                     for g in groups]
         else:
             basis = f"modules at depth {depth} (children included)"
-            items = [(g.id, metric_value(g.per_forward, metric), g.count, g.cls) for g in groups if g.depth == depth]
+            items = [(g.id, g.seconds.get(metric, 0.0) if timed else g.per_forward.value(metric), g.count, g.cls)
+                     for g in groups if g.depth == depth]
     elif by == "category":
+        if timed:
+            raise ReportError("--by category ranks costs; rank seconds --by module or --by op")
         basis = "report categories"
-        items = [(name, metric_value(c, metric), 1, "") for name, c in data["categories"].items()]
+        items = [(name, c.metrics.value(metric), 1, "") for name, c in rep.categories.items()]
     else:
         basis = "graph nodes by aten target, x replicas"
-        acc: dict[str, list[int]] = {}
-        for n in data.get("nodes", []):
-            a = acc.setdefault(n["target"], [0, 0])
-            a[0] += metric_value(n["per_forward"], metric) * int(n["replicas"])
-            a[1] += int(n["replicas"])
+        acc: dict[str, list[float]] = {}
+        for n in rep.nodes:
+            a = acc.setdefault(n.target, [0, 0])
+            v = (n.bound_seconds if metric == "bound_seconds" else n.predicted_seconds) if timed else n.per_forward.value(metric)
+            a[0] += (v or 0) * n.replicas
+            a[1] += n.replicas
         if not acc:
             raise ReportError("this report has no node list (traced with include_nodes=False); use --by module or category")
-        items = [(t, v, c, "") for t, (v, c) in acc.items()]
+        items = [(t, v, int(c), "") for t, (v, c) in acc.items()]
     rows, omitted = _ranked(items, total, k)
-    return TopTable(by, metric, basis, total, rows, omitted, str(data["model"]["id"]), str(data["workload"]["name"]))
+    return TopTable(by, metric, basis, total, rows, omitted, rep.model.id, rep.workload.name)
 
 
 def bar(share: float, width: int = BAR_WIDTH) -> str:
@@ -228,7 +191,11 @@ def bar(share: float, width: int = BAR_WIDTH) -> str:
 
 
 def _key(t: TopTable, r: Row) -> str:
-    return folded(r.key, r.count) if t.by == "module" else r.key
+    return folded_label(r.key, r.count) if t.by == "module" else r.key
+
+
+def _value(v: float, metric: str) -> str:
+    return f"{v:,.6f}" if metric in TIME_METRICS else f"{int(v):,}"
 
 
 def render_top(t: TopTable) -> str:
@@ -238,13 +205,14 @@ def render_top(t: TopTable) -> str:
     unitw = max([len(u) for u in units] + [4])
     lines = [
         f"{t.model} @ {t.workload}: top {PLURAL[t.by]} by {t.metric} per forward ({t.basis})",
-        f"total {t.total:,} ({with_unit(t.total, t.metric)})",
+        f"total {_value(t.total, t.metric)} ({with_unit(t.total, t.metric)})",
         "",
         f"{t.by:<{keyw}}  {t.metric:>26}  {'':>{unitw}}  {'share':>7}",
     ]
     for r, u in zip(t.rows, units):
         extra = f"  {r.label}" if t.by == "module" else (f"  {r.count} calls" if t.by == "op" else "")
-        lines.append(f"{_key(t, r):<{keyw}}  {r.value:>26,}  {u:>{unitw}}  {100 * r.share:>6.2f}%  {bar(r.share):<{BAR_WIDTH}}{extra}".rstrip())
+        lines.append(f"{_key(t, r):<{keyw}}  {_value(r.value, t.metric):>26}  {u:>{unitw}}  {100 * r.share:>6.2f}%  "
+                     f"{bar(r.share):<{BAR_WIDTH}}{extra}".rstrip())
     if not t.rows:
         lines.append("(nothing nonzero)")
     if t.omitted:
@@ -252,28 +220,4 @@ def render_top(t: TopTable) -> str:
     return "\n".join(lines)
 
 
-@click.command("top")
-@click.argument("report", type=click.Path())
-@click.option("-k", "k", type=int, default=10, show_default=True, help="How many rows.")
-@click.option("--by", type=click.Choice(BY), default="module", show_default=True, help="Rank modules, categories or ops.")
-@click.option("--metric", type=click.Choice(METRICS), default="tensor_core_flops", show_default=True,
-              help="Per-forward metric (bytes = read + written).")
-@click.option("--depth", type=int, default=None,
-              help="Rank modules at this depth by total cost; default: every module by its own ops.")
-@click.option("--no-fold", is_flag=True, help="Show numbered blocks one by one instead of 'blocks.* (N blocks, summed)'.")
-@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def top_command(report: str, k: int, by: str, metric: str, depth: int | None, no_fold: bool, as_json: bool) -> None:
-    """What dominates REPORT (a report.json, its folder or a run folder): top modules, categories or ops."""
-    from fxmeter.cli.main import handle_errors
-
-    @handle_errors
-    def run() -> None:
-        from fxmeter.report.document import Report, dumps
-
-        t = rank(Report.load(report).data, by, metric, k, depth=depth, fold=not no_fold)
-        if as_json:
-            click.echo(dumps(t.to_dict()).decode())
-        else:
-            click.echo(render_top(t))
-
-    run()
+__all__ = ["BY", "METRICS", "Group", "Row", "TopTable", "ZERO", "group_modules", "render_top", "top"]

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -118,8 +119,22 @@ class Adapter:
         """False when the forward needs Python ints derived from the geometry (static export per workload)."""
         return True
 
-    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
-        """Add model-specific sections to a finished report document (e.g. experts)."""
+    def components(self, config: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """(name, config) of every model this pipeline loads besides text encoders and VAEs;
+        the first is the one the report's modules describe."""
+        return (("transformer", config),)
+
+    def stages(self, config: dict[str, Any], wl: Workload, *, batched_cfg: bool = False) -> tuple[StagePlan, ...]:
+        """The denoising stages of one generation: one transformer forward per pass and step.
+
+        With ``batched_cfg`` and two passes per step, each step runs one forward of twice the
+        batch (``batch_factor`` 2), as pipelines that concatenate the two CFG branches do.
+        """
+        passes = self.passes_per_step(config, wl)
+        if batched_cfg and passes == 2:
+            return (StagePlan("transformer", "transformer", "denoiser (CFG batched: one forward of 2x the batch)",
+                              runs=wl.steps, batch_factor=2, steps=wl.steps),)
+        return (StagePlan("transformer", "transformer", "denoiser", runs=wl.steps * passes, steps=wl.steps),)
 
     # -- categories -------------------------------------------------------
     def category(self, module_path: str, family: str) -> str:

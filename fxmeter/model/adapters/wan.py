@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from fxmeter.errors import ConfigError, WorkloadError
 from fxmeter.model.adapters._common import QK_NORMS
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -262,96 +263,50 @@ class WanAdapter(Adapter):
         """Steps run by each expert: timesteps >= boundary go to the first (high-noise) one."""
         return [len(t) for t in self.expert_timesteps(config, steps)[0]]
 
-    def annotate_report(self, config: dict[str, Any], wl: Workload, data: dict[str, Any]) -> None:
-        """Two experts: each one's steps, timesteps, cost and weights; memory holds both.
-
-        An expert whose config differs from the first (``_pipeline.expert_configs``,
-        e.g. a model folder whose ``transformer_2/config.json`` is another size) is
-        traced from its own config; ``totals.end_to_end`` then sums each expert's steps
-        at its own per-forward cost (per-forward totals, modules and nodes describe
-        ``transformer``).
-        """
+    def components(self, config: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """The transformer, and with two experts (``_pipeline.experts``) the second one: from its
+        own config when ``_pipeline.expert_configs`` has one (a model folder whose
+        ``transformer_2/config.json`` differs), else the same architecture."""
         p = self._pipeline(config)
         experts = list(p.get("experts") or ())
         if len(experts) < 2:
-            return
+            return (("transformer", config),)
+        own: dict[str, Any] = p["expert_configs"] if isinstance(p.get("expert_configs"), dict) else {}
+        sub = {k: v for k, v in p.items() if k not in ("experts", "expert_configs")}
+        out = []
+        for i, name in enumerate(experts):
+            if i and name in own:
+                out.append((name, dict(own[name], _class_name=config["_class_name"], _pipeline=sub)))
+            else:
+                out.append((name, config))
+        return tuple(out)
+
+    def stages(self, config: dict[str, Any], wl: Workload, *, batched_cfg: bool = False) -> tuple[StagePlan, ...]:
+        """One denoiser, or two experts splitting the steps at the scheduler's boundary timestep.
+
+        As ``WanPipeline.__call__``: ``boundary_timestep = boundary_ratio *
+        scheduler.config.num_train_timesteps``; a step whose timestep ``t >= boundary`` runs
+        ``transformer`` (high noise), the others ``transformer_2``, each with the pipeline's
+        passes per step.
+        """
+        experts = list(self._pipeline(config).get("experts") or ())
+        if len(experts) < 2:
+            return super().stages(config, wl, batched_cfg=batched_cfg)
         from fxmeter.model.adapters.scheduler import describe
-        from fxmeter.report.document import scale
 
         (high, low), boundary, sched = self.expert_timesteps(config, wl.steps)
-        split_ts = [high, low]
-        mem = data["memory"]
-        own: dict[str, Any] = p["expert_configs"] if isinstance(p.get("expert_configs"), dict) else {}
-        first = {
-            "per_forward": data["totals"]["per_forward"],
-            "parameters": data["model"]["parameters"],
-            "weight_bytes": mem["weight_bytes"],
-            "weight_bytes_by_dtype": mem["weight_bytes_by_dtype"],
-            "parameters_by_dtype": mem["parameters_by_dtype"],
-            "activation_peak_bytes": mem["activation_peak_bytes"],
-        }
-        differ = [e for e in experts[1:] if e in own]
-        if differ and (data.get("hardware") or wl_cfg_batched(data)):
-            raise ConfigError(f"experts of different configs ({', '.join(differ)}) with --hardware or --batched-cfg "
-                              "are not supported yet; trace each expert's config on its own")
-        costs: dict[str, dict[str, Any]] = {}
-        for name in experts:
-            if name in own and name != experts[0]:
-                from fxmeter.api import component_costs
-
-                sub = {k: v for k, v in p.items() if k not in ("experts", "expert_configs")}
-                costs[name] = component_costs(dict(own[name], _class_name=config["_class_name"], _pipeline=sub),
-                                              f"{data['model']['id']}/{name}", data["model"]["config_source"], wl, data)
-            else:
-                costs[name] = first
-        passes = data["workload"]["passes_per_step"]
+        passes = self.passes_per_step(config, wl)
+        batched = batched_cfg and passes == 2
+        per_step, factor = (1, 2) if batched else (passes, 1)
         roles = ("high-noise expert (t >= boundary)", "low-noise expert (t < boundary)")
-        comps = []
-        for i, name in enumerate(experts):
-            ts = split_ts[i] if i < 2 else []
-            c = costs[name]
-            per_step = data["totals"]["per_step"] if c is first else scale(c["per_forward"], passes)
-            row = {
-                "name": name,
-                "role": roles[i] if i < 2 else "expert",
-                "steps": len(ts),
-                "step_share": len(ts) / wl.steps,
-                "timesteps": [int(t) if float(t).is_integer() else t for t in ts],
-                "parameters": c["parameters"],
-                "weight_bytes": c["weight_bytes"],
-                "end_to_end": scale(per_step, len(ts)),
-            }
-            if c is not first:
-                row["per_forward"] = c["per_forward"]
-                row["config"] = f"{name}/config.json (differs from {experts[0]}'s)"
-            comps.append(row)
-        data["components"] = comps
-        if differ:
-            keys = data["totals"]["end_to_end"].keys()
-            data["totals"]["end_to_end"] = {k: sum(c["end_to_end"][k] for c in comps) for k in keys}
-            data["notes"].append(f"{', '.join(differ)} has its own config: totals.end_to_end sums each expert's steps at its "
-                                 f"own cost; per_forward, modules and nodes describe {experts[0]}")
-        mem["weight_bytes"] = sum(costs[e]["weight_bytes"] for e in experts)
-        for key in ("weight_bytes_by_dtype", "parameters_by_dtype"):
-            total: dict[str, int] = {}
-            for e in experts:
-                for d, v in costs[e][key].items():
-                    total[d] = total.get(d, 0) + v
-            mem[key] = dict(sorted(total.items()))
-        mem["activation_peak_bytes"] = max(costs[e]["activation_peak_bytes"] for e in experts)
-        if "peak_activation_bytes" in mem:
-            mem["peak_activation_bytes"] = mem["activation_peak_bytes"]
-        mem["total_bytes"] = mem["weight_bytes"] + mem["activation_peak_bytes"]
-        data["model"]["parameters"] = sum(costs[e]["parameters"] for e in experts)
-        data["model"]["parameters_per_expert"] = first["parameters"]
-        data["notes"].append(
-            f"{len(experts)} experts ({', '.join(experts)}) switch at boundary_ratio {p.get('boundary_ratio')} x "
-            f"{sched.get('num_train_timesteps', 1000)} = timestep {boundary:g} of the pipeline's scheduler "
-            f"{describe(sched)} (its scheduler_config.json, as WanPipeline.from_pretrained loads it): steps "
-            f"{[c['steps'] for c in comps]}; weight memory counts every expert"
-        )
-
-
-def wl_cfg_batched(data: dict[str, Any]) -> bool:
-    """True for a report of batched CFG (one pass of twice the batch)."""
-    return data.get("workload", {}).get("cfg") == "batched"
+        note = (f"{len(experts)} experts ({', '.join(experts)}) switch at boundary_ratio "
+                f"{self._pipeline(config).get('boundary_ratio')} x {sched.get('num_train_timesteps', 1000)} = timestep "
+                f"{boundary:g} of the pipeline's scheduler {describe(sched)} (its scheduler_config.json, as "
+                f"WanPipeline.from_pretrained loads it): steps {[len(high), len(low)]}; weight memory counts every expert")
+        plans = []
+        for i, name in enumerate(experts[:2]):
+            ts = (high, low)[i]
+            plans.append(StagePlan(name, name, roles[i], runs=len(ts) * per_step, batch_factor=factor, steps=len(ts),
+                                   timesteps=tuple(int(t) if float(t).is_integer() else t for t in ts),
+                                   notes=(note,) if i == 0 else ()))
+        return tuple(plans)

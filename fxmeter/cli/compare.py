@@ -1,0 +1,44 @@
+"""``fxmeter compare``: what changed from report A to report B."""
+
+from __future__ import annotations
+
+import click
+
+from fxmeter.report.top import COST_METRICS
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many module rows.")
+@click.option("--metric", type=click.Choice(COST_METRICS), default="tensor_core_flops", show_default=True,
+              help="Metric for the module and category deltas (bytes = read + written).")
+@click.option("--no-fold", is_flag=True, help="Match numbered blocks one by one instead of 'blocks.*'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--html", "html", type=click.Path(), default=None, help="Also write the side-by-side HTML page to this file.")
+def compare(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool, html: str | None) -> None:
+    """What changed from report A to report B (report.json files, their folders or run folders).
+
+    The console shows values in SI units (FLOP, GB / GiB); --json has the exact integers.
+    """
+    from fxmeter.report.compare import compare as diff
+    from fxmeter.report.compare import render_compare
+    from fxmeter.report.document import dumps
+    from fxmeter.report.files import load
+
+    ra, rb = load(a), load(b)
+    c = diff(ra, rb, metric=metric, k=k, fold=not no_fold)
+    click.echo(dumps(c.to_dict()).decode() if as_json else render_compare(c))
+    if html:
+        from pathlib import Path
+
+        from fxmeter.report.files import write_files
+        from fxmeter.report.html import render_compare_html
+
+        p = Path(html)
+        for written in write_files(p.parent if str(p.parent) else Path("."), {p.name: render_compare_html(ra.data, rb.data)},
+                                   "the comparison page"):
+            click.echo(f"wrote {written}", err=as_json)
+
+
+COMMANDS = (compare,)

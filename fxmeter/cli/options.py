@@ -1,0 +1,70 @@
+"""Option decorators shared by several commands (one definition each)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from fxmeter.model.workload import OVERRIDABLE
+
+F = Callable[..., Any]
+
+
+def _apply(fn: F, opts: list[Callable[[F], F]]) -> F:
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def model_options(fn: F) -> F:
+    """``--workload``, the workload knobs, ``--dtype`` and ``--config``."""
+    return _apply(fn, [
+        click.option("--workload", "-w", default=None, help="Workload preset (see `fxmeter workloads`); default: the model's."),
+        click.option("--frames", type=int, help="Video frames (rounded to 4k+1 as the pipeline does)."),
+        click.option("--height", type=int, help="Height in pixels."),
+        click.option("--width", type=int, help="Width in pixels."),
+        click.option("--steps", type=int, help="Denoising steps."),
+        click.option("--text-len", type=int, help="Text-encoder sequence length."),
+        click.option("--batch", type=int, help="Videos (images) per prompt batch."),
+        click.option("--guidance-scale", type=float, help="CFG scale; <= 1 means one pass per step."),
+        click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32."),
+        click.option("--config", "config", type=click.Path(), default=None,
+                     help="Local diffusers config.json, model_index.json or model folder."),
+    ])
+
+
+def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
+    """Pop the workload knobs out of a command's keyword arguments."""
+    return {k: kw.pop(k) for k in OVERRIDABLE if k in kw}
+
+
+def output_options(fn: F) -> F:
+    """``--run-id``, ``--output-root``, ``--force``."""
+    return _apply(fn, [
+        click.option("--run-id", default=None,
+                     help="Run id ([A-Za-z0-9._-], at most 128); default: UTC timestamp + random suffix."),
+        click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(),
+                     help="Where run folders go."),
+        click.option("--force", is_flag=True, help="Overwrite an existing run of the same id."),
+    ])
+
+
+def device_options(fn: F) -> F:
+    """``--hardware``, ``--hardware-file``, ``--precision``, ``--traffic``, ``--efficiency``."""
+    return _apply(fn, [
+        click.option("--hardware", default=None, help="Time and fit on this device (see `fxmeter hardware`)."),
+        click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device)."),
+        click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
+                     help="Matmul precision: tensor-core peak and matmul weight bytes."),
+        click.option("--traffic", type=click.Choice(["eager", "fused"]), default="eager", show_default=True,
+                     help="Memory-traffic model for bytes (fused: elementwise chains fused as torch.compile would)."),
+        click.option("--efficiency", default=None,
+                     help="Fractions of the peaks, e.g. tc=0.6,bw=0.8: predicted seconds = the roofline at them."),
+    ])
+
+
+def progress_line(text: str) -> None:
+    """What a command prints on stderr before something slow (a trace)."""
+    click.echo(f"fxmeter: {text}", err=True)

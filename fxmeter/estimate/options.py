@@ -1,0 +1,64 @@
+"""Options that change the numbers: one frozen record that travels with every result.
+
+Any consumer can tell two results apart by their options (``verify`` refuses to reuse a
+report made with options that change what it compares; report.json records them as
+``trace.options``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fxmeter.errors import FxmeterError, WorkloadError
+
+PRECISIONS = ("bf16", "fp8")
+TRAFFIC = ("eager", "fused")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a generation is estimated (besides the model and the workload).
+
+    Attributes:
+        dtype: parameter dtype of the deployment (bfloat16, float16, float32).
+        precision: matmul precision on the device: ``bf16`` or ``fp8`` (tensor-core peak of
+            matmul/conv nodes, and 1 byte per matmul/conv weight).
+        traffic: ``eager`` (every op reads its inputs, writes its output) or ``fused``.
+        batched_cfg: run the two CFG passes as one forward of twice the batch.
+        full_trace: every block traced (no replication).
+        hardware: the device's name, or None (no time, no fit).
+        efficiency: user fractions of the peaks (``tc``, ``cuda``, ``bw``): the predicted
+            seconds then are the roofline at those fractions.
+    """
+
+    dtype: str = "bfloat16"
+    precision: str = "bf16"
+    traffic: str = "eager"
+    batched_cfg: bool = False
+    full_trace: bool = False
+    hardware: str | None = None
+    efficiency: Mapping[str, float] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise FxmeterError(f"unknown precision {self.precision!r}; use {' or '.join(PRECISIONS)}")
+        if self.traffic not in TRAFFIC:
+            raise WorkloadError(f"unknown traffic model {self.traffic!r}; use eager or fused")
+
+    def record(self) -> dict[str, Any]:
+        """``trace.options`` of report.json."""
+        return {
+            "dtype": self.dtype, "precision": self.precision, "traffic": self.traffic, "batched_cfg": self.batched_cfg,
+            "hardware": self.hardware, "efficiency": dict(sorted(self.efficiency.items())) if self.efficiency else None,
+            "full_trace": self.full_trace,
+        }
+
+
+def check_traffic(name: str | None) -> str:
+    """Validate a ``--traffic`` value."""
+    key = (name or "eager").strip().lower()
+    if key not in TRAFFIC:
+        raise WorkloadError(f"unknown traffic model {name!r}; use eager or fused")
+    return key

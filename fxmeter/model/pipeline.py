@@ -1,0 +1,53 @@
+"""What a generation runs, as data: the components a pipeline loads and the stages that use them.
+
+An adapter describes its pipeline with these values and never edits a report: a
+:class:`Component` is one set of weights (the transformer, a second expert; later text
+encoders and VAEs), a :class:`StagePlan` says which component runs, how many times per
+generation and at which batch.  The estimate stage evaluates each plan on the component's
+symbolic model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fxmeter.model.adapters import Adapter
+
+
+@dataclass(frozen=True)
+class Component:
+    """One model a pipeline loads: its config (``_class_name``, ``_pipeline``) and its adapter."""
+
+    name: str
+    config: Mapping[str, Any]
+    config_sha256: str
+    adapter: Adapter
+    source: str = ""  # where the config came from (a URL or a file)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage of a generation.
+
+    Attributes:
+        name: the stage's name; module ids of its report rows start with it (``transformer``).
+        component: the :class:`Component` it runs.
+        role: what it does, in words ("denoiser", "high-noise expert (t >= boundary)").
+        runs: forwards per generation (steps x passes for a denoiser).
+        batch_factor: the batch of one forward relative to the workload's (2 for batched CFG).
+        steps: denoising steps it takes part in (0 for a stage outside the loop).
+        timesteps: the scheduler timesteps of those steps (experts), when known.
+        notes: what the plan assumed, in words (copied into the report).
+    """
+
+    name: str
+    component: str
+    role: str
+    runs: int
+    batch_factor: int = 1
+    steps: int = 0
+    timesteps: tuple[float, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)

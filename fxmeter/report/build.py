@@ -1,0 +1,239 @@
+"""Estimate -> typed report: the one place that knows both (pure assembly, no rendering).
+
+``totals``, ``modules``, ``nodes`` and ``categories`` describe the first denoising stage (the
+transformer; with two experts, ``transformer``), so consumers of earlier schemas keep working;
+``totals.end_to_end`` sums every stage's runs; ``memory`` holds every component's weights and
+the largest activation peak; ``components`` lists the experts of a multi-expert pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fxmeter import __version__
+from fxmeter.cost.symbolic import SCHEMA as ANALYSIS_SCHEMA
+from fxmeter.estimate.generation import Estimate, Stage
+from fxmeter.report.document import (
+    CategoryRow,
+    ComponentInfo,
+    FitInfo,
+    HardwareInfo,
+    MemoryInfo,
+    ModelInfo,
+    ModuleRow,
+    ModuleTimes,
+    NodeRow,
+    Total,
+    Totals,
+    TraceInfo,
+    Unmodeled,
+    WorkloadInfo,
+)
+from fxmeter.report.files import Report
+
+if TYPE_CHECKING:
+    from fxmeter.model.adapters import Geometry
+    from fxmeter.model.registry import ResolvedModel
+    from fxmeter.model.workload import Workload
+
+COUNTING = {
+    "flop": "2 x multiply-accumulate (FLOP = 2 MAC), as torch.utils.flop_counter",
+    "tensor_core_flops": "matmul, conv and scaled-dot-product attention",
+    "cuda_core_flops": "elementwise, norms, softmax, activations, RoPE, casts: per-element costs in rules/",
+    "bytes": "logical tensor bytes read and written per op, dtype-aware; views free; attention IO-aware (Q,K,V in, O out)",
+    "seconds": "bound_seconds: roofline at 100% of every peak (a lower bound); predicted_seconds: the time model "
+               "(--efficiency fractions of the peaks)",
+}
+
+NOTES = (
+    "Counts the diffusion transformer only: the text encoder, the VAE encode/decode and the scheduler are not modeled.",
+    "FLOP = 2 x multiply-accumulate for matmul, conv and attention (tensor-core FLOPs, as torch.utils.flop_counter counts).",
+    "CUDA-core FLOPs use the per-element costs documented in each rules/ module (README: Counting semantics).",
+    "Bytes are logical tensor sizes read and written per op (eager traffic model); views move nothing; attention is one IO-aware kernel.",
+    "end_to_end = per_forward x steps x passes_per_step; memory does not scale with steps.",
+)
+EXPORTER = "torch.export.export(strict=False)"
+
+
+def _total(stage: Stage, k: int, metrics: Any = None) -> Total:
+    m = stage.cost.total if metrics is None else metrics
+    return Total(
+        m.scale(k) if metrics is None else m,
+        stage.bound.per_run * k if stage.bound is not None else None,
+        stage.predicted.per_run * k if stage.predicted is not None else None,
+    )
+
+
+def build(
+    est: Estimate,
+    *,
+    model: ResolvedModel,
+    workload: Workload,
+    geometry: Geometry,
+    run_id: str,
+    include_nodes: bool = True,
+    notes: Sequence[str] = (),
+) -> Report:
+    """The typed report of ``est`` (exact integers; seconds labelled bound / predicted)."""
+    main = est.main
+    cost = main.cost
+    opts = est.options
+
+    # -- totals: per forward / per step of the main stage; end to end over every stage ----------
+    e2e = est.end_to_end
+    bound_e2e = est.seconds("bound")
+    pred_e2e = est.seconds("predicted")
+    totals = Totals(
+        per_forward=_total(main, 1),
+        per_step=_total(main, est.passes_per_step),
+        end_to_end=Total(e2e, bound_e2e, pred_e2e),
+        traffic_model=opts.traffic,
+    )
+
+    # -- modules, nodes, categories of the main stage ------------------------------------------
+    times = main.bound.modules if main.bound is not None else None
+    ptimes = main.predicted.modules if main.predicted is not None else None
+    modules = []
+    for i, m in enumerate(cost.modules):
+        mt = None
+        if times is not None:
+            t = times[i]
+            mt = ModuleTimes(t.seconds, t.limiter, t.own_seconds, t.own_limiter, t.arithmetic_intensity,
+                             ptimes[i].seconds if ptimes else None, ptimes[i].own_seconds if ptimes else None)
+        formula = m.formula if (m.formula is not None and main.plan.batch_factor == 1) else None
+        modules.append(ModuleRow(m.id, m.parent, m.cls, m.depth, m.parameters, m.weight_bytes, m.total, m.own, formula, mt))
+    nodes = []
+    if include_nodes:
+        for j, n in enumerate(cost.nodes):
+            bt = main.bound.nodes[j] if main.bound is not None else None
+            pt = main.predicted.nodes[j] if main.predicted is not None else None
+            nodes.append(NodeRow(n.name, n.target, n.module, n.family, n.category, n.replicas, n.cost,
+                                 bt.seconds if bt else None, bt.limiter if bt else None, pt.seconds if pt else None))
+    pf = cost.total
+    tc_total, fl_total = pf.tensor_core_flops or 1, pf.flops or 1
+    categories = {k: CategoryRow(v, v.tensor_core_flops / tc_total, v.flops / fl_total) for k, v in cost.categories.items()}
+
+    # -- memory ------------------------------------------------------------------------------------
+    peak_stage = max(est.stages, key=lambda s: s.cost.activations.peak_bytes)
+    act = peak_stage.cost.activations
+    batched = main.plan.batch_factor == 2
+    memory = MemoryInfo(
+        weight_bytes=est.weights.weight_bytes,
+        weight_bytes_by_dtype=est.weights.weight_bytes_by_dtype,
+        parameters_by_dtype=est.weights.parameters_by_dtype,
+        activation_peak_bytes=act.peak_bytes,
+        activation_peak_node=act.peak_node,
+        activation_peak_module=act.peak_module,
+        activation_model=("liveness walk over one forward of 2x the batch (batched CFG)" if batched else
+                          "liveness walk over one forward (inference, views share storage); CFG as separate passes"),
+        precision=opts.precision,
+        weight_precision=est.weights.precision,
+        fit=FitInfo(est.fit.fits, est.fit.required_bytes, est.fit.device_bytes, est.fit.statement) if est.fit else None,
+        activation_batch=workload.batch * 2 if batched else None,
+    )
+
+    # -- hardware ------------------------------------------------------------------------------------
+    hardware = None
+    if est.device is not None and main.bound is not None:
+        dev = est.device
+        p = dev.peaks()
+        eff = dict(sorted((opts.efficiency or {"tc": 1.0, "cuda": 1.0, "bw": 1.0}).items()))
+        hardware = HardwareInfo(
+            device=dev.hw.to_dict(), precision=opts.precision, efficiency={**{"tc": 1.0, "cuda": 1.0, "bw": 1.0}, **eff},
+            peaks_used=p,
+            ridge_point_flop_per_byte={
+                "tensor_core": p["tensor_core_flops_per_s_matmul"] / p["bytes_per_s"],
+                "cuda_core": p["cuda_core_flops_per_s"] / p["bytes_per_s"],
+            },
+            model=main.bound.model + (" (bound: every efficiency 1; predicted: the --efficiency fractions)"
+                                      if main.predicted is not None else " (bound: every efficiency 1)"),
+            seconds_by_limiter_per_forward=main.bound.by_limiter,
+        )
+
+    # -- components (experts) ------------------------------------------------------------------------
+    components = None
+    denoisers = [s for s in est.stages if s.plan.steps]
+    model_parameters = cost.modules[0].parameters
+    per_expert = None
+    if len(denoisers) > 1:
+        comps = []
+        for s in denoisers:
+            w = est.component_weights[s.plan.component]
+            own_cost = model.component(s.plan.component).config_sha256 != model.component(main.plan.component).config_sha256
+            comps.append(ComponentInfo(
+                name=s.plan.component, role=s.plan.role, steps=s.plan.steps,
+                step_share=s.plan.steps / workload.steps if workload.steps else 0.0,
+                timesteps=s.plan.timesteps, parameters=s.cost.modules[0].parameters, weight_bytes=w.weight_bytes,
+                end_to_end=s.end_to_end,
+                per_forward=s.cost.total if own_cost else None,
+                config=f"{s.plan.component}/config.json (differs from {main.plan.component}'s)" if own_cost else None,
+            ))
+        components = tuple(comps)
+        per_expert = model_parameters
+        by_component = {s.plan.component: s.cost.modules[0].parameters for s in est.stages}
+        model_parameters = sum(by_component.values())
+
+    # -- notes ---------------------------------------------------------------------------------------
+    all_notes = list(NOTES) + list(geometry.notes)
+    for s in est.stages:
+        all_notes += [n for n in s.plan.notes if n not in all_notes]
+    if opts.traffic == "fused":
+        all_notes.append("Bytes use the fused traffic model (fxmeter.cost.traffic): elementwise/norm chains between "
+                         "matmul-class ops read their inputs once and write once; groups never span two blocks.")
+    if batched:
+        all_notes.append("Batched CFG: one forward of 2x the batch per step, evaluated at twice the batch "
+                         "(batch-independent work such as RoPE tables runs once per step); activation memory is at 2x the batch.")
+    elif opts.batched_cfg:
+        all_notes.append("--batched-cfg ignored: this workload runs one pass per step (no CFG).")
+    if est.device is not None and opts.precision == "fp8":
+        all_notes.append("--precision fp8: matmul/conv nodes run at the fp8 tensor-core peak and their weights take "
+                         "1 byte each in memory; attention stays at the bf16 peak; per-node bytes keep the traced dtypes.")
+    differ = sorted({s.plan.component for s in denoisers if s.plan.component != main.plan.component and
+                     model.component(s.plan.component).config_sha256 != model.component(main.plan.component).config_sha256})
+    if differ:
+        others = differ
+        all_notes.append(f"{', '.join(others)} has its own config: totals.end_to_end sums each expert's steps at its "
+                         f"own cost; per_forward, modules and nodes describe {main.plan.component}")
+    all_notes += [n for n in notes if n not in all_notes]
+
+    tr = cost.trace
+    versions = main_versions(est)
+    return Report(
+        run_id=run_id,
+        tool={"name": "fxmeter", "fxmeter": __version__, "torch": versions.get("torch", "?"),
+              "diffusers": versions.get("diffusers", "?")},
+        model=ModelInfo(model.id, cost.diffusers_class, model.adapter.name, model.config, model.config_sha256,
+                        model.config_source, model_parameters, model.slug, per_expert),
+        workload=WorkloadInfo(
+            name=workload.name, frames=geometry.frames, frames_requested=workload.frames, height=workload.height,
+            width=workload.width, steps=workload.steps, text_len=workload.text_len, batch=workload.batch,
+            guidance_scale=workload.guidance_scale, passes_per_step=est.passes_per_step,
+            latent_shape=tuple(geometry.latent_shape), tokens=geometry.tokens, dims=dict(geometry.dims),
+            dtype=opts.dtype, cfg="batched" if batched else None),
+        trace=TraceInfo(
+            mode=str(tr.get("mode")), exporter=EXPORTER, graph_nodes=int(tr.get("graph_nodes") or 0),
+            replicated_blocks=dict(tr.get("replicas") or {}), symbols=tuple(tr.get("symbols") or ()),
+            guards={k: (v[0], v[1]) for k, v in (tr.get("guards") or {}).items()},
+            seconds=round(float(tr.get("seconds") or 0.0), 3), cache=main.source or "none",
+            analysis_schema=ANALYSIS_SCHEMA, options=opts.record(), rules=str(main_rules(est))),
+        counting=dict(COUNTING, traffic_model=opts.traffic),
+        totals=totals,
+        memory=memory,
+        activation_blocks={"live_bytes_max": dict(act.live_bytes_max_per_block), "note": act.note},
+        modules=tuple(modules),
+        categories=categories,
+        unmodeled_ops=tuple(Unmodeled(u["op"], u["count"], tuple(u["modules"])) for u in cost.unmodeled),
+        nodes=tuple(nodes),
+        notes=tuple(all_notes),
+        hardware=hardware,
+        components=components,
+    )
+
+
+def main_versions(est: Estimate) -> Mapping[str, str]:
+    return est.main.cost.trace.get("versions") or {}
+
+
+def main_rules(est: Estimate) -> str:
+    return str(est.main.cost.trace.get("rules") or "")
