@@ -12,6 +12,9 @@
   makes the rename fail, so two writers cannot both claim it); an fxmeter run
   folder that exists is rebuilt beside it and swapped in; temporary files left by
   a killed process are removed by the next write.
+
+Why one long module: every byte fxmeter reads from or writes to disk goes through the
+three halves here (bounded reads, exact JSON, all-or-nothing publishing), which share their checks.
 """
 
 from __future__ import annotations

@@ -46,31 +46,76 @@ def source_digest(text: str) -> str:
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
-def _files() -> list[tuple[str, str]]:
+def _sources() -> list[tuple[str, Path]]:
     out = []
     for package, name in SOURCES:
-        root = resources.files(package)
+        root = Path(str(resources.files(package)))
         if name is None:
-            for entry in sorted(root.iterdir(), key=lambda e: e.name):
-                if entry.name.endswith(".py"):
-                    out.append((f"{package}/{entry.name}", entry.read_text(encoding="utf-8")))
+            out += [(f"{package}/{p.name}", p) for p in sorted(root.glob("*.py"))]
         else:
-            out.append((f"{package}/{name}", root.joinpath(name).read_text(encoding="utf-8")))
+            out.append((f"{package}/{name}", root / name))
     return out
+
+
+def _memo_path() -> Path | None:
+    import os
+
+    env = os.environ.get("FXMETER_CACHE_DIR")
+    try:
+        if env:
+            return Path(env) / "fingerprint.json"
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("fxmeter")) / "fingerprint.json"
+    except Exception:  # no usable cache folder: compute every time
+        return None
 
 
 @lru_cache(maxsize=1)
 def rules_fingerprint() -> str:
-    """One hash over every source in :data:`SOURCES` (16 hex digits)."""
+    """One hash over every source in :data:`SOURCES` (16 hex digits).
+
+    Each file's digest is remembered by (path, size, mtime) in the cache folder
+    (``fingerprint.json``), so the warm path parses only files that changed.
+    """
+    import json
+
+    memo_path = _memo_path()
+    memo: dict[str, list[object]] = {}
+    if memo_path is not None:
+        try:
+            memo = json.loads(memo_path.read_text())
+            if not isinstance(memo, dict):
+                memo = {}
+        except (OSError, ValueError):
+            memo = {}
+    changed = False
     h = hashlib.sha256()
-    for name, text in _files():
-        h.update(name.encode() + b"\0" + source_digest(text).encode() + b"\n")
+    for name, path in _sources():
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        got = memo.get(str(path))
+        if isinstance(got, list) and len(got) == 3 and got[:2] == stamp and isinstance(got[2], str):
+            digest = got[2]
+        else:
+            digest = source_digest(path.read_text(encoding="utf-8"))
+            memo[str(path)] = [*stamp, digest]
+            changed = True
+        h.update(name.encode() + b"\0" + digest.encode() + b"\n")
+    if changed and memo_path is not None:
+        try:
+            from fxmeter.base.fileio import atomic_write
+
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(memo_path, json.dumps(memo, sort_keys=True).encode())
+        except OSError:
+            pass
     return h.hexdigest()[:16]
 
 
 def files() -> list[str]:
     """The files the fingerprint covers (for ``fxmeter cache info``)."""
-    return [name for name, _ in _files()]
+    return [name for name, _ in _sources()]
 
 
 def path_of(package: str) -> Path:

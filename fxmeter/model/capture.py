@@ -13,6 +13,9 @@ the full model (a test proves both agree).
 Every graph node becomes a :class:`NodeRecord` holding what the rules need
 (target, shapes, dtypes) with SymInts turned into sympy expressions of the
 adapter's workload symbols.
+
+Why one long module: building the model, checking its config against the class, exporting
+it and converting the graph are one pass over the same objects (torch is imported only here).
 """
 
 from __future__ import annotations
