@@ -328,11 +328,14 @@ def test_bad_node_records_are_one_error() -> None:
     with pytest.raises(ParallelError, match="its shape needs a positive integer 'lq'"):
         per_gpu([bad], [], parse_plan(2, "ulysses=2", passes_per_step=1), 1, dims=DIMS)
     neg = NodeView("x", "t", "m", "matmul", "ffn", 1, -1, 0, 0, 0, {}, True, 0, 2)
-    with pytest.raises(ParallelError, match="tensor_core_flops must be a non-negative integer"):
+    with pytest.raises(ParallelError, match="tensor_core_flops must be an integer >= 0"):
         per_gpu([neg], [], parse_plan(1, None, passes_per_step=1), 1)
     role = NodeView("x", "t", "m", "matmul", "ffn", 1, 0, 0, 0, 0, {}, True, 0, 2, "diagonal")
     with pytest.raises(ParallelError, match="tp_role must be one of column, row, sharded"):
         per_gpu([role], [], parse_plan(1, None, passes_per_step=1), 1)
+    odd = attention("sdpa", L, L, "self_attention_core")  # 4 heads over ulysses=8 (no dims to check the plan first)
+    with pytest.raises(ParallelError, match="its 4 heads do not split over ulysses x tp = 8 GPUs"):
+        per_gpu([odd], [], parse_plan(8, "ulysses=8", passes_per_step=1), 1)
     with pytest.raises(ParallelError, match="no graph nodes"):
         per_gpu([], [], parse_plan(1, None, passes_per_step=1), 1)
 

@@ -316,7 +316,7 @@ def _need(n: NodeView, keys: str) -> dict[str, int]:
     out = {}
     for k in keys.split():
         v = n.shape.get(k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == "b" else 1):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ParallelError(f"node {n.name} ({n.module}): its shape needs a positive integer {k!r}, "
                                 f"got {dict(n.shape)!r}")
         out[k] = v
@@ -339,8 +339,11 @@ class _Split:
     def attention(self, n: NodeView, *, self_attention: bool) -> NodeShare:
         s = _need(n, "b h lq lk d")
         b, h, lq, lk, d = s["b"], s["h"], s["lq"], s["lk"], s["d"]
-        dv = int(n.shape.get("dv", d))
+        dv = _need(n, "dv")["dv"] if "dv" in n.shape else d
         p, t, u, r = self.p, self.t, self.plan.ulysses, self.plan.ring
+        if h % (u * t if self_attention else t):
+            raise ParallelError(f"node {n.name} ({n.module}): its {h} heads do not split over "
+                                f"{'ulysses x tp = ' + str(u * t) if self_attention else 'tp = ' + str(t)} GPUs")
         kv = b * h * lk * (d + dv) * n.itemsize
         rest = max(n.bytes_read - kv, 0)
         kv = min(kv, n.bytes_read)
@@ -385,7 +388,8 @@ class _Split:
         has_shape = all(isinstance(n.shape.get(k), int) for k in ("m", "n", "k"))
         if n.family == "matmul" and has_shape:
             m, k = n.shape["m"], n.shape["k"]
-            act = min(int(n.shape.get("b", 1)) * m * k * n.itemsize, n.bytes_read)  # the input rows
+            rows = _need(n, "b")["b"] * m if "b" in n.shape else m
+            act = min(rows * k * n.itemsize, n.bytes_read)  # the input rows
             weight = Fraction(n.bytes_read - act)  # weight (+ bias): read whole by every GPU
         else:
             act, weight = n.bytes_read, Fraction(0)
@@ -410,9 +414,9 @@ class _Split:
 
 def _check_node(n: NodeView) -> None:
     for k in ("replicas", "tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written", "out_bytes", "itemsize"):
-        v = getattr(n, k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k in ("replicas", "itemsize") else 0):
-            raise ParallelError(f"node {n.name} ({n.module}): {k} must be a non-negative integer, got {v!r}")
+        v, least = getattr(n, k), 1 if k in ("replicas", "itemsize") else 0
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ParallelError(f"node {n.name} ({n.module}): {k} must be an integer >= {least}, got {v!r}")
     if n.tp_role is not None and n.tp_role not in TP_ROLES:
         raise ParallelError(f"node {n.name} ({n.module}): tp_role must be one of {', '.join(TP_ROLES)} or None, "
                             f"got {n.tp_role!r}")
@@ -532,7 +536,8 @@ def per_gpu(nodes: Sequence[NodeView], blocks: Sequence[BlockView], plan: Parall
             for n in nodes:
                 if n.tp_role in ("column", "row") and n.family == "matmul" and all(
                         isinstance(n.shape.get(k), int) for k in ("m", "k")):
-                    act = min(int(n.shape.get("b", 1)) * n.shape["m"] * n.shape["k"] * n.itemsize, n.bytes_read)
+                    rows = _need(n, "b")["b"] * n.shape["m"] if "b" in n.shape else n.shape["m"]
+                    act = min(rows * n.shape["k"] * n.itemsize, n.bytes_read)
                     tp_weights += (n.bytes_read - act) * n.replicas
             weights_gpu = _ceil(total - tp_weights * (1 - Fraction(1, plan.tp)))
             notes.append("TP: column/row linear weights (read bytes less their input) split over the TP group; "
