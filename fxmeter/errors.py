@@ -45,6 +45,14 @@ class VerifyError(FxmeterError):
     pass
 
 
+class ParallelError(FxmeterError):
+    """A multi-GPU plan (--gpus / --parallel / --fsdp) the model or the deployment cannot run."""
+
+
+class CommError(FxmeterError):
+    """A bad collective-communication model file, or a link it has no constants for."""
+
+
 class UsageError(FxmeterError, TypeError):
     """A library call with a keyword the function does not take (also a TypeError, as Python's own)."""
 
