@@ -366,17 +366,17 @@ def hardware_command(hardware_file: str | None, sources: bool) -> None:
     def run() -> None:
         tab = table(hardware_file)
         click.echo(
-            f"{'name':<9} {'arch':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} "
-            f"{'GiB':>5}  {'GPU link (per direction)':<24}  label"
+            f"{'name':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  "
+            f"{'arch':<9} {'GPU link (per direction)':<24}  label"
         )
         for d in sorted(tab.values(), key=lambda d: d.name):
             fp8 = d.tensor_core.get("fp8")
             fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
             link = d.gpu_link.text if d.gpu_link else "-"
             click.echo(
-                f"{d.name:<9} {d.arch or '-':<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} "
+                f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} "
                 f"{d.cuda_core_fp32 / 1e12:>12.1f} {d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  "
-                f"{link:<24}  {d.label}"
+                f"{d.arch or '-':<9} {link:<24}  {d.label}"
                 + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else "")
             )
             if sources:
