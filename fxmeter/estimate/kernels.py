@@ -29,8 +29,17 @@ generation timings.  Per call (one graph node, one instance):
   ``t_launch`` a measured per-kernel launch cost of back-to-back launches.
 
 ``bound_seconds`` is the same call at 100% of every peak (no launch cost), so
-``seconds >= bound_seconds`` always.  ``basis`` names the data entries used.
-Pure Python: no torch, no numpy.
+``seconds >= bound_seconds`` always.  ``basis`` names the data entries used
+(``[fallback]`` marks one measured on a stand-in device); ``fallback`` is True when
+the limiting term rests on such a stand-in, on the GEMM model for a convolution, or
+on no table at all.  ``efficiency`` is the limiting term at 100% of its peak over
+``seconds`` (for a launch-bound call: ``bound_seconds / seconds``).
+
+Not modelled (no published per-kernel source): split-K / stream-K (so a GEMM with
+fewer output tiles than SMs and a long K is pessimistic on the compute side; such
+GEMMs are usually memory- or launch-bound anyway), CUDA graphs (``compile`` changes
+nothing here: the caller passes fused bytes and launches), CPU-side dispatch gaps of
+eager PyTorch, and overlap between kernels.  Pure Python: no torch, no numpy.
 """
 
 from __future__ import annotations
