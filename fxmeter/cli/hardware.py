@@ -13,17 +13,23 @@ def hardware(hardware_file: str | None, sources: bool) -> None:
     from fxmeter.estimate.hardware import table
 
     tab = table(hardware_file)
-    click.echo(f"{'name':<10} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  label")
+    click.echo(f"{'name':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  "
+               f"{'arch':<9} {'GPU link (per direction)':<24}  label")
     for d in sorted(tab.values(), key=lambda d: d.name):
         fp8 = d.tensor_core.get("fp8")
         fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
-        click.echo(f"{d.name:<10} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} {d.cuda_core_fp32 / 1e12:>12.1f} "
-                   f"{d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.label}"
-                   + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""))
+        link = d.gpu_link.text if d.gpu_link else "-"
+        click.echo(f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} {d.cuda_core_fp32 / 1e12:>12.1f} "
+                   f"{d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.arch or '-':<9} {link:<24}  "
+                   f"{d.label}" + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""))
         if sources:
             for k, s in sorted(d.sources.items()):
                 click.echo(f"    {k}: {s}")
-    click.echo("Dense tensor-core peaks (datasheets print 2:4-sparse peaks, 2x these); `--sources` for each number's source.")
+            for lk in (d.nvlink, d.pcie):
+                if lk is not None and lk.sources:
+                    click.echo(f"    links.{lk.kind}: {lk.sources}")
+    click.echo("Dense tensor-core peaks (datasheets print 2:4-sparse peaks, 2x these); GPU link: NVLink/xGMI, else PCIe "
+               "(bytes/s per GPU per direction); `--sources` for each number's source.")
 
 
 COMMANDS = (hardware,)

@@ -1,15 +1,19 @@
-"""The device table: tensor-core and CUDA-core peaks, memory bandwidth and capacity.
+"""The device table: tensor-core and CUDA-core peaks, memory bandwidth and capacity,
+architecture, SM count and links.
 
 The table ships as data (``fxmeter/data/hardware.json``), each number with the
 document it comes from.  A user adds a device with a small JSON file of the
 same shape (one device object, or ``{"devices": [...]}``) passed as
-``--hardware-file``.  Pure Python: the warm path must not import torch or sympy.
+``--hardware-file``; ``arch``, ``compute_capability``, ``sm_count``, ``links`` and
+``price_per_hour_usd`` are optional there.  Pure Python: the warm path must not
+import torch or sympy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +28,14 @@ LOG = logging.getLogger(__name__)
 MAX_NUMBER = 1e30
 #: Precisions a roofline can use for the tensor-core peak of matmul/conv nodes.
 PRECISIONS = ("bf16", "fp8")
+#: GPU architectures the kernel model knows (``arch`` in a device file).
+ARCHS = ("ampere", "ada", "hopper", "blackwell", "cdna3")
+#: Link kinds: the GPU-to-GPU fabric (NVIDIA NVLink, AMD xGMI / Infinity Fabric) and the host link.
+LINK_KINDS = ("nvlink", "xgmi", "pcie")
+#: ``"9.0"`` (NVIDIA major.minor) or ``"gfx942"`` (AMD LLVM target).
+_CC = re.compile(r"(?:[1-9][0-9]?\.[0-9]|gfx[0-9a-f]{3,4})")
+#: Largest SM count / link lane count / generation a device file may state.
+MAX_UNITS = 100_000
 
 
 class HardwareError(FxmeterError):
@@ -31,8 +43,47 @@ class HardwareError(FxmeterError):
 
 
 @dataclass(frozen=True)
+class Link:
+    """One link of a device: the GPU-to-GPU fabric or the host (PCIe) link.
+
+    ``bandwidth`` is bytes/s per GPU per direction; ``bandwidth_bidirectional`` both
+    directions together (the figure vendors quote), when a source gives it.
+    """
+
+    kind: str  # nvlink | xgmi | pcie
+    generation: int | None
+    bandwidth: float
+    bandwidth_bidirectional: float | None = None
+    sources: str = ""
+    lanes: int | None = None
+
+    @property
+    def text(self) -> str:
+        """``NVLink4 450 GB/s`` / ``PCIe5 x16 63 GB/s``: per direction."""
+        name = {"nvlink": "NVLink", "xgmi": "xGMI", "pcie": "PCIe"}[self.kind]
+        gen = str(self.generation) if self.generation is not None else ""
+        lanes = f" x{self.lanes}" if self.lanes else ""
+        return f"{name}{gen}{lanes} {self.bandwidth / 1e9:g} GB/s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "generation": self.generation,
+            "lanes": self.lanes,
+            "bandwidth": self.bandwidth,
+            "bandwidth_bidirectional": self.bandwidth_bidirectional,
+            "sources": self.sources,
+        }
+
+
+@dataclass(frozen=True)
 class Hardware:
-    """One device's peaks (FLOP/s, bytes/s) and capacity (bytes)."""
+    """One device's peaks (FLOP/s, bytes/s), capacity (bytes), architecture and links.
+
+    ``nvlink`` is the GPU-to-GPU fabric whatever its vendor (``kind`` ``"xgmi"`` on AMD);
+    ``pcie`` the host link.  Every field after ``origin`` may be None (a user's file
+    may omit it); the kernel model then falls back and says so.
+    """
 
     name: str
     label: str
@@ -43,6 +94,17 @@ class Hardware:
     aliases: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
     origin: str = "fxmeter/data/hardware.json"
+    arch: str | None = None
+    compute_capability: str | None = None
+    sm_count: int | None = None
+    nvlink: Link | None = None
+    pcie: Link | None = None
+    price_per_hour: float | None = None
+
+    @property
+    def gpu_link(self) -> Link | None:
+        """The link GPUs talk over: the fabric when there is one, else PCIe."""
+        return self.nvlink or self.pcie
 
     def tc_peak(self, precision: str) -> float:
         """Dense tensor-core FLOP/s at ``precision`` (bf16, fp16, fp8)."""
@@ -62,6 +124,14 @@ class Hardware:
             "memory_bytes": self.memory_bytes,
             "sources": dict(sorted(self.sources.items())),
             "origin": self.origin,
+            "arch": self.arch,
+            "compute_capability": self.compute_capability,
+            "sm_count": self.sm_count,
+            "links": {  # keyed as in a device file: nvlink (xgmi on AMD) and pcie
+                (self.nvlink.kind if self.nvlink else "nvlink"): self.nvlink.to_dict() if self.nvlink else None,
+                "pcie": self.pcie.to_dict() if self.pcie else None,
+            },
+            "price_per_hour_usd": self.price_per_hour,
         }
 
 
@@ -74,6 +144,72 @@ def _number(d: dict[str, Any], key: str, where: str, *, allow_none: bool = False
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_NUMBER:
         raise HardwareError(f"{where}: {key} must be a positive number up to {MAX_NUMBER:g}, got {v!r}")
     return float(v)
+
+
+def _optional_int(d: dict[str, Any], key: str, where: str) -> int | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_UNITS:
+        raise HardwareError(f"{where}: {key} must be a positive integer up to {MAX_UNITS:,} or null, got {v!r}")
+    return v
+
+
+def _sources_text(v: Any, where: str) -> str:
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise HardwareError(f"{where}: 'sources' must be a string")
+    return v
+
+
+def parse_link(kind: str, v: Any, where: str) -> Link | None:
+    """``links.<kind>`` of a device file -> :class:`Link` (None for null)."""
+    if v is None:
+        return None
+    w = f"{where} links.{kind}"
+    if not isinstance(v, dict):
+        raise HardwareError(f"{w} must be an object like {{\"generation\": 4, \"bandwidth\": 450e9}} or null")
+    unknown = sorted(set(v) - {"generation", "lanes", "bandwidth", "bandwidth_bidirectional", "sources"})
+    if unknown:
+        raise HardwareError(f"{w}: unknown key {unknown[0]!r} (known: generation, lanes, bandwidth, "
+                            "bandwidth_bidirectional, sources)")
+    bw = _number(v, "bandwidth", w)
+    bidi = _number(v, "bandwidth_bidirectional", w, allow_none=True) if v.get("bandwidth_bidirectional") is not None else None
+    assert bw is not None
+    return Link(
+        kind=kind,
+        generation=_optional_int(v, "generation", w),
+        bandwidth=bw,
+        bandwidth_bidirectional=bidi,
+        sources=_sources_text(v.get("sources"), w),
+        lanes=_optional_int(v, "lanes", w),
+    )
+
+
+def _parse_links(d: dict[str, Any], where: str) -> tuple[Link | None, Link | None]:
+    links = d.get("links")
+    if links is None:
+        return None, None
+    if not isinstance(links, dict):
+        raise HardwareError(f"{where}: 'links' must be an object like {{\"nvlink\": {{...}}, \"pcie\": {{...}}}}")
+    unknown = sorted(set(links) - set(LINK_KINDS))
+    if unknown:
+        raise HardwareError(f"{where}: unknown link {unknown[0]!r} (known: {', '.join(LINK_KINDS)})")
+    if links.get("nvlink") is not None and links.get("xgmi") is not None:
+        raise HardwareError(f"{where}: links has both 'nvlink' and 'xgmi'; a device has one GPU-to-GPU fabric")
+    fabric = parse_link("nvlink", links.get("nvlink"), where) or parse_link("xgmi", links.get("xgmi"), where)
+    return fabric, parse_link("pcie", links.get("pcie"), where)
+
+
+def _parse_arch(d: dict[str, Any], where: str) -> tuple[str | None, str | None]:
+    arch = d.get("arch")
+    if arch is not None and (not isinstance(arch, str) or arch.strip().lower() not in ARCHS):
+        raise HardwareError(f"{where}: arch must be one of {', '.join(ARCHS)} (or left out), got {arch!r}")
+    cc = d.get("compute_capability")
+    if cc is not None and (not isinstance(cc, str) or not _CC.fullmatch(cc.strip())):
+        raise HardwareError(f"{where}: compute_capability must be a string like \"9.0\" (AMD: \"gfx942\") or left out, got {cc!r}")
+    return (arch.strip().lower() if arch is not None else None), (cc.strip() if cc is not None else None)
 
 
 def parse_device(d: Any, origin: str) -> Hardware:
@@ -103,6 +239,9 @@ def parse_device(d: Any, origin: str) -> Hardware:
     if not isinstance(sources, dict):
         raise HardwareError(f"{where}: 'sources' must be an object of strings")
     assert cuda is not None and bw is not None and gib is not None
+    arch, cc = _parse_arch(d, where)
+    nvlink, pcie = _parse_links(d, where)
+    price = _number(d, "price_per_hour_usd", where, allow_none=True) if d.get("price_per_hour_usd") is not None else None
     return Hardware(
         name=name.strip().lower(),
         label=str(d.get("label", name)),
@@ -113,6 +252,12 @@ def parse_device(d: Any, origin: str) -> Hardware:
         aliases=tuple(a.lower() for a in aliases),
         sources={str(k): str(v) for k, v in sources.items()},
         origin=origin,
+        arch=arch,
+        compute_capability=cc,
+        sm_count=_optional_int(d, "sm_count", where),
+        nvlink=nvlink,
+        pcie=pcie,
+        price_per_hour=price,
     )
 
 
