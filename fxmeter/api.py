@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fxmeter.estimate.generation import Estimate, StageInput
     from fxmeter.estimate.hardware import Hardware
     from fxmeter.model.adapters import Geometry
+    from fxmeter.model.pipeline import StagePlan
     from fxmeter.report.files import Report
     from fxmeter.report.sweep import SweepResult
 
@@ -43,14 +44,20 @@ def default_run_id() -> str:
 
 @dataclass(frozen=True)
 class Request:
-    """A resolved request: model, workload, geometry, options and device (validated, nothing traced yet)."""
+    """A resolved request: model, workload, geometry, options and devices (validated, nothing traced yet)."""
 
     model: ResolvedModel
     workload: Workload
     geometry: Geometry
     options: Options
-    hardware: Hardware | None
+    devices: tuple[Hardware, ...]
     efficiency: Mapping[str, float] | None
+    prices: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def hardware(self) -> Hardware | None:
+        """The main device (the report's ``hardware``), or None."""
+        return self.devices[0] if self.devices else None
 
 
 def request(
@@ -59,36 +66,55 @@ def request(
     *,
     config: str | Path | None = None,
     dtype: str = "bf16",
-    hardware: str | None = None,
+    hardware: str | Sequence[str] | None = None,
     hardware_file: str | Path | None = None,
     precision: str = "bf16",
     traffic: str = "eager",
     efficiency: str | Mapping[str, float] | None = None,
     batched_cfg: bool = False,
     replicate: bool = True,
+    attention: str = "sdpa",
+    attention_precision: str = "bf16",
+    compile: bool = False,
+    cache_skip: float = 0.0,
+    price_per_hour: str | float | Mapping[str, float] | None = None,
     **overrides: Any,
 ) -> Request:
     """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast)."""
-    from fxmeter.estimate.hardware import HardwareError, get, parse_efficiency
+    from fxmeter.estimate.hardware import HardwareError, get_many, parse_efficiency, parse_prices
+    from fxmeter.estimate.kernels import KernelOptions, check_kernel, check_options
 
-    traffic = check_traffic(traffic)
+    traffic = check_traffic("fused" if compile else traffic)
     if precision not in ("bf16", "fp8"):
         raise HardwareError(f"unknown precision {precision!r}; use bf16 or fp8")
-    hw, eff = None, None
-    if efficiency is not None and hardware is None and hardware_file is None:
-        raise HardwareError("--efficiency scales a device's peaks: it needs --hardware (see `fxmeter hardware`)")
-    if hardware is not None or hardware_file is not None:
-        hw = get(hardware, hardware_file)
+    devices: list[Hardware] = []
+    eff = None
+    if hardware is None and hardware_file is None:
+        for flag, value, default in (("--efficiency", efficiency, None), ("--price-per-hour", price_per_hour, None),
+                                     ("--attention", attention, "sdpa"), ("--attention-precision", attention_precision, "bf16")):
+            if value != default:
+                raise HardwareError(f"{flag} changes the time on a device: it needs --hardware (see `fxmeter hardware`)")
+    else:
+        devices = get_many(hardware, hardware_file)
         eff = parse_efficiency(dict(efficiency) if isinstance(efficiency, Mapping) else efficiency) \
             if efficiency is not None else None
-        hw.tc_peak(precision)  # fail before tracing when the device lacks this precision
+        kopts = KernelOptions(attention=attention, precision=precision, attention_precision=attention_precision,
+                              compile=bool(compile))
+        check_options(kopts)
+        for hw in devices:
+            hw.tc_peak(precision)  # fail before tracing when a device lacks this precision
+            if eff is None:
+                check_kernel(kopts, hw)  # e.g. FA3 needs Hopper
+    prices = parse_prices(price_per_hour, devices) if devices else {}
     resolved = resolve_model(model, config)
     wl = resolve(workload, resolved.default_workload or None, **overrides)
     d = normalize_dtype(dtype)
     geometry = resolved.geometry(wl)
     options = Options(dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg),
-                      full_trace=not replicate, hardware=hw.name if hw is not None else None, efficiency=eff)
-    return Request(resolved, wl, geometry, options, hw, eff)
+                      full_trace=not replicate, hardware=",".join(h.name for h in devices) or None, efficiency=eff,
+                      attention=attention, attention_precision=attention_precision, compile=bool(compile),
+                      cache_skip=float(cache_skip))
+    return Request(resolved, wl, geometry, options, tuple(devices), eff, prices)
 
 
 def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = None,
@@ -103,7 +129,7 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
     from fxmeter.estimate.generation import StageInput
 
     out = []
-    for plan in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg):
+    for plan in skip_plans(req.model.stages(req.workload, batched_cfg=req.options.batched_cfg), req.options.cache_skip):
         comp = req.model.component(plan.component)
         dims = dict(req.geometry.dims)
         if plan.batch_factor != 1:
@@ -122,13 +148,35 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
     return out
 
 
+def skip_plans(plans: Sequence[StagePlan], skip: float) -> list[StagePlan]:
+    """Denoising stages with the forwards a step cache (TeaCache/FBCache style) skips taken out.
+
+    ``skip`` is the fraction of transformer forwards skipped: each denoising stage runs
+    ``runs - floor(runs * skip)`` forwards; a skipped forward is counted as free (the cache's
+    own check, e.g. FBCache's first block, is not counted).
+    """
+    import math
+
+    if not skip:
+        return list(plans)
+    out = []
+    for p in plans:
+        if p.steps:
+            kept = p.runs - math.floor(p.runs * skip)
+            note = (f"--cache-skip {skip:g}: a step cache skips {p.runs - kept} of {p.runs} forwards of {p.name} "
+                    "(counted as free; the cache's own check is not counted)")
+            p = replace(p, runs=kept, notes=(*p.notes, note))
+        out.append(p)
+    return out
+
+
 def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
     """The pure estimate of ``req`` from its stage inputs."""
     from fxmeter.estimate.generation import estimate
 
     return estimate(inputs, req.options, steps=req.workload.steps,
-                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.hardware,
-                    efficiency=req.efficiency, nodes=nodes, modules=modules)
+                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
+                    efficiency=req.efficiency, nodes=nodes, modules=modules, prices=req.prices)
 
 
 def trace(
@@ -142,12 +190,17 @@ def trace(
     cache: bool = True,
     replicate: bool = True,
     include_nodes: bool = True,
-    hardware: str | None = None,
+    hardware: str | Sequence[str] | None = None,
     hardware_file: str | Path | None = None,
     precision: str = "bf16",
     traffic: str = "eager",
     efficiency: str | Mapping[str, float] | None = None,
     batched_cfg: bool = False,
+    attention: str = "sdpa",
+    attention_precision: str = "bf16",
+    compile: bool = False,
+    cache_skip: float = 0.0,
+    price_per_hour: str | float | Mapping[str, float] | None = None,
     rules: Overlay | None = None,
     progress: Progress | None = None,
     **overrides: Any,
@@ -159,7 +212,8 @@ def trace(
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
                   precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
-                  replicate=replicate, **overrides)
+                  replicate=replicate, attention=attention, attention_precision=attention_precision, compile=compile,
+                  cache_skip=cache_skip, price_per_hour=price_per_hour, **overrides)
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
         unmodeled = [u for inp in inputs for u in inp.model.unmodeled]

@@ -54,15 +54,35 @@ def output_options(fn: F) -> F:
 def device_options(fn: F) -> F:
     """``--hardware``, ``--hardware-file``, ``--precision``, ``--traffic``, ``--efficiency``."""
     return _apply(fn, [
-        click.option("--hardware", default=None, help="Time and fit on this device (see `fxmeter hardware`)."),
+        click.option("--hardware", default=None,
+                     help="Time and fit on this device, or several side by side: h100,a100,l40s (see `fxmeter hardware`)."),
         click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device)."),
         click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
                      help="Matmul precision: tensor-core peak and matmul weight bytes."),
         click.option("--traffic", type=click.Choice(["eager", "fused"]), default="eager", show_default=True,
                      help="Memory-traffic model for bytes (fused: elementwise chains fused as torch.compile would)."),
         click.option("--efficiency", default=None,
-                     help="Fractions of the peaks, e.g. tc=0.6,bw=0.8: predicted seconds = the roofline at them."),
+                     help="Override the kernel model: predicted seconds = the roofline at these fractions, e.g. tc=0.6,bw=0.8."),
+        click.option("--attention", type=click.Choice(["sdpa", "fa2", "fa3", "cudnn", "sage"]), default="sdpa",
+                     show_default=True, help="Attention kernel the time model prices (fa3: Hopper only)."),
+        click.option("--attention-precision", type=click.Choice(["bf16", "fp8", "int8"]), default="bf16",
+                     show_default=True, help="fp8: FA3/cuDNN fp8 attention; int8: SageAttention's INT8 QK."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch.compile: fused traffic and one kernel launch per fusion group."),
+        click.option("--cache-skip", type=float, default=0.0, show_default=True,
+                     help="Fraction of transformer forwards a TeaCache/FBCache-style step cache skips."),
+        click.option("--price-per-hour", default=None,
+                     help="$ per GPU-hour: one number, or per device (h100=2.49,a100=1.29)."),
     ])
+
+
+def device_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """Pop the device options out of a command's keyword arguments (as api.trace takes them)."""
+    out: dict[str, Any] = {k: kw.pop(k) for k in ("hardware", "hardware_file", "precision", "traffic", "efficiency", "attention",
+                                  "attention_precision", "cache_skip", "price_per_hour") if k in kw}
+    if "compile_" in kw:
+        out["compile"] = kw.pop("compile_")
+    return out
 
 
 def progress_line(text: str) -> None:

@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import device_options, model_options, output_options, overrides_from, progress_line
+from fxmeter.cli.options import (
+    device_kwargs,
+    device_options,
+    model_options,
+    output_options,
+    overrides_from,
+    progress_line,
+)
 
 
 @click.command("trace")
@@ -31,6 +38,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from fxmeter.report.files import check_writable
 
     ov = overrides_from(kw)
+    dev = device_kwargs(kw)
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     check_writable(output_root)
     if not force and model:  # refuse an existing run before spending seconds on a trace
@@ -41,7 +49,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
             raise OutputExistsError(f"{out_dir / 'report.json'} exists; pass --force or choose another --run-id")
     rep = api_trace(
         model, kw.pop("workload"), config=kw.pop("config"), dtype=kw.pop("dtype"), run_id=rid, strict=strict,
-        cache=not no_cache, replicate=not full_trace, progress=progress_line, **kw, **ov,
+        cache=not no_cache, replicate=not full_trace, progress=progress_line, **dev, **kw, **ov,
     )
     if rep.unmodeled_ops:
         click.echo(f"warning: {len(rep.unmodeled_ops)} op(s) have no rule and count as 0 (first: {rep.unmodeled_ops[0].op}); "

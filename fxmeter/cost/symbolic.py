@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from fxmeter.errors import TraceError
 
 #: Version of the symbolic-model layout (part of every store key).
-SCHEMA = 4  # 4: node kernel shapes and dtypes, per-formula symbols, meta without model identity
+SCHEMA = 5  # 4: node kernel shapes and dtypes, meta without model identity; 5: fused kernel of each node
 METRICS = ("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written")
 MAX_REPLICAS = 100_000  # blocks in one repeated list (Wan: 40)
 _SLUG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
@@ -44,7 +44,8 @@ class SymbolicModel:
         formulas: interned formula strings; index 0 is ``"0"``.
         nodes: every graph node: ``name``, ``target``, ``module`` (id), ``family``, ``category``,
             ``replicas``, ``cost`` (4 indices: tensor-core FLOPs, CUDA-core FLOPs, bytes read, bytes
-            written), ``fused`` (2 indices: bytes under the fused traffic model), ``shape`` (kernel
+            written), ``fused`` (2 indices: bytes under the fused traffic model), ``kernel`` (index of the
+            node whose fused kernel runs this one, -1 for none), ``shape`` (kernel
             shape: name -> index, e.g. m/n/k of a GEMM), ``dtype``.
         modules: the full model's modules (block replicas included) in natural order: ``id``,
             ``parent``, ``class``, ``depth``, ``parameters``, ``weight_bytes`` (with descendants),
@@ -218,6 +219,7 @@ def check(d: Any, expect: Mapping[str, Any]) -> SymbolicModel:
         _int(row.get("replicas"), f"{w}.replicas", 1, MAX_REPLICAS)
         _indices(row.get("cost"), f"{w}.cost", 4, n)
         _indices(row.get("fused"), f"{w}.fused", 2, n)
+        _int(row.get("kernel"), f"{w}.kernel", -1, len(nodes) - 1)
         for name, idx in _dict(row.get("shape"), f"{w}.shape").items():
             _indices([idx], f"{w}.shape.{name}", 1, n)
     modules = _list(d["modules"], "modules")

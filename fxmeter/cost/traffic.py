@@ -38,7 +38,7 @@ OPAQUE = frozenset({"free", "unmodeled"})
 
 
 def fused_bytes(nodes: Sequence[NodeLike], families: Sequence[str], costs: Sequence[Cost],
-                regions: Sequence[str] | None = None) -> list[tuple[Any, Any]]:
+                regions: Sequence[str] | None = None, kernels: list[int] | None = None) -> list[tuple[Any, Any]]:
     """(bytes_read, bytes_written) of every node under the fused traffic model.
 
     Args:
@@ -127,6 +127,15 @@ def fused_bytes(nodes: Sequence[NodeLike], families: Sequence[str], costs: Seque
                     merge(i, p)
 
     group = [find(i) if fusible[i] else -1 for i in range(n)]
+    if kernels is not None:  # the kernel each node runs in once fused: its group's first node (anchors: their own)
+        first: dict[int, int] = {}
+        for i in range(n):
+            if families[i] == "free":
+                kernels.append(-1)
+            elif fusible[i]:
+                kernels.append(first.setdefault(group[i], i))
+            else:
+                kernels.append(i)
 
     # -- who reads each storage (through aliases); what each group writes in place
     readers: dict[str, set[int]] = {}
@@ -198,16 +207,19 @@ def attach_fused(cap: Any, node_rows: list[dict[str, Any]], modules: list[dict[s
                  costs: Sequence[Cost], root: str) -> None:
     """Add the fused model to a symbolic model's rows (analysis time).
 
-    Node rows gain ``fused`` (formula indices of [bytes_read, bytes_written]) and
-    module rows ``self_fused``/``total_fused``, rolled up like ``self``/``total``.
+    Node rows gain ``fused`` (formula indices of [bytes_read, bytes_written]) and ``kernel``
+    (the index of the node whose fused kernel runs this one: kernel launches under
+    ``--compile``), module rows ``self_fused``/``total_fused``, rolled up like ``self``/``total``.
     """
     from fxmeter.cost import tree
 
     regions = [tree.block_of(r["module"]) or "" for r in node_rows]
-    pairs = fused_bytes(cap.nodes, [r["family"] for r in node_rows], costs, regions)
+    kernels: list[int] = []
+    pairs = fused_bytes(cap.nodes, [r["family"] for r in node_rows], costs, regions, kernels)
     own: dict[str, list[Any]] = {}
-    for row, (rd, wr) in zip(node_rows, pairs):
+    for i, (row, (rd, wr)) in enumerate(zip(node_rows, pairs)):
         row["fused"] = [table.add(rd), table.add(wr)]
+        row["kernel"] = kernels[i]  # the node (index) whose fused kernel this node runs in; -1: none (a view)
         if row["family"] in OPAQUE:
             continue
         acc = own.setdefault(row["module"], [0, 0])

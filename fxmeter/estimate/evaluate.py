@@ -31,6 +31,8 @@ class NodeCost:
     shape: Mapping[str, int]
     dtype: str
     symbols: frozenset[str]  # the workload symbols its cost depends on
+    index: int = -1  # position in the graph (symbolic model's node list)
+    kernel: int = -1  # index of the node whose fused kernel runs it (torch.compile); == index: it launches one
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
             s = sym_cache[i] = formula_symbols(sm.formulas[i])
         return s
 
-    for n in sm.nodes:
+    for j, n in enumerate(sm.nodes):
         if n["family"] == "free":
             continue
         c = metrics(n["cost"], n.get("fused"))
@@ -149,7 +151,7 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
             node_rows.append(NodeCost(
                 name=n["name"], target=n["target"], module=n["module"], family=n["family"], category=n["category"],
                 replicas=n["replicas"], cost=c, shape={k: vals[i] for k, i in n["shape"].items()}, dtype=n["dtype"],
-                symbols=frozenset().union(*(syms(i) for i in n["cost"])),
+                symbols=frozenset().union(*(syms(i) for i in n["cost"])), index=j, kernel=int(n.get("kernel", j)),
             ))
     if not fused:
         cats = {k: Metrics(*(vals[i] for i in v)) for k, v in sm.categories.items()}

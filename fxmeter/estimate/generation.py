@@ -62,6 +62,31 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class DeviceEstimate:
+    """One device's seconds for the whole generation (the side-by-side table of ``--hardware a,b,c``)."""
+
+    name: str
+    label: str
+    bound_seconds: float
+    predicted_seconds: float
+    predicted_by: str  # "kernel model" or "efficiency"
+    fit: Fit
+    price_per_hour: float | None = None
+
+    @property
+    def generations_per_hour(self) -> float:
+        return 3600.0 / self.predicted_seconds if self.predicted_seconds else float("inf")
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.predicted_seconds / 3600.0
+
+    @property
+    def dollars(self) -> float | None:
+        return None if self.price_per_hour is None else self.gpu_hours * self.price_per_hour
+
+
+@dataclass(frozen=True)
 class Estimate:
     """A whole generation on (optionally) a device."""
 
@@ -75,6 +100,8 @@ class Estimate:
     device: Device | None = None
     fit: Fit | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    devices: tuple[DeviceEstimate, ...] = ()
+    predicted_by: str | None = None  # "kernel model" | "efficiency" (what predicted_seconds are)
 
     @property
     def main(self) -> Stage:
@@ -104,33 +131,48 @@ class Estimate:
 
 
 def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, passes_per_step: int,
-             hardware: Hardware | None = None, efficiency: Mapping[str, float] | None = None,
-             nodes: bool = True, modules: bool = True) -> Estimate:
-    """Evaluate every stage, take weights at the precision, time and fit on ``hardware``.
+             hardware: Hardware | Sequence[Hardware] | None = None, efficiency: Mapping[str, float] | None = None,
+             nodes: bool = True, modules: bool = True, prices: Mapping[str, float] | None = None) -> Estimate:
+    """Evaluate every stage, take weights at the precision, time and fit on the device(s).
 
     Args:
         inputs: the stages, each with its symbolic model and symbol values.
-        options: the number-changing options (precision, traffic, batched CFG...).
+        options: the number-changing options (precision, traffic, kernels, batched CFG...).
         steps: denoising steps of the workload.
         passes_per_step: transformer forwards per step as the pipeline runs them (2 with CFG).
-        hardware: the device (None: no time, no fit).
-        efficiency: user fractions of the peaks: the predicted seconds are the roofline at them.
+        hardware: the device, or several (the first is the report's main device); None: no time, no fit.
+        efficiency: user fractions of the peaks: the predicted seconds are the roofline at them
+            (instead of the kernel model's).
         nodes, modules: keep node / module rows (sweeps need neither).
+        prices: $ per GPU-hour by device name (the side-by-side table's cost column).
     """
-    device = None
-    predicted_device = None
-    if hardware is not None:
-        device = Device(hardware, options.precision, dict(ONE), options.dtype)
+    from fxmeter.estimate.predict import KernelSettings, predict_stage
+
+    devices_hw: list[Hardware] = [] if hardware is None else (
+        [hardware] if not isinstance(hardware, Sequence) else list(hardware))
+    settings = KernelSettings(options.attention, options.attention_precision, options.compile)
+    predicted_by = None if not devices_hw else ("efficiency" if efficiency is not None else "kernel model")
+
+    def times(cost: StageCost, hw: Hardware) -> tuple[StageTime, StageTime]:
+        bound = stage_time(cost, Device(hw, options.precision, dict(ONE), options.dtype))
         if efficiency is not None:
-            predicted_device = Device(hardware, options.precision, {**ONE, **efficiency}, options.dtype)
+            pred = stage_time(cost, Device(hw, options.precision, {**ONE, **efficiency}, options.dtype))
+        else:
+            pred = predict_stage(cost, Device(hw, options.precision, dict(ONE), options.dtype), settings)
+        return bound, pred
+
     stages = []
     weights_by_component: dict[str, WeightMemory] = {}
-    need_nodes = nodes or device is not None
+    need_nodes = nodes or bool(devices_hw)
+    others: list[list[tuple[StageTime, StageTime]]] = [[] for _ in devices_hw[1:]]
     for inp in inputs:
-        cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=modules or device is not None,
+        cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=modules or bool(devices_hw),
                         nodes=need_nodes)
-        bound = stage_time(cost, device) if device is not None else None
-        predicted = stage_time(cost, predicted_device) if predicted_device is not None else None
+        bound = predicted = None
+        if devices_hw:
+            bound, predicted = times(cost, devices_hw[0])
+            for i, hw in enumerate(devices_hw[1:]):
+                others[i].append(times(cost, hw))
         if not nodes:
             cost = StageCost(cost.root, cost.diffusers_class, cost.adapter, cost.dims, cost.traffic,
                              cost.modules if modules else cost.modules[:1], (), cost.categories, cost.unmodeled,
@@ -142,14 +184,20 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         weights = w if weights is None else weights + w
     assert weights is not None, "a generation has at least one stage"
     batched = any(s.plan.batch_factor == 2 for s in stages)
-    est = Estimate(
+    peak = max(s.cost.activations.peak_bytes for s in stages)
+    device_rows = []
+    for i, hw in enumerate(devices_hw):
+        pairs = [(s.bound, s.predicted) for s in stages] if i == 0 else others[i - 1]
+        b = sum(t[0].per_run * s.runs for t, s in zip(pairs, stages) if t[0] is not None)
+        p = sum(t[1].per_run * s.runs for t, s in zip(pairs, stages) if t[1] is not None)
+        price = (prices or {}).get(hw.name, hw.price_per_hour)
+        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", fit(weights.weight_bytes, peak,
+                                          hw.memory_bytes, hw.label), price))
+    main_device = Device(devices_hw[0], options.precision, dict(ONE), options.dtype) if devices_hw else None
+    return Estimate(
         stages=tuple(stages), options=options, steps=steps,
         passes_per_step=1 if batched else passes_per_step,
         cfg="batched" if batched else ("separate passes" if passes_per_step == 2 else "none"),
-        weights=weights, component_weights=weights_by_component, device=device,
+        weights=weights, component_weights=weights_by_component, device=main_device,
+        fit=device_rows[0].fit if device_rows else None, devices=tuple(device_rows), predicted_by=predicted_by,
     )
-    if hardware is not None:
-        est = Estimate(est.stages, est.options, est.steps, est.passes_per_step, est.cfg, est.weights,
-                       est.component_weights, device,
-                       fit(weights.weight_bytes, est.activation_peak_bytes, hardware.memory_bytes, hardware.label))
-    return est

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -318,6 +320,63 @@ def get(name: str | None, hardware_file: str | Path | None = None) -> Hardware:
         if key in d.aliases:
             return d
     raise HardwareError(f"unknown hardware {name!r}; known: {', '.join(sorted(tab))} (see `fxmeter hardware`)")
+
+
+def get_many(names: str | Sequence[str] | None, hardware_file: str | Path | None = None) -> list[Hardware]:
+    """Devices named by ``"h100,a100"`` or ``["h100", "a100"]`` (with only a file: its single device)."""
+    parts: list[str | None]
+    if names is None or isinstance(names, str):
+        parts = [p.strip() for p in names.split(",")] if isinstance(names, str) else [None]
+    elif isinstance(names, Sequence) and all(isinstance(n, str) for n in names):
+        parts = [str(n).strip() for n in names]
+    else:
+        raise HardwareError(f"hardware takes device names (a string such as 'h100' or 'h100,a100', or a list of "
+                            f"strings), got {names!r}")
+    if any(p == "" for p in parts):
+        raise HardwareError(f"empty device name in {names!r}; use names such as h100,a100 (see `fxmeter hardware`)")
+    out = [get(p, hardware_file) for p in parts]
+    seen: set[str] = set()
+    for d in out:
+        if d.name in seen:
+            raise HardwareError(f"device {d.name} is named twice in {names!r}")
+        seen.add(d.name)
+    return out
+
+
+def parse_prices(spec: str | float | Mapping[str, float] | None, devices: Sequence[Hardware]) -> dict[str, float]:
+    """``--price-per-hour``: one $ per GPU-hour for every device (``2.49``) or per device
+    (``h100=2.49,a100=1.29``); a device file's ``price_per_hour_usd`` fills the rest."""
+    out = {d.name: d.price_per_hour for d in devices if d.price_per_hour is not None}
+    if spec is None or spec == "":
+        return out  # type: ignore[return-value]
+    items: list[tuple[str | None, Any]]
+    if isinstance(spec, Mapping):
+        items = list(spec.items())
+    elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        items = [(None, spec)]
+    elif isinstance(spec, str):
+        items = []
+        for part in spec.split(","):
+            name, sep, v = part.strip().rpartition("=")
+            items.append((name.strip() if sep else None, v))
+    else:
+        raise HardwareError(f"--price-per-hour takes a number or NAME=NUMBER pairs, got {spec!r}")
+    names = {d.name for d in devices} | {a for d in devices for a in d.aliases}
+    canon = {a: d.name for d in devices for a in (d.name, *d.aliases)}
+    for k, v in items:
+        try:
+            price = float(v)
+        except (TypeError, ValueError):
+            raise HardwareError(f"--price-per-hour: {v!r} is not a number of dollars per GPU-hour") from None
+        if not math.isfinite(price) or price < 0:
+            raise HardwareError(f"--price-per-hour must be a finite number >= 0, got {v!r}")
+        if k is None:
+            out.update({d.name: price for d in devices})
+        elif k.lower() not in names:
+            raise HardwareError(f"--price-per-hour names {k!r}, which is not among the devices ({', '.join(d.name for d in devices)})")
+        else:
+            out[canon[k.lower()]] = price
+    return out  # type: ignore[return-value]
 
 
 def parse_efficiency(spec: str | dict[str, float] | None) -> dict[str, float]:

@@ -30,7 +30,11 @@ class Options:
         full_trace: every block traced (no replication).
         hardware: the device's name, or None (no time, no fit).
         efficiency: user fractions of the peaks (``tc``, ``cuda``, ``bw``): the predicted
-            seconds then are the roofline at those fractions.
+            seconds then are the roofline at those fractions instead of the kernel model's.
+        attention: the attention kernel the kernel model prices (sdpa, fa2, fa3, cudnn, sage).
+        attention_precision: bf16, fp8 (FA3/cuDNN fp8) or int8 (SageAttention's INT8 QK).
+        compile: torch.compile: fused traffic and one kernel launch per fusion group.
+        cache_skip: the fraction of transformer forwards a TeaCache/FBCache-style cache skips.
     """
 
     dtype: str = "bfloat16"
@@ -40,19 +44,27 @@ class Options:
     full_trace: bool = False
     hardware: str | None = None
     efficiency: Mapping[str, float] | None = field(default=None)
+    attention: str = "sdpa"
+    attention_precision: str = "bf16"
+    compile: bool = False
+    cache_skip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise FxmeterError(f"unknown precision {self.precision!r}; use {' or '.join(PRECISIONS)}")
         if self.traffic not in TRAFFIC:
             raise WorkloadError(f"unknown traffic model {self.traffic!r}; use eager or fused")
+        if isinstance(self.cache_skip, bool) or not isinstance(self.cache_skip, (int, float)) \
+                or not 0 <= self.cache_skip < 1:
+            raise WorkloadError(f"--cache-skip must be a fraction in [0, 1), got {self.cache_skip!r}")
 
     def record(self) -> dict[str, Any]:
         """``trace.options`` of report.json."""
         return {
             "dtype": self.dtype, "precision": self.precision, "traffic": self.traffic, "batched_cfg": self.batched_cfg,
             "hardware": self.hardware, "efficiency": dict(sorted(self.efficiency.items())) if self.efficiency else None,
-            "full_trace": self.full_trace,
+            "full_trace": self.full_trace, "attention": self.attention, "attention_precision": self.attention_precision,
+            "compile": self.compile, "cache_skip": self.cache_skip,
         }
 
 

@@ -21,7 +21,7 @@ from fxmeter.estimate.metrics import Metrics
 if TYPE_CHECKING:
     from fxmeter.estimate.hardware import Hardware
 
-LIMITERS = ("tensor_core", "cuda_core", "memory")
+LIMITERS = ("tensor_core", "cuda_core", "memory", "launch")
 #: families whose tensor-core FLOPs run at the ``--precision`` peak (attention stays bf16).
 PRECISION_FAMILIES = frozenset({"matmul", "conv"})
 ONE = {"tc": 1.0, "cuda": 1.0, "bw": 1.0}
@@ -96,15 +96,21 @@ def stage_time(stage: StageCost, device: Device) -> StageTime:
     p = device.peaks()
     tc_base, tc_prec = p["tensor_core_flops_per_s"], p["tensor_core_flops_per_s_matmul"]
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
+    times = [NodeTime(*node_time(n.cost, tc_prec if n.family in PRECISION_FAMILIES else tc_base, cuda, bw, eff))
+             for n in stage.nodes]
+    return assemble(stage, times, "bound" if device.is_bound else "predicted",
+                    "per node max(tc_flops/(tc_peak*e_tc), cuda_flops/(cuda_peak*e_cuda), bytes/(bandwidth*e_bw)); "
+                    "module = sum of its nodes; no overlap between nodes, no launch overhead")
+
+
+def assemble(stage: StageCost, times: list[NodeTime], kind: str, model: str) -> StageTime:
+    """Roll node times (aligned with ``stage.nodes``) up the module tree into a :class:`StageTime`."""
     own: dict[str, dict[str, float]] = {}
     by_limiter = dict.fromkeys(LIMITERS, 0.0)
-    times = []
-    for n in stage.nodes:
-        t, limiter = node_time(n.cost, tc_prec if n.family in PRECISION_FAMILIES else tc_base, cuda, bw, eff)
-        times.append(NodeTime(t, limiter))
+    for n, t in zip(stage.nodes, times):
         acc = own.setdefault(n.module, dict.fromkeys(LIMITERS, 0.0))
-        acc[limiter] += t
-        by_limiter[limiter] += t * n.replicas
+        acc[t.limiter] += t.seconds
+        by_limiter[t.limiter] += t.seconds * n.replicas
     root = stage.root
     replicas = stage.trace.get("replicas") or {}
     zero = dict.fromkeys(LIMITERS, 0.0)
@@ -125,12 +131,6 @@ def stage_time(stage: StageCost, device: Device) -> StageTime:
             own_seconds=own_secs, own_limiter=max(LIMITERS, key=lambda b: mo[b]) if own_secs > 0 else None,
             arithmetic_intensity=m.total.flops / moved if moved else None,
         ))
-    return StageTime(
-        kind="bound" if device.is_bound else "predicted",
-        per_run=mods[0].seconds if len(mods) > 1 else sum(t.seconds * n.replicas for t, n in zip(times, stage.nodes)),
-        nodes=tuple(times),
-        modules=tuple(mods),
-        by_limiter=dict(sorted(by_limiter.items())),
-        model="per node max(tc_flops/(tc_peak*e_tc), cuda_flops/(cuda_peak*e_cuda), bytes/(bandwidth*e_bw)); "
-              "module = sum of its nodes; no overlap between nodes, no launch overhead",
-    )
+    per_run = mods[0].seconds if len(mods) > 1 else sum(t.seconds * n.replicas for t, n in zip(times, stage.nodes))
+    return StageTime(kind=kind, per_run=per_run, nodes=tuple(times), modules=tuple(mods),
+                     by_limiter={k: v for k, v in sorted(by_limiter.items()) if k != "launch" or v}, model=model)

@@ -17,6 +17,7 @@ from fxmeter.estimate.generation import Estimate, Stage
 from fxmeter.report.document import (
     CategoryRow,
     ComponentInfo,
+    DeviceInfo,
     FitInfo,
     HardwareInfo,
     MemoryInfo,
@@ -139,6 +140,7 @@ def build(
         dev = est.device
         p = dev.peaks()
         eff = dict(sorted((opts.efficiency or {"tc": 1.0, "cuda": 1.0, "bw": 1.0}).items()))
+        predicted_model = (main.predicted.model if main.predicted is not None else "")
         hardware = HardwareInfo(
             device=dev.hw.to_dict(), precision=opts.precision, efficiency={**{"tc": 1.0, "cuda": 1.0, "bw": 1.0}, **eff},
             peaks_used=p,
@@ -146,8 +148,11 @@ def build(
                 "tensor_core": p["tensor_core_flops_per_s_matmul"] / p["bytes_per_s"],
                 "cuda_core": p["cuda_core_flops_per_s"] / p["bytes_per_s"],
             },
-            model=main.bound.model + (" (bound: every efficiency 1; predicted: the --efficiency fractions)"
-                                      if main.predicted is not None else " (bound: every efficiency 1)"),
+            model=(f"bound_seconds: {main.bound.model}, every efficiency 1 (a lower bound); predicted_seconds: "
+                   + ("the same roofline at the --efficiency fractions" if est.predicted_by == "efficiency"
+                      else predicted_model)
+                   + (f"; kernels: attention {opts.attention} ({opts.attention_precision})"
+                      f"{', torch.compile' if opts.compile else ''}" if est.predicted_by == "kernel model" else "")),
             seconds_by_limiter_per_forward=main.bound.by_limiter,
         )
 
@@ -197,6 +202,11 @@ def build(
                          f"own cost; per_forward, modules and nodes describe {main.plan.component}")
     all_notes += [n for n in notes if n not in all_notes]
 
+    devices = tuple(DeviceInfo(d.name, d.label, d.bound_seconds, d.predicted_seconds, d.predicted_by,
+                               d.generations_per_hour, d.gpu_hours, d.fit.fits, d.fit.statement, d.price_per_hour,
+                               d.dollars) for d in est.devices) if len(est.devices) > 1 or any(
+        d.price_per_hour is not None for d in est.devices) else None
+
     tr = cost.trace
     versions = main_versions(est)
     return Report(
@@ -228,6 +238,7 @@ def build(
         notes=tuple(all_notes),
         hardware=hardware,
         components=components,
+        devices=devices,
     )
 
 

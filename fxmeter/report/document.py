@@ -401,6 +401,36 @@ class ComponentInfo:
                    Metrics.from_dict(d["per_forward"]) if d.get("per_forward") else None, d.get("config"))
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One device of the side-by-side table (``--hardware h100,a100``): a whole generation on it."""
+
+    name: str
+    label: str
+    bound_seconds: float
+    predicted_seconds: float
+    predicted_by: str
+    generations_per_hour: float
+    gpu_hours: float
+    fits: bool
+    fit: str
+    price_per_hour: float | None = None
+    dollars: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _opt({"name": self.name, "label": self.label, "bound_seconds": self.bound_seconds,
+                     "predicted_seconds": self.predicted_seconds, "predicted_by": self.predicted_by,
+                     "generations_per_hour": self.generations_per_hour, "gpu_hours": self.gpu_hours,
+                     "fits": self.fits, "fit": self.fit},
+                    price_per_hour=self.price_per_hour, dollars=self.dollars)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DeviceInfo:
+        return cls(d["name"], d["label"], d["bound_seconds"], d["predicted_seconds"], d.get("predicted_by", ""),
+                   d["generations_per_hour"], d["gpu_hours"], d["fits"], d.get("fit", ""), d.get("price_per_hour"),
+                   d.get("dollars"))
+
+
 # -- the report ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportDocument:
@@ -422,6 +452,7 @@ class ReportDocument:
     notes: tuple[str, ...]
     hardware: HardwareInfo | None = None
     components: tuple[ComponentInfo, ...] | None = None
+    devices: tuple[DeviceInfo, ...] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections of later schemas this fxmeter passes through
     path: Path | None = field(default=None, compare=False)  # the report.json it was loaded from
 
@@ -483,6 +514,8 @@ class ReportDocument:
             d["hardware"] = self.hardware.to_dict()
         if self.components is not None:
             d["components"] = [c.to_dict() for c in self.components]
+        if self.devices is not None:
+            d["devices"] = [x.to_dict() for x in self.devices]
         for k, v in self.extra.items():
             d.setdefault(k, v)
         return d
@@ -506,6 +539,7 @@ class ReportDocument:
             nodes=tuple(NodeRow.from_dict(n) for n in d.get("nodes", ())), notes=tuple(d["notes"]),
             hardware=HardwareInfo.from_dict(d.get("hardware")),
             components=tuple(ComponentInfo.from_dict(c) for c in d["components"]) if d.get("components") else None,
+            devices=tuple(DeviceInfo.from_dict(x) for x in d["devices"]) if d.get("devices") else None,
             extra={k: v for k, v in d.items() if k not in known},
             path=path,
         )

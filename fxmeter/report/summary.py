@@ -98,14 +98,12 @@ def device_markdown(rep: ReportDocument) -> str:
     """The summary.md section for a report with a device: bound (and predicted) seconds, limiters, fit."""
     hw, tot, mem = rep.hardware, rep.totals, rep.memory
     assert hw is not None
-    e = hw.efficiency
     predicted = tot.per_forward.predicted_seconds is not None
     out = ["## Time on the device\n"]
     out.append(
         f"{hw.label}, {hw.precision} matmuls, {rep.totals.traffic_model} traffic model. **bound** = the roofline at "
         f"100% of every peak (no real kernel is faster)"
-        + (f"; **predicted** = the roofline at efficiency tc={e['tc']:g} cuda={e['cuda']:g} bw={e['bw']:g} (--efficiency)"
-           if predicted else "")
+        + (f"; **{_predicted_label(rep)}**: {hw.model.split('predicted_seconds: ', 1)[-1]}" if predicted else "")
         + f". Ridge point {hw.ridge_point_flop_per_byte['tensor_core']:.0f} FLOP/byte (tensor cores), "
         f"{hw.ridge_point_flop_per_byte['cuda_core']:.1f} FLOP/byte (CUDA cores).\n"
     )
@@ -133,6 +131,9 @@ def device_markdown(rep: ReportDocument) -> str:
                    f"{m0.times.self_limiter} | {ai} |")
     if mem.fit is not None:
         out.append(f"\n**Fit:** {mem.fit.statement}.")
+    if rep.devices:
+        out.append("\n### Devices side by side\n")
+        out.append("```\n" + "\n".join(devices_table(rep)) + "\n```")
     return "\n".join(out) + "\n"
 
 
@@ -155,21 +156,48 @@ def headline(rep: ReportDocument) -> str:
     return "\n".join(lines)
 
 
+def _predicted_label(rep: ReportDocument) -> str:
+    hw = rep.hardware
+    if hw is None:
+        return ""
+    if "kernel model" in hw.model:
+        return "predicted (kernel model)"
+    e = hw.efficiency
+    return f"predicted (roofline at efficiency tc={e['tc']:g} cuda={e['cuda']:g} bw={e['bw']:g})"
+
+
 def device_lines(rep: ReportDocument) -> list[str]:
     """What `fxmeter trace --hardware` prints under the headline: both seconds, labelled."""
     hw, tot, mem = rep.hardware, rep.totals, rep.memory
     if hw is None:
         return []
     e2e, pf = tot.end_to_end, tot.per_forward
-    head = (f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic): "
-            f"bound {seconds(e2e.bound_seconds or 0.0)} end to end ({seconds(pf.bound_seconds or 0.0)} per forward; "
-            "roofline at 100% of every peak, a lower bound)")
-    lines = [head]
+    lines = [f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic):"]
     if e2e.predicted_seconds is not None:
-        e = hw.efficiency
-        lines.append(f"  predicted {seconds(e2e.predicted_seconds)} end to end "
-                     f"({seconds(pf.predicted_seconds or 0.0)} per forward; efficiency tc={e['tc']:g} "
-                     f"cuda={e['cuda']:g} bw={e['bw']:g})")
+        lines.append(f"    {_predicted_label(rep)}: {seconds(e2e.predicted_seconds)} end to end "
+                     f"({seconds(pf.predicted_seconds or 0.0)} per forward)")
+    lines.append(f"    bound (roofline at 100% of every peak, no kernel is faster): {seconds(e2e.bound_seconds or 0.0)} "
+                 f"end to end ({seconds(pf.bound_seconds or 0.0)} per forward)")
     if mem.fit is not None:
         lines.append(f"  {mem.fit.statement}")
+    if rep.devices:
+        lines.append("")
+        lines += devices_table(rep)
     return lines
+
+
+def devices_table(rep: ReportDocument) -> list[str]:
+    """The side-by-side table of ``--hardware a,b,c``: seconds, generations per hour, GPU-hours, $, fit."""
+    rows = rep.devices or ()
+    priced = any(d.dollars is not None for d in rows)
+    head = (f"  {'device':<24} {'predicted s':>12} {'bound s':>10} {'gen/hour':>9} {'GPU-h/gen':>10}"
+            + (f" {'$/gen':>9}" if priced else "") + "  fits")
+    out = [head]
+    for d in rows:
+        out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
+                   f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
+                   + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
+                   + f"  {'yes' if d.fits else 'NO'}")
+    out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
+               "GPU-hours = predicted seconds / 3600)")
+    return out

@@ -1,0 +1,72 @@
+"""Predicted time of one stage: every node through the kernel-efficiency model.
+
+Where the roofline (:mod:`fxmeter.estimate.roofline`) runs each node at 100% of every peak
+(the *bound*), this asks :func:`fxmeter.estimate.kernels.kernel_time` what a real kernel
+reaches for the node's shape on the device: GEMM efficiency with tile and wave
+quantization, attention throughput of the chosen kernel from published tables, memory-bound
+ops at a measured fraction of the bandwidth, and a launch cost per kernel.  Under
+``--compile`` the stage's bytes are the fused traffic model's and a fusion group launches
+one kernel (the node that leads it).  Nodes sum within modules as for the bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fxmeter.estimate.evaluate import NodeCost, StageCost
+from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model
+from fxmeter.estimate.roofline import Device, NodeTime, StageTime, assemble
+
+#: What --attention names (and what each is in the published tables).
+ATTENTION = {"sdpa": "torch SDPA (its flash backend: FlashAttention-2)", "fa2": "FlashAttention-2",
+             "fa3": "FlashAttention-3 (Hopper)", "cudnn": "cuDNN attention", "sage": "SageAttention (INT8 QK)"}
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """Which kernels a deployment runs (``--attention``, ``--attention-precision``, ``--compile``)."""
+
+    attention: str = "sdpa"
+    attention_precision: str = "bf16"
+    compile: bool = False
+
+    def options(self, precision: str) -> KernelOptions:
+        return KernelOptions(attention=self.attention, precision=precision,
+                             attention_precision=self.attention_precision, compile=self.compile)
+
+    def record(self) -> dict[str, object]:
+        return {"attention": self.attention, "attention_precision": self.attention_precision, "compile": self.compile}
+
+
+def call_of(n: NodeCost, *, compiled: bool, scale: Mapping[str, float] | None = None) -> KernelCall:
+    """The kernel model's view of one node (``scale``: per-GPU share of FLOPs and bytes, default 1)."""
+    k = scale or {}
+    launches = 0 if n.family == "free" else (1 if not compiled or n.kernel in (-1, n.index) else 0)
+    return KernelCall(
+        family=n.family,
+        tensor_core_flops=int(n.cost.tensor_core_flops * k.get("flops", 1.0)),
+        cuda_core_flops=int(n.cost.cuda_core_flops * k.get("flops", 1.0)),
+        bytes=int(n.cost.bytes * k.get("bytes", 1.0)),
+        shape=dict(n.shape),
+        dtype=n.dtype or "bfloat16",
+        launches=launches,
+    )
+
+
+def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
+                  model: KernelModel | None = None) -> StageTime:
+    """The kernel model's seconds of one forward of ``stage`` on ``device``."""
+    km = model or load_kernel_model()
+    opts = settings.options(device.precision)
+    times = []
+    fallbacks = 0
+    for n in stage.nodes:
+        t = kernel_time(call_of(n, compiled=settings.compile), device.hw, opts, km)
+        times.append(NodeTime(t.seconds, t.limiter))
+        fallbacks += t.fallback
+    text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
+            f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
+            f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}; "
+            f"{fallbacks} node(s) priced from a stand-in device's measurement")
+    return assemble(stage, times, "predicted", text)
