@@ -208,6 +208,7 @@ def models() -> None:
 
 
 # -- commands that live beside their logic (imported last: they use handle_errors) --
+from fxmeter.cli.html import html_command  # noqa: E402
 from fxmeter.estimate.hardware import hardware_command  # noqa: E402
 from fxmeter.estimate.sweep import sweep_command  # noqa: E402
 from fxmeter.report.compare import compare_command  # noqa: E402
@@ -215,7 +216,7 @@ from fxmeter.report.summary import summary_command  # noqa: E402
 from fxmeter.report.top import top_command  # noqa: E402
 from fxmeter.verify.run import verify_command  # noqa: E402
 
-for _cmd in (verify_command, top_command, compare_command, summary_command, hardware_command, sweep_command):
+for _cmd in (verify_command, top_command, compare_command, summary_command, hardware_command, sweep_command, html_command):
     main.add_command(_cmd)
 
 
