@@ -839,7 +839,9 @@ def render_compare_html(a: Mapping[str, Any], b: Mapping[str, Any]) -> bytes:
               ("conventions", "Notes")]),
         '<section id="totals"><h2>Totals, memory and workload</h2>'
         + _table(head, _compare_rows(a, b), "data num compare", raw=True) + "</section>",
-        _tree_section(cm["a"], ("treemap-a", "treemap-b"), (f"A: {ta}", f"B: {tb}")),
+        _tree_section(cm["a"], ("treemap-a", "treemap-b"), (f"A: {ta}", f"B: {tb}")).replace(
+            "</h2>", '</h2><p class="note">Each tree fills its own pane: compare shares and the numbers on the '
+            "boxes, not the areas across panes. A click zooms both trees to the same module.</p>", 1),
         '<section id="categories"><h2>Categories</h2><div class="chart" id="categories-chart"></div></section>',
         _module_table_section("Module deltas", "Own cost of each module (repeated blocks folded and summed), "
                               "so the changes add up to the change of the total; sorted by the size of the change."),
