@@ -30,15 +30,9 @@ def compare(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool, h
     c = diff(ra, rb, metric=metric, k=k, fold=not no_fold)
     click.echo(dumps(c.to_dict()).decode() if as_json else render_compare(c))
     if html:
-        from pathlib import Path
+        from fxmeter.report.html import render_compare_html, write_html
 
-        from fxmeter.report.files import write_files
-        from fxmeter.report.html import render_compare_html
-
-        p = Path(html)
-        for written in write_files(p.parent if str(p.parent) else Path("."), {p.name: render_compare_html(ra.data, rb.data)},
-                                   "the comparison page"):
-            click.echo(f"wrote {written}", err=as_json)
+        click.echo(f"wrote {write_html(html, render_compare_html(ra.data, rb.data))}", err=as_json)
 
 
 COMMANDS = (compare,)
