@@ -1,0 +1,26 @@
+"""``fxmeter validate``: predicted seconds against published, measured generation times."""
+
+from __future__ import annotations
+
+import click
+
+from fxmeter.cli.options import progress_line
+
+
+@click.command("validate")
+@click.option("--data", type=click.Path(), default=None,
+              help="A measurement file (rows like fxmeter/data/published-timings.json); default: the shipped one.")
+@click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="Leave out the list of rows fxmeter cannot represent.")
+@click.option("--progress", is_flag=True, help="One line per predicted row on stderr.")
+def validate(data: str | None, as_json: bool, quiet: bool, progress: bool) -> None:
+    """Predict every row of a measurement file fxmeter can represent; print predicted vs measured and the errors."""
+    from fxmeter.report.document import dumps
+    from fxmeter.validate import render
+    from fxmeter.validate import validate as run
+
+    v = run(data, progress=progress_line if progress else None)
+    click.echo(dumps(v.to_dict()).decode() if as_json else render(v, reasons=not quiet))
+
+
+COMMANDS = (validate,)
