@@ -136,8 +136,9 @@ def digest(k: Mapping[str, Any]) -> str:
 
 
 def _expect(k: Mapping[str, Any]) -> dict[str, Any]:
-    """Meta values a payload must carry for key ``k``."""
-    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "rules": k["rules"], "adapter": k["adapter"]}
+    """Meta values a payload must carry for key ``k`` (a key with ``dims`` is a static trace of those dims)."""
+    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "rules": k["rules"], "adapter": k["adapter"],
+            "mode": "static" if "dims" in k else "dynamic", "dims": dict(k.get("dims") or {})}
 
 
 def encode(k: Mapping[str, Any], sm: SymbolicModel) -> bytes:
