@@ -22,10 +22,10 @@ from click.testing import CliRunner
 
 import fxmeter
 from fxmeter import pytest_plugin
+from fxmeter.base.units import si_bytes, with_unit
 from fxmeter.cli.main import main
 from fxmeter.errors import FxmeterError, ReportError, UsageError
 from fxmeter.estimate.hardware import HardwareError
-from fxmeter.base.units import si_bytes, with_unit
 from fxmeter.report import Report
 from fxmeter.report.compare import compare, render_compare
 from fxmeter.report.document import as_document, loads, report_schema, schema_problem, schema_validator, validate

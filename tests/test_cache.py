@@ -343,3 +343,19 @@ def test_cache_info_and_clear_commands(tiny_config: Path, tiny_sm: SymbolicModel
     r = CliRunner().invoke(main, ["cache", "clear"])
     assert r.exit_code == 0 and "removed 1 cache entries" in r.output
     assert store.info()["entries"] == 0
+
+
+def test_cache_warm_command_fills_the_session_cache() -> None:
+    """``fxmeter cache warm MODEL`` traces the model at its default workload (or finds it stored);
+    a second warm reads it from the cache."""
+    from click.testing import CliRunner
+
+    from fxmeter.cli.main import main
+
+    r = CliRunner().invoke(main, ["cache", "warm", "wan2.1-t2v-1.3b"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("wan2.1-t2v-1.3b: transformer dynamic trace from ")
+    r = CliRunner().invoke(main, ["cache", "warm", "wan2.1-t2v-1.3b"])
+    assert r.exit_code == 0 and "dynamic trace from cache" in r.stdout, r.output
+    r = CliRunner().invoke(main, ["cache", "warm", "no-such-model"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: unknown model")

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from fxmeter.cli.main import main
-from fxmeter.errors import ReportError
 from fxmeter.cost.tree import fold_id, foldable_parents
+from fxmeter.errors import ReportError
 from fxmeter.estimate.metrics import Metrics
 from fxmeter.report import Report
 from fxmeter.report.document import validate
