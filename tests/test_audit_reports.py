@@ -529,17 +529,21 @@ def _key_paths(d: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
 def test_every_optional_key_may_be_missing(tiny_config: Path, tmp_path: Path) -> None:
     """A report the schema accepts loads and renders, whatever optional key it lacks (a report of an
     earlier fxmeter of this schema, or of another writer): never a KeyError or TypeError past validation."""
+    import jsonschema_rs
+
+    valid = jsonschema_rs.validator_for(report_schema()).is_valid  # the compiled validator: ~1 ms a document
     rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", efficiency="tc=0.6", run_id="o")
-    full = orjson.loads(rep.to_json())
+    blob = rep.to_json()
+    full = orjson.loads(blob)
     tried = 0
     for path in _key_paths(full):
-        d = copy.deepcopy(full)
+        d = orjson.loads(blob)  # a fresh copy (deepcopy is 10x slower)
         *head, last = path
         at: Any = d
         for k in head:
             at = at[k]
         del at[last]
-        if schema_problem(d) is not None:
+        if not valid(d):
             continue  # required: refused with one line (tested above)
         tried += 1
         doc = as_document(d)

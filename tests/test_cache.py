@@ -168,6 +168,7 @@ def test_corrupted_file_is_ignored(
 def test_cold_then_warm_gives_the_identical_report(tiny_config: Path, cache_dir: Path) -> None:
     cold = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert cold["trace"]["cache"] == "traced"
+    assert cold["trace"]["rules"] == fingerprint.rules_fingerprint()  # what the numbers were costed with
     assert list((cache_dir / "symbolic").glob("*.fxc"))  # stored before trace() returned
     warm = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert warm["trace"]["cache"] == "cache"
