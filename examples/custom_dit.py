@@ -157,7 +157,7 @@ def main(output_root: str = "tmp/profile-output") -> dict[str, Any]:
         path.write_text(json.dumps(config))
         report = fxmeter.trace(config=path, workload=workload, run_id="custom-dit-example", cache=False)
     out = report.write(force=True, output_root=output_root)
-    print(headline(report.data))
+    print(headline(report))
     print(f"adapter {report['model']['adapter']}, trace mode {report['trace']['mode']}, "
           f"{report['workload']['tokens']} tokens, {report['workload']['passes_per_step']} passes/step")
     for name, cat in report["categories"].items():

@@ -322,7 +322,7 @@ class VerifyResult:
 
 #: The named keywords of :func:`verify` (besides the workload knobs).
 VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
-                   "output_root", "cache", "write")
+                   "output_root", "cache", "write", "progress")
 
 
 def verify(

@@ -33,7 +33,6 @@ TINY_WAN: dict[str, Any] = {
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test session gets its own trace cache (never the user's)."""
     os.environ["FXMETER_CACHE_DIR"] = str(tmp_path_factory.mktemp("fxmeter-cache"))
-    os.environ["FXMETER_BACKGROUND"] = "0"  # no detached cache-fill processes from CLI tests
 
 
 @pytest.fixture(scope="session")

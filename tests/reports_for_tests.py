@@ -1,7 +1,7 @@
 """Reports for the top / compare / golden tests (helpers, not tests).
 
-``make_report()`` is a small hand-written report document whose numbers can be
-checked by hand; ``wan_reports(model)`` traces a real Wan model once per test
+``make_report()`` is a small hand-written report.json document (schema 2) whose numbers
+can be checked by hand; ``wan_reports(model)`` traces a real Wan model once per test
 process and evaluates every standard workload from that one symbolic model.
 """
 
@@ -11,7 +11,9 @@ import copy
 import functools
 from typing import Any
 
-from fxmeter.report.document import SCHEMA_VERSION, Report, metrics_dict
+from fxmeter.estimate.metrics import Metrics
+from fxmeter.report import Report
+from fxmeter.report.document import SCHEMA_VERSION
 
 WORKLOADS = ("ci-tiny", "w-002", "w-003", "480p", "720p")
 
@@ -28,6 +30,11 @@ _CLASSES = {
     "t.blocks.N.ff": "FeedForward", "t.blocks.N.ff.net": "ModuleList", "t.blocks.N.ff.net.0": "GELU",
     "t.blocks.N.ff.net.2": "Linear", "t.proj_out": "Linear",
 }
+
+
+def metrics_dict(values: list[int] | tuple[int, ...]) -> dict[str, int]:
+    """tensor_core_flops, cuda_core_flops, bytes_read, bytes_written -> the report's metrics (``flops`` added)."""
+    return Metrics.of(tuple(values)).to_dict()
 
 
 def make_report(blocks: int = 3, attn_tc: int = 100, run_id: str = "toy") -> dict[str, Any]:
@@ -89,8 +96,11 @@ def make_report(blocks: int = 3, attn_tc: int = 100, run_id: str = "toy") -> dic
         "workload": {"name": "toy", "frames": 1, "frames_requested": 1, "height": 16, "width": 16, "steps": 2,
                      "text_len": 4, "batch": 1, "guidance_scale": 5.0, "passes_per_step": 2, "latent_shape": [1, 4, 1, 2, 2],
                      "tokens": 1, "dims": {"batch": 1}, "dtype": "bfloat16"},
-        "trace": {"mode": "dynamic", "exporter": "torch.export.export(strict=False)", "seconds": 1.234, "cache": "miss", "graph_nodes": 9, "replicated_blocks": {"blocks": blocks},
-                  "symbols": ["batch"], "guards": {"batch": [1, 1024]}},
+        "trace": {"mode": "dynamic", "exporter": "torch.export.export(strict=False)", "seconds": 1.234, "cache": "traced",
+                  "graph_nodes": 9, "replicated_blocks": {"blocks": blocks}, "symbols": ["batch"],
+                  "guards": {"batch": [1, 1024]}, "analysis_schema": 4, "rules": "f00dfeedf00dfeed",
+                  "options": {"dtype": "bfloat16", "precision": "bf16", "traffic": "eager", "batched_cfg": False,
+                              "hardware": None, "efficiency": None, "full_trace": False}},
         "counting": {},
         "totals": {"per_forward": pf, "per_step": {k: 2 * v for k, v in pf.items()},
                    "end_to_end": {k: 4 * v for k, v in pf.items()}},
@@ -113,20 +123,20 @@ def with_changes(data: dict[str, Any], **top_level: Any) -> dict[str, Any]:
 
 @functools.cache
 def wan_reports(model: str) -> dict[str, Report]:
-    """Every standard workload of ``model`` from ONE dynamic trace (about 10 s for the 14B)."""
-    from fxmeter.api import symbolic_model
-    from fxmeter.cost.formula import compile_table
-    from fxmeter.estimate.evaluate import evaluate
-    from fxmeter.model.registry import resolve_model
-    from fxmeter.model.workload import resolve
+    """Every standard workload of ``model`` from ONE dynamic trace (about 10 s for the 14B).
 
-    rm = resolve_model(model, None)
-    first = resolve(WORKLOADS[-1], rm.default_workload)
-    sm = symbolic_model(rm, "bfloat16", rm.adapter.geometry(rm.config, first).dims)
-    fn = compile_table(sm.formulas, list(sm.meta["symbols"]))
+    The stages of each workload are fetched with one memo (as ``fxmeter.api.sweep`` does): the
+    symbolic model is reused for every workload inside its guards.
+    """
+    from fxmeter import api
+    from fxmeter.estimate.generation import StageInput
+    from fxmeter.report.build import build
+
+    memo: dict[tuple[str, int], list[StageInput]] = {}
     out = {}
-    for name in WORKLOADS:
-        wl = resolve(name, rm.default_workload)
-        geometry = rm.adapter.geometry(rm.config, wl)
-        out[name] = evaluate(sm, wl, geometry, rm.adapter.passes_per_step(rm.config, wl), f"test-{name}", evaluator=fn)
-    return out
+    for name in reversed(WORKLOADS):  # 720p first: the dynamic trace
+        req = api.request(model, name)
+        inputs = api.stage_inputs(req, memo=memo)
+        out[name] = build(api.estimate_request(req, inputs), model=req.model, workload=req.workload,
+                          geometry=req.geometry, run_id=f"test-{name}")
+    return {name: out[name] for name in WORKLOADS}

@@ -1,6 +1,6 @@
 """Audit (issue 10), cache side: a tampered cache file (its hash recomputed) is discarded and rebuilt.
 
-Never a crash outside ``cache.load``, never a hang, never silently wrong numbers; and
+Never a crash outside ``store.load``, never a hang, never silently wrong numbers; and
 the formula evaluator accepts integer arithmetic over the trace's symbols only.
 """
 
@@ -19,11 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter import api
 from fxmeter.cli.main import main
-from fxmeter.cost import store as cache
-from fxmeter.cost.analyze import SymbolicModel
+from fxmeter.cost import store
 from fxmeter.cost.formula import MAX_EXPONENT, compile_table
+from fxmeter.cost.symbolic import PayloadError, SymbolicModel, check
 from fxmeter.errors import TraceError
 from fxmeter.model.registry import resolve_model
 
@@ -35,10 +34,15 @@ def stable(data: dict[str, Any]) -> dict[str, Any]:
     return d  # type: ignore[no-any-return]
 
 
+def key(config: Path) -> dict[str, Any]:
+    """The store key of the tiny model's dynamic trace."""
+    return store.key(resolve_model(None, config).component("transformer"), "bfloat16")
+
+
 @pytest.fixture(scope="module")
 def tiny_sm(tiny_config: Path) -> SymbolicModel:
     """One dynamic trace of the tiny model; the tests below rebuild from copies of it."""
-    return api.trace_symbolic(resolve_model(None, tiny_config), "bfloat16", None)
+    return store.trace(resolve_model(None, tiny_config).component("transformer"), "bfloat16", None)
 
 
 @pytest.fixture()
@@ -97,8 +101,14 @@ TAMPER: dict[str, Callable[[dict[str, Any]], None]] = {
     "weight-bytes-a-string": lambda d: d["meta"].update(weight_bytes="lots"),
     "weight-bytes-disagree": lambda d: d["meta"].update(weight_bytes=d["meta"]["weight_bytes"] + 1),
     "mode-static": lambda d: d["meta"].update(mode="static"),
-    "model-id-of-another-model": lambda d: d["meta"].update(model_id="wan2.1-t2v-14b"),
-    "slug-escapes-the-output-folder": lambda d: d["meta"].update(slug="../../elsewhere"),
+    "mode-unknown": lambda d: d["meta"].update(mode="both"),
+    "static-trace-under-the-dynamic-key": lambda d: d["meta"].update(mode="static", dims={"batch": 1}),
+    "config-of-another-model": lambda d: d["meta"].update(config_sha256="0" * 64),
+    "dtype-of-another-trace": lambda d: d["meta"].update(dtype="float16"),
+    "rules-of-other-code": lambda d: d["meta"].update(rules="0" * 16),
+    "root-escapes-the-module-ids": lambda d: d["meta"].update(root="../../elsewhere"),
+    "node-shape-index-out-of-range": lambda d: next(n for n in d["nodes"] if n["shape"])["shape"].update(m=10**9),
+    "node-dtype-missing": lambda d: d["nodes"][0].pop("dtype"),
     "seconds-infinite": lambda d: d["meta"].update(seconds=float("inf")),
     "matmul-weights-missing": lambda d: d["meta"].pop("matmul_weights"),
     "matmul-weights-exceed-the-weights": lambda d: d["meta"]["matmul_weights"].update(bytes=10**15),
@@ -127,12 +137,12 @@ def rebuilds(monkeypatch: pytest.MonkeyPatch, tiny_sm: SymbolicModel) -> list[in
     """Count dynamic traces; each returns a copy of the known-good tiny trace (a real one takes seconds)."""
     calls: list[int] = []
 
-    def fake(model: Any, dtype: str, dims: Any = None, *, replicate: bool = True) -> SymbolicModel:
+    def fake(component: Any, dtype: str, dims: Any = None, **kw: Any) -> SymbolicModel:
         assert dims is None  # a dynamic trace: the cache entry is rebuilt, not worked around
         calls.append(1)
         return SymbolicModel.from_dict(copy.deepcopy(tiny_sm.to_dict()))
 
-    monkeypatch.setattr(api, "trace_symbolic", fake)
+    monkeypatch.setattr(store, "trace", fake)
     return calls
 
 
@@ -140,27 +150,27 @@ def rebuilds(monkeypatch: pytest.MonkeyPatch, tiny_sm: SymbolicModel) -> list[in
 def test_tampered_cache_is_discarded_and_rebuilt(case: str, tiny_config: Path, tiny_sm: SymbolicModel,
                                                  cache_dir: Path, rebuilds: list[int],
                                                  caplog: pytest.LogCaptureFixture) -> None:
-    rm = resolve_model(None, tiny_config)
-    path = cache.store(rm, "bfloat16", tiny_sm)
+    k = key(tiny_config)
+    path = store.store(k, tiny_sm)
     assert path is not None
     good = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    assert good["trace"]["cache"] == "hit" and rebuilds == []
+    assert good["trace"]["cache"] == "cache" and rebuilds == []
     _rewrite(path, TAMPER[case])
     with caplog.at_level(logging.WARNING, logger="fxmeter.cost.store"):
-        assert cache.load(rm, "bfloat16") is None  # refused inside cache.load, with a reason
+        assert store.load(k) is None  # refused inside store.load, with a reason
         again = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert "ignoring unusable trace cache" in caplog.text
-    assert rebuilds == [1] and again["trace"]["cache"] == "miss"
+    assert rebuilds == [1] and again["trace"]["cache"] == "traced"
     assert stable(again.data) == stable(good.data)  # the right report, from the rebuilt entry
     third = fxmeter.trace(config=tiny_config, workload="ci-tiny", frames=8, run_id="r")  # and the file is good again
-    assert third["trace"]["cache"] == "hit" and rebuilds == [1]
+    assert third["trace"]["cache"] == "cache" and rebuilds == [1]
 
 
 def test_power_tower_through_the_cli_rebuilds_without_hanging(tiny_config: Path, tiny_sm: SymbolicModel,
                                                               cache_dir: Path, tmp_path: Path) -> None:
     """End to end, no mocks: a real re-trace replaces the entry and the numbers are right."""
-    rm = resolve_model(None, tiny_config)
-    path = cache.store(rm, "bfloat16", tiny_sm)
+    k = key(tiny_config)
+    path = store.store(k, tiny_sm)
     assert path is not None
     good = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     _rewrite(path, TAMPER["power-tower-would-hang"])
@@ -169,31 +179,32 @@ def test_power_tower_through_the_cli_rebuilds_without_hanging(tiny_config: Path,
     assert res.exit_code == 0, res.stderr
     data = orjson.loads(res.stdout[res.stdout.index("{"):])
     assert data["totals"] == good["totals"] and data["modules"] == good["modules"]
-    assert cache.load(rm, "bfloat16") is not None
+    assert data["trace"]["cache"] == "traced" and store.load(k) is not None
 
 
 def test_cache_path_that_is_a_fifo_or_a_folder_is_never_read(tiny_config: Path, tiny_sm: SymbolicModel,
                                                               cache_dir: Path) -> None:
-    rm = resolve_model(None, tiny_config)
-    path = cache.entry_path(rm, "bfloat16")
+    k = key(tiny_config)
+    path = store.entry_path(k)
     path.parent.mkdir(parents=True)
     os.mkfifo(path)  # reading it would block forever
-    assert cache.load(rm, "bfloat16") is None
-    assert cache.store(rm, "bfloat16", tiny_sm) == path and cache.load(rm, "bfloat16") is not None
+    assert store.load(k) is None
+    assert store.store(k, tiny_sm) == path and store.load(k) is not None
     path.unlink()
     path.mkdir()
-    assert cache.load(rm, "bfloat16") is None
+    assert store.load(k) is None
 
 
 def test_every_bundled_trace_passes_the_checks(tiny_sm: SymbolicModel, report_720p: Any) -> None:
     """The checks accept what fxmeter writes: the tiny model and the 14B (the session's trace)."""
-    rm = resolve_model("wan2.1-t2v-14b", None)
-    assert cache.load(rm, "bfloat16") is not None
-    key = {"model_id": tiny_sm.meta["model_id"], "config_sha256": tiny_sm.meta["config_sha256"],
-           "config_source": tiny_sm.meta["config_source"], "dtype": "bfloat16"}
+    k14 = store.key(resolve_model("wan2.1-t2v-14b", None).component("transformer"), "bfloat16")
+    assert store.load(k14) is not None
+    expect = {"config_sha256": tiny_sm.meta["config_sha256"], "dtype": "bfloat16", "rules": tiny_sm.meta["rules"],
+              "adapter": tiny_sm.meta["adapter"]}
     payload = orjson.loads(orjson.dumps(tiny_sm.to_dict()))
-    payload["meta"].pop("cache", None)
-    assert cache.check_payload(payload, key).formulas == tiny_sm.formulas
+    assert check(payload, expect).formulas == tiny_sm.formulas
+    with pytest.raises(PayloadError, match="meta.dtype"):  # a payload of another key is refused by name
+        check(payload, dict(expect, dtype="float16"))
 
 
 # -- the expression language of the formula table ----------------------------------------------------

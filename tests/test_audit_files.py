@@ -26,11 +26,12 @@ from hypothesis import strategies as st
 
 import fxmeter
 from fxmeter.base import fileio
+from fxmeter.base.units import human, human_bytes
 from fxmeter.cli.main import main
 from fxmeter.errors import FxmeterError, OutputExistsError, ReportError, RunIdError, WorkloadError
 from fxmeter.model.workload import resolve
-from fxmeter.report.document import Report, check_run_id
-from fxmeter.report.summary import human, human_bytes
+from fxmeter.report import Report
+from fxmeter.report.document import check_run_id, validate
 
 from .reports_for_tests import make_report
 
@@ -292,7 +293,7 @@ def test_bad_hardware_files_are_one_line(kind: str, tiny_config: Path, tmp_path:
 
 def test_tolerance_file_is_read_safely(tmp_path: Path, no_hang: None) -> None:
     from fxmeter.errors import VerifyError
-    from fxmeter.verify.run import load_settings
+    from fxmeter.verify.compare import load_settings
 
     with pytest.raises(VerifyError, match="not a regular file"):
         load_settings("/dev/zero")
@@ -446,13 +447,14 @@ RACE = textwrap.dedent("""
     import sys, time
     from fxmeter.base import fileio
     from fxmeter.errors import OutputExistsError
-    from fxmeter.report.document import Report
+    from fxmeter.report import Report
+    from fxmeter.report.document import validate
     data = fileio.loads(open(sys.argv[1], "rb").read())
     start = float(sys.argv[3])
     while time.time() < start:
         pass
     try:
-        Report(data).write(output_root=sys.argv[2])
+        Report.from_dict(validate(data)).write(output_root=sys.argv[2])
         print("won")
     except OutputExistsError as e:
         print("lost", e)
@@ -518,7 +520,7 @@ def test_empty_output_root_is_refused(command: str, tiny_config: Path, tmp_path:
     assert_error_line(code, err, "empty --output-root")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ReportError, match="empty --output-root"):
-        Report(make_report()).write(output_root="")
+        Report.from_dict(validate(make_report())).write(output_root="")
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "1e400", "nan"])

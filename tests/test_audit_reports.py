@@ -10,7 +10,7 @@ import copy
 import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,14 @@ from click.testing import CliRunner
 
 import fxmeter
 from fxmeter import pytest_plugin
+from fxmeter.base.units import si_bytes, with_unit
 from fxmeter.cli.main import main
 from fxmeter.errors import FxmeterError, ReportError, UsageError
 from fxmeter.estimate.hardware import HardwareError
+from fxmeter.report import Report
 from fxmeter.report.compare import compare, render_compare
-from fxmeter.report.document import Report, loads, report_schema, schema_problem, schema_validator, validate
-from fxmeter.report.summary import render, si_bytes, with_unit
+from fxmeter.report.document import as_document, loads, report_schema, schema_problem, schema_validator, validate
+from fxmeter.report.summary import render
 from fxmeter.report.top import render_top, top
 from tests.conftest import TINY_WAN
 from tests.reports_for_tests import make_report
@@ -113,16 +115,19 @@ def _produced(kind: str, tiny_config: Path, tmp_path: Path, report_720p: Report)
         return fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="t")
     if kind == "tiny-no-nodes-hardware":
         return fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", include_nodes=False, run_id="t")
-    if kind == "tiny-static":  # the CLI's cold path reports from a static trace (no formulas, no guards)
-        from fxmeter.api import trace_symbolic
-        from fxmeter.estimate.evaluate import evaluate
-        from fxmeter.model.registry import resolve_model
-        from fxmeter.model.workload import resolve
+    if kind == "tiny-static":  # a workload outside a trace's guards is traced statically (no formulas, no guards)
+        from fxmeter import api
+        from fxmeter.cost import store
+        from fxmeter.estimate.generation import StageInput
+        from fxmeter.report.build import build
 
-        rm = resolve_model(None, tiny_config)
-        wl = resolve("ci-tiny", rm.default_workload)
-        geo = rm.geometry(wl)
-        return evaluate(trace_symbolic(rm, "bfloat16", geo.dims), wl, geo, 2, "s")
+        req = api.request(None, "ci-tiny", config=tiny_config)
+        (plan,) = req.model.stages(req.workload)
+        sm = store.trace(req.model.component("transformer"), "bfloat16", dict(req.geometry.dims))
+        est = api.estimate_request(req, [StageInput(plan, sm, dict(req.geometry.dims), "traced-static")])
+        rep = build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="s")
+        assert rep["trace"]["mode"] == "static" and "formula" not in rep["modules"][0]
+        return rep
     assert kind == "two-experts"
     cfg = tmp_path / "experts.json"
     cfg.write_text(json.dumps(TWO_EXPERTS))
@@ -148,11 +153,15 @@ def test_integers_beyond_64_bits_are_read_and_written_exactly(tmp_path: Path) ->
     """A legal-but-huge workload: end-to-end FLOPs above 2**64 stay exact integers (orjson stops at 64 bits)."""
     data = make_report()
     huge = 3 * 2**70 + 1
-    data["totals"]["end_to_end"]["flops"] = huge
-    rep = Report(data)
+    e2e = data["totals"]["end_to_end"]
+    e2e["tensor_core_flops"] = huge
+    e2e["flops"] = huge + e2e["cuda_core_flops"]
+    rep = Report.from_dict(validate(data))
     (tmp_path / "report.json").write_bytes(rep.to_json())
     back = Report.load(tmp_path)
-    assert back.data["totals"]["end_to_end"]["flops"] == huge and isinstance(back.data["totals"]["end_to_end"]["flops"], int)
+    got = back.data["totals"]["end_to_end"]
+    assert got["tensor_core_flops"] == huge and isinstance(got["tensor_core_flops"], int)
+    assert got["flops"] == e2e["flops"] and back.totals.end_to_end.metrics.tensor_core_flops == huge
     assert loads(b'{"a": 123456789012345678901234567890}') == {"a": 123456789012345678901234567890}
 
 
@@ -183,9 +192,9 @@ MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "per-forward-null": (_set("totals.per_forward", None), "$.totals.per_forward: expected object, got null"),
     "workload-empty": (_set("workload", {}), "$.workload: missing key"),
     "categories-a-list": (_set("categories", [1, 2]), "$.categories: expected object"),
-    "schema-version-true": (_set("schema_version", True), "schema_version true; this fxmeter reads 1"),
-    "schema-version-2": (_set("schema_version", 2), "schema_version 2"),
-    "schema-version-string": (_set("schema_version", "1"), 'schema_version "1"'),
+    "schema-version-true": (_set("schema_version", True), "schema_version true; this fxmeter reads 2"),
+    "schema-version-1": (_set("schema_version", 1), "schema_version 1; this fxmeter reads 2"),
+    "schema-version-string": (_set("schema_version", "2"), 'schema_version "2"'),
     "node-replicas-string": (_set("nodes.1.replicas", "3"), "$.nodes[1].replicas: expected integer"),
     "node-cost-float": (_set("nodes.1.per_forward.tensor_core_flops", 1.5), "$.nodes[1].per_forward.tensor_core_flops"),
     "nodes-an-object": (_set("nodes", {"a": 1}), "$.nodes: expected array"),
@@ -300,11 +309,11 @@ def test_a_report_path_that_is_a_folder_or_fifo_is_one_line(tmp_path: Path) -> N
 
 # -- 5. and 6. folded rows say what they are; human-facing numbers carry units ----------------------
 def test_folded_rows_are_unambiguous_in_top_summary_and_verify(valid_report: dict[str, Any]) -> None:
-    from fxmeter.verify.run import table
+    from fxmeter.cli.verify import table
 
     text = render_top(top(valid_report))
     assert "t.blocks.*.attn (3 blocks, summed)" in text and " x3" not in text
-    md = render(valid_report)
+    md = render(as_document(valid_report))
     assert "`t.blocks.*.attn` (3 blocks, summed)" in md and "x3" not in md
     rows = [{"id": f"transformer.blocks.{i}.attn1", "analytic_flops": 100, "reference_flops": 100, "rel_err": 0.0,
              "pass": True} for i in range(3)]
@@ -326,7 +335,7 @@ def test_compare_and_top_consoles_show_si_units(report_720p: Report) -> None:
     assert not re.search(r"\d{1,3}(,\d{3}){5,}", text)  # no 16+ digit integers on the console
     top_text = render_top(top(report_720p))
     assert "4,682,022,912,000,000" in top_text and "4.68 PFLOP" in top_text
-    md = render(report_720p.data)
+    md = render(report_720p)
     assert "| tensor_core_flops | 6,523,436,592,005,120 (6.52 PFLOP) |" in md
     for line in md.splitlines():  # every 16+ digit integer in summary.md has its unit beside it
         for m in re.finditer(r"\d{1,3}(,\d{3}){5,}", line):
@@ -383,15 +392,15 @@ def test_golden_problems_fail_with_one_clear_message(problem: str, pytester: pyt
 def test_goldens_are_written_atomically(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The golden is written through a temp file and a rename: an existing golden is never half-overwritten."""
     calls: list[Path] = []
-    import fxmeter.report.document as report_mod
+    from fxmeter.base import fileio
 
-    real = report_mod.atomic_write
+    real = fileio.atomic_write
 
     def spy(path: Path, payload: bytes) -> None:
         calls.append(path)
         real(path, payload)
 
-    monkeypatch.setattr(report_mod, "atomic_write", spy)
+    monkeypatch.setattr(fileio, "atomic_write", spy)
     pytester.makepyfile(test_toy=GOLDEN_TEST)
     (pytester.path / "report.json").write_bytes(orjson.dumps(make_report()))
     result = pytester.runpytest_inprocess("--fxmeter-update-goldens")
@@ -403,14 +412,16 @@ def test_goldens_are_written_atomically(pytester: pytest.Pytester, monkeypatch: 
 
 def test_golden_of_a_huge_workload_keeps_exact_integers(pytester: pytest.Pytester) -> None:
     data = make_report()
-    data["totals"]["end_to_end"]["flops"] = 2**70 + 1  # beyond orjson's 64 bits
+    e2e = data["totals"]["end_to_end"]
+    e2e["tensor_core_flops"] = 2**70 + 1  # beyond orjson's 64 bits
+    e2e["flops"] = e2e["tensor_core_flops"] + e2e["cuda_core_flops"]
     pytester.makepyfile(test_toy="""
 from pathlib import Path
 
 def test_cost(fxmeter_golden):
     fxmeter_golden.check(Path(__file__).with_name("report.json"), "toy.json")  # a path: Report.load, exact ints
 """)
-    (pytester.path / "report.json").write_bytes(Report(data).to_json())
+    (pytester.path / "report.json").write_bytes(Report.from_dict(validate(data)).to_json())
     pytester.runpytest().assert_outcomes(failed=1)  # written
     assert b"1180591620717411303425" in (pytester.path / "goldens" / "toy.json").read_bytes()
     pytester.runpytest().assert_outcomes(passed=1)  # and read back equal
@@ -424,7 +435,8 @@ def test_trace_has_its_real_signature_and_docstring() -> None:
     api_sig = inspect.signature(fxmeter.api.trace)
     knobs = ("frames", "height", "width", "steps", "text_len", "batch", "guidance_scale")
     named = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    api_named = [p for p in api_sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    # progress is the CLI's hook (one stderr line before a slow trace), not part of the public facade
+    api_named = [p for p in api_sig.parameters.values() if p.kind is not p.VAR_KEYWORD and p.name != "progress"]
     # the same parameters, defaults and kinds as the implementation, plus the workload knobs spelled out
     assert [(p.name, p.default, p.kind) for p in named[: len(api_named)]] == [(p.name, p.default, p.kind) for p in api_named]
     assert [p.name for p in named[len(api_named):]] == list(knobs)
@@ -454,7 +466,7 @@ def test_misspelled_keyword_lists_every_accepted_one(call: Callable[[], Any], ne
 
 
 def test_verify_misspelled_keyword_lists_every_accepted_one() -> None:
-    from fxmeter.verify.run import VERIFY_KEYWORDS, verify
+    from fxmeter.api import VERIFY_KEYWORDS, verify
 
     with pytest.raises(UsageError, match=r"'devce' \(did you mean 'device'\?\).*tolerance.*frames"):
         verify("wan2.1-t2v-14b", devce="cpu")
@@ -470,7 +482,10 @@ def test_hardware_takes_one_device_name(hardware: Any) -> None:
 
 def test_report_repr(valid_report: dict[str, Any], report_720p: Report) -> None:
     assert repr(report_720p) == "<Report wan2.1-t2v-14b @ 720p: 6.52 PFLOP/forward (tensor-core), run test-720p>"
-    assert repr(Report({"x": 1})) == "<Report (not a complete fxmeter report: 1 top-level keys)>"
+    assert repr(as_document(valid_report)) == "<Report toy-3 @ toy: 500 FLOP/forward (tensor-core), run toy>"
+    # an incomplete document never becomes a report: it is refused when read
+    with pytest.raises(ReportError, match="not an fxmeter report"):
+        as_document({"x": 1})
 
 
 @pytest.mark.parametrize("k", [0, -1, True, 2.5])
@@ -484,19 +499,63 @@ def test_top_and_compare_refuse_bad_k(k: Any, valid_report: dict[str, Any]) -> N
 # -- 9. the same class elsewhere: what a hardware report's readers index, device files, NaN ---------
 @pytest.mark.parametrize("edit,needle", [
     (_drop("counting.traffic_model"), "$.counting: missing key 'traffic_model'"),
-    (_drop("totals.per_step.predicted_seconds"), "$.totals.per_step: missing key 'predicted_seconds'"),
-    (_drop("modules.0.self_bound"), "$.modules[0]"),
-    (_set("modules.0.bound", "gpu"), "$.modules[0].bound: must be one of"),
+    (_drop("totals.per_step.bound_seconds"), "$.totals.per_step: missing key 'bound_seconds'"),
+    (_drop("modules.0.self_limiter"), "$.modules[0]"),
+    (_set("modules.0.limiter", "gpu"), "$.modules[0].limiter: must be one of"),
+    (_drop("modules.0.bound_seconds"), "$.modules[0]"),  # predicted seconds without the bound
+    (_set("nodes.0.bound_seconds", -1.0), "$.nodes[0].bound_seconds: must be >= 0"),
     (_set("hardware.efficiency.tc", 0), "$.hardware.efficiency.tc: must be > 0"),
 ])
 def test_hardware_report_shapes(edit: Callable[[dict[str, Any]], None], needle: str, tiny_config: Path,
                                 tmp_path: Path) -> None:
-    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", run_id="h")
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", efficiency="tc=0.6", run_id="h")
     bad = orjson.loads(rep.to_json())
     edit(bad)
     (tmp_path / "report.json").write_bytes(orjson.dumps(bad))
     code, _, err = run("summary", str(tmp_path), "--no-plots")  # summary.md's time table reads these
     one_error_line(code, err, needle)
+
+
+def _key_paths(d: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key of a document (the first item of each list stands for all)."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield (*path, k)
+            yield from _key_paths(v, (*path, k))
+    elif isinstance(d, list) and d:
+        yield from _key_paths(d[0], (*path, 0))
+
+
+def test_every_optional_key_may_be_missing(tiny_config: Path, tmp_path: Path) -> None:
+    """A report the schema accepts loads and renders, whatever optional key it lacks (a report of an
+    earlier fxmeter of this schema, or of another writer): never a KeyError or TypeError past validation."""
+    import jsonschema_rs
+
+    valid = jsonschema_rs.validator_for(report_schema()).is_valid  # the compiled validator: ~1 ms a document
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", efficiency="tc=0.6", run_id="o")
+    blob = rep.to_json()
+    full = orjson.loads(blob)
+    tried = 0
+    for path in _key_paths(full):
+        d = orjson.loads(blob)  # a fresh copy (deepcopy is 10x slower)
+        *head, last = path
+        at: Any = d
+        for k in head:
+            at = at[k]
+        del at[last]
+        if not valid(d):
+            continue  # required: refused with one line (tested above)
+        tried += 1
+        doc = as_document(d)
+        render(doc)
+        render_top(top(doc))
+        render_compare(compare(doc, doc))
+        for metric in ("bound_seconds", "predicted_seconds"):
+            try:
+                top(doc, "op", metric)
+            except ReportError:
+                pass  # e.g. a node list without seconds: one clear line
+    assert tried > 20
 
 
 def test_nan_is_not_a_json_number_even_beside_a_huge_integer(tmp_path: Path) -> None:

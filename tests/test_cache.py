@@ -1,4 +1,9 @@
-"""The symbolic-model cache: hit, miss, invalidation, corruption, guards, no torch when warm."""
+"""The symbolic-model store: hit, miss, invalidation, corruption, guards, no torch when warm.
+
+No background processes: a cold run traces in-process and stores what it traced before it
+returns; a failed dynamic export is remembered and not retried; the key holds the
+fingerprint of the rules and analysis code, so editing a rule retraces.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,10 @@ import orjson
 import pytest
 
 from fxmeter import api
-from fxmeter.cost import store as cache
-from fxmeter.cost.analyze import SymbolicModel
+from fxmeter.cost import fingerprint, store
+from fxmeter.cost.symbolic import SymbolicModel
+from fxmeter.errors import TraceError
+from fxmeter.model.pipeline import Component
 from fxmeter.model.registry import resolve_model
 
 VOLATILE = ("seconds", "cache")
@@ -30,11 +36,14 @@ def stable(data: dict[str, Any]) -> dict[str, Any]:
     return d  # type: ignore[no-any-return]
 
 
+def component(config: Path | str) -> Component:
+    return resolve_model(None, config).component("transformer")
+
+
 @pytest.fixture(scope="module")
 def tiny_sm(tiny_config: Path) -> SymbolicModel:
     """One dynamic trace of the tiny model, shared by the unit tests below."""
-    rm = resolve_model(None, tiny_config)
-    return api.trace_symbolic(rm, "bfloat16", None)
+    return store.trace(component(tiny_config), "bfloat16", None)
 
 
 @pytest.fixture()
@@ -44,36 +53,75 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_store_then_load_round_trips(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
-    rm = resolve_model(None, tiny_config)
-    assert cache.load(rm, "bfloat16") is None  # miss: nothing there
-    path = cache.store(rm, "bfloat16", tiny_sm)
-    assert path is not None and path.parent == cache_dir / "symbolic"
-    got = cache.load(rm, "bfloat16")
+    k = store.key(component(tiny_config), "bfloat16")
+    assert store.load(k) is None  # miss: nothing there
+    path = store.store(k, tiny_sm)
+    assert path is not None and path.parent == cache_dir / "symbolic" and path == store.entry_path(k)
+    got = store.load(k)
     assert got is not None and got.to_dict() == orjson.loads(orjson.dumps(tiny_sm.to_dict()))
+    # the meta holds no model identity: one trace serves every model id with this config
+    assert not {"model_id", "config", "slug", "config_source"} & set(tiny_sm.meta)
+    assert tiny_sm.meta["rules"] == fingerprint.rules_fingerprint() == k["rules"]
 
 
-def test_key_separates_dtype_replicate_config_and_versions(
+def test_key_separates_dtype_replicate_config_versions_and_rules(
     tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rm = resolve_model(None, tiny_config)
-    cache.store(rm, "bfloat16", tiny_sm)
-    assert cache.load(rm, "float16") is None
-    assert cache.load(rm, "bfloat16", replicate=False) is None
+    comp = component(tiny_config)
+    store.store(store.key(comp, "bfloat16"), tiny_sm)
+    assert store.load(store.key(comp, "bfloat16")) is not None
+    assert store.load(store.key(comp, "float16")) is None
+    assert store.load(store.key(comp, "bfloat16", replicate=False)) is None
+    assert store.load(store.key(comp, "bfloat16", dims={"batch": 1})) is None  # a static trace's key
     # a config change (same path, other content) is a miss
     cfg = json.loads(tiny_config.read_text())
     cfg["ffn_dim"] = 64
     other = tmp_path / "other" / "config.json"
     other.parent.mkdir()
     other.write_text(json.dumps(cfg))
-    rm2 = resolve_model(None, other)
-    assert rm2.config_sha256 != rm.config_sha256
-    assert cache.load(rm2, "bfloat16") is None
+    comp2 = component(other)
+    assert comp2.config_sha256 != comp.config_sha256
+    assert store.load(store.key(comp2, "bfloat16")) is None
+    # the same config under another model id is the same entry (the key holds no model id)
+    assert store.key(resolve_model("wan2.1-t2v-14b").component("transformer"), "bfloat16") != store.key(comp, "bfloat16")
     # a torch upgrade is a miss
-    real = cache.versions()
-    monkeypatch.setattr(cache, "versions", lambda: dict(real, torch="99.0"))
-    assert cache.load(rm, "bfloat16") is None
-    monkeypatch.setattr(cache, "versions", lambda: real)
-    assert cache.load(rm, "bfloat16") is not None
+    real = store.versions()
+    monkeypatch.setattr(store, "versions", lambda: dict(real, torch="99.0"))
+    assert store.load(store.key(comp, "bfloat16")) is None
+    monkeypatch.setattr(store, "versions", lambda: real)
+    assert store.load(store.key(comp, "bfloat16")) is not None
+    # other rules (another fingerprint) are a miss
+    monkeypatch.setattr(store, "rules_fingerprint", lambda: "0" * 16)
+    assert store.key(comp, "bfloat16")["rules"] == "0" * 16
+    assert store.load(store.key(comp, "bfloat16")) is None
+
+
+def test_fingerprint_follows_code_not_comments_or_docstrings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing a rule's code changes the fingerprint (so the store key: the next trace recomputes);
+    a comment or a docstring does not."""
+    code = 'def flops(m, n, k):\n    """2 x MAC."""\n    return 2 * m * n * k  # FLOP\n'
+    base = fingerprint.source_digest(code)
+    assert fingerprint.source_digest(code.replace("# FLOP", "# two per MAC")) == base
+    assert fingerprint.source_digest(code.replace("2 x MAC.", "Multiply-accumulate, twice.")) == base
+    assert fingerprint.source_digest(code.replace("2 * m", "3 * m")) != base
+    files = fingerprint.files()
+    assert "fxmeter.rules/matmul.py" in files and "fxmeter.cost/analyze.py" in files
+    # a rule edited on disk: another fingerprint, another store key
+    real_files = fingerprint._files
+    before = fingerprint.rules_fingerprint()
+
+    def edited() -> list[tuple[str, str]]:
+        return [(n, t + "\nEDITED = 1\n" if n == "fxmeter.rules/matmul.py" else t) for n, t in real_files()]
+
+    monkeypatch.setattr(fingerprint, "_files", edited)
+    fingerprint.rules_fingerprint.cache_clear()
+    try:
+        after = fingerprint.rules_fingerprint()
+        assert after != before
+    finally:
+        monkeypatch.undo()
+        fingerprint.rules_fingerprint.cache_clear()
+    assert fingerprint.rules_fingerprint() == before
 
 
 @pytest.mark.parametrize(
@@ -83,8 +131,8 @@ def test_key_separates_dtype_replicate_config_and_versions(
 def test_corrupted_file_is_ignored(
     damage: str, tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rm = resolve_model(None, tiny_config)
-    path = cache.store(rm, "bfloat16", tiny_sm)
+    k = store.key(component(tiny_config), "bfloat16")
+    path = store.store(k, tiny_sm)
     assert path is not None
     blob = path.read_bytes()
     head, _, payload = blob.partition(b"\n")
@@ -100,7 +148,7 @@ def test_corrupted_file_is_ignored(
     elif damage == "empty":
         new = b""
     elif damage == "wrong_key":
-        header["key"]["model_id"] = "someone-else"
+        header["key"]["config_sha256"] = "someone-else"
         new = orjson.dumps(header) + b"\n" + payload
     else:  # a consistent header over a payload whose indices point nowhere
         d = orjson.loads(payload)
@@ -111,69 +159,158 @@ def test_corrupted_file_is_ignored(
         header.update(payload_sha256=hashlib.sha256(p2).hexdigest(), payload_bytes=len(p2))
         new = orjson.dumps(header) + b"\n" + p2
     path.write_bytes(new)
-    assert cache.load(rm, "bfloat16") is None  # ignored, no exception
+    assert store.load(k) is None  # ignored, no exception
     # store() overwrites it with a good file again
-    cache.store(rm, "bfloat16", tiny_sm)
-    assert cache.load(rm, "bfloat16") is not None
+    store.store(k, tiny_sm)
+    assert store.load(k) is not None
 
 
-def test_miss_then_hit_gives_the_identical_report(tiny_config: Path, cache_dir: Path) -> None:
+def test_cold_then_warm_gives_the_identical_report(tiny_config: Path, cache_dir: Path) -> None:
     cold = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    assert cold["trace"]["cache"] == "miss"
-    assert list((cache_dir / "symbolic").glob("*.fxc"))
+    assert cold["trace"]["cache"] == "traced"
+    assert cold["trace"]["rules"] == fingerprint.rules_fingerprint()  # what the numbers were costed with
+    assert list((cache_dir / "symbolic").glob("*.fxc"))  # stored before trace() returned
     warm = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    assert warm["trace"]["cache"] == "hit"
+    assert warm["trace"]["cache"] == "cache"
     assert stable(warm.data) == stable(cold.data)
-    # a corrupted entry is rebuilt: miss again, then hit
+    # a corrupted entry is rebuilt: traced again, then from the cache
     for f in (cache_dir / "symbolic").glob("*.fxc"):
         f.write_bytes(b"\x00garbage")
     again = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    assert again["trace"]["cache"] == "miss"
+    assert again["trace"]["cache"] == "traced"
     assert stable(again.data) == stable(cold.data)
+    # without the cache: traced now, nothing stored, the same numbers
+    off = api.trace(config=tiny_config, workload="ci-tiny", run_id="r", cache=False)
+    assert off["trace"]["cache"] == "disabled" and stable(off.data) == stable(cold.data)
 
 
 def test_warm_14b_report_equals_cold(report_720p: Any) -> None:
-    """The session's cold 14B trace filled the session cache; a second trace is a hit."""
+    """The session's cold 14B trace filled the session cache; a second trace comes from it."""
     import fxmeter
 
     warm = fxmeter.trace("wan2.1-t2v-14b", workload="720p", run_id="test-720p")
-    assert warm["trace"]["cache"] == "hit"
+    assert report_720p["trace"]["cache"] == "traced" and warm["trace"]["cache"] == "cache"
     assert stable(warm.data) == stable(report_720p.data)
 
 
-def test_workload_outside_guards_is_traced_again(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
-    rm = resolve_model(None, tiny_config)
-    cache.store(rm, "bfloat16", tiny_sm)
+def test_workload_outside_guards_is_traced_statically(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    comp = component(tiny_config)
+    store.store(store.key(comp, "bfloat16"), tiny_sm)
     # the dynamic export specialised patches_h >= 2; height 16 -> latent 2 -> 1 patch row
     assert tiny_sm.meta["guards"]["patches_h"][0] == 2
+    traces: list[str] = []
+    real = store.trace
+
+    def counted(*a: Any, **k: Any) -> SymbolicModel:
+        traces.append("dynamic" if a[2] is None else "static")
+        return real(*a, **k)
+
+    monkeypatch.setattr(store, "trace", counted)
     rep = api.trace(config=tiny_config, workload="ci-tiny", height=16, run_id="r")
     assert rep["workload"]["dims"]["patches_h"] == 1
-    assert rep["trace"]["cache"] == "static-retrace" and rep["trace"]["mode"] == "static"
+    assert rep["trace"]["cache"] == "traced-static" and rep["trace"]["mode"] == "static"
+    # the cached dynamic trace's guards exclude this workload: it is traced statically, not exported again
+    assert traces == ["static"]
+    again = api.trace(config=tiny_config, workload="ci-tiny", height=16, run_id="r")  # the static trace is stored too
+    assert again["trace"]["cache"] == "cache" and again["trace"]["mode"] == "static" and traces == ["static"]
     inside = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    assert inside["trace"]["cache"] == "hit"
+    assert inside["trace"]["cache"] == "cache" and inside["trace"]["mode"] == "dynamic"
 
 
-def test_static_cold_path_has_the_dynamic_numbers(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
-    """The CLI's fast cold path reports from a static trace: every number equals the dynamic one."""
-    rm = resolve_model(None, tiny_config)
-    monkey_started: list[bool] = []
-    orig = cache.fill_in_background
-    cache.fill_in_background = lambda *a, **k: monkey_started.append(True) or True  # type: ignore[assignment]
-    try:
-        cold = api.trace(config=tiny_config, workload="ci-tiny", run_id="r", background=True)
-    finally:
-        cache.fill_in_background = orig  # type: ignore[assignment]
-    assert monkey_started == [True] and cold["trace"]["cache"] == "miss-background-fill"
-    cache.store(rm, "bfloat16", tiny_sm)
-    warm = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
-    a, b = stable(cold.data), stable(warm.data)
-    for k in ("totals", "memory", "categories", "unmodeled_ops", "workload", "model"):
+def _report_of(sm: SymbolicModel, config: Path, workload: str) -> Any:
+    """The report of ``workload`` from a given symbolic model (the stages of api.trace, one input)."""
+    from fxmeter.estimate.generation import StageInput
+    from fxmeter.report.build import build
+
+    req = api.request(None, workload, config=config)
+    (plan,) = req.model.stages(req.workload)
+    inp = StageInput(plan, sm, dict(req.geometry.dims), "test", 0.0)
+    return build(api.estimate_request(req, [inp]), model=req.model, workload=req.workload, geometry=req.geometry,
+                 run_id="r")
+
+
+def test_static_trace_has_the_dynamic_numbers(tiny_config: Path, tiny_sm: SymbolicModel) -> None:
+    """A workload traced statically (outside the guards, or a model without a dynamic export)
+    reports exactly the numbers of the dynamic trace."""
+    req = api.request(None, "ci-tiny", config=tiny_config)
+    static = store.trace(component(tiny_config), "bfloat16", dict(req.geometry.dims))
+    a, b = stable(_report_of(static, tiny_config, "ci-tiny").data), stable(_report_of(tiny_sm, tiny_config, "ci-tiny").data)
+    assert a["trace"]["mode"] == "static" and b["trace"]["mode"] == "dynamic"
+    for k in ("totals", "memory", "categories", "unmodeled_ops", "workload", "model", "activation_blocks"):
         assert a[k] == b[k], k
     strip = [{k: v for k, v in m.items() if k != "formula"} for m in b["modules"]]
     assert a["modules"] == strip
     # node names differ between a static and a dynamic graph (sym_size nodes); their costs do not
     key = lambda n: (n["module"], n["target"], sorted(n["per_forward"].items()))  # noqa: E731
     assert sorted(map(key, a["nodes"])) == sorted(map(key, b["nodes"]))
+
+
+def test_cold_run_starts_no_process_and_stores_its_trace(tiny_config: Path, cache_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No detached cache fill: a cold run traces in-process, stores the dynamic trace itself,
+    and the next run (another workload inside the guards) reads it."""
+    import multiprocessing
+
+    def refuse(*a: Any, **k: Any) -> Any:
+        raise AssertionError("a cold trace started a process")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(os, "fork", refuse)
+    monkeypatch.setattr(os, "posix_spawn", refuse)
+    monkeypatch.setattr(multiprocessing.Process, "start", refuse)
+    cold = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
+    assert cold["trace"]["cache"] == "traced" and cold["trace"]["mode"] == "dynamic"
+    sm = store.load(store.key(component(tiny_config), "bfloat16"))
+    assert sm is not None and sm.dynamic
+    warm = api.trace(config=tiny_config, workload="ci-tiny", frames=8, run_id="r")
+    assert warm["trace"]["cache"] == "cache"
+
+
+def test_failed_dynamic_export_is_remembered_and_not_retried(tiny_config: Path, cache_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    comp = component(tiny_config)
+    calls: list[str] = []
+    real = store.trace
+
+    def dynamic_fails(*a: Any, **k: Any) -> SymbolicModel:
+        if a[2] is None:
+            calls.append("dynamic")
+            raise TraceError("torch.export failed for WanTransformer3DModel: planted")
+        calls.append("static")
+        return real(*a, **k)
+
+    monkeypatch.setattr(store, "trace", dynamic_fails)
+    first = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
+    assert calls == ["dynamic", "static"] and first["trace"]["cache"] == "traced-static"
+    assert "planted" in (store.failed(store.key(comp, "bfloat16")) or "")
+    assert store.info()["failed_dynamic_exports"] == 1
+    # another workload: the dynamic export is not tried again
+    second = api.trace(config=tiny_config, workload="ci-tiny", frames=8, run_id="r")
+    assert calls == ["dynamic", "static", "static"] and second["trace"]["mode"] == "static"
+    # without the cache nothing is remembered: the dynamic export is tried
+    api.trace(config=tiny_config, workload="ci-tiny", frames=8, run_id="r", cache=False)
+    assert calls[3:] == ["dynamic", "static"]
+    # clearing the cache forgets the failure
+    assert store.clear() == 3  # two static traces and the failure
+    assert store.failed(store.key(comp, "bfloat16")) is None
+
+
+def test_per_call_rules_are_part_of_the_key(tiny_config: Path, cache_dir: Path) -> None:
+    """A rule overlay changes the numbers; its traces never mix with the registry's."""
+    from fxmeter.rules import Cost, OpCall
+
+    def free_gelu(call: OpCall) -> Cost:
+        return Cost(0, 0, 0, 0)
+
+    plain = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
+    over = api.trace(config=tiny_config, workload="ci-tiny", run_id="r", rules={"aten.gelu.default": free_gelu})
+    assert over["trace"]["cache"] == "traced"  # its own key: not the registry's trace
+    assert over["totals"]["per_forward"]["cuda_core_flops"] < plain["totals"]["per_forward"]["cuda_core_flops"]
+    assert any("rule overlay" in n for n in over["notes"])
+    again = api.trace(config=tiny_config, workload="ci-tiny", run_id="r", rules={"aten.gelu.default": free_gelu})
+    assert again["trace"]["cache"] == "cache" and again["totals"] == over["totals"]
+    assert api.trace(config=tiny_config, workload="ci-tiny", run_id="r")["totals"] == plain["totals"]
 
 
 def _clean_env(cache_dir: Path) -> dict[str, str]:
@@ -183,8 +320,7 @@ def _clean_env(cache_dir: Path) -> dict[str, str]:
 
 
 def test_warm_path_imports_no_torch(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
-    rm = resolve_model(None, tiny_config)
-    cache.store(rm, "bfloat16", tiny_sm)
+    store.store(store.key(component(tiny_config), "bfloat16"), tiny_sm)
     code = (
         "import sys, fxmeter\n"
         f"r = fxmeter.trace(config={str(tiny_config)!r}, workload='ci-tiny', frames=8, run_id='w')\n"
@@ -192,18 +328,35 @@ def test_warm_path_imports_no_torch(tiny_config: Path, tiny_sm: SymbolicModel, c
         "print(r['trace']['cache'], heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env(cache_dir), check=True)
-    assert out.stdout.strip() == "hit []", out.stdout + out.stderr
+    assert out.stdout.strip() == "cache []", out.stdout + out.stderr
 
 
-def test_background_fill_writes_the_cache(tiny_config: Path, cache_dir: Path) -> None:
-    rm = resolve_model(None, tiny_config)
-    assert cache.fill_in_background(rm, "bfloat16", after_exit=False)
-    assert not cache.fill_in_background(rm, "bfloat16", after_exit=False)  # one fill per key at a time (lock)
-    entry = cache.entry_path(rm, "bfloat16")
-    deadline = time.time() + 180
-    while time.time() < deadline and cache.lock_path(rm, "bfloat16").exists():
-        time.sleep(0.5)
-    stats = json.loads(entry.with_suffix(".fill.json").read_text())
-    assert stats["ok"], stats
-    sm = cache.load(rm, "bfloat16")
-    assert sm is not None and sm.meta["mode"] == "dynamic"
+def test_cache_info_and_clear_commands(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from fxmeter.cli.main import main
+
+    store.store(store.key(component(tiny_config), "bfloat16"), tiny_sm)
+    r = CliRunner().invoke(main, ["cache", "info"])
+    assert r.exit_code == 0, r.output
+    assert str(cache_dir / "symbolic") in r.output and "cached traces     1" in r.output
+    assert f"rules fingerprint {fingerprint.rules_fingerprint()}" in r.output
+    r = CliRunner().invoke(main, ["cache", "clear"])
+    assert r.exit_code == 0 and "removed 1 cache entries" in r.output
+    assert store.info()["entries"] == 0
+
+
+def test_cache_warm_command_fills_the_session_cache() -> None:
+    """``fxmeter cache warm MODEL`` traces the model at its default workload (or finds it stored);
+    a second warm reads it from the cache."""
+    from click.testing import CliRunner
+
+    from fxmeter.cli.main import main
+
+    r = CliRunner().invoke(main, ["cache", "warm", "wan2.1-t2v-1.3b"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("wan2.1-t2v-1.3b: transformer dynamic trace from ")
+    r = CliRunner().invoke(main, ["cache", "warm", "wan2.1-t2v-1.3b"])
+    assert r.exit_code == 0 and "dynamic trace from cache" in r.stdout, r.output
+    r = CliRunner().invoke(main, ["cache", "warm", "no-such-model"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: unknown model")

@@ -37,7 +37,9 @@ def test_trace_tiny_writes_report_and_summary(tiny_config: Path, tmp_path: Path)
     assert rep.exists() and (rep.parent / "summary.md").exists()
     assert "tensor-core FLOPs per forward" in out and str(rep) in out
     data = orjson.loads(rep.read_bytes())
-    assert data["run_id"] == "r1" and data["schema_version"] == 1
+    assert data["run_id"] == "r1" and data["schema_version"] == 2
+    # --no-cache: traced now, nothing read from or written to the cache
+    assert data["trace"]["cache"] == "disabled" and data["trace"]["rules"]
 
 
 def test_existing_run_is_not_overwritten(tiny_config: Path, tmp_path: Path) -> None:
@@ -159,8 +161,9 @@ def test_config_values_of_the_wrong_kind(key: str, value: object, needle: str, t
 @pytest.mark.parametrize(
     "content,needle",
     [
-        ('{"tool": "x", "schema_version": 1}', "not an fxmeter report"),
-        ('{"tool": {"name": "fxmeter"}, "schema_version": 1}', "missing key 'run_id'"),
+        ('{"tool": "x", "schema_version": 2}', "not an fxmeter report"),
+        ('{"tool": {"name": "fxmeter"}, "schema_version": 2}', "missing key 'run_id'"),
+        ('{"tool": {"name": "fxmeter"}, "schema_version": 1}', "schema_version 1; this fxmeter reads 2"),
         ('{"tool": {"name": "fxmeter"}, "schema_version": 99}', "schema_version 99"),
         ("[1, 2", "not a JSON file"),
     ],

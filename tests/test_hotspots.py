@@ -10,8 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from fxmeter.cli.main import main
+from fxmeter.cost.tree import fold_id, foldable_parents
 from fxmeter.errors import ReportError
-from fxmeter.report.top import bar, fold_id, foldable_parents, group_modules, metric_value, render_top, top
+from fxmeter.estimate.metrics import Metrics
+from fxmeter.report import Report
+from fxmeter.report.document import validate
+from fxmeter.report.top import bar, group_modules, render_top, top
 from tests.reports_for_tests import make_report, wan_reports
 
 
@@ -25,13 +29,14 @@ def toy_path(tmp_path: Path) -> Path:
 def test_fold_only_same_class_numbered_children() -> None:
     data = make_report()
     # blocks.0..2 are all Block -> fold; ff.net.0 (GELU) and ff.net.2 (Linear) differ -> no fold
-    assert foldable_parents(data["modules"]) == {"t.blocks"}
+    assert foldable_parents((m["id"], m["class"]) for m in data["modules"]) == {"t.blocks"}
     assert fold_id("t.blocks.2.ff.net.0", {"t.blocks"}) == "t.blocks.*.ff.net.0"
-    groups = group_modules(data)
+    rep = Report.from_dict(validate(data))
+    groups = group_modules(rep)
     assert groups["t.blocks.*.attn"].count == 3
     # own tensor-core FLOPs of the folded attention: 3 x 100 = 300
-    assert groups["t.blocks.*.attn"].self["tensor_core_flops"] == 300
-    assert "t.blocks.1.attn" in group_modules(data, fold=False)
+    assert groups["t.blocks.*.attn"].own.tensor_core_flops == 300
+    assert "t.blocks.1.attn" in group_modules(rep, fold=False)
 
 
 def test_top_modules_by_self_folded() -> None:
@@ -70,7 +75,7 @@ def test_top_categories_and_ops() -> None:
 
 
 def test_bytes_metric_is_read_plus_written() -> None:
-    assert metric_value({"bytes_read": 3, "bytes_written": 4}, "bytes") == 7
+    assert Metrics(bytes_read=3, bytes_written=4).value("bytes") == 7
     t = top(make_report(), "category", "bytes")
     # ffn 3 x (38 + 18) = 168, self_attention_core 3 x (40 + 20) = 180, head 12 + 6 = 18
     assert [(r.key, r.value) for r in t.rows] == [("self_attention_core", 180), ("ffn", 168), ("head", 18)]
@@ -88,6 +93,11 @@ def test_bad_arguments_raise_report_error() -> None:
     data["nodes"] = []
     with pytest.raises(ReportError, match="no node list"):
         top(data, by="op")
+    # seconds need a report traced with a device (and predicted seconds --efficiency too)
+    with pytest.raises(ReportError, match="no device"):
+        top(make_report(), metric="bound_seconds")
+    with pytest.raises(ReportError, match="no predicted seconds"):
+        top(make_report(), metric="predicted_seconds")
 
 
 def test_bar() -> None:
@@ -134,7 +144,7 @@ def test_cli_top_refuses_non_reports(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_720p_top_category_is_self_attention_core() -> None:
-    data = wan_reports("wan2.1-t2v-14b")["720p"].data
+    data = wan_reports("wan2.1-t2v-14b")["720p"]
     t = top(data, "category", "tensor_core_flops", k=3)
     # 40 blocks x 117,050,572,800,000 (one attention core) / 6,523,436,592,005,120 = 71.77%
     assert t.rows[0].key == "self_attention_core"

@@ -10,7 +10,9 @@ import pytest
 import fxmeter
 from fxmeter import rules
 from fxmeter.cost import liveness as memory
-from fxmeter.cost import traffic
+from fxmeter.cost import traffic, tree
+from fxmeter.estimate.evaluate import Weights
+from fxmeter.estimate.memory import at_precision, fit
 from fxmeter.rules import OpCall, TensorMeta
 
 
@@ -107,25 +109,30 @@ def test_fused_traffic_chain() -> None:
 
 
 def test_liveness_block_of() -> None:
-    assert memory.block_of("transformer.blocks.3.attn1") == "transformer.blocks.3"
-    assert memory.block_of("transformer.blocks.12") == "transformer.blocks.12"
-    assert memory.block_of("transformer.norm_out") is None
+    assert tree.block_of("transformer.blocks.3.attn1") == "transformer.blocks.3"
+    assert tree.block_of("transformer.blocks.12") == "transformer.blocks.12"
+    assert tree.block_of("transformer.norm_out") is None
 
 
 def test_weights_fp8() -> None:
-    meta = {"weight_bytes": 1000, "weight_bytes_by_dtype": {"bfloat16": 900, "float32": 100}, "dtype": "bfloat16",
-            "matmul_weights": {"parameters": 400, "bytes": 800}}
-    w = memory.weights_for_precision(meta, "fp8")
+    w = Weights(weight_bytes=1000, weight_bytes_by_dtype={"bfloat16": 900, "float32": 100},
+                parameters_by_dtype={"bfloat16": 450, "float32": 25}, matmul_parameters=400, matmul_bytes=800,
+                dtype="bfloat16")
+    m = at_precision(w, "fp8")
     # bf16 900 - 800 matmul bytes = 100; 400 matmul params in 1 byte; fp32 100 untouched -> 600
-    assert w["weight_bytes_by_dtype"] == {"bfloat16": 100, "float32": 100, "float8_e4m3fn": 400}
-    assert w["weight_bytes"] == 600
+    assert m.weight_bytes_by_dtype == {"bfloat16": 100, "float32": 100, "float8_e4m3fn": 400}
+    assert m.weight_bytes == 600 and m.parameters_by_dtype == w.parameters_by_dtype
+    assert "400 matmul/conv weight parameters in 1 byte each" in m.precision
+    same = at_precision(w, "bf16")  # bf16 keeps the traced dtypes
+    assert (same.weight_bytes, same.weight_bytes_by_dtype, same.precision) == (1000, w.weight_bytes_by_dtype, "as traced")
 
 
 def test_fit_statement() -> None:
-    ok = memory.fit_check(10 * 2**30, 5 * 2**30, 80 * 2**30, "H")
-    bad = memory.fit_check(70 * 2**30, 20 * 2**30, 80 * 2**30, "H")
-    assert ok["fits"] and not bad["fits"]
-    assert "does NOT fit" in bad["statement"] and "short by 10.0 GiB" in bad["statement"]
+    ok = fit(10 * 2**30, 5 * 2**30, 80 * 2**30, "H")
+    bad = fit(70 * 2**30, 20 * 2**30, 80 * 2**30, "H")
+    assert ok.fits and not bad.fits
+    assert ok.required_bytes == 15 * 2**30 and bad.device_bytes == 80 * 2**30
+    assert "does NOT fit" in bad.statement and "short by 10.0 GiB" in bad.statement
 
 
 # -- on a real (tiny) model -----------------------------------------------------
@@ -138,6 +145,7 @@ def tiny(tiny_config: Path) -> dict[str, Any]:
         "eager": fxmeter.trace(**kw, run_id="m-eager").data,
         "fused": fxmeter.trace(**kw, run_id="m-fused", traffic="fused").data,
         "batched": fxmeter.trace(**kw, run_id="m-batched", batched_cfg=True).data,
+        "batch2": fxmeter.trace(**kw, run_id="m-batch2", batch=2).data,
     }
 
 
@@ -153,13 +161,27 @@ def test_fused_moves_fewer_bytes_same_flops(tiny: dict[str, Any]) -> None:
     assert root["per_forward"]["bytes_read"] == root["self"]["bytes_read"] + sum(m["per_forward"]["bytes_read"] for m in kids)
 
 
-def test_batched_cfg_same_flops_more_memory(tiny: dict[str, Any]) -> None:
-    e, b = tiny["eager"], tiny["batched"]
+def test_batched_cfg_is_one_forward_at_twice_the_batch(tiny: dict[str, Any]) -> None:
+    """Batched CFG runs the two CFG passes as ONE forward of 2x the batch, evaluated at that batch.
+
+    So its forward costs what a batch-2 forward costs (batch-independent work such as the RoPE
+    tables runs once, not twice), tensor-core FLOPs end to end are those of two batch-1 passes
+    (every matmul is linear in the batch), and activation memory is that of the batch-2 forward.
+    """
+    e, b, b2 = tiny["eager"], tiny["batched"], tiny["batch2"]
     assert b["workload"]["passes_per_step"] == 1 and e["workload"]["passes_per_step"] == 2
-    assert b["totals"]["end_to_end"]["flops"] == e["totals"]["end_to_end"]["flops"]
-    assert b["totals"]["per_forward"]["flops"] == 2 * e["totals"]["per_forward"]["flops"]
+    assert b["workload"]["cfg"] == "batched" and b["memory"]["activation_batch"] == 2
+    assert b["workload"]["dims"] == e["workload"]["dims"]  # the workload is batch 1; the forward runs at 2
+    assert b["totals"]["per_forward"] == b2["totals"]["per_forward"]
+    assert b["memory"]["activation_peak_bytes"] == b2["memory"]["activation_peak_bytes"]
     assert b["memory"]["activation_peak_bytes"] > e["memory"]["activation_peak_bytes"]
     assert b["memory"]["weight_bytes"] == e["memory"]["weight_bytes"]
+    pe, pb = e["totals"]["per_forward"], b["totals"]["per_forward"]
+    assert pb["tensor_core_flops"] == 2 * pe["tensor_core_flops"]
+    assert b["totals"]["end_to_end"]["tensor_core_flops"] == e["totals"]["end_to_end"]["tensor_core_flops"]
+    # batch-independent CUDA-core work (RoPE, timestep embedding) is no longer counted twice
+    assert 0 < pb["cuda_core_flops"] < 2 * pe["cuda_core_flops"]
+    assert b["totals"]["end_to_end"]["flops"] < e["totals"]["end_to_end"]["flops"]
 
 
 def test_peak_reported(tiny: dict[str, Any]) -> None:

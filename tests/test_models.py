@@ -194,6 +194,9 @@ def test_two_expert_fit_counts_both_experts() -> None:
     import fxmeter
 
     r = fxmeter.trace("wan2.2-t2v-a14b", workload="ci-tiny", hardware="h100")
+    # ci-tiny has 1 step: the high-noise expert takes it, the low-noise one none; both are loaded
+    assert [(c["name"], c["steps"]) for c in r["components"]] == [("transformer", 1), ("transformer_2", 0)]
+    assert r["model"]["parameters"] == 2 * r["model"]["parameters_per_expert"] == 2 * 14_288_491_584
     mem = r["memory"]
     # two experts, each the 14B architecture: 2 x 28,635,351,168 weight bytes (bf16 + fp32-kept modules)
     assert mem["weight_bytes"] == 2 * 28_635_351_168 == 57_270_702_336

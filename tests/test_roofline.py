@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,13 @@ from click.testing import CliRunner
 from fxmeter.cli.main import main
 from fxmeter.estimate import hardware, roofline
 from fxmeter.estimate.hardware import HardwareError
+from fxmeter.estimate.metrics import Metrics
 
 ONE = {"tc": 1.0, "cuda": 1.0, "bw": 1.0}
 
 
-def cost(tc: int = 0, cc: int = 0, rd: int = 0, wr: int = 0) -> dict[str, int]:
-    return {"tensor_core_flops": tc, "cuda_core_flops": cc, "bytes_read": rd, "bytes_written": wr}
+def cost(tc: int = 0, cc: int = 0, rd: int = 0, wr: int = 0) -> Metrics:
+    return Metrics(tc, cc, rd, wr)
 
 
 def test_node_on_each_side_of_the_ridge() -> None:
@@ -92,42 +92,113 @@ def test_trace_bad_hardware_options(tiny_config: Path) -> None:
         assert res.exit_code == 2 and msg in res.output, res.output
 
 
+# -- bound and predicted seconds on the tiny model -----------------------------
+
+
+def test_predicted_seconds_only_with_efficiency(tiny_config: Path) -> None:
+    """Without --efficiency a report has the bound alone; with it, the roofline at those fractions."""
+    import fxmeter
+
+    bound = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", run_id="b")
+    data = bound.data
+    for scope in ("per_forward", "per_step", "end_to_end"):
+        assert data["totals"][scope]["bound_seconds"] > 0 and "predicted_seconds" not in data["totals"][scope]
+    assert all("predicted_seconds" not in m and "bound_seconds" in m for m in data["modules"])
+    assert all("predicted_seconds" not in n and n["limiter"] in roofline.LIMITERS for n in data["nodes"])
+    assert data["trace"]["options"]["efficiency"] is None
+    assert data["hardware"]["efficiency"] == ONE
+    # every peak at half: each node's max() of its three terms doubles, and so does every sum of them
+    half = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", efficiency="tc=0.5,cuda=0.5,bw=0.5",
+                         run_id="h").data
+    assert half["trace"]["options"]["efficiency"] == {"bw": 0.5, "cuda": 0.5, "tc": 0.5}
+    for scope in ("per_forward", "per_step", "end_to_end"):
+        t = half["totals"][scope]
+        assert t["bound_seconds"] == pytest.approx(data["totals"][scope]["bound_seconds"])
+        assert t["predicted_seconds"] == pytest.approx(2 * t["bound_seconds"])
+    for m in half["modules"]:
+        assert m["predicted_seconds"] == pytest.approx(2 * m["bound_seconds"])
+        assert m["self_predicted_seconds"] == pytest.approx(2 * m["self_bound_seconds"])
+    for n in half["nodes"]:
+        assert n["predicted_seconds"] == pytest.approx(2 * n["bound_seconds"])
+    # seconds per forward x steps x passes = end to end (ci-tiny: 1 step x 2 CFG passes)
+    assert data["totals"]["end_to_end"]["bound_seconds"] == pytest.approx(2 * data["totals"]["per_forward"]["bound_seconds"])
+
+
+def test_stage_time_on_a_hand_made_stage() -> None:
+    """A root ``r`` with a list ``r.l`` of 2 blocks traced once (``r.l.0``, replicated to ``r.l.1``).
+
+    Device: 1000 FLOP/s tensor cores, 100 FLOP/s CUDA cores, 10 B/s.  The block's matmul takes
+    10,000 / 1000 = 10 s (its 100 B take 10 s too: ties go to compute); the root's own gelu
+    500 / 100 = 5 s on CUDA cores (10 B: 1 s).
+    """
+    from fxmeter.estimate.evaluate import Activations, ModuleCost, NodeCost, StageCost, Weights
+    from fxmeter.estimate.metrics import ZERO, Metrics
+
+    dev = hardware.parse_device({"name": "round", "tensor_core": {"bf16": 1000}, "cuda_core_fp32": 100,
+                                 "memory_bandwidth": 10, "memory_gib": 1}, "test")
+    a, b = Metrics(10_000, 0, 50, 50), Metrics(0, 500, 5, 5)
+    nodes = (NodeCost("mm", "aten.mm.default", "r.l.0", "matmul", "x", 2, a, {}, "bfloat16", frozenset()),
+             NodeCost("gelu", "aten.gelu.default", "r", "activation", "x", 1, b, {}, "bfloat16", frozenset()))
+    mods = (ModuleCost("r", None, "R", 0, 0, 0, a.scale(2) + b, b), ModuleCost("r.l", "r", "L", 1, 0, 0, a.scale(2), ZERO),
+            ModuleCost("r.l.0", "r.l", "B", 2, 0, 0, a, a), ModuleCost("r.l.1", "r.l", "B", 2, 0, 0, a, a))
+    stage = StageCost("r", "R", "x", {}, "eager", mods, nodes, {}, (), Activations(0, None, None, {}, ""),
+                      Weights(0, {}, {}, 0, 0, "bfloat16"), {"replicas": {"l": 2}})
+    t = roofline.stage_time(stage, roofline.Device(dev))
+    assert t.kind == "bound" and [(n.seconds, n.limiter) for n in t.nodes] == [(10.0, "tensor_core"), (5.0, "cuda_core")]
+    # per forward: 2 blocks x 10 s on tensor cores + 5 s on CUDA cores = 25 s
+    assert t.by_limiter == {"cuda_core": 5.0, "memory": 0.0, "tensor_core": 20.0} and t.per_run == 25.0
+    secs = [(m.seconds, m.limiter, m.own_seconds, m.own_limiter) for m in t.modules]
+    assert secs == [(25.0, "tensor_core", 5.0, "cuda_core"), (20.0, "tensor_core", 0.0, None),
+                    (10.0, "tensor_core", 10.0, "tensor_core"), (10.0, "tensor_core", 10.0, "tensor_core")]
+    assert t.modules[2].arithmetic_intensity == 100.0  # 10,000 FLOP / 100 B
+    # at half the tensor-core peak: the matmul's 20 s; the gelu is unchanged
+    slow = roofline.stage_time(stage, roofline.Device(dev, efficiency={"tc": 0.5}))
+    assert slow.kind == "predicted" and [n.seconds for n in slow.nodes] == [20.0, 5.0] and slow.per_run == 45.0
+
+
 # -- acceptance: 14B at 720p, bf16, H100, efficiency 1 ------------------------
 
 
 @pytest.fixture(scope="module")
-def h100_720p(report_720p: Any) -> dict[str, Any]:
-    data = copy.deepcopy(report_720p.data)
-    roofline.apply(data, hardware.get("h100"))
-    return data
+def h100_720p(report_720p: Any) -> Any:
+    import fxmeter
+
+    return fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h100", run_id="h100")  # warm: the session's trace
 
 
-def test_720p_cannot_beat_the_peak(h100_720p: dict[str, Any]) -> None:
+def test_720p_cannot_beat_the_peak(h100_720p: Any) -> None:
     tot = h100_720p["totals"]
     floor = tot["end_to_end"]["tensor_core_flops"] / 989.4e12  # 6.52e17 / 989.4e12 = 659.3 s
-    assert tot["end_to_end"]["predicted_seconds"] >= floor > 659
-    pf = tot["per_forward"]["predicted_seconds"]
-    assert tot["end_to_end"]["predicted_seconds"] == pytest.approx(pf * 2 * 50)
+    assert tot["end_to_end"]["bound_seconds"] >= floor > 659
+    pf = tot["per_forward"]["bound_seconds"]
+    assert tot["end_to_end"]["bound_seconds"] == pytest.approx(pf * 2 * 50)
+    by = h100_720p["hardware"]["seconds_by_limiter_per_forward"]
+    assert sum(by.values()) == pytest.approx(pf)
 
 
-def test_720p_bounds(h100_720p: dict[str, Any]) -> None:
+def test_720p_limiters(h100_720p: Any) -> None:
     mods = h100_720p["modules"]
     attn = [m for m in mods if m["class"] == "WanAttention"]
     norms = [m for m in mods if "Norm" in m["class"]]
-    assert attn and all(m["bound"] == "tensor_core" for m in attn)
-    assert norms and all(m["bound"] == "memory" for m in norms)
+    assert attn and all(m["limiter"] == "tensor_core" for m in attn)
+    assert norms and all(m["limiter"] == "memory" for m in norms)
     sdpa = [n for n in h100_720p["nodes"] if n["family"] == "attention"]
     elementwise = [n for n in h100_720p["nodes"] if n["family"] in ("elementwise", "norm", "cast", "activation")
                    and n["per_forward"]["bytes_read"]]
-    assert all(n["bound"] == "tensor_core" for n in sdpa)
-    assert all(n["bound"] == "memory" for n in elementwise)
+    assert all(n["limiter"] == "tensor_core" for n in sdpa)
+    assert all(n["limiter"] == "memory" for n in elementwise)
     for m in mods:
-        assert m["predicted_seconds"] >= 0 and ("arithmetic_intensity" in m)
+        assert m["bound_seconds"] >= 0 and ("arithmetic_intensity" in m) and "predicted_seconds" not in m
 
 
-def test_roofline_markdown_and_chart(h100_720p: dict[str, Any]) -> None:
-    h100_720p["memory"]["fit"] = {"statement": "fits"}
-    md = roofline.render_markdown(h100_720p)
-    assert "Predicted time (roofline)" in md and "end_to_end" in md
-    png = roofline.render_files(h100_720p)[roofline.CHART]
-    assert png.startswith(b"\x89PNG")
+def test_roofline_markdown_and_chart(h100_720p: Any) -> None:
+    from fxmeter.report.charts import CHART_ROOFLINE, roofline_png
+    from fxmeter.report.summary import device_lines, render
+
+    md = render(h100_720p)
+    assert "## Time on the device" in md and "| end_to_end |" in md and "**Fit:**" in md
+    assert "predicted" not in md.split("## Time on the device")[1].split("## Unmodeled ops")[0]
+    lines = device_lines(h100_720p)
+    assert "bound" in lines[0] and "a lower bound" in lines[0] and len(lines) == 2  # bound, fit
+    assert roofline_png(h100_720p).startswith(b"\x89PNG")
+    assert CHART_ROOFLINE in h100_720p.files(plots=True)

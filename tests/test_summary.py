@@ -10,10 +10,19 @@ import pytest
 from click.testing import CliRunner
 
 from fxmeter.cli.main import main
-from fxmeter.report.summary import CHART_BLOCKS, CHART_CATEGORIES, block_list, render, render_files
+from fxmeter.report import Report
+from fxmeter.report.charts import CHART_BLOCKS, CHART_CATEGORIES, block_list
+from fxmeter.report.document import validate
+from fxmeter.report.files import render_files
+from fxmeter.report.summary import render
 from tests.reports_for_tests import make_report, wan_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def toy(blocks: int = 3) -> Report:
+    """The toy report.json document as the typed report the renderers read."""
+    return Report.from_dict(validate(make_report(blocks=blocks)))  # type: ignore[no-any-return]
 
 
 def check_markdown(md: str) -> None:
@@ -37,7 +46,7 @@ def check_markdown(md: str) -> None:
 
 
 def test_toy_summary_files_and_links() -> None:
-    files = render_files(make_report())
+    files = render_files(toy())
     md = files["summary.md"].decode()
     check_markdown(md)
     assert set(files) == {"summary.md", CHART_CATEGORIES, CHART_BLOCKS}
@@ -46,19 +55,19 @@ def test_toy_summary_files_and_links() -> None:
         assert f"]({name})" in md
     assert "| `t.blocks.*.attn` (3 blocks, summed) | Attention | 300 (300 FLOP) | 60.00% |" in md
     # deterministic: the same report gives the same bytes, charts included
-    assert render_files(make_report()) == files
+    assert render_files(toy()) == files
 
 
 def test_no_plots_links_no_charts() -> None:
-    files = render_files(make_report(), plots=False)
+    files = render_files(toy(), plots=False)
     assert list(files) == ["summary.md"] and ".png" not in files["summary.md"].decode()
-    assert render(make_report()) == files["summary.md"].decode()
+    assert render(toy()) == files["summary.md"].decode()
 
 
 def test_block_list() -> None:
-    parent, blocks = block_list(make_report(blocks=12))  # type: ignore[misc]
-    assert parent == "t.blocks" and [b["id"] for b in blocks][:3] == ["t.blocks.0", "t.blocks.1", "t.blocks.2"]
-    assert blocks[-1]["id"] == "t.blocks.11"
+    parent, blocks = block_list(toy(blocks=12))  # type: ignore[misc]
+    assert parent == "t.blocks" and [b.id for b in blocks][:3] == ["t.blocks.0", "t.blocks.1", "t.blocks.2"]
+    assert blocks[-1].id == "t.blocks.11"
 
 
 def test_cli_summary_rerenders(tmp_path: Path) -> None:
@@ -76,8 +85,7 @@ def test_cli_summary_rerenders(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_720p_summary_is_well_formed() -> None:
-    data = wan_reports("wan2.1-t2v-14b")["720p"].data
-    md = render(data, [("alt", CHART_CATEGORIES)])
+    md = render(wan_reports("wan2.1-t2v-14b")["720p"], [("alt", CHART_CATEGORIES)])
     check_markdown(md)
     assert "| `transformer.blocks.*.attn1` (40 blocks, summed) | WanAttention | 4,682,022,912,000,000 (4.68 PFLOP) | 71.77% |" in md
     assert "| tokens | 75,600 |" in md and "| latent shape | 1 x 16 x 21 x 90 x 160 |" in md

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import fxmeter
 from fxmeter.cli.main import main
 from fxmeter.errors import WorkloadError
-from fxmeter.estimate.sweep import COLUMNS, int_list
+from fxmeter.report.sweep import COLUMNS, int_list
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -77,14 +77,31 @@ def test_sweep_bad_input_is_one_line(tiny_config: Path, tmp_path: Path, args: tu
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_sweep_with_hardware_predicts_seconds(tiny_config: Path, tmp_path: Path) -> None:
+def test_sweep_with_hardware_bounds_seconds(tiny_config: Path, tmp_path: Path) -> None:
+    assert COLUMNS[-2:] == ("bound_seconds", "predicted_seconds")
     code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "256,512", "--hardware", "h100",
                        "--run-id", "hw", "--output-root", str(tmp_path))
     assert code == 0, err
     rows = orjson.loads((tmp_path / "hw" / "static_analysis" / "wan" / "sweep.json").read_bytes())["rows"]
-    assert len(rows) == 2 and all(r["predicted_seconds"] > 0 for r in rows)
+    # without --efficiency: the bound only (the roofline at 100% of the peaks), no predicted seconds
+    assert len(rows) == 2 and all(r["bound_seconds"] > 0 and r["predicted_seconds"] is None for r in rows)
     # more tokens, more time: 512x256 has twice the tokens of 256x256
-    assert rows[1]["predicted_seconds"] > rows[0]["predicted_seconds"]
+    assert rows[1]["bound_seconds"] > rows[0]["bound_seconds"]
+    # each row's bound is the single trace's
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", height=512, hardware="h100", run_id="x")
+    assert rows[1]["bound_seconds"] == pytest.approx(rep.end_to_end["bound_seconds"])
+
+
+def test_sweep_with_efficiency_predicts_slower_than_the_bound(tiny_config: Path, tmp_path: Path) -> None:
+    code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "256", "--hardware", "h100",
+                       "--efficiency", "tc=0.5,cuda=0.5,bw=0.5", "--run-id", "eff", "--output-root", str(tmp_path),
+                       "--no-plot")
+    assert code == 0, err
+    (row,) = orjson.loads((tmp_path / "eff" / "static_analysis" / "wan" / "sweep.json").read_bytes())["rows"]
+    # every peak at half: every node's max() term doubles, so the predicted time is twice the bound
+    assert row["predicted_seconds"] == pytest.approx(2 * row["bound_seconds"])
+    csv_row = next(csv.DictReader((tmp_path / "eff" / "static_analysis" / "wan" / "sweep.csv").open()))
+    assert float(csv_row["predicted_seconds"]) == pytest.approx(row["predicted_seconds"])
 
 
 def test_sweep_unknown_hardware_is_one_line(tiny_config: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 import fxmeter
-from fxmeter.report.document import METRICS, Report
+from fxmeter.estimate.metrics import NAMES as METRICS
+from fxmeter.report import Report
 
 VOLATILE = ("run_id",)
 
@@ -80,21 +81,24 @@ def test_replicated_trace_equals_full_trace(tiny: Report, tiny_config: Path) -> 
 
 
 def test_static_trace_equals_dynamic_evaluation(tiny_config: Path) -> None:
-    from fxmeter.api import trace_symbolic
+    from fxmeter.cost import store
     from fxmeter.estimate.evaluate import evaluate
     from fxmeter.model.registry import resolve_model
     from fxmeter.model.workload import resolve
 
     model = resolve_model(None, tiny_config)
-    wl = resolve("w-002", "w-002")
-    g = model.adapter.geometry(model.config, wl)
-    dyn = trace_symbolic(model, "bfloat16", None)
-    sta = trace_symbolic(model, "bfloat16", g.dims)
-    assert sta.meta["mode"] == "static"
-    r1 = evaluate(dyn, wl, g, 2, "x")
-    r2 = evaluate(sta, wl, g, 2, "x")
-    assert r1["totals"] == r2["totals"]
-    assert [m["per_forward"] for m in r1["modules"]] == [m["per_forward"] for m in r2["modules"]]
+    comp = model.component("transformer")
+    g = model.geometry(resolve("w-002", "w-002"))
+    dyn = store.trace(comp, "bfloat16", None)
+    sta = store.trace(comp, "bfloat16", g.dims)
+    assert dyn.meta["mode"] == "dynamic" and sta.meta["mode"] == "static"
+    r1 = evaluate(dyn, g.dims)
+    r2 = evaluate(sta, g.dims)
+    assert r1.total == r2.total and r1.categories == r2.categories
+    assert [(m.id, m.total, m.own) for m in r1.modules] == [(m.id, m.total, m.own) for m in r2.modules]
+    assert r1.activations.peak_bytes == r2.activations.peak_bytes and r1.weights == r2.weights
+    # a static trace has no closed forms; a dynamic one has one per module
+    assert all(m.formula is None for m in r2.modules) and all(m.formula for m in r1.modules)
 
 
 def test_reports_are_deterministic(tiny: Report, tiny_config: Path) -> None:
@@ -132,12 +136,12 @@ def test_720p_attn1_shows_projections_and_core(report_720p: Report) -> None:
     core = 4 * 40 * 75_600**2 * 128
     # projections q, k, v, out: 4 x 2 * L * 5120 * 5120
     proj = 4 * 2 * 75_600 * 5120 * 5120
-    assert attn1["self"]["tensor_core_flops"] == core
-    assert attn1["per_forward"]["tensor_core_flops"] == core + proj
+    assert attn1.own.tensor_core_flops == core
+    assert attn1.per_forward.tensor_core_flops == core + proj
     for name in ("to_q", "to_k", "to_v", "to_out.0"):
         sub = report_720p.module(f"transformer.blocks.0.attn1.{name}")
-        assert sub["per_forward"]["tensor_core_flops"] == 2 * 75_600 * 5120 * 5120
-    assert "formula" in attn1 and "patches_h" in attn1["formula"]["tensor_core_flops"]
+        assert sub.per_forward.tensor_core_flops == 2 * 75_600 * 5120 * 5120
+    assert attn1.formula is not None and "patches_h" in attn1.formula["tensor_core_flops"]
 
 
 def test_720p_weight_memory_by_dtype(report_720p: Report) -> None:
@@ -152,6 +156,7 @@ def test_formulas_evaluate_other_workloads(report_720p: Report) -> None:
     from fxmeter.cost.formula import compile_table
 
     root = report_720p.module("transformer")
-    f = compile_table([root["formula"]["tensor_core_flops"]], report_720p["trace"]["symbols"])
+    assert root.formula is not None
+    f = compile_table([root.formula["tensor_core_flops"]], report_720p["trace"]["symbols"])
     dims = report_720p["workload"]["dims"]
     assert f(**dims)[0] == 6_523_436_592_005_120

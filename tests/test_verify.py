@@ -13,10 +13,11 @@ import torch
 from click.testing import CliRunner
 
 from fxmeter import rules
+from fxmeter.api import verify
 from fxmeter.cli.main import main
 from fxmeter.errors import VerifyError
 from fxmeter.rules import Cost, OpCall, Rule, numel
-from fxmeter.verify.run import compare_values, load_settings, tolerances, verify
+from fxmeter.verify.compare import compare_values, load_settings, tolerances
 
 NO_CUDA = "no CUDA GPU here (torch.cuda.is_available() is False): the cuda reference needs one"
 

@@ -136,8 +136,9 @@ def digest(k: Mapping[str, Any]) -> str:
 
 
 def _expect(k: Mapping[str, Any]) -> dict[str, Any]:
-    """Meta values a payload must carry for key ``k``."""
-    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "rules": k["rules"], "adapter": k["adapter"]}
+    """Meta values a payload must carry for key ``k`` (a key with ``dims`` is a static trace of those dims)."""
+    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "rules": k["rules"], "adapter": k["adapter"],
+            "mode": "static" if "dims" in k else "dynamic", "dims": dict(k.get("dims") or {})}
 
 
 def encode(k: Mapping[str, Any], sm: SymbolicModel) -> bytes:
@@ -315,18 +316,22 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
             raise TraceError(f"stored trace of {component.name} has root {sm.root!r}, not {root!r}")
         return Traced(sm, source, time.perf_counter() - t0)
 
+    have_dynamic = False  # a stored dynamic trace whose guards exclude dims: exporting it again gives the same guards
     if use_cache and not overlay:
         for k in (dyn_key, static_key):
             sm = load_shipped(k)
             if sm is not None and not sm.guard_problems(dims):
                 return done(sm, "shipped")
+            have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
     if use_cache:
         for k in (dyn_key, static_key):
             sm = load(k)
             if sm is not None and not sm.guard_problems(dims):
                 return done(sm, "cache")
+            have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
     cls = str(component.config.get("_class_name"))
-    if component.adapter.supports_dynamic(dict(component.config)) and not (use_cache and failed(dyn_key)):
+    if (component.adapter.supports_dynamic(dict(component.config)) and not have_dynamic
+            and not (use_cache and failed(dyn_key))):
         if progress:
             progress(f"tracing {cls} ({component.name}) on meta with dynamic shapes (once per config and "
                      f"fxmeter version; cached afterwards)...")

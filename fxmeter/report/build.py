@@ -158,7 +158,9 @@ def build(
 
     # -- components (experts) ------------------------------------------------------------------------
     components = None
-    denoisers = [s for s in est.stages if s.plan.steps]
+    # an expert the scheduler gives no step (few steps) is still loaded and listed: 0 steps, 0 runs;
+    # a stage outside the denoising loop has steps 0 but runs at least once
+    denoisers = [s for s in est.stages if s.plan.steps or not s.plan.runs]
     model_parameters = cost.modules[0].parameters
     per_expert = None
     if len(denoisers) > 1:

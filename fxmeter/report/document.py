@@ -288,8 +288,8 @@ class TraceInfo:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TraceInfo:
         return cls(d["mode"], d["exporter"], d["graph_nodes"], d["replicated_blocks"], tuple(d["symbols"]),
-                   {k: (v[0], v[1]) for k, v in d["guards"].items()}, d["seconds"], d["cache"], d["analysis_schema"],
-                   d["options"], d["rules"])
+                   {k: (v[0], v[1]) for k, v in d["guards"].items()}, d["seconds"], d["cache"], d.get("analysis_schema", 0),
+                   d.get("options", {}), d.get("rules", ""))  # the schema leaves the last three optional
 
 
 @dataclass(frozen=True)
@@ -370,7 +370,7 @@ class HardwareInfo:
             return None
         own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward"}
         return cls({k: v for k, v in d.items() if k not in own}, d["precision"], d["efficiency"], d["peaks_used"],
-                   d["ridge_point_flop_per_byte"], d["model"], d["seconds_by_limiter_per_forward"])
+                   d["ridge_point_flop_per_byte"], d.get("model", ""), d["seconds_by_limiter_per_forward"])
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def device_markdown(rep: ReportDocument) -> str:
                + "\n|---|---:|" + ("---:|" if predicted else ""))
     for k in ("per_forward", "per_step", "end_to_end"):
         t = getattr(tot, k)
-        out.append(f"| {k} | {t.bound_seconds:,.3f} |" + (f" {t.predicted_seconds:,.3f} |" if predicted else ""))
+        pred = "-" if t.predicted_seconds is None else f"{t.predicted_seconds:,.3f}"
+        out.append(f"| {k} | {t.bound_seconds:,.3f} |" + (f" {pred} |" if predicted else ""))
     sb = hw.seconds_by_limiter_per_forward
     pf = tot.per_forward.bound_seconds or 1.0
     out.append("\nBound per forward, by what limits each node: " + ", ".join(
