@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from fxmeter.model.workload import Workload
@@ -22,7 +22,8 @@ __all__ = ["__version__", "trace", "Report"]
 #: Every keyword :func:`trace` takes (the order of its signature).
 TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
-    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "rules",
+    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "attention",
+    "attention_precision", "compile", "cache_skip", "price_per_hour", "rules",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -38,12 +39,17 @@ def trace(
     cache: bool = True,
     replicate: bool = True,
     include_nodes: bool = True,
-    hardware: str | None = None,
+    hardware: str | Sequence[str] | None = None,
     hardware_file: str | Path | None = None,
     precision: str = "bf16",
     traffic: str = "eager",
     efficiency: str | dict[str, float] | None = None,
     batched_cfg: bool = False,
+    attention: str = "sdpa",
+    attention_precision: str = "bf16",
+    compile: bool = False,
+    cache_skip: float = 0.0,
+    price_per_hour: str | float | Mapping[str, float] | None = None,
     rules: Mapping[str, Any] | None = None,
     frames: int | None = None,
     height: int | None = None,
@@ -70,15 +76,22 @@ def trace(
             new traces there); False traces now and stores nothing.
         replicate: trace one instance of each repeated block list and replicate it.
         include_nodes: list every costed graph node in the report.
-        hardware: ONE device name of ``fxmeter hardware`` (or of ``hardware_file``): adds
-            the roofline time, the fit check and ``hardware`` to the report.
+        hardware: a device of ``fxmeter hardware`` (or of ``hardware_file``), or several
+            (``"h100,a100"`` or a list: the first is the report's main device, all are compared
+            in ``devices``): adds bound and predicted seconds, the fit check and ``hardware``.
         hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
         precision: bf16 or fp8: the tensor-core peak of matmul/conv nodes and the
             weight bytes (fp8: matmul/conv weights in 1 byte each).
         traffic: eager (every op reads its inputs, writes its output) or fused.
-        efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"`` (default 1.0 each).
+        efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"``: the predicted seconds are
+            then the roofline at them instead of the kernel model's.
         batched_cfg: run CFG as one forward of twice the batch (evaluated at 2x the batch:
             activation memory doubles; batch-independent work runs once per step).
+        attention: the attention kernel the kernel model prices: sdpa, fa2, fa3, cudnn, sage.
+        attention_precision: bf16, fp8 (FA3/cuDNN fp8) or int8 (SageAttention's INT8 QK).
+        compile: torch.compile: fused traffic and one kernel launch per fusion group.
+        cache_skip: the fraction of transformer forwards a TeaCache/FBCache-style cache skips.
+        price_per_hour: $ per GPU-hour (one number, or ``"h100=2.49,a100=1.29"``).
         rules: a per-call rule overlay, as FlopCounterMode's ``custom_mapping``: aten target
             (``"aten.linear.default"``) -> a rule function ``OpCall -> Cost`` (or a
             ``fxmeter.rules.Rule``); used instead of the registry's for those targets.
@@ -97,7 +110,9 @@ def trace(
     return _trace(
         model, workload, config=config, dtype=dtype, run_id=run_id, strict=strict, cache=cache, replicate=replicate,
         include_nodes=include_nodes, hardware=hardware, hardware_file=hardware_file,
-        precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, rules=rules,
+        precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, attention=attention,
+        attention_precision=attention_precision, compile=compile, cache_skip=cache_skip, price_per_hour=price_per_hour,
+        rules=rules,
         frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
         guidance_scale=guidance_scale,
     )

@@ -474,10 +474,21 @@ def test_verify_misspelled_keyword_lists_every_accepted_one() -> None:
     assert tuple(named) == VERIFY_KEYWORDS
 
 
-@pytest.mark.parametrize("hardware", [["h100", "a100"], ("h100",), 100])
-def test_hardware_takes_one_device_name(hardware: Any) -> None:
-    with pytest.raises(HardwareError, match="hardware takes one device name here"):
+@pytest.mark.parametrize("hardware", [100, [1, 2], {"h100": 1}])
+def test_hardware_takes_device_names(hardware: Any) -> None:
+    # a name, "h100,a100" or a list of names (issue 14: devices side by side); anything else is one clear error
+    with pytest.raises(HardwareError, match="hardware takes device names"):
         fxmeter.trace("wan2.1-t2v-14b", hardware=hardware)
+
+
+@pytest.mark.parametrize("hardware", [["h100", "a100"], ("h100", "a100"), "h100,a100", "h100, a100"])
+def test_hardware_list_compares_devices(hardware: Any) -> None:
+    rep = fxmeter.trace("wan2.1-t2v-1.3b", workload="ci-tiny", hardware=hardware)
+    assert rep.hardware is not None and rep.hardware.device["name"] == "h100"  # the first is the main device
+    assert rep.devices is not None and [d.name for d in rep.devices] == ["h100", "a100"]
+    for d in rep.devices:
+        assert d.predicted_seconds >= d.bound_seconds > 0
+        assert d.gpu_hours == pytest.approx(d.predicted_seconds / 3600)
 
 
 def test_report_repr(valid_report: dict[str, Any], report_720p: Report) -> None:
