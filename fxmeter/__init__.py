@@ -22,7 +22,7 @@ __all__ = ["__version__", "trace", "Report"]
 #: Every keyword :func:`trace` takes (the order of its signature).
 TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
-    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "rules",
+    "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "rules", "gpus", "parallel", "fsdp",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -45,6 +45,9 @@ def trace(
     efficiency: str | dict[str, float] | None = None,
     batched_cfg: bool = False,
     rules: Mapping[str, Any] | None = None,
+    gpus: int | None = None,
+    parallel: str | None = None,
+    fsdp: bool = False,
     frames: int | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -82,6 +85,11 @@ def trace(
         rules: a per-call rule overlay, as FlopCounterMode's ``custom_mapping``: aten target
             (``"aten.linear.default"``) -> a rule function ``OpCall -> Cost`` (or a
             ``fxmeter.rules.Rule``); used instead of the registry's for those targets.
+        gpus: run on this many GPUs of the ``hardware`` device: the report gains ``deployment``
+            (per-GPU work, memory, communication, time and parallel efficiency).
+        parallel: ``"ulysses=U,ring=R,cfg=C,tp=T"`` (U*R*C*T = gpus); None: cfg=2 when the
+            workload runs two passes per step, the rest Ulysses.
+        fsdp: shard the denoiser's weights block by block over the GPUs.
         frames, height, width, steps, text_len, batch, guidance_scale: override the
             preset's knob (None keeps the preset's value).
 
@@ -98,7 +106,7 @@ def trace(
         model, workload, config=config, dtype=dtype, run_id=run_id, strict=strict, cache=cache, replicate=replicate,
         include_nodes=include_nodes, hardware=hardware, hardware_file=hardware_file,
         precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, rules=rules,
-        frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
+        gpus=gpus, parallel=parallel, fsdp=fsdp, frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
         guidance_scale=guidance_scale,
     )
 
