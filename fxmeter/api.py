@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from fxmeter.model.adapters import Geometry
     from fxmeter.model.pipeline import StagePlan
     from fxmeter.report.files import Report
+    from fxmeter.report.scale import ScaleResult
     from fxmeter.report.sweep import SweepResult
 
 LOG = logging.getLogger(__name__)
@@ -331,6 +332,60 @@ def sweep(
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
+
+
+def scale(
+    model: str | None,
+    *,
+    gpus: str | Sequence[int],
+    hardware: str,
+    parallel: str | None = None,
+    fsdp: bool = False,
+    workload: str | Workload | None = None,
+    config: str | Path | None = None,
+    cache: bool = True,
+    progress: Progress | None = None,
+    **kwargs: Any,
+) -> ScaleResult:
+    """One generation of ``model`` on each GPU count of ``gpus`` (``"1,2,4,8"``) of the ``hardware`` device.
+
+    One request and one estimate (one symbolic model, evaluated once), then one deployment per count:
+    the default plan of each count (cfg=2 with two passes per step, the rest Ulysses), or ``parallel``
+    for all of them; ``fsdp`` applies to every count above one.  A count the plan cannot use is one
+    :class:`~fxmeter.errors.ParallelError` naming it.  ``kwargs``: the other options of :func:`request`.
+    """
+    from fxmeter.errors import ParallelError
+    from fxmeter.estimate.deploy import plan_for
+    from fxmeter.report.build import build
+    from fxmeter.report.deployment import deployment_info, scaling_row
+    from fxmeter.report.scale import ScaleResult, gpu_counts
+
+    counts = gpu_counts(gpus)
+    req = request(model, workload, config=config, hardware=hardware, **kwargs)
+    if len(req.devices) != 1:
+        raise ParallelError(f"fxmeter scale runs on one kind of device; --hardware names {len(req.devices)}")
+    plans = []
+    for n in counts:
+        try:
+            plans.append(plan_for(req.model, req.workload, req.geometry, n, parallel, fsdp=bool(fsdp) and n > 1,
+                                  batched_cfg=req.options.batched_cfg))
+        except ParallelError as e:
+            raise ParallelError(f"--gpus {n}: {e}") from None
+    est = estimate_request(req, stage_inputs(req, cache=cache, progress=progress))
+    deployed = [with_plan(req, est, p) for p in plans]
+    deps = [d.deployment for d in deployed if d.deployment is not None]
+    rows = tuple(scaling_row(d) for d in deps)
+    last = max(range(len(deps)), key=lambda i: deps[i].gpus)
+    p = plans[last]
+    shown = replace(deployed[last], options=replace(est.options, gpus=p.gpus, parallel=p.spec(), fsdp=p.fsdp))
+    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id="scale",
+                include_nodes=False, scaling=rows)
+    notes = ["efficiency = t(1 GPU) / (N x t(N GPUs)), both predicted by the same model; comm share = exposed "
+             "communication / t(N GPUs)"]
+    if fsdp and 1 in counts:
+        notes.append("--fsdp applies to the counts above 1 (one GPU holds the whole model)")
+    return ScaleResult(req.model.id, req.workload.name, req.devices[0].label, rows,
+                       tuple(deployment_info(d) for d in deps), rep, tuple(notes))
 
 
 def with_workload(req: Request, wl: Workload) -> Request:

@@ -398,8 +398,8 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     overlapped = sum(r.overlapped_seconds for r in rows)
     total = sum(st.seconds for st in stages)
     bound = sum(st.bound_seconds_per_forward * st.forwards_per_gpu for st in stages)
-    single = est.seconds("predicted")
-    assert single is not None
+    one_gpu = est.seconds("predicted")
+    assert one_gpu is not None
     w = sum(weights.values())
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
@@ -407,7 +407,7 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
         notes.append("--precision fp8: each FSDP unit's bytes scaled by the component's fp8/traced weight ratio")
     return Deployment(
         plan=plan, device=hw.label, device_name=hw.name, interconnect=link(plan.gpus), stages=tuple(stages),
-        communication=tuple(rows), predicted_seconds=total, bound_seconds=bound, single_gpu_seconds=single,
+        communication=tuple(rows), predicted_seconds=total, bound_seconds=bound, single_gpu_seconds=one_gpu,
         compute_seconds=compute, exposed_comm_seconds=exposed, overlapped_comm_seconds=overlapped,
         weight_bytes_per_gpu=w, activation_bytes_per_gpu=activations, fit=_fit(w, activations, hw),
         predicted_by=est.predicted_by or "kernel model", notes=tuple(dict.fromkeys([*notes, *NOTES])),
@@ -478,7 +478,7 @@ def rules_of(dims: Mapping[str, Any], sequence_symbols: Sequence[str], joint_tex
 def split_rules(model: ResolvedModel, geometry: Geometry) -> dict[str, SplitRules]:
     """The split rules of every component of ``model`` whose adapter knows how it splits over GPUs."""
     out = {}
-    for name in model.components or {"transformer": None}:
+    for name in list(model.components) or ["transformer"]:
         comp = model.component(name)
         dims = comp.adapter.model_dims(dict(comp.config), geometry)
         if dims is not None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.base.units import human, seconds, si_bytes
+from fxmeter.base.units import human, human_bytes, seconds, si_bytes
 from fxmeter.estimate.deploy import link_text
 from fxmeter.estimate.metrics import Metrics
 
@@ -48,7 +48,7 @@ class StageRow:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StageRow:
-        kw = {k: d.get(k) for k in cls.__dataclass_fields__}
+        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
         kw["per_forward"] = Metrics.from_dict(d["per_forward"])
         kw["single_gpu_per_forward"] = Metrics.from_dict(d["single_gpu_per_forward"])
         return cls(**kw)
@@ -262,5 +262,5 @@ def scaling_table(rows: Sequence[ScalingRow]) -> list[str]:
     out = [head]
     for r in rows:
         out.append(f"  {r.gpus:>4}  {r.parallel[:36]:<36} {r.seconds:>12,.1f} {r.speedup:>8.2f}x {100 * r.efficiency:>9.1f}% "
-                   f"{si_bytes(r.memory_per_gpu):>11} {100 * r.comm_share:>9.1f}%  {'yes' if r.fits else 'NO'}")
+                   f"{human_bytes(r.memory_per_gpu):>11} {100 * r.comm_share:>9.1f}%  {'yes' if r.fits else 'NO'}")
     return out
