@@ -18,7 +18,8 @@ from importlib import resources
 from typing import Any
 
 from fxmeter import api
-from fxmeter.estimate.deploy import Deployment, plan_for
+from fxmeter.estimate.deploy import Deployment
+from fxmeter.estimate.split import plan_for
 
 #: (device, the README's GPU label, published-timings ids for 1, 2, 4, 8 GPUs)
 DEVICES = (("h800", "H800/H100", (21, 22, 23, 24)), ("a800", "A800/A100", (13, 14, 15, 16)), ("h20", "H20", (5, 6, 7, 8)))

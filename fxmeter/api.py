@@ -131,7 +131,7 @@ def _plan(model: ResolvedModel, wl: Workload, geometry: Geometry, devices: Seque
           parallel: str | None, fsdp: bool, batched_cfg: bool) -> ParallelPlan:
     """The checked multi-GPU plan of a request (one ParallelError line for anything it cannot run)."""
     from fxmeter.errors import ParallelError
-    from fxmeter.estimate.deploy import plan_for
+    from fxmeter.estimate.split import plan_for
 
     if gpus is None:
         raise ParallelError("--parallel and --fsdp split the model over GPUs: name how many with --gpus N")
@@ -211,7 +211,8 @@ def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = Tr
 def with_plan(req: Request, est: Estimate, plan: ParallelPlan) -> Estimate:
     """``est`` (one generation on one GPU) with its deployment on ``plan``'s GPUs (``fxmeter scale`` reuses one
     estimate for every GPU count)."""
-    from fxmeter.estimate.deploy import deploy, split_rules
+    from fxmeter.estimate.deploy import deploy
+    from fxmeter.estimate.split import split_rules
 
     assert req.hardware is not None, "a plan is only made with a device"
     dep = deploy(est, plan, split_rules(req.model, req.geometry), req.hardware, efficiency=req.efficiency)
@@ -355,7 +356,7 @@ def scale(
     :class:`~fxmeter.errors.ParallelError` naming it.  ``kwargs``: the other options of :func:`request`.
     """
     from fxmeter.errors import ParallelError
-    from fxmeter.estimate.deploy import plan_for
+    from fxmeter.estimate.split import plan_for
     from fxmeter.report.build import build
     from fxmeter.report.deployment import deployment_info, scaling_row
     from fxmeter.report.scale import ScaleResult, gpu_counts

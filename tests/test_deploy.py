@@ -142,8 +142,8 @@ def test_self_attention_flops_split_exactly(tiny_config: Path) -> None:
     assert rep.categories["self_attention_core"].metrics.tensor_core_flops == BLOCKS * sdpa
     node = next(n for n in rep.nodes if n.category == "self_attention_core")
     assert node.per_forward.tensor_core_flops == sdpa
-    from fxmeter.estimate.deploy import node_views, split_rules
     from fxmeter.estimate.parallel import per_gpu
+    from fxmeter.estimate.split import node_views, split_rules
 
     req = api.request(None, "ci-tiny", config=str(tiny_config), hardware="h100", gpus=4, parallel="ulysses=2,ring=2")
     est = api.estimate_request(req, api.stage_inputs(req))
@@ -158,8 +158,8 @@ def test_self_attention_flops_split_exactly(tiny_config: Path) -> None:
 
 def test_per_gpu_kernel_shapes(tiny_config: Path) -> None:
     """The kernel model sees each GPU's own shapes: H/U heads, S/R queries, the ring step's S/R keys, R calls."""
-    from fxmeter.estimate.deploy import gpu_call, node_views, split_rules
     from fxmeter.estimate.parallel import per_gpu
+    from fxmeter.estimate.split import gpu_call, node_views, split_rules
 
     req = api.request(None, "ci-tiny", config=str(tiny_config), hardware="h100", gpus=4, parallel="ulysses=2,ring=2")
     est = api.estimate_request(req, api.stage_inputs(req))

@@ -98,6 +98,7 @@ def plot_png(result: ScaleResult) -> bytes:
     ax2.plot(x, [100 * r.efficiency for r in result.rows], color="#e15759", marker="o", label="parallel efficiency")
     ax2.set_ylabel("parallel efficiency (%)")
     ax2.set_ylim(0, 135)  # room above the line for the legend
+    ax2.set_yticks(range(0, 101, 20))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
