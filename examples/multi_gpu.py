@@ -1,6 +1,7 @@
 """Wan2.1-T2V-14B at 720p on 1/2/4/8 GPUs of H800, A800 and H20, beside the times Wan2.1's README publishes.
 
-Prints the markdown tables of examples/multi-gpu/README.md:
+Prints the markdown tables of examples/multi-gpu/README.md (and Wan2.1-T2V-1.3B at 480p on 1/2/4/8
+RTX 4090s, rows 1-4):
 
     python examples/multi_gpu.py
 
@@ -45,6 +46,25 @@ def predictions(device: str, attention: str) -> dict[int, Deployment]:
     return out
 
 
+def rtx4090(rows: dict[int, dict[str, Any]]) -> None:
+    """Wan2.1-T2V-1.3B at 480p on RTX 4090s (PCIe, no GPU P2P): rows 1-4, the plans they state."""
+    req = api.request("wan2.1-t2v-1.3b", "480p", hardware="rtx4090")
+    est = api.estimate_request(req, api.stage_inputs(req))
+    print("| GPUs | plan (published) | fxmeter plan | measured s | predicted s, SDPA/FA2 | ratio | exposed comm s | "
+          "memory per GPU (DiT) | measured peak |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for rid, n, spec in ((1, 1, "ulysses=1"), (2, 2, "ulysses=2"), (3, 4, "ulysses=4"), (4, 8, "ulysses=1,ring=8")):
+        r = rows[rid]
+        plan = plan_for(req.model, req.workload, req.geometry, n, spec)
+        d = api.with_plan(req, est, plan).deployment
+        assert d is not None
+        m = float(r["total_s"])
+        mem = (d.weight_bytes_per_gpu + d.activation_bytes_per_gpu) / 2**30
+        published = r["parallel"] if n > 1 else f"one GPU, {r['offload']}"
+        print(f"| {n} | {published} | {plan.spec()} | {m:,.1f} | {d.predicted_seconds:,.1f} | {d.predicted_seconds / m:.2f} | "
+              f"{d.exposed_comm_seconds:,.1f} | {mem:.1f} GiB | {r['peak_mem_gb']} GB |")
+
+
 def main() -> None:
     rows = measured()
     print("| GPU (published) | fxmeter device | GPUs | plan | measured s | predicted s, SDPA/FA2 | ratio | "
@@ -75,6 +95,8 @@ def main() -> None:
     for label, mr, p2, p3, fixed, d8 in ratios:
         print(f"| {label} | {mr:.2f} | {p2:.2f} | {'-' if p3 is None else f'{p3:.2f}'} | {fixed:,.1f} | "
               f"{100 * d8.efficiency:.1f}% |")
+    print()
+    rtx4090(rows)
 
 
 if __name__ == "__main__":

@@ -104,8 +104,10 @@ def test_tiny_cfg_parallel_is_a_perfect_split(tiny_config: Path) -> None:
 
 
 # -- invariants ------------------------------------------------------------------------------------
-def test_one_gpu_is_the_single_gpu_prediction_exactly(tiny_config: Path) -> None:
-    rep = tiny(tiny_config, gpus=1)
+@pytest.mark.parametrize("kw", [{}, {"efficiency": "tc=0.6,bw=0.8"}, {"compile": True}, {"attention": "fa3"},
+                                {"precision": "fp8"}])
+def test_one_gpu_is_the_single_gpu_prediction_exactly(tiny_config: Path, kw: dict[str, Any]) -> None:
+    rep = api.trace(None, "ci-tiny", config=tiny_config, hardware="h100", run_id="one", gpus=1, **kw)
     dep = rep.deployment
     assert dep is not None and dep.communication == () and dep.speedup == 1.0 and dep.efficiency == 1.0
     assert dep.predicted_seconds == rep.totals.end_to_end.predicted_seconds == dep.single_gpu_seconds

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from fxmeter.errors import ParallelError
@@ -257,7 +256,8 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
     if opts.precision == "fp8":
-        notes.append("--precision fp8: each FSDP unit's bytes scaled by the component's fp8/traced weight ratio")
+        notes.append("--precision fp8: the FSDP units hold the component's fp8 weight bytes (each block scaled by the "
+                     "fp8/traced ratio, the root unit the rest)")
     return Deployment(
         plan=plan, device=hw.label, device_name=hw.name, interconnect=link(plan.gpus), stages=tuple(stages),
         communication=tuple(rows), predicted_seconds=total, bound_seconds=bound, single_gpu_seconds=one_gpu,
@@ -279,9 +279,7 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
                             "nodes scale with the token sequence is unknown; sequence parallelism needs a dynamic "
                             "trace (a workload inside the trace's guards)")
     views, units, dims = node_views(s.cost, r, plan)
-    w = est.component_weights[s.plan.component].weight_bytes
-    factor = Fraction(w, s.cost.weights.weight_bytes) if s.cost.weights.weight_bytes else Fraction(1)
-    units = scaled_units(units, factor)
+    units = scaled_units(units, est.component_weights[s.plan.component].weight_bytes)
     result = per_gpu(views, units, plan, est.passes_per_step, dims=dims)
     pred, bound = _times(s, result, pricing)
     t_pred = assemble(s.cost, pred, "predicted", "per-GPU shares").per_run

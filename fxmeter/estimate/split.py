@@ -138,10 +138,17 @@ def _units(cost: StageCost, blocks: Sequence[str]) -> list[BlockView]:
     return [BlockView(cost.root, max(rest, 0), root=True), *units]
 
 
-def scaled_units(units: Sequence[BlockView], factor: Fraction) -> list[BlockView]:
-    if factor == 1:
+def scaled_units(units: Sequence[BlockView], total: int) -> list[BlockView]:
+    """``units`` with their bytes scaled to add up to ``total`` (the component's weights at ``--precision``):
+    each block by the ratio (rounded up), the root unit the rest."""
+    have = sum(u.weight_bytes for u in units)
+    if have == total or not have:
         return list(units)
-    return [BlockView(u.id, math.ceil(u.weight_bytes * factor), u.root) for u in units]
+    factor = Fraction(total, have)
+    blocks = [BlockView(u.id, math.ceil(u.weight_bytes * factor)) for u in units if not u.root]
+    roots = [u for u in units if u.root]
+    rest = max(total - sum(b.weight_bytes for b in blocks), 0)
+    return [*(BlockView(r.id, rest if i == 0 else 0, True) for i, r in enumerate(roots)), *blocks]
 
 
 def share_metrics(s: NodeShare) -> Metrics:
