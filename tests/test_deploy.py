@@ -178,6 +178,28 @@ def test_per_gpu_kernel_shapes(tiny_config: Path) -> None:
     assert (call.shape["m"], call.shape["n"], call.shape["k"]) == (128, 24, 24)
 
 
+def test_stages_outside_the_loop_run_on_one_gpu(tiny_config: Path) -> None:
+    """A stage with no denoising steps (a VAE decode, once) keeps its single-GPU time on N GPUs."""
+    from dataclasses import replace
+
+    from fxmeter.estimate.deploy import deploy
+    from fxmeter.estimate.split import split_rules
+
+    req = api.request(None, "ci-tiny", config=str(tiny_config), hardware="h100", gpus=2, parallel="ulysses=2")
+    est = api.estimate_request(req, api.stage_inputs(req))
+    den = est.stages[0]
+    vae = replace(den, plan=replace(den.plan, name="vae", role="decoder", runs=1, steps=0))
+    two = replace(est, stages=(den, vae), deployment=None)
+    assert req.plan is not None and req.hardware is not None
+    dep = deploy(two, req.plan, split_rules(req.model, req.geometry), req.hardware)
+    d, v = dep.stages
+    assert v.name == "vae" and not v.split and v.forwards_per_gpu == 1 and v.seconds == vae.predicted.per_run  # type: ignore[union-attr]
+    assert d.seconds == est.deployment.predicted_seconds  # type: ignore[union-attr]
+    assert dep.predicted_seconds == d.seconds + v.seconds
+    assert dep.single_gpu_seconds == est.seconds("predicted") + v.single_gpu_seconds  # type: ignore[operator]
+    assert any("outside the denoising loop on one GPU" in n for n in dep.notes)
+
+
 def test_wan14b_720p_h800_ulysses8_fsdp() -> None:
     """The shipped 14B trace at 720p on 8 H800s (the Wan2.1 README's plan): bytes as research/parallel-model.md."""
     rep = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h800", gpus=8, parallel="ulysses=8", fsdp=True,

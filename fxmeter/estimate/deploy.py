@@ -255,6 +255,9 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     w = sum(weights.values())
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
+    if plan.gpus > 8:
+        notes.append(f"{plan.gpus} GPUs are more than one 8-GPU server: fxmeter still prices every collective on the "
+                     "device's own GPU link (no inter-node network is modelled)")
     if opts.precision == "fp8":
         notes.append("--precision fp8: the FSDP units hold the component's fp8 weight bytes (each block scaled by the "
                      "fp8/traced ratio, the root unit the rest)")
