@@ -158,6 +158,26 @@ def test_self_attention_flops_split_exactly(tiny_config: Path) -> None:
     assert shares["linear_10"].rule == "replicated"  # attn2.to_k: the text, every GPU
 
 
+@pytest.mark.parametrize("spec,gpus,text_split", [("ulysses=2", 2, True), ("ulysses=1,ring=3", 3, False)])
+def test_joint_text_goes_with_the_sequence_when_it_divides(tiny_config: Path, spec: str, gpus: int,
+                                                          text_split: bool) -> None:
+    """Joint-attention text (Flux, SD3, HunyuanVideo) is split with the sequence when its length divides U*R
+    (xDiT split_text_embed_in_sp), else it runs whole: shown on the tiny Wan graph with text as joint tokens."""
+    from dataclasses import replace
+
+    from fxmeter.estimate.parallel import parse_plan
+    from fxmeter.estimate.split import node_views, split_rules
+
+    req = api.request(None, "ci-tiny", config=str(tiny_config), hardware="h100")
+    est = api.estimate_request(req, api.stage_inputs(req))
+    rules = replace(split_rules(req.model, req.geometry)["transformer"], joint_text_symbols=frozenset({"text_len"}))
+    views, _, dims = node_views(est.stages[0].cost, rules, parse_plan(gpus, spec, passes_per_step=2))
+    seq = {v.name: v.seq_split for v in views}
+    # attn2.to_k reads the 64 text tokens only: split when 64 % (U*R) == 0 (2: yes; 3: no)
+    assert seq["linear_10"] is text_split and seq["linear_5"] is True
+    assert dims.tokens == L + (TXT if text_split else 0)
+
+
 def test_per_gpu_kernel_shapes(tiny_config: Path) -> None:
     """The kernel model sees each GPU's own shapes: H/U heads, S/R queries, the ring step's S/R keys, R calls."""
     from fxmeter.estimate.parallel import per_gpu

@@ -282,6 +282,13 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
                             "nodes scale with the token sequence is unknown; sequence parallelism needs a dynamic "
                             "trace (a workload inside the trace's guards)")
     views, units, dims = node_views(s.cost, r, plan)
+    notes = []
+    if r.joint_text_symbols and plan.sp > 1:
+        t = r.dims.text_len
+        notes.append(f"joint text: {t} text tokens split with the sequence ({t} % {plan.sp} == 0, xDiT split_text_embed_in_sp)"
+                     if t % plan.sp == 0 else
+                     f"joint text: {t} text tokens do not divide by {plan.sp}, so the text stream runs whole on every GPU "
+                     "(xDiT keeps them as joint tensors); the joint attention still counts them in its query split")
     units = scaled_units(units, est.component_weights[s.plan.component].weight_bytes)
     result = per_gpu(views, units, plan, est.passes_per_step, dims=dims)
     pred, bound = _times(s, result, pricing)
@@ -304,7 +311,7 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
     st = StageDeployment(
         s.name, True, forwards, pf, s.cost.total, t_pred, t_bound, single, exposed, overlapped,
         t_pred * forwards + exposed, single * s.runs, result.tokens_per_gpu, result.weight_bytes_per_gpu, act)
-    return st, rows, [*result.notes], result.weight_bytes_per_gpu
+    return st, rows, [*result.notes, *notes], result.weight_bytes_per_gpu
 
 
 def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
