@@ -23,7 +23,7 @@ __all__ = ["__version__", "trace", "Report"]
 TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
     "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "attention",
-    "attention_precision", "compile", "cache_skip", "price_per_hour", "rules",
+    "attention_precision", "compile", "cache_skip", "price_per_hour", "rules", "gpus", "parallel", "fsdp",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -51,6 +51,9 @@ def trace(
     cache_skip: float = 0.0,
     price_per_hour: str | float | Mapping[str, float] | None = None,
     rules: Mapping[str, Any] | None = None,
+    gpus: int | None = None,
+    parallel: str | None = None,
+    fsdp: bool = False,
     frames: int | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -95,6 +98,11 @@ def trace(
         rules: a per-call rule overlay, as FlopCounterMode's ``custom_mapping``: aten target
             (``"aten.linear.default"``) -> a rule function ``OpCall -> Cost`` (or a
             ``fxmeter.rules.Rule``); used instead of the registry's for those targets.
+        gpus: run on this many GPUs of the ``hardware`` device: the report gains ``deployment``
+            (per-GPU work, memory, communication, time and parallel efficiency).
+        parallel: ``"ulysses=U,ring=R,cfg=C,tp=T"`` (U*R*C*T = gpus); None: cfg=2 when the
+            workload runs two passes per step, the rest Ulysses.
+        fsdp: shard the denoiser's weights block by block over the GPUs.
         frames, height, width, steps, text_len, batch, guidance_scale: override the
             preset's knob (None keeps the preset's value).
 
@@ -112,7 +120,7 @@ def trace(
         include_nodes=include_nodes, hardware=hardware, hardware_file=hardware_file,
         precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, attention=attention,
         attention_precision=attention_precision, compile=compile, cache_skip=cache_skip, price_per_hour=price_per_hour,
-        rules=rules,
+        rules=rules, gpus=gpus, parallel=parallel, fsdp=fsdp,
         frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
         guidance_scale=guidance_scale,
     )

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from fxmeter.cost.store import Progress
     from fxmeter.estimate.generation import Estimate, StageInput
     from fxmeter.estimate.hardware import Hardware
+    from fxmeter.estimate.parallel import ParallelPlan
     from fxmeter.model.adapters import Geometry
     from fxmeter.model.pipeline import StagePlan
     from fxmeter.report.files import Report
+    from fxmeter.report.scale import ScaleResult
     from fxmeter.report.sweep import SweepResult
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Request:
     devices: tuple[Hardware, ...]
     efficiency: Mapping[str, float] | None
     prices: Mapping[str, float] = field(default_factory=dict)
+    plan: ParallelPlan | None = None  # several GPUs (--gpus; checked against the model before anything is traced)
 
     @property
     def hardware(self) -> Hardware | None:
@@ -78,6 +81,9 @@ def request(
     compile: bool = False,
     cache_skip: float = 0.0,
     price_per_hour: str | float | Mapping[str, float] | None = None,
+    gpus: int | None = None,
+    parallel: str | None = None,
+    fsdp: bool = False,
     **overrides: Any,
 ) -> Request:
     """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast)."""
@@ -110,11 +116,32 @@ def request(
     wl = resolve(workload, resolved.default_workload or None, **overrides)
     d = normalize_dtype(dtype)
     geometry = resolved.geometry(wl)
+    plan = None
+    if gpus is not None or parallel is not None or fsdp:
+        plan = _plan(resolved, wl, geometry, devices, gpus, parallel, fsdp, batched_cfg)
     options = Options(dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg),
                       full_trace=not replicate, hardware=",".join(h.name for h in devices) or None, efficiency=eff,
                       attention=attention, attention_precision=attention_precision, compile=bool(compile),
-                      cache_skip=float(cache_skip))
-    return Request(resolved, wl, geometry, options, tuple(devices), eff, prices)
+                      cache_skip=float(cache_skip), gpus=plan.gpus if plan else None,
+                      parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp))
+    return Request(resolved, wl, geometry, options, tuple(devices), eff, prices, plan)
+
+
+def _plan(model: ResolvedModel, wl: Workload, geometry: Geometry, devices: Sequence[Hardware], gpus: int | None,
+          parallel: str | None, fsdp: bool, batched_cfg: bool) -> ParallelPlan:
+    """The checked multi-GPU plan of a request (one ParallelError line for anything it cannot run)."""
+    from fxmeter.errors import ParallelError
+    from fxmeter.estimate.split import plan_for
+
+    if gpus is None:
+        raise ParallelError("--parallel and --fsdp split the model over GPUs: name how many with --gpus N")
+    if not devices:
+        raise ParallelError("--gpus needs --hardware: the per-GPU time and the interconnect come from the device "
+                            "(see `fxmeter hardware`)")
+    if len(devices) > 1:
+        raise ParallelError(f"--gpus runs on one kind of device; --hardware names {len(devices)} "
+                            f"({', '.join(d.name for d in devices)}): name one (`fxmeter scale` compares GPU counts)")
+    return plan_for(model, wl, geometry, gpus, parallel, fsdp=bool(fsdp), batched_cfg=bool(batched_cfg))
 
 
 def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = None,
@@ -174,9 +201,22 @@ def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = Tr
     """The pure estimate of ``req`` from its stage inputs."""
     from fxmeter.estimate.generation import estimate
 
-    return estimate(inputs, req.options, steps=req.workload.steps,
-                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
-                    efficiency=req.efficiency, nodes=nodes, modules=modules, prices=req.prices)
+    split = req.plan is not None  # the deployment needs every node and module of each stage
+    est = estimate(inputs, req.options, steps=req.workload.steps,
+                   passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
+                   efficiency=req.efficiency, nodes=nodes or split, modules=modules or split, prices=req.prices)
+    return est if req.plan is None else with_plan(req, est, req.plan)
+
+
+def with_plan(req: Request, est: Estimate, plan: ParallelPlan) -> Estimate:
+    """``est`` (one generation on one GPU) with its deployment on ``plan``'s GPUs (``fxmeter scale`` reuses one
+    estimate for every GPU count)."""
+    from fxmeter.estimate.deploy import deploy
+    from fxmeter.estimate.split import split_rules
+
+    assert req.hardware is not None, "a plan is only made with a device"
+    dep = deploy(est, plan, split_rules(req.model, req.geometry), req.hardware, efficiency=req.efficiency)
+    return replace(est, deployment=dep)
 
 
 def trace(
@@ -201,6 +241,9 @@ def trace(
     compile: bool = False,
     cache_skip: float = 0.0,
     price_per_hour: str | float | Mapping[str, float] | None = None,
+    gpus: int | None = None,
+    parallel: str | None = None,
+    fsdp: bool = False,
     rules: Overlay | None = None,
     progress: Progress | None = None,
     **overrides: Any,
@@ -213,7 +256,8 @@ def trace(
     req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
                   precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
                   replicate=replicate, attention=attention, attention_precision=attention_precision, compile=compile,
-                  cache_skip=cache_skip, price_per_hour=price_per_hour, **overrides)
+                  cache_skip=cache_skip, price_per_hour=price_per_hour, gpus=gpus, parallel=parallel, fsdp=fsdp,
+                  **overrides)
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
         unmodeled = [u for inp in inputs for u in inp.model.unmodeled]
@@ -289,6 +333,60 @@ def sweep(
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
+
+
+def scale(
+    model: str | None,
+    *,
+    gpus: str | Sequence[int],
+    hardware: str,
+    parallel: str | None = None,
+    fsdp: bool = False,
+    workload: str | Workload | None = None,
+    config: str | Path | None = None,
+    cache: bool = True,
+    progress: Progress | None = None,
+    **kwargs: Any,
+) -> ScaleResult:
+    """One generation of ``model`` on each GPU count of ``gpus`` (``"1,2,4,8"``) of the ``hardware`` device.
+
+    One request and one estimate (one symbolic model, evaluated once), then one deployment per count:
+    the default plan of each count (cfg=2 with two passes per step, the rest Ulysses), or ``parallel``
+    for all of them; ``fsdp`` applies to every count above one.  A count the plan cannot use is one
+    :class:`~fxmeter.errors.ParallelError` naming it.  ``kwargs``: the other options of :func:`request`.
+    """
+    from fxmeter.errors import ParallelError
+    from fxmeter.estimate.split import plan_for
+    from fxmeter.report.build import build
+    from fxmeter.report.deployment import deployment_info, scaling_row
+    from fxmeter.report.scale import ScaleResult, gpu_counts
+
+    counts = gpu_counts(gpus)
+    req = request(model, workload, config=config, hardware=hardware, **kwargs)
+    if len(req.devices) != 1:
+        raise ParallelError(f"fxmeter scale runs on one kind of device; --hardware names {len(req.devices)}")
+    plans = []
+    for n in counts:
+        try:
+            plans.append(plan_for(req.model, req.workload, req.geometry, n, parallel, fsdp=bool(fsdp) and n > 1,
+                                  batched_cfg=req.options.batched_cfg))
+        except ParallelError as e:
+            raise ParallelError(f"--gpus {n}: {e}") from None
+    est = estimate_request(req, stage_inputs(req, cache=cache, progress=progress))
+    deployed = [with_plan(req, est, p) for p in plans]
+    deps = [d.deployment for d in deployed if d.deployment is not None]
+    rows = tuple(scaling_row(d) for d in deps)
+    last = max(range(len(deps)), key=lambda i: deps[i].gpus)
+    p = plans[last]
+    shown = replace(deployed[last], options=replace(est.options, gpus=p.gpus, parallel=p.spec(), fsdp=p.fsdp))
+    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id="scale",
+                include_nodes=False, scaling=rows)
+    notes = ["efficiency = t(1 GPU) / (N x t(N GPUs)), both predicted by the same model; comm share = exposed "
+             "communication / t(N GPUs)"]
+    if fsdp and 1 in counts:
+        notes.append("--fsdp applies to the counts above 1 (one GPU holds the whole model)")
+    return ScaleResult(req.model.id, req.workload.name, req.devices[0].label, rows,
+                       tuple(deployment_info(d) for d in deps), rep, tuple(notes))
 
 
 def with_workload(req: Request, wl: Workload) -> Request:

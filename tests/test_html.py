@@ -22,6 +22,8 @@ from click.testing import CliRunner
 
 from fxmeter.base import fileio
 from fxmeter.cli.main import main
+from fxmeter.cost.tree import fold_id, foldable_parents
+from fxmeter.report import Report
 from fxmeter.report.html import (
     compare_model,
     render_compare_html,
@@ -31,8 +33,6 @@ from fxmeter.report.html import (
     si_bytes,
     view_model,
 )
-from fxmeter.cost.tree import fold_id, foldable_parents
-from fxmeter.report import Report
 from tests.reports_for_tests import make_report, with_changes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

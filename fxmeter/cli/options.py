@@ -76,10 +76,23 @@ def device_options(fn: F) -> F:
     ])
 
 
+def parallel_options(fn: F) -> F:
+    """``--gpus``, ``--parallel``, ``--fsdp`` (a generation on several GPUs of the ``--hardware`` device)."""
+    return _apply(fn, [
+        click.option("--gpus", type=int, default=None,
+                     help="Run on N GPUs of the --hardware device: per-GPU work, communication and time."),
+        click.option("--parallel", default=None,
+                     help="ulysses=U,ring=R,cfg=C,tp=T with U*R*C*T = --gpus (default: cfg=2 with two passes per "
+                          "step, the rest Ulysses)."),
+        click.option("--fsdp", is_flag=True, help="Shard the denoiser's weights block by block over the GPUs (FSDP)."),
+    ])
+
+
 def device_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """Pop the device options out of a command's keyword arguments (as api.trace takes them)."""
     out: dict[str, Any] = {k: kw.pop(k) for k in ("hardware", "hardware_file", "precision", "traffic", "efficiency", "attention",
-                                  "attention_precision", "cache_skip", "price_per_hour") if k in kw}
+                                  "attention_precision", "cache_skip", "price_per_hour", "gpus", "parallel", "fsdp")
+                           if k in kw}
     if "compile_" in kw:
         out["compile"] = kw.pop("compile_")
     return out

@@ -12,6 +12,7 @@ from fxmeter.cli.options import (
     model_options,
     output_options,
     overrides_from,
+    parallel_options,
     progress_line,
 )
 
@@ -21,6 +22,7 @@ from fxmeter.cli.options import (
 @model_options
 @output_options
 @device_options
+@parallel_options
 @click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch (activation memory doubles).")
 @click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
 @click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")

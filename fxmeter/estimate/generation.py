@@ -22,6 +22,7 @@ from fxmeter.estimate.roofline import ONE, Device, StageTime, stage_time
 
 if TYPE_CHECKING:
     from fxmeter.cost.symbolic import SymbolicModel
+    from fxmeter.estimate.deploy import Deployment
     from fxmeter.estimate.hardware import Hardware
     from fxmeter.model.pipeline import StagePlan
 
@@ -102,6 +103,7 @@ class Estimate:
     notes: tuple[str, ...] = field(default_factory=tuple)
     devices: tuple[DeviceEstimate, ...] = ()
     predicted_by: str | None = None  # "kernel model" | "efficiency" (what predicted_seconds are)
+    deployment: Deployment | None = None  # the generation on several GPUs (--gpus; fxmeter.estimate.deploy)
 
     @property
     def main(self) -> Stage:

@@ -35,6 +35,9 @@ class Options:
         attention_precision: bf16, fp8 (FA3/cuDNN fp8) or int8 (SageAttention's INT8 QK).
         compile: torch.compile: fused traffic and one kernel launch per fusion group.
         cache_skip: the fraction of transformer forwards a TeaCache/FBCache-style cache skips.
+        gpus: GPUs of the deployment (``--gpus``; None: one GPU, no deployment section).
+        parallel: the resolved plan (``ulysses=U,ring=R,cfg=C,tp=T``) when ``gpus`` is set.
+        fsdp: the denoiser's weights sharded block by block over the GPUs (``--fsdp``).
     """
 
     dtype: str = "bfloat16"
@@ -48,6 +51,9 @@ class Options:
     attention_precision: str = "bf16"
     compile: bool = False
     cache_skip: float = 0.0
+    gpus: int | None = None
+    parallel: str | None = None
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -59,13 +65,16 @@ class Options:
             raise WorkloadError(f"--cache-skip must be a fraction in [0, 1), got {self.cache_skip!r}")
 
     def record(self) -> dict[str, Any]:
-        """``trace.options`` of report.json."""
-        return {
+        """``trace.options`` of report.json (``gpus``, ``parallel``, ``fsdp`` only for a multi-GPU deployment)."""
+        out = {
             "dtype": self.dtype, "precision": self.precision, "traffic": self.traffic, "batched_cfg": self.batched_cfg,
             "hardware": self.hardware, "efficiency": dict(sorted(self.efficiency.items())) if self.efficiency else None,
             "full_trace": self.full_trace, "attention": self.attention, "attention_precision": self.attention_precision,
             "compile": self.compile, "cache_skip": self.cache_skip,
         }
+        if self.gpus is not None:
+            out.update(gpus=self.gpus, parallel=self.parallel, fsdp=self.fsdp)
+        return out
 
 
 def check_traffic(name: str | None) -> str:

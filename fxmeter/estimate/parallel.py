@@ -431,15 +431,15 @@ def _fsdp(blocks: Sequence[BlockView], plan: ParallelPlan) -> tuple[list[Collect
                           f"fsdp all-gather of the root unit {b.id} (first forward; FSDP1 keeps the root gathered)")
                for b in roots if b.weight_bytes]
     # block 0 has no block before it to hide behind; the others prefetch during their predecessor
-    groups: dict[int, int] = {}
+    groups: dict[tuple[str, int], int] = {}  # (block list, padded bytes) -> blocks: Flux's double and single blocks apart
     for i, b in enumerate(units):
         size = -(-b.weight_bytes // n) * n  # the flat parameter is padded to a multiple of N
         if i == 0:
             per_forward.append(Collective("all_gather", size, n, 1, f"fsdp all-gather of {b.id} (first block, exposed)"))
         else:
-            groups[size] = groups.get(size, 0) + 1
-    pattern = _block_pattern(units[1].id) if len(units) > 1 else ""
-    for size, count in groups.items():
+            key = (_block_pattern(b.id), size)
+            groups[key] = groups.get(key, 0) + 1
+    for (pattern, size), count in groups.items():
         per_forward.append(Collective("all_gather", size, n, count,
                                       f"fsdp all-gather of {pattern} (prefetched during the previous block)", True, BLOCK))
     shards = sum(-(-b.weight_bytes // n) for b in units)

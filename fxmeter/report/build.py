@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fxmeter import __version__
 from fxmeter.cost.symbolic import SCHEMA as ANALYSIS_SCHEMA
 from fxmeter.estimate.generation import Estimate, Stage
+from fxmeter.report.deployment import deployment_info
 from fxmeter.report.document import (
     CategoryRow,
     ComponentInfo,
@@ -75,6 +76,7 @@ def build(
     run_id: str,
     include_nodes: bool = True,
     notes: Sequence[str] = (),
+    scaling: Sequence[Any] | None = None,
 ) -> Report:
     """The typed report of ``est`` (exact integers; seconds labelled bound / predicted)."""
     main = est.main
@@ -241,6 +243,8 @@ def build(
         hardware=hardware,
         components=components,
         devices=devices,
+        deployment=deployment_info(est.deployment) if est.deployment is not None else None,
+        scaling=tuple(scaling) if scaling else None,
     )
 
 

@@ -28,6 +28,7 @@ import orjson
 from fxmeter.base import fileio
 from fxmeter.errors import ReportError, RunIdError
 from fxmeter.estimate.metrics import Metrics
+from fxmeter.report.deployment import DeploymentInfo, ScalingRow
 from fxmeter.report.schema import report_schema, schema_problem, schema_validator, short
 
 SCHEMA_VERSION = 2
@@ -453,6 +454,8 @@ class ReportDocument:
     hardware: HardwareInfo | None = None
     components: tuple[ComponentInfo, ...] | None = None
     devices: tuple[DeviceInfo, ...] | None = None
+    deployment: DeploymentInfo | None = None  # a generation on several GPUs (--gpus)
+    scaling: tuple[ScalingRow, ...] | None = None  # one row per GPU count (fxmeter scale)
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections of later schemas this fxmeter passes through
     path: Path | None = field(default=None, compare=False)  # the report.json it was loaded from
 
@@ -516,6 +519,10 @@ class ReportDocument:
             d["components"] = [c.to_dict() for c in self.components]
         if self.devices is not None:
             d["devices"] = [x.to_dict() for x in self.devices]
+        if self.deployment is not None:
+            d["deployment"] = self.deployment.to_dict()
+        if self.scaling is not None:
+            d["scaling"] = [r.to_dict() for r in self.scaling]
         for k, v in self.extra.items():
             d.setdefault(k, v)
         return d
@@ -540,6 +547,8 @@ class ReportDocument:
             hardware=HardwareInfo.from_dict(d.get("hardware")),
             components=tuple(ComponentInfo.from_dict(c) for c in d["components"]) if d.get("components") else None,
             devices=tuple(DeviceInfo.from_dict(x) for x in d["devices"]) if d.get("devices") else None,
+            deployment=DeploymentInfo.from_dict(d.get("deployment")),
+            scaling=tuple(ScalingRow.from_dict(r) for r in d["scaling"]) if d.get("scaling") else None,
             extra={k: v for k, v in d.items() if k not in known},
             path=path,
         )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes, with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label
 from fxmeter.estimate.roofline import LIMITERS
+from fxmeter.report import deployment
 from fxmeter.report.document import ReportDocument
 from fxmeter.report.top import top
 
@@ -81,6 +82,8 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
                    "as does `fxmeter trace --plots`.")
     if rep.hardware is not None:
         out.append("\n" + device_markdown(rep))
+    if rep.deployment is not None:
+        out.append("\n" + deployment.markdown(rep.deployment))
     out.append("\n## Unmodeled ops\n")
     if rep.unmodeled_ops:
         out.append("| op | count | modules |\n|---|---:|---|")
@@ -184,6 +187,8 @@ def device_lines(rep: ReportDocument) -> list[str]:
     if rep.devices:
         lines.append("")
         lines += devices_table(rep)
+    if rep.deployment is not None:
+        lines += deployment.console_lines(rep.deployment)
     return lines
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fxmeter.errors import WorkloadError
 
 ANY = None
@@ -33,6 +35,37 @@ def joint_dit_categories(blocks: tuple[str, ...], embed: str, head: str = r"norm
         (rf"^({head})(\.|$)", ANY, "head"),
         (r"^$", ANY, "head"),
     )
+
+
+def tp_roles(blocks: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Megatron-style TP roles of the linear layers of diffusers' ``Attention`` and ``FeedForward`` inside
+    the repeated ``blocks`` (xDiT ``ColumnParallelLinear`` / ``RowParallelLinear``): q/k/v (and the joint
+    text's ``add_*_proj``) and the FFN's first layer split their outputs (column), the output projections
+    and the FFN's second layer their inputs (row, then an all-reduce); q/k norms, RoPE and the activation
+    work on the column shard (sharded)."""
+    b = rf"^({'|'.join(blocks)})\.\d+"
+    return (
+        (rf"{b}\.attn\d?\.(to_q|to_k|to_v|add_q_proj|add_k_proj|add_v_proj)$", "column"),
+        (rf"{b}\.attn\d?\.(to_out\.0|to_add_out)$", "row"),
+        (rf"{b}\.attn\d?\.norm_(q|k|added_q|added_k)$", "sharded"),
+        (rf"{b}\.attn\d?$", "sharded"),
+        (rf"{b}\.(ff|ffn|ff_context)\.net\.0\.proj$", "column"),
+        (rf"{b}\.(ff|ffn|ff_context)\.net\.0$", "sharded"),
+        (rf"{b}\.(ff|ffn|ff_context)\.net\.2$", "row"),
+        (rf"{b}\.proj_mlp$", "column"),
+        (rf"{b}\.act_mlp$", "sharded"),
+        (rf"{b}\.proj_out$", "row"),
+    )
+
+
+def attention_dims(config: dict[str, Any], layers: int, text_len: int, tokens: int,
+                   mlp_ratio: float = 4.0) -> dict[str, int | None]:
+    """ModelDims of a diffusers DiT from ``num_attention_heads`` x ``attention_head_dim`` (hidden) and an FFN
+    of ``mlp_ratio`` x hidden (diffusers ``FeedForward(mult=4)``, ``mlp_ratio`` of the single blocks)."""
+    heads, head_dim = int(config["num_attention_heads"]), int(config["attention_head_dim"])
+    hidden = heads * head_dim
+    return {"heads": heads, "head_dim": head_dim, "hidden": hidden, "ffn": int(hidden * mlp_ratio), "layers": layers,
+            "text_len": text_len, "tokens": tokens}
 
 
 def video_frames(frames: int, temporal: int, label: str) -> tuple[int, list[str]]:

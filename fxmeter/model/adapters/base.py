@@ -61,6 +61,15 @@ class Adapter:
     positive_keys: tuple[str, ...] = ()
     #: config key -> the values the class accepts (None included where it is allowed)
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: multi-GPU (fxmeter.estimate.deploy): workload symbols of the token sequence that sequence parallelism
+    #: splits; a node whose cost depends on one of them runs on each GPU's shard (empty: no known split)
+    sequence_symbols: tuple[str, ...] = ()
+    #: joint-attention text tokens: split with the sequence when their count divides the SP degree, else
+    #: replicated (xDiT ``split_text_embed_in_sp``)
+    joint_text_symbols: tuple[str, ...] = ()
+    #: (module-path regex under the root, TP role): ``column`` / ``row`` linear layers and ``sharded`` nodes that
+    #: work on a column-parallel output (activation, q/k norm, RoPE); first match wins
+    tp_roles: tuple[tuple[str, str], ...] = ()
 
     # -- geometry ---------------------------------------------------------
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
@@ -135,6 +144,13 @@ class Adapter:
             return (StagePlan("transformer", "transformer", "denoiser (CFG batched: one forward of 2x the batch)",
                               runs=wl.steps, batch_factor=2, steps=wl.steps),)
         return (StagePlan("transformer", "transformer", "denoiser", runs=wl.steps * passes, steps=wl.steps),)
+
+    # -- multi-GPU ----------------------------------------------------------
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """The sizes a multi-GPU plan must fit: ``heads``, ``head_dim``, ``hidden``, ``ffn`` (None: no FFN
+        width to check), ``layers``, ``text_len``, ``tokens`` (the sequence that is split); None when this
+        adapter does not know how its model splits over GPUs."""
+        return None
 
     # -- categories -------------------------------------------------------
     def category(self, module_path: str, family: str) -> str:

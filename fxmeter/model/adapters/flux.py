@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.model.adapters._common import divisible, image_only, joint_dit_categories
+from fxmeter.model.adapters._common import attention_dims, divisible, image_only, joint_dit_categories, tp_roles
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.workload import Workload
 
@@ -47,6 +47,9 @@ class FluxAdapter(Adapter):
         "patch_size", "in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "joint_attention_dim",
         "pooled_projection_dim", "axes_dims_rope",
     )
+    sequence_symbols: tuple[str, ...] = ("image_tokens",)
+    joint_text_symbols: tuple[str, ...] = ("text_len",)
+    tp_roles: tuple[tuple[str, str], ...] = tp_roles(("transformer_blocks", "single_transformer_blocks"))
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         divisible(wl.height, wl.width, VAE_SCALE * PACK, "VAE 8 x 2x2 packing")
@@ -54,6 +57,12 @@ class FluxAdapter(Adapter):
         notes = image_only(wl.frames, "Flux")
         dims = {"batch": wl.batch, "image_tokens": h * w, "text_len": wl.text_len}
         return Geometry(dims, (wl.batch, h * w, int(config["in_channels"])), h * w, 1, tuple(notes))
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """24 heads x 128, FFN 4 x hidden (``FeedForward`` and the single blocks' ``mlp_ratio`` 4.0), double +
+        single blocks; the image tokens are split (xDiT ``xFuserFluxTransformer2DWrapper``)."""
+        layers = int(config["num_layers"]) + int(config["num_single_layers"])
+        return attention_dims(config, layers, geometry.dims["text_len"], geometry.tokens)
 
     def passes_per_step(self, config: dict[str, Any], wl: Workload) -> int:
         """One: FLUX.1-dev's guidance is distilled into the model (the ``guidance`` input)."""

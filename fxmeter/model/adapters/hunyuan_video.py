@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.model.adapters._common import QK_NORMS, divisible, joint_dit_categories, video_frames
+from fxmeter.model.adapters._common import (
+    QK_NORMS,
+    attention_dims,
+    divisible,
+    joint_dit_categories,
+    tp_roles,
+    video_frames,
+)
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.workload import Workload
 
@@ -47,6 +54,9 @@ class HunyuanVideoAdapter(Adapter):
         "patch_size_t", "text_embed_dim", "pooled_projection_dim", "rope_axes_dim",
     )
     choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
+    sequence_symbols: tuple[str, ...] = ("latent_frames", "patches_h", "patches_w")
+    joint_text_symbols: tuple[str, ...] = ("text_len",)
+    tp_roles: tuple[tuple[str, str], ...] = tp_roles(("transformer_blocks", "single_transformer_blocks"))
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p, pt = int(config["patch_size"]), int(config["patch_size_t"])
@@ -67,6 +77,12 @@ class HunyuanVideoAdapter(Adapter):
         if config.get("guidance_embeds", False):
             return 1
         return super().passes_per_step(config, wl)
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, FFN ``mlp_ratio`` x hidden, double + single blocks."""
+        layers = int(config["num_layers"]) + int(config["num_single_layers"])
+        return attention_dims(config, layers, geometry.dims["text_len"], geometry.tokens,
+                              float(config.get("mlp_ratio", 4.0)))
 
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
         import torch

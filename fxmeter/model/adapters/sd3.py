@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.errors import WorkloadError
-from fxmeter.model.adapters._common import QK_NORMS, divisible, image_only, joint_dit_categories
+from fxmeter.model.adapters._common import (
+    QK_NORMS,
+    attention_dims,
+    divisible,
+    image_only,
+    joint_dit_categories,
+    tp_roles,
+)
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.workload import Workload
 
@@ -47,6 +54,9 @@ class SD3Adapter(Adapter):
         "joint_attention_dim", "caption_projection_dim", "pooled_projection_dim", "out_channels", "pos_embed_max_size",
     )
     choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
+    sequence_symbols: tuple[str, ...] = ("patches_h", "patches_w")
+    joint_text_symbols: tuple[str, ...] = ("text_len",)
+    tp_roles: tuple[tuple[str, str], ...] = tp_roles(("transformer_blocks",))
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p = int(config["patch_size"])
@@ -58,6 +68,10 @@ class SD3Adapter(Adapter):
         dims = {"batch": wl.batch, "patches_h": ph, "patches_w": pw, "text_len": wl.text_len}
         shape = (wl.batch, int(config["in_channels"]), ph * p, pw * p)
         return Geometry(dims, shape, ph * pw, 1, tuple(image_only(wl.frames, "SD3")))
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, FFN 4 x hidden (``FeedForward``), ``num_layers``."""
+        return attention_dims(config, int(config["num_layers"]), geometry.dims["text_len"], geometry.tokens)
 
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
         import torch

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.errors import ConfigError, WorkloadError
-from fxmeter.model.adapters._common import QK_NORMS
+from fxmeter.model.adapters._common import QK_NORMS, attention_dims, tp_roles
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
@@ -90,6 +90,8 @@ class WanAdapter(Adapter):
         "ffn_dim", "num_layers", "rope_max_seq_len",
     )
     choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": QK_NORMS})
+    sequence_symbols: tuple[str, ...] = ("latent_frames", "patches_h", "patches_w")
+    tp_roles: tuple[tuple[str, str], ...] = tp_roles(("blocks",))
 
     # -- variants -------------------------------------------------------
     def specialize(self, config: dict[str, Any]) -> Adapter:
@@ -122,6 +124,13 @@ class WanAdapter(Adapter):
     def _vae_spatial(self, config: dict[str, Any]) -> int:
         default = 16 if int(config.get("out_channels") or config.get("in_channels", 16)) == 48 else VAE_SCALE_SPATIAL
         return int(self._pipeline(config).get("vae_scale_factor_spatial", default))
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, ``ffn_dim``, ``num_layers``; the video tokens are split
+        (Wan2.1 ``xdit_context_parallel.py``; the text stays whole for the cross-attention)."""
+        dims = attention_dims(config, int(config["num_layers"]), geometry.dims.get("text_len", I2V_TEXT_LEN),
+                              geometry.tokens)
+        return {**dims, "ffn": int(config["ffn_dim"])}
 
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """Not with per-token timesteps (their length is a product of geometry symbols)."""

@@ -1,0 +1,243 @@
+"""How a stage's graph splits over GPUs: the adapter's rules, each node as the plan model sees it, the
+FSDP units, the checked plan of a request, and the kernel call one GPU makes for its share of a node.
+
+* a node is split with the token sequence when its cost depends on one of the adapter's sequence
+  symbols (``Adapter.sequence_symbols``, read off the node's own formulas) and it comes after the
+  sequence is split, right before the first repeated block (Wan2.1 ``usp_dit_forward`` chunks the
+  sequence after the patch, time and text embeddings; xDiT's Wan wrapper after the patch embedding and
+  condition embedder, ``_chunk_and_pad_sequence``); joint-attention text tokens go with it when their
+  count divides the SP degree (xDiT ``split_text_embed_in_sp``);
+* its TP role comes from the adapter's table (``Adapter.tp_roles``);
+* the repeated blocks (children of the top-level ``ModuleList``) are the FSDP units, the rest the root
+  unit (Wan2.1 ``wan/distributed/fsdp.py``: one unit per block).
+
+Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from fxmeter.errors import ParallelError
+from fxmeter.estimate.evaluate import NodeCost, StageCost
+from fxmeter.estimate.kernels import KernelCall
+from fxmeter.estimate.metrics import Metrics
+from fxmeter.estimate.parallel import (
+    BlockView,
+    ModelDims,
+    NodeShare,
+    NodeView,
+    ParallelPlan,
+    check_plan,
+    parse_plan,
+)
+from fxmeter.estimate.predict import call_of
+
+if TYPE_CHECKING:
+    from fxmeter.model.adapters import Geometry
+    from fxmeter.model.registry import ResolvedModel
+    from fxmeter.model.workload import Workload
+
+#: bytes per element of the dtypes a graph node carries
+ITEMSIZE = {"bfloat16": 2, "float16": 2, "float32": 4, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1,
+            "int8": 1, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
+
+
+@dataclass(frozen=True)
+class SplitRules:
+    """How one component's graph splits over GPUs (from its adapter).
+
+    ``dims``: the sizes a plan must fit (heads, hidden, FFN, tokens...); ``sequence_symbols``: the
+    workload symbols of the split sequence; ``joint_text_symbols``: joint-attention text tokens, split
+    with the sequence only when their count divides the SP degree (xDiT ``split_text_embed_in_sp``);
+    ``tp_roles``: (module regex under the root, role).
+    """
+
+    dims: ModelDims
+    sequence_symbols: frozenset[str]
+    joint_text_symbols: frozenset[str] = frozenset()
+    tp_roles: tuple[tuple[str, str], ...] = ()
+
+
+def rules_of(dims: Mapping[str, Any], sequence_symbols: Sequence[str], joint_text_symbols: Sequence[str] = (),
+             tp_roles: Sequence[tuple[str, str]] = ()) -> SplitRules:
+    """:class:`SplitRules` from an adapter's ``model_dims`` mapping and tables."""
+    try:
+        md = ModelDims(**{k: dims[k] for k in ("heads", "head_dim", "hidden", "ffn", "layers", "text_len", "tokens")})
+    except KeyError as e:
+        raise ParallelError(f"model dims lack {e.args[0]!r}: cannot check a multi-GPU plan") from None
+    return SplitRules(md, frozenset(sequence_symbols), frozenset(joint_text_symbols), tuple(tp_roles))
+
+
+
+
+
+# -- the graph, as the plan model sees it ---------------------------------------------------------
+def block_ids(cost: StageCost) -> list[str]:
+    """The repeated blocks: children of the model's top-level ``ModuleList``s (the FSDP units)."""
+    lists = {m.id for m in cost.modules if m.parent == cost.root and m.cls == "ModuleList"}
+    return [m.id for m in cost.modules if m.parent in lists]
+
+
+def _inside(module: str, prefixes: Sequence[str]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _role(module: str, root: str, roles: Sequence[tuple[re.Pattern[str], str]]) -> str | None:
+    rel = module[len(root) + 1:] if module.startswith(root + ".") else ""
+    for pattern, role in roles:
+        if pattern.search(rel):
+            return role
+    return None
+
+
+def _out_bytes(n: NodeCost, itemsize: int) -> int:
+    """The node's output bytes: from its shape for matmul/attention (whatever the traffic model), else bytes written."""
+    s = n.shape
+    if n.family == "matmul" and all(isinstance(s.get(k), int) for k in ("m", "n")):
+        return int(s.get("b", 1)) * s["m"] * s["n"] * itemsize
+    if n.family == "attention" and all(isinstance(s.get(k), int) for k in ("b", "h", "lq")):
+        return s["b"] * s["h"] * s["lq"] * int(s.get("dv", s.get("d", 1))) * itemsize
+    return n.cost.bytes_written
+
+
+def node_views(cost: StageCost, rules: SplitRules, plan: ParallelPlan) -> tuple[list[NodeView], list[BlockView], ModelDims]:
+    """The stage's graph nodes and FSDP units as :mod:`~fxmeter.estimate.parallel` takes them, and the dims
+    it splits (with joint text tokens in the sequence when they divide the SP degree)."""
+    dims = rules.dims
+    seq = set(rules.sequence_symbols)
+    if rules.joint_text_symbols and plan.sp > 1 and dims.text_len % plan.sp == 0:
+        seq |= rules.joint_text_symbols
+        dims = ModelDims(dims.heads, dims.head_dim, dims.hidden, dims.ffn, dims.layers, dims.text_len,
+                         dims.tokens + dims.text_len)
+    blocks = block_ids(cost)
+    first = next((i for i, n in enumerate(cost.nodes) if _inside(n.module, blocks)), len(cost.nodes))
+    roles = [(re.compile(p), r) for p, r in rules.tp_roles]
+    views = []
+    for i, n in enumerate(cost.nodes):
+        size = ITEMSIZE.get(n.dtype or "bfloat16", 2)
+        views.append(NodeView(
+            name=n.name, target=n.target, module=n.module, family=n.family, category=n.category, replicas=n.replicas,
+            tensor_core_flops=n.cost.tensor_core_flops, cuda_core_flops=n.cost.cuda_core_flops,
+            bytes_read=n.cost.bytes_read, bytes_written=n.cost.bytes_written, shape=dict(n.shape),
+            seq_split=i >= first and bool(n.symbols & seq), out_bytes=_out_bytes(n, size), itemsize=size,
+            tp_role=_role(n.module, cost.root, roles),
+        ))
+    return views, _units(cost, blocks), dims
+
+
+def _units(cost: StageCost, blocks: Sequence[str]) -> list[BlockView]:
+    by_id = {m.id: m for m in cost.modules}
+    units = [BlockView(b, by_id[b].weight_bytes) for b in blocks]
+    rest = cost.weights.weight_bytes - sum(u.weight_bytes for u in units)
+    return [BlockView(cost.root, max(rest, 0), root=True), *units]
+
+
+def scaled_units(units: Sequence[BlockView], total: int) -> list[BlockView]:
+    """``units`` with their bytes scaled to add up to ``total`` (the component's weights at ``--precision``):
+    each block by the ratio (rounded up), the root unit the rest."""
+    have = sum(u.weight_bytes for u in units)
+    if have == total or not have:
+        return list(units)
+    factor = Fraction(total, have)
+    blocks = [BlockView(u.id, math.ceil(u.weight_bytes * factor)) for u in units if not u.root]
+    roots = [u for u in units if u.root]
+    rest = max(total - sum(b.weight_bytes for b in blocks), 0)
+    return [*(BlockView(r.id, rest if i == 0 else 0, True) for i, r in enumerate(roots)), *blocks]
+
+
+def share_metrics(s: NodeShare) -> Metrics:
+    return Metrics(s.tensor_core_flops, s.cuda_core_flops, s.bytes_read, s.bytes_written)
+
+
+def gpu_call(n: NodeCost, share: NodeShare, plan: ParallelPlan, seq_fraction: Fraction, *,
+             compiled: bool) -> tuple[KernelCall, int]:
+    """The kernel call one GPU makes for its share of ``n``, and how many times it makes it.
+
+    The shape is the per-GPU one: a self-attention runs H/(U*T) heads of its S/R queries against each
+    ring step's S/R keys, R times (Ulysses: all S keys at once); a cross-attention its query rows
+    against every text key with H/T heads; a linear layer on the sequence its rows (``m`` x the GPU's
+    token share), N/T outputs (column) or K/T inputs (row).  An unsplit node is the single-GPU call.
+    """
+    base = call_of(n, compiled=compiled)
+    m = share_metrics(share)
+    if share.flops_scale == 1 and m == n.cost:
+        return base, 1
+    shape = dict(n.shape)
+    u, r, t, p = plan.ulysses, plan.ring, plan.tp, plan.sp
+    repeats = 1
+    rule = share.rule
+    if n.family == "attention" and all(isinstance(shape.get(k), int) for k in ("h", "lq", "lk")):
+        if rule.startswith("self_attention"):
+            shape["h"] = max(shape["h"] // (u * t), 1)
+            shape["lq"] = -(-shape["lq"] // p) * u
+            shape["lk"] = -(-shape["lk"] // p) * u
+            repeats = r
+        elif rule.startswith("cross_attention"):
+            shape["h"] = max(shape["h"] // t, 1)
+            shape["lq"] = -(-shape["lq"] // p)
+        elif "tp" in rule:
+            shape["h"] = max(shape["h"] // t, 1)
+    elif n.family in ("matmul", "conv") and isinstance(shape.get("m"), int):
+        if rule.startswith("sequence"):
+            shape["m"] = max(math.ceil(shape["m"] * seq_fraction), 1)
+        if rule.endswith("tp column") and isinstance(shape.get("n"), int):
+            shape["n"] = max(-(-shape["n"] // t), 1)
+        if rule.endswith("tp row") and isinstance(shape.get("k"), int):
+            shape["k"] = max(-(-shape["k"] // t), 1)
+    call = KernelCall(family=base.family, tensor_core_flops=-(-m.tensor_core_flops // repeats),
+                      cuda_core_flops=-(-m.cuda_core_flops // repeats), bytes=-(-m.bytes // repeats),
+                      shape=shape, dtype=base.dtype, launches=base.launches)
+    return call, repeats
+
+
+# -- from a model and a workload ------------------------------------------------------------------
+def split_rules(model: ResolvedModel, geometry: Geometry) -> dict[str, SplitRules]:
+    """The split rules of every component of ``model`` whose adapter knows how it splits over GPUs."""
+    out = {}
+    for name in list(model.components) or ["transformer"]:
+        comp = model.component(name)
+        dims = comp.adapter.model_dims(dict(comp.config), geometry)
+        if dims is not None:
+            a = comp.adapter
+            out[name] = rules_of(dims, a.sequence_symbols, a.joint_text_symbols, a.tp_roles)
+    return out
+
+
+def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, spec: str | None, *,
+             fsdp: bool = False, batched_cfg: bool = False) -> ParallelPlan:
+    """``--gpus N --parallel SPEC [--fsdp]`` for ``model`` at ``wl``: parsed and checked before anything is traced.
+
+    With no ``spec``: cfg=2 when the workload runs two separate passes per step, the rest Ulysses (as
+    many as divide the heads, ring the remainder: :func:`~fxmeter.estimate.parallel.parse_plan`).
+    """
+    passes = model.passes_per_step(wl)
+    if batched_cfg and passes == 2:
+        passes = 1  # one forward of 2x the batch per step
+    rules = split_rules(model, geometry)
+    main = model.component("transformer")
+    if "transformer" not in rules:
+        raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
+                            "(its adapter has no model_dims); use --gpus 1")
+    plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
+    for name, r in rules.items():
+        check_plan(plan, r.dims)
+        comp = model.component(name)
+        if plan.sp > 1 and not comp.adapter.supports_dynamic(dict(comp.config)):
+            raise ParallelError(
+                f"{comp.adapter.diffusers_class} ({name}) is traced with static shapes (its forward needs Python ints "
+                "of the geometry), so which graph nodes scale with the token sequence is unknown; sequence "
+                "parallelism (ulysses/ring) needs a dynamic trace: use cfg/tp only, or --gpus 1")
+        if plan.sp > 1 and not comp.adapter.sequence_symbols:
+            raise ParallelError(f"{comp.adapter.diffusers_class} ({name}) names no sequence symbols: sequence "
+                                "parallelism (ulysses/ring) is not modelled for it")
+    return plan
+
+
+__all__ = ["ITEMSIZE", "SplitRules", "block_ids", "gpu_call", "node_views", "plan_for", "rules_of", "scaled_units",
+           "share_metrics", "split_rules"]

@@ -1,0 +1,266 @@
+"""report.json's ``deployment`` (a generation on N GPUs) and ``scaling`` (one row per GPU count), typed,
+and how summary.md and the console show them.
+
+``deployment`` is written by ``fxmeter trace --gpus N --parallel ... [--fsdp] --hardware DEV``;
+``scaling`` by ``fxmeter scale`` (the rows :func:`fxmeter.report.html` draws).  Both are built from
+:class:`fxmeter.estimate.deploy.Deployment` by :func:`deployment_info` / :func:`scaling_row` and read
+back by ``from_dict`` (the JSON Schema has checked the shape first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fxmeter.base.units import human, human_bytes, seconds, si_bytes
+from fxmeter.estimate.deploy import link_text
+from fxmeter.estimate.metrics import Metrics
+
+if TYPE_CHECKING:
+    from fxmeter.estimate.deploy import Deployment
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage on the plan's GPUs (per GPU)."""
+
+    name: str
+    split: bool
+    forwards_per_gpu: int
+    per_forward: Metrics
+    single_gpu_per_forward: Metrics
+    predicted_seconds_per_forward: float
+    bound_seconds_per_forward: float
+    single_gpu_predicted_seconds_per_forward: float
+    exposed_comm_seconds: float
+    overlapped_comm_seconds: float
+    seconds: float
+    single_gpu_seconds: float
+    tokens_per_gpu: int | None
+    weight_bytes_per_gpu: int
+    activation_bytes_per_gpu: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["per_forward"], d["single_gpu_per_forward"] = self.per_forward.to_dict(), self.single_gpu_per_forward.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StageRow:
+        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        kw["per_forward"] = Metrics.from_dict(d["per_forward"])
+        kw["single_gpu_per_forward"] = Metrics.from_dict(d["single_gpu_per_forward"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class CommInfo:
+    """One collective: calls per generation, bytes per call per rank, seconds per call, exposed/overlapped seconds."""
+
+    stage: str
+    kind: str
+    what: str
+    ranks: int
+    link: str
+    count: int
+    bytes: int
+    seconds: float
+    exposed_seconds: float
+    overlapped_seconds: float
+    overlappable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CommInfo:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """``deployment`` of report.json: the generation on ``gpus`` GPUs, per GPU, with its communication."""
+
+    gpus: int
+    parallel: Mapping[str, Any]  # ulysses, ring, cfg, tp, fsdp, spec
+    device: Mapping[str, str]  # name, label
+    interconnect: Mapping[str, Any]  # kind, generation, bandwidth (per direction), text, sources...
+    per_gpu: Mapping[str, Any]  # per_forward metrics of the first denoiser on one GPU, tokens, the single-GPU forward
+    memory: Mapping[str, Any]  # weight / activation / total bytes per GPU, device bytes, fits, statement
+    stages: tuple[StageRow, ...]
+    communication: tuple[CommInfo, ...]
+    communication_by_kind: Mapping[str, Mapping[str, float | int]]
+    predicted_seconds: float
+    bound_seconds: float
+    single_gpu_seconds: float
+    compute_seconds: float
+    exposed_comm_seconds: float
+    overlapped_comm_seconds: float
+    speedup: float
+    efficiency: float
+    comm_share: float
+    gpu_seconds: float
+    predicted_by: str
+    overlap_rules: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    _SCALARS = ("gpus", "predicted_seconds", "bound_seconds", "single_gpu_seconds", "compute_seconds",
+                "exposed_comm_seconds", "overlapped_comm_seconds", "speedup", "efficiency", "comm_share", "gpu_seconds",
+                "predicted_by")
+
+    @property
+    def spec(self) -> str:
+        return str(self.parallel.get("spec", "")) + (" + fsdp" if self.parallel.get("fsdp") else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: getattr(self, k) for k in self._SCALARS}
+        d.update(parallel=dict(self.parallel), device=dict(self.device), interconnect=dict(self.interconnect),
+                 per_gpu={k: (v.to_dict() if isinstance(v, Metrics) else v) for k, v in self.per_gpu.items()},
+                 memory=dict(self.memory), stages=[s.to_dict() for s in self.stages],
+                 communication=[c.to_dict() for c in self.communication],
+                 communication_by_kind={k: dict(v) for k, v in self.communication_by_kind.items()},
+                 overlap_rules=list(self.overlap_rules), notes=list(self.notes))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DeploymentInfo | None:
+        if d is None:
+            return None
+        per_gpu = {k: (Metrics.from_dict(v) if k in ("per_forward", "single_gpu_per_forward") else v)
+                   for k, v in d["per_gpu"].items()}
+        return cls(
+            **{k: d[k] for k in cls._SCALARS}, parallel=d["parallel"], device=d["device"],
+            interconnect=d["interconnect"], per_gpu=per_gpu, memory=d["memory"],
+            stages=tuple(StageRow.from_dict(s) for s in d["stages"]),
+            communication=tuple(CommInfo.from_dict(c) for c in d["communication"]),
+            communication_by_kind=d["communication_by_kind"], overlap_rules=tuple(d.get("overlap_rules", ())),
+            notes=tuple(d.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ScalingRow:
+    """One GPU count of ``fxmeter scale`` (``scaling`` of report.json; the HTML page draws these)."""
+
+    gpus: int
+    parallel: str
+    seconds: float
+    speedup: float
+    efficiency: float
+    memory_per_gpu: int
+    fits: bool
+    comm_share: float
+    exposed_comm_seconds: float
+    bound_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScalingRow:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+# -- from the estimate ------------------------------------------------------------------------------
+def deployment_info(dep: Deployment) -> DeploymentInfo:
+    """The typed ``deployment`` section of ``dep``."""
+    link = dep.interconnect
+    split = [s for s in dep.stages if s.split]
+    main = split[0] if split else dep.stages[0]
+    return DeploymentInfo(
+        gpus=dep.gpus,
+        parallel={**dep.plan.to_dict(), "spec": dep.plan.spec()},
+        device={"name": dep.device_name, "label": dep.device},
+        interconnect={"kind": link.kind, "generation": link.generation, "bandwidth": link.bandwidth,
+                      "bandwidth_bidirectional": link.bandwidth_bidirectional, "via_host": link.via_host,
+                      "text": link_text(link) + " per direction",
+                      "sources": link.sources},
+        per_gpu={"stage": main.name, "per_forward": main.per_forward, "single_gpu_per_forward": main.single_gpu_per_forward,
+                 "tokens": main.tokens_per_gpu, "forwards_per_generation": main.forwards_per_gpu},
+        memory={"weight_bytes_per_gpu": dep.weight_bytes_per_gpu, "activation_bytes_per_gpu": dep.activation_bytes_per_gpu,
+                "total_bytes_per_gpu": dep.weight_bytes_per_gpu + dep.activation_bytes_per_gpu,
+                "device_bytes": dep.fit.device_bytes, "fits": dep.fit.fits, "statement": dep.fit.statement},
+        stages=tuple(StageRow(s.name, s.split, s.forwards_per_gpu, s.per_forward, s.single_gpu_per_forward,
+                              s.predicted_seconds_per_forward, s.bound_seconds_per_forward,
+                              s.single_gpu_predicted_seconds_per_forward, s.exposed_comm_seconds,
+                              s.overlapped_comm_seconds, s.seconds, s.single_gpu_seconds, s.tokens_per_gpu,
+                              s.weight_bytes_per_gpu, s.activation_bytes_per_gpu) for s in dep.stages),
+        communication=tuple(CommInfo(c.stage, c.kind, c.what, c.ranks, c.link, c.count, c.bytes, c.seconds,
+                                     c.exposed_seconds, c.overlapped_seconds, c.overlappable) for c in dep.communication),
+        communication_by_kind=dep.by_kind(),
+        predicted_seconds=dep.predicted_seconds, bound_seconds=dep.bound_seconds,
+        single_gpu_seconds=dep.single_gpu_seconds, compute_seconds=dep.compute_seconds,
+        exposed_comm_seconds=dep.exposed_comm_seconds, overlapped_comm_seconds=dep.overlapped_comm_seconds,
+        speedup=dep.speedup, efficiency=dep.efficiency, comm_share=dep.comm_share, gpu_seconds=dep.gpu_seconds,
+        predicted_by=dep.predicted_by, overlap_rules=tuple(dep.overlap_rules), notes=tuple(dep.notes),
+    )
+
+
+def scaling_row(dep: Deployment) -> ScalingRow:
+    return ScalingRow(dep.gpus, dep.plan.spec() + (" + fsdp" if dep.plan.fsdp else ""), dep.predicted_seconds,
+                      dep.speedup, dep.efficiency, dep.weight_bytes_per_gpu + dep.activation_bytes_per_gpu, dep.fit.fits,
+                      dep.comm_share, dep.exposed_comm_seconds, dep.bound_seconds)
+
+
+# -- rendering ------------------------------------------------------------------------------------------
+def console_lines(d: DeploymentInfo) -> list[str]:
+    """What ``fxmeter trace --gpus N`` prints under the device lines."""
+    pf = d.per_gpu["per_forward"]
+    lines = [
+        f"  on {d.gpus} x {d.device['label']} ({d.spec}; {d.interconnect['text']}):",
+        f"    predicted ({d.predicted_by}): {seconds(d.predicted_seconds)} end to end; one GPU {seconds(d.single_gpu_seconds)}: "
+        f"speed-up {d.speedup:.2f}x, parallel efficiency {100 * d.efficiency:.1f}%",
+        f"    per GPU per forward: {human(pf.tensor_core_flops, 'FLOP')} tensor-core, {d.per_gpu.get('tokens') or '-'} tokens; "
+        f"communication exposed {seconds(d.exposed_comm_seconds)} ({100 * d.comm_share:.1f}% of the time), "
+        f"overlapped {seconds(d.overlapped_comm_seconds)}",
+        f"    {d.memory['statement']}",
+    ]
+    return lines
+
+
+def markdown(d: DeploymentInfo) -> str:
+    """summary.md's deployment section."""
+    out = [f"## Deployment on {d.gpus} GPUs\n"]
+    out.append(f"{d.gpus} x {d.device['label']}, plan `{d.spec}`, {d.interconnect['text']}. Predicted by the "
+               f"{d.predicted_by} at each GPU's own shapes, plus the communication that compute cannot hide.\n")
+    out.append("| | value |\n|---|---:|")
+    rows = [("predicted seconds per generation", f"{d.predicted_seconds:,.2f}"),
+            ("one GPU (same model)", f"{d.single_gpu_seconds:,.2f}"),
+            ("speed-up", f"{d.speedup:.2f}x"), ("parallel efficiency = t1 / (N x tN)", f"{100 * d.efficiency:.1f}%"),
+            ("compute per GPU", f"{d.compute_seconds:,.2f} s"),
+            ("communication exposed", f"{d.exposed_comm_seconds:,.2f} s ({100 * d.comm_share:.1f}%)"),
+            ("communication overlapped", f"{d.overlapped_comm_seconds:,.2f} s"),
+            ("bound (roofline per GPU, no communication)", f"{d.bound_seconds:,.2f} s"),
+            ("weights per GPU", si_bytes(d.memory["weight_bytes_per_gpu"])),
+            ("activations per GPU", si_bytes(d.memory["activation_bytes_per_gpu"])),
+            ("fit", str(d.memory["statement"]))]
+    out += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+    out.append("\n| stage | forwards per GPU | tensor-core FLOPs per forward per GPU | s per forward | exposed comm s | "
+               "stage s | one GPU s |\n|---|---:|---:|---:|---:|---:|---:|")
+    for s in d.stages:
+        out.append(f"| {s.name}{'' if s.split else ' (one GPU)'} | {s.forwards_per_gpu:,} | "
+                   f"{s.per_forward.tensor_core_flops:,} | {s.predicted_seconds_per_forward:.4f} | "
+                   f"{s.exposed_comm_seconds:,.3f} | {s.seconds:,.2f} | {s.single_gpu_seconds:,.2f} |")
+    if d.communication:
+        out.append("\n| collective | kind | ranks | calls per generation | bytes per call per rank | s per call | "
+                   "exposed s | overlapped s |\n|---|---|---:|---:|---:|---:|---:|---:|")
+        for c in d.communication:
+            out.append(f"| {c.what.replace('|', '/')} | {c.kind} | {c.ranks} | {c.count:,} | {c.bytes:,} | "
+                       f"{c.seconds * 1e3:.3f} ms | {c.exposed_seconds:,.3f} | {c.overlapped_seconds:,.3f} |")
+    out.append("\nOverlap rules:\n")
+    out += [f"- {r}" for r in d.overlap_rules]
+    out.append("\nAssumptions:\n")
+    out += [f"- {n}" for n in d.notes]
+    return "\n".join(out) + "\n"
+
+
+def scaling_table(rows: Sequence[ScalingRow]) -> list[str]:
+    """The console table of ``fxmeter scale``."""
+    head = (f"  {'GPUs':>4}  {'plan':<36} {'predicted s':>12} {'speed-up':>9} {'efficiency':>10} "
+            f"{'memory/GPU':>11} {'comm share':>10}  fits")
+    out = [head]
+    for r in rows:
+        out.append(f"  {r.gpus:>4}  {r.parallel[:36]:<36} {r.seconds:>12,.1f} {r.speedup:>8.2f}x {100 * r.efficiency:>9.1f}% "
+                   f"{human_bytes(r.memory_per_gpu):>11} {100 * r.comm_share:>9.1f}%  {'yes' if r.fits else 'NO'}")
+    return out
