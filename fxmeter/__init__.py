@@ -23,7 +23,7 @@ __all__ = ["__version__", "trace", "Report"]
 TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
     "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "attention",
-    "attention_precision", "compile", "cache_skip", "price_per_hour", "rules", "gpus", "parallel", "fsdp",
+    "attention_precision", "compile", "cache_skip", "price_per_hour", "gpus", "parallel", "fsdp", "rules",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -50,10 +50,10 @@ def trace(
     compile: bool = False,
     cache_skip: float = 0.0,
     price_per_hour: str | float | Mapping[str, float] | None = None,
-    rules: Mapping[str, Any] | None = None,
     gpus: int | None = None,
     parallel: str | None = None,
     fsdp: bool = False,
+    rules: Mapping[str, Any] | None = None,
     frames: int | None = None,
     height: int | None = None,
     width: int | None = None,

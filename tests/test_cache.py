@@ -96,7 +96,7 @@ def test_key_separates_dtype_replicate_config_versions_and_rules(
     assert store.load(store.key(comp, "bfloat16")) is None
 
 
-def test_fingerprint_follows_code_not_comments_or_docstrings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fingerprint_follows_code_not_comments_or_docstrings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Editing a rule's code changes the fingerprint (so the store key: the next trace recomputes);
     a comment or a docstring does not."""
     code = 'def flops(m, n, k):\n    """2 x MAC."""\n    return 2 * m * n * k  # FLOP\n'
@@ -107,13 +107,15 @@ def test_fingerprint_follows_code_not_comments_or_docstrings(monkeypatch: pytest
     files = fingerprint.files()
     assert "fxmeter.rules/matmul.py" in files and "fxmeter.cost/analyze.py" in files
     # a rule edited on disk: another fingerprint, another store key
-    real_files = fingerprint._files
+    real_sources = fingerprint._sources
     before = fingerprint.rules_fingerprint()
+    copy = tmp_path / "matmul.py"  # the rule file as a user would edit it in a checkout
+    copy.write_text(next(p for n, p in real_sources() if n == "fxmeter.rules/matmul.py").read_text() + "\nEDITED = 1\n")
 
-    def edited() -> list[tuple[str, str]]:
-        return [(n, t + "\nEDITED = 1\n" if n == "fxmeter.rules/matmul.py" else t) for n, t in real_files()]
+    def edited() -> list[tuple[str, Path]]:
+        return [(n, copy if n == "fxmeter.rules/matmul.py" else p) for n, p in real_sources()]
 
-    monkeypatch.setattr(fingerprint, "_files", edited)
+    monkeypatch.setattr(fingerprint, "_sources", edited)
     fingerprint.rules_fingerprint.cache_clear()
     try:
         after = fingerprint.rules_fingerprint()
