@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
@@ -61,6 +61,14 @@ class Adapter:
     positive_keys: tuple[str, ...] = ()
     #: config key -> the values the class accepts (None included where it is allowed)
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: symbols kept constant in a dynamic export (one trace per value; see ``fxmeter.model.adapters.stage``)
+    fixed_symbols: tuple[str, ...] = ()
+    #: the attribute of the exported module that holds the component ("" = the exported module is the model)
+    wrapped: ClassVar[str] = ""
+    #: the pipeline's ``model_cpu_offload_seq`` (diffusers ``enable_model_cpu_offload`` hooks, in order)
+    offload_seq: tuple[str, ...] = ()
+    #: residency policies of this pipeline beyond none / model / sequential (``wan``: Wan's generate.py)
+    extra_policies: tuple[str, ...] = ()
 
     # -- geometry ---------------------------------------------------------
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
@@ -71,6 +79,10 @@ class Adapter:
         return 2 if wl.guidance_scale > 1.0 else 1
 
     # -- export -----------------------------------------------------------
+    def build_module(self, config: dict[str, Any], dtype: str) -> torch.nn.Module | None:
+        """The module to export (None: the diffusers class of ``config``, built by capture)."""
+        return None
+
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
         """Forward keyword arguments as meta tensors for symbol values ``dims``."""
         raise NotImplementedError
@@ -135,6 +147,12 @@ class Adapter:
             return (StagePlan("transformer", "transformer", "denoiser (CFG batched: one forward of 2x the batch)",
                               runs=wl.steps, batch_factor=2, steps=wl.steps),)
         return (StagePlan("transformer", "transformer", "denoiser", runs=wl.steps * passes, steps=wl.steps),)
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        """The stages before the denoising loop (text and image encoders, a VAE encode) and after it
+        (the VAE decode), as the model's diffusers pipeline runs them (``fxmeter.model.adapters.plans``)."""
+        return (), ()
 
     # -- categories -------------------------------------------------------
     def category(self, module_path: str, family: str) -> str:
