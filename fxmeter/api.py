@@ -66,9 +66,18 @@ def request(
     efficiency: str | Mapping[str, float] | None = None,
     batched_cfg: bool = False,
     replicate: bool = True,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     **overrides: Any,
 ) -> Request:
-    """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast)."""
+    """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast).
+
+    ``stages``: ``all`` (None) or stage names (``text_encoder,vae``; ``transformer`` names every
+    denoising stage); ``stage_dtype``: ``vae=fp32,...`` (a component's dtype instead of the
+    pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``.
+    """
     from fxmeter.estimate.hardware import HardwareError, get, parse_efficiency
 
     traffic = check_traffic(traffic)
@@ -86,36 +95,115 @@ def request(
     wl = resolve(workload, resolved.default_workload or None, **overrides)
     d = normalize_dtype(dtype)
     geometry = resolved.geometry(wl)
+    plans = resolved.stages(wl, batched_cfg=bool(batched_cfg))
+    chosen = select_stages(resolved, plans, stages)
+    dtypes = stage_dtypes(resolved, plans, stage_dtype)
+    from fxmeter.estimate.residency import check_policy, policies_for
+
+    policy = check_policy(offload, bool(t5_cpu), policies_for(resolved.adapter.extra_policies), resolved.id)
+    if t5_cpu and not any(p.name.startswith("text_encoder") and (chosen is None or p.name in chosen) for p in plans):
+        from fxmeter.errors import StageError
+
+        raise StageError("--t5-cpu moves the text encoder to the host, but the pipeline asked for has none "
+                         "(--stages without text_encoder)")
+    for p in plans:  # a selected stage whose component config the model folder lacks: one line now
+        if (chosen is None or p.name in chosen) and p.component in resolved.missing:
+            resolved.stage_component(p)
     options = Options(dtype=d, precision=precision, traffic=traffic, batched_cfg=bool(batched_cfg),
-                      full_trace=not replicate, hardware=hw.name if hw is not None else None, efficiency=eff)
+                      full_trace=not replicate, hardware=hw.name if hw is not None else None, efficiency=eff,
+                      stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu))
     return Request(resolved, wl, geometry, options, hw, eff)
+
+
+def _names(value: str | Sequence[str] | Mapping[str, str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value]
+
+
+def select_stages(model: ResolvedModel, plans: Sequence[Any], stages: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The stage names ``--stages`` asks for (None: all), checked against the model's pipeline."""
+    from fxmeter.errors import StageError
+
+    names = _names(stages)
+    if not names or names == ["all"]:
+        return None
+    have = [p.name for p in plans]
+    denoisers = [p.name for p in plans if p.denoiser]
+    chosen: list[str] = []
+    for n in names:
+        if n == "all":
+            raise StageError("--stages all cannot be combined with stage names")
+        if n == "transformer":
+            chosen += denoisers
+        elif n in have:
+            chosen.append(n)
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(n, have + ["all"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StageError(f"unknown stage {n!r}{hint}: {model.id}'s pipeline has {', '.join(have)} (or all)")
+    return tuple(p for p in have if p in chosen)
+
+
+def stage_dtypes(model: ResolvedModel, plans: Sequence[Any], spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``--stage-dtype vae=fp32,text_encoder=bf16`` -> component -> dtype (a stage name names its component)."""
+    from fxmeter.errors import StageError
+
+    if spec is None:
+        return {}
+    items = list(spec.items()) if isinstance(spec, Mapping) else []
+    if isinstance(spec, str):
+        for part in _names(spec):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise StageError(f"--stage-dtype takes STAGE=DTYPE pairs (vae=fp32,text_encoder=bf16), got {part!r}")
+            items.append((name.strip(), value.strip()))
+    out: dict[str, str] = {}
+    for name, value in items:
+        plan = next((p for p in plans if name in (p.name, p.component)), None)
+        if plan is None:
+            raise StageError(f"--stage-dtype: unknown stage {name!r}; {model.id}'s pipeline has "
+                             f"{', '.join(p.name for p in plans)}")
+        if plan.denoiser:
+            raise StageError(f"--stage-dtype {name}: the denoiser's dtype is --dtype")
+        out[plan.component] = normalize_dtype(str(value))
+    return out
 
 
 def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = None,
                  progress: Progress | None = None,
-                 memo: dict[tuple[str, int], list[StageInput]] | None = None) -> list[StageInput]:
+                 memo: dict[tuple[str, ...], list[StageInput]] | None = None) -> list[StageInput]:
     """Each stage of ``req``'s generation with its symbolic model (shipped, cached or traced now).
 
-    ``memo`` (sweeps) keeps the symbolic models already fetched: one is reused for every
-    workload inside its guards.
+    Every denoising stage is evaluated (the report's totals describe it); the other stages
+    only when ``--stages`` asks for them.  ``memo`` (sweeps) keeps the symbolic models already
+    fetched: one is reused for every workload inside its guards.
     """
     from fxmeter.cost import store
     from fxmeter.estimate.generation import StageInput
 
     out = []
+    chosen = req.options.stages
     for plan in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg):
-        comp = req.model.component(plan.component)
-        dims = dict(req.geometry.dims)
-        if plan.batch_factor != 1:
-            dims["batch"] = dims["batch"] * plan.batch_factor
-        key = (comp.config_sha256, plan.batch_factor)
+        selected = chosen is None or plan.name in chosen
+        if not selected and not plan.denoiser:
+            continue
+        comp = req.model.stage_component(plan)
+        dims = req.model.stage_dims(plan, req.geometry)
+        dtype = (req.options.stage_dtypes or {}).get(plan.component) or plan.dtype or req.options.dtype
+        replicate = not req.options.full_trace if plan.denoiser else True
+        key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))
         known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
         if known:
-            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0))
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected))
             continue
-        got = store.get(comp, req.options.dtype, dims, replicate=not req.options.full_trace, cache=cache,
-                        overlay=rules, progress=progress, root="transformer")
-        inp = StageInput(plan, got.model, dims, got.source, got.seconds)
+        got = store.get(comp, dtype, dims, replicate=replicate, cache=cache,
+                        overlay=rules, progress=progress, root=plan.root)
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected)
         if memo is not None:
             memo.setdefault(key, []).append(inp)
         out.append(inp)
@@ -125,10 +213,13 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
 def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
     """The pure estimate of ``req`` from its stage inputs."""
     from fxmeter.estimate.generation import estimate
+    from fxmeter.estimate.residency import policies_for
 
+    adapter = req.model.adapter
     return estimate(inputs, req.options, steps=req.workload.steps,
                     passes_per_step=req.model.passes_per_step(req.workload), hardware=req.hardware,
-                    efficiency=req.efficiency, nodes=nodes, modules=modules)
+                    efficiency=req.efficiency, nodes=nodes, modules=modules, offload_seq=adapter.offload_seq,
+                    policies=policies_for(adapter.extra_policies), i2v=adapter.name == "wan-i2v")
 
 
 def trace(
@@ -150,6 +241,10 @@ def trace(
     batched_cfg: bool = False,
     rules: Overlay | None = None,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     **overrides: Any,
 ) -> Report:
     """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report` (see :func:`fxmeter.trace`)."""
@@ -159,7 +254,8 @@ def trace(
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
                   precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
-                  replicate=replicate, **overrides)
+                  replicate=replicate, stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
+                  **overrides)
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
         unmodeled = [u for inp in inputs for u in inp.model.unmodeled]
@@ -168,6 +264,7 @@ def trace(
             raise UnmodeledOpError(f"--strict: ops without a rule: {ops}")
     est = estimate_request(req, inputs)
     notes = ["Costs use a per-call rule overlay (rules=...): " + ", ".join(sorted(rules))] if rules else []
+    notes += list(req.model.pipeline_notes(req.workload))
     return build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id=rid,
                  include_nodes=include_nodes, notes=notes)
 
@@ -221,7 +318,7 @@ def sweep(
         points.append(req)
     if not points:
         raise WorkloadError("empty sweep")
-    memo: dict[tuple[str, int], list[StageInput]] = {}
+    memo: dict[tuple[str, ...], list[StageInput]] = {}
     rows = []
     first_source = ""
     for req in points:

@@ -169,7 +169,7 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
         weights=Weights(int(meta["weight_bytes"]), dict(meta["weight_bytes_by_dtype"]), dict(meta["parameters_by_dtype"]),
                         int(mw.get("parameters", 0)), int(mw.get("bytes", 0)), str(meta["dtype"])),
         trace={k: meta.get(k) for k in ("mode", "graph_nodes", "replicas", "symbols", "guards", "seconds", "versions",
-                                        "rules")},
+                                        "rules", "graph_weight_bytes", "weight_read_bytes", "largest_module_bytes")},
     )
 
 

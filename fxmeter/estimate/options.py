@@ -31,6 +31,10 @@ class Options:
         hardware: the device's name, or None (no time, no fit).
         efficiency: user fractions of the peaks (``tc``, ``cuda``, ``bw``): the predicted
             seconds then are the roofline at those fractions.
+        stages: the pipeline stages asked for (``--stages``; None: all of them).
+        stage_dtypes: dtypes that replace the pipeline's for some stages (``--stage-dtype vae=fp32``).
+        offload: the residency policy (``--offload``: none, model, sequential, wan).
+        t5_cpu: the text encoder runs on the host CPU (Wan's ``--t5_cpu``).
     """
 
     dtype: str = "bfloat16"
@@ -40,6 +44,10 @@ class Options:
     full_trace: bool = False
     hardware: str | None = None
     efficiency: Mapping[str, float] | None = field(default=None)
+    stages: tuple[str, ...] | None = None
+    stage_dtypes: Mapping[str, str] | None = None
+    offload: str = "none"
+    t5_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -52,7 +60,9 @@ class Options:
         return {
             "dtype": self.dtype, "precision": self.precision, "traffic": self.traffic, "batched_cfg": self.batched_cfg,
             "hardware": self.hardware, "efficiency": dict(sorted(self.efficiency.items())) if self.efficiency else None,
-            "full_trace": self.full_trace,
+            "full_trace": self.full_trace, "stages": list(self.stages) if self.stages is not None else "all",
+            "stage_dtypes": dict(sorted(self.stage_dtypes.items())) if self.stage_dtypes else None,
+            "offload": self.offload, "t5_cpu": self.t5_cpu,
         }
 
 

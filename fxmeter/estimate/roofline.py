@@ -41,6 +41,16 @@ class Device:
         return all(self.efficiency.get(k, 1.0) == 1.0 for k in ONE)
 
     def peaks(self) -> dict[str, float]:
+        if self.dtype == "float32":
+            # PyTorch defaults: cuDNN convolutions run TF32 on tensor cores (torch.backends.cudnn.allow_tf32 =
+            # True), fp32 matmuls and attention do not (torch.backends.cuda.matmul.allow_tf32 = False): CUDA cores
+            return {
+                "tensor_core_flops_per_s": self.hw.cuda_core_fp32,
+                "tensor_core_flops_per_s_matmul": self.hw.cuda_core_fp32,
+                "tensor_core_flops_per_s_conv": tf32_peak(self.hw),
+                "cuda_core_flops_per_s": self.hw.cuda_core_fp32,
+                "bytes_per_s": self.hw.memory_bandwidth,
+            }
         base = "fp16" if self.dtype == "float16" else "bf16"
         tc = self.hw.tc_peak(base)
         return {
@@ -49,6 +59,14 @@ class Device:
             "cuda_core_flops_per_s": self.hw.cuda_core_fp32,
             "bytes_per_s": self.hw.memory_bandwidth,
         }
+
+
+def tf32_peak(hw: Hardware) -> float:
+    """Dense TF32 tensor-core FLOP/s: the device table's ``tf32`` entry, else half its bf16 peak
+    (NVIDIA A100/H100/H200/B200 whitepapers and datasheets: TF32 = FP16/BF16 / 2 dense, e.g. H100 SXM
+    494.7 vs 989.4 TFLOPS; AMD MI300X 653.7 vs 1307.4)."""
+    v = hw.tensor_core.get("tf32")
+    return float(v) if v else hw.tc_peak("bf16") / 2
 
 
 @dataclass(frozen=True)
@@ -95,12 +113,14 @@ def stage_time(stage: StageCost, device: Device) -> StageTime:
     eff = {**ONE, **device.efficiency}
     p = device.peaks()
     tc_base, tc_prec = p["tensor_core_flops_per_s"], p["tensor_core_flops_per_s_matmul"]
+    tc_conv = p.get("tensor_core_flops_per_s_conv", tc_prec)
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
     own: dict[str, dict[str, float]] = {}
     by_limiter = dict.fromkeys(LIMITERS, 0.0)
     times = []
     for n in stage.nodes:
-        t, limiter = node_time(n.cost, tc_prec if n.family in PRECISION_FAMILIES else tc_base, cuda, bw, eff)
+        tc = tc_conv if n.family == "conv" else tc_prec if n.family in PRECISION_FAMILIES else tc_base
+        t, limiter = node_time(n.cost, tc, cuda, bw, eff)
         times.append(NodeTime(t, limiter))
         acc = own.setdefault(n.module, dict.fromkeys(LIMITERS, 0.0))
         acc[limiter] += t

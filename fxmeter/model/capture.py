@@ -80,6 +80,8 @@ class Capture:
     graph_weight_bytes: int = 0
     #: bytes of every read of them (a weight read by k nodes counts k times: a module called k times per forward)
     weight_read_bytes: int = 0
+    #: the largest own weights of one module (what sequential offload holds on the device at a time)
+    largest_module_bytes: int = 0
 
 
 def target_name(target: Any) -> str:
@@ -504,6 +506,7 @@ def capture(
         graph_nodes=count,
         graph_weight_bytes=graph_bytes,
         weight_read_bytes=read_bytes,
+        largest_module_bytes=max((m.weight_bytes for m in modules), default=0),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,34 @@ class ResolvedModel:
             raise ConfigError(f"config {self.config_source}: cannot plan the stages ({type(e).__name__}: {e})") from None
         have = set(self.components) | set(self.missing)
         return tuple(p for p in before if p.component in have) + denoise + tuple(p for p in after if p.component in have)
+
+    def stage_component(self, plan: StagePlan) -> Component:
+        """The component ``plan`` runs, with the plan's call as its adapter (specialised for its config)."""
+        if plan.component in self.missing:
+            raise ConfigError(f"{self.missing[plan.component]} (stage {plan.name} needs it; "
+                              f"--stages without {plan.name} leaves it out)")
+        comp = self.component(plan.component)
+        if plan.adapter is None:
+            return comp
+        from fxmeter.model.adapters.stage import StageAdapter
+
+        call = plan.adapter
+        if isinstance(call, StageAdapter):
+            call.check_class(dict(comp.config), f"{comp.source} ({plan.component})")
+        try:
+            call = call.specialize(dict(comp.config))
+        except (TypeError, ValueError, KeyError, IndexError) as e:
+            raise ConfigError(f"{comp.source}: a value {call.name} cannot use ({type(e).__name__}: {e})") from None
+        return replace(comp, adapter=call)
+
+    def stage_dims(self, plan: StagePlan, geometry: Geometry) -> dict[str, int]:
+        """The symbol values of ``plan``: its own, or the geometry's at its batch factor (denoisers)."""
+        if plan.dims is not None:
+            return dict(plan.dims)
+        dims = dict(geometry.dims)
+        if plan.batch_factor != 1:
+            dims["batch"] = dims["batch"] * plan.batch_factor
+        return dims
 
     def pipeline_notes(self, wl: Workload) -> tuple[str, ...]:
         """What the pipeline runs that this model has no config for (a --config without text_encoder/ or vae/)."""

@@ -30,6 +30,8 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append(f"# fxmeter: {model.id} @ {wl.name}\n")
     out.append(f"`{model.diffusers_class}` ({model.parameters:,} parameters, {wl.dtype}), "
                f"traced with {rep.trace.exporter} ({rep.trace.mode} shapes).\n")
+    if rep.pipeline is not None:
+        out.append(pipeline_markdown(rep))
     out.append("## Workload\n")
     out.append("| knob | value |\n|---|---|")
     for k in ("frames", "height", "width", "steps", "batch", "text_len", "guidance_scale", "passes_per_step"):
@@ -92,6 +94,66 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append("\n## Notes\n")
     out.extend(f"- {n}" for n in rep.notes)
     return "\n".join(out) + "\n"
+
+
+def pipeline_markdown(rep: ReportDocument) -> str:
+    """The stage table summary.md opens with: each stage per run and end to end, the generation's total."""
+    p = rep.pipeline
+    assert p is not None
+    timed = p.end_to_end.bound_seconds is not None
+    e2e = p.end_to_end.metrics
+    out = ["## Pipeline (one generation)\n",
+           "| stage | class | dtype | runs | tensor-core FLOPs per run | FLOPs end to end | share | weights | peak activations |"
+           + (" bound s end to end |" if timed else ""),
+           "|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if timed else "")]
+    for st in p.stages:
+        f = st.end_to_end.metrics.flops
+        secs = ("host CPU (not modeled)" if st.on_host else f"{st.end_to_end.bound_seconds:,.3f}") if timed else ""
+        out.append(f"| `{_cell(st.name)}` | {_cell(st.cls)} | {st.dtype} | {st.runs} | "
+                   f"{human(st.per_run.metrics.tensor_core_flops, 'FLOP')} | {human(f, 'FLOP')} | "
+                   f"{100 * f / (e2e.flops or 1):.1f}% | {si_bytes(st.weight_bytes)} | {si_bytes(st.activation_peak_bytes)} |"
+                   + (f" {secs} |" if timed else ""))
+    total = (f"{p.end_to_end.bound_seconds:,.3f}" if p.end_to_end.bound_seconds is not None else "n/a") if timed else ""
+    out.append(f"| **generation** | | | | | {human(e2e.flops, 'FLOP')} | 100% | {si_bytes(p.weight_bytes)} | |"
+               + (f" {total} |" if timed else ""))
+    r = p.residency
+    if r:
+        line = (f"\nResidency `--offload {r['policy']}` ({r['description']}): peak {si_bytes(r['peak_bytes'])} during "
+                f"`{r['peak_stage']}`")
+        if r.get("host_to_device_bytes") or r.get("device_to_host_bytes"):
+            moved = r.get("transfer_seconds")
+            line += (f"; copies host->device {si_bytes(r['host_to_device_bytes'])}, device->host "
+                     f"{si_bytes(r['device_to_host_bytes'])}" + (f" ({moved:,.2f} s over PCIe)" if moved is not None else ""))
+        out.append(line + ".")
+        if r.get("fit"):
+            out.append(f"\n**Fit:** {r['fit']['statement']}.")
+        if p.policies and any(x.get("fits") is not None for x in p.policies):
+            out.append("\nEvery policy: " + "; ".join(
+                f"`{x['policy']}` {si_bytes(x['peak_bytes'])} ({'fits' if x['fits'] else 'does not fit'})" for x in p.policies) + ".")
+    if len(p.stages) > 1:
+        out.append("\n`fxmeter top REPORT --stage NAME` ranks a stage's modules; the sections below describe the "
+                   "denoising stage (the transformer).")
+    for n in p.notes:
+        out.append(f"\n{n}.")
+    return "\n".join(out) + "\n"
+
+
+def pipeline_lines(rep: ReportDocument) -> list[str]:
+    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer)."""
+    p = rep.pipeline
+    if p is None or len(p.stages) < 2:
+        return []
+    e2e = p.end_to_end
+    head = f"  whole generation ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
+    if e2e.bound_seconds is not None:
+        head += f", bound {seconds(e2e.bound_seconds)}"
+        if p.transfer_seconds:
+            head += f" (incl. {seconds(p.transfer_seconds)} of host<->device copies)"
+    lines = [head]
+    r = p.residency
+    if r and r.get("fit"):
+        lines.append(f"  {r['fit']['statement']}")
+    return lines
 
 
 def device_markdown(rep: ReportDocument) -> str:

@@ -28,10 +28,10 @@ def _vision_wrapper(model: torch.nn.Module) -> torch.nn.Module:
     class ClipVisionCall(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = model
+            self.component: Any = model
 
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return self.component(pixel_values=pixel_values, output_hidden_states=True).hidden_states[-2]  # type: ignore[no-any-return]
+            return self.component(pixel_values=pixel_values, output_hidden_states=True).hidden_states[-2]
 
     return ClipVisionCall()
 

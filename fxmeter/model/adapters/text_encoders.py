@@ -60,12 +60,12 @@ def _t5_wrapper(model: torch.nn.Module, masked: bool) -> torch.nn.Module:
     class T5Call(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = model
+            self.component: Any = model
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
             if masked:  # WanPipeline: self.text_encoder(ids, mask).last_hidden_state
-                return self.component(input_ids, attention_mask).last_hidden_state  # type: ignore[no-any-return]
-            return self.component(input_ids)[0]  # type: ignore[no-any-return]
+                return self.component(input_ids, attention_mask).last_hidden_state
+            return self.component(input_ids)[0]
 
     return T5Call()
 
@@ -110,7 +110,7 @@ def _clip_wrapper(model: torch.nn.Module, sd3: bool) -> torch.nn.Module:
     class ClipCall(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = model
+            self.component: Any = model
 
         def forward(self, input_ids: torch.Tensor) -> Any:
             if sd3:  # StableDiffusion3Pipeline._get_clip_prompt_embeds: pooled out[0], tokens hidden_states[-2]
@@ -156,12 +156,12 @@ def _llama_wrapper(model: torch.nn.Module, crop_start: int, skip: int) -> torch.
     class LlamaCall(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = model
+            self.component: Any = model
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             h = self.component(input_ids=input_ids, attention_mask=attention_mask,
                                output_hidden_states=True).hidden_states[-(skip + 1)]
-            return h[:, crop_start:]  # type: ignore[no-any-return]
+            return h[:, crop_start:]
 
     return LlamaCall()
 

@@ -57,14 +57,14 @@ def _decode_wrapper(vae: torch.nn.Module, kind: str, temb: bool) -> torch.nn.Mod
     class VaeDecode(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = vae
+            self.component: Any = vae
 
         def forward(self, z: torch.Tensor, timestep: torch.Tensor | None = None) -> torch.Tensor:
             if kind == "cogvideox":
-                return self.component.decode(z).sample  # type: ignore[no-any-return]
+                return self.component.decode(z).sample
             if kind == "ltx":
-                return self.component.decode(z, timestep if temb else None, return_dict=False)[0]  # type: ignore[no-any-return]
-            return self.component.decode(z, return_dict=False)[0]  # type: ignore[no-any-return]
+                return self.component.decode(z, timestep if temb else None, return_dict=False)[0]
+            return self.component.decode(z, return_dict=False)[0]
 
     return VaeDecode()
 
@@ -75,10 +75,10 @@ def _encode_wrapper(vae: torch.nn.Module) -> torch.nn.Module:
     class VaeEncode(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.component = vae
+            self.component: Any = vae
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.component.encode(x).latent_dist.mode()  # type: ignore[no-any-return]
+            return self.component.encode(x).latent_dist.mode()
 
     return VaeEncode()
 
