@@ -431,7 +431,7 @@ def capture(
     t0 = time.perf_counter()
     overrides: dict[str, Any] = {}
     replicas: dict[str, int] = {}
-    custom = adapter.build_module(model_config, dtype)
+    custom = adapter.build_module(model_config, dtype, build_model)
     if custom is not None:
         model = custom
         inner: torch.nn.Module = getattr(custom, adapter.wrapped) if adapter.wrapped else custom

@@ -9,6 +9,7 @@ transformer passes one denoising step takes, and maps modules to categories.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,6 +18,9 @@ from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
     import torch
+
+#: capture's builder of a diffusers model on meta: (config, dtype) -> module
+Builder = Callable[[dict[str, Any], str], "torch.nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,11 @@ class Adapter:
         return 2 if wl.guidance_scale > 1.0 else 1
 
     # -- export -----------------------------------------------------------
-    def build_module(self, config: dict[str, Any], dtype: str) -> torch.nn.Module | None:
-        """The module to export (None: the diffusers class of ``config``, built by capture)."""
+    def build_module(self, config: dict[str, Any], dtype: str, build_diffusers: Builder) -> torch.nn.Module | None:
+        """The module to export (None: the diffusers class of ``config``, built by capture).
+
+        ``build_diffusers(config, dtype)`` is capture's builder of a diffusers model on meta.
+        """
         return None
 
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fxmeter.errors import ConfigError
-from fxmeter.model.adapters.base import Adapter
+from fxmeter.model.adapters.base import Adapter, Builder
 
 if TYPE_CHECKING:
     import torch
@@ -98,13 +98,6 @@ def build_transformers(config: dict[str, Any], dtype: str) -> torch.nn.Module:
     return model.eval()  # type: ignore[no-any-return]
 
 
-def build_diffusers(config: dict[str, Any], dtype: str) -> torch.nn.Module:
-    """A diffusers model on meta (``from_config``), diffusers' dtype policy."""
-    from fxmeter.model.capture import build_model
-
-    return build_model(config, dtype)
-
-
 @dataclass
 class StageAdapter(Adapter):
     """A pipeline stage other than the denoiser: builds the component and the pipeline's call.
@@ -130,7 +123,7 @@ class StageAdapter(Adapter):
             raise ConfigError(f"{where} is a {cls}; the pipeline's {self.name} call runs a "
                               f"{' or '.join(self.classes)}")
 
-    def build_component(self, config: dict[str, Any], dtype: str) -> torch.nn.Module:
+    def build_component(self, config: dict[str, Any], dtype: str, build_diffusers: Builder) -> torch.nn.Module:
         if self.library == "transformers":
             return build_transformers(config, dtype)
         return build_diffusers(config, dtype)
@@ -139,9 +132,9 @@ class StageAdapter(Adapter):
         """The module whose forward makes the pipeline's call on ``model`` (held as ``component``)."""
         raise NotImplementedError
 
-    def build_module(self, config: dict[str, Any], dtype: str) -> torch.nn.Module | None:
+    def build_module(self, config: dict[str, Any], dtype: str, build_diffusers: Builder) -> torch.nn.Module | None:
         self.check_class(config, "the component")
-        return self.wrap(self.build_component(config, dtype), config)
+        return self.wrap(self.build_component(config, dtype, build_diffusers), config)
 
     # -- shapes --------------------------------------------------------------------------------------
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
