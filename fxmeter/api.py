@@ -283,6 +283,10 @@ def sweep(
     replicate: bool = True,
     guidance_scale: float | None = None,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
 ) -> SweepResult:
     """Evaluate every combination of ``grid`` (knob -> values; None = the preset's value).
 
@@ -310,7 +314,8 @@ def sweep(
             ov["guidance_scale"] = guidance_scale
         try:
             req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
-                          efficiency=efficiency, replicate=replicate, **ov) if base is None else \
+                          efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
+                          offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
                 with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
         except WorkloadError as e:
             raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: {e}") from None
@@ -323,12 +328,13 @@ def sweep(
     first_source = ""
     for req in points:
         inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
-        first_source = first_source or inputs[0].source
+        first_source = first_source or next(i.source for i in inputs if i.plan.denoiser)
         light = req.hardware is None  # totals only; the roofline needs every node
         est = estimate_request(req, inputs, nodes=not light, modules=not light)
         rows.append(row_of(build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
                                  include_nodes=False)))
-    sm = next(iter(memo.values()))[0].model if memo else None
+    main_key = next((k for k, v in memo.items() if v[0].plan.denoiser), None)
+    sm = memo[main_key][0].model if main_key is not None else None
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
@@ -357,15 +363,17 @@ class VerifyResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     traced: bool = True
+    stages: list[dict[str, Any]] = field(default_factory=list)  # the other pipeline stages: name, layers, end2end
 
     @property
     def passed(self) -> bool:
-        return bool(self.layers["passed"] and self.end2end["passed"])
+        return bool(self.layers["passed"] and self.end2end["passed"]
+                    and all(s["layers"]["passed"] and s["end2end"]["passed"] for s in self.stages))
 
 
 #: The named keywords of :func:`verify` (besides the workload knobs).
 VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
-                   "output_root", "cache", "write")
+                   "output_root", "cache", "write", "stages")
 
 
 def verify(
@@ -382,9 +390,14 @@ def verify(
     cache: bool = True,
     write: bool = True,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
     **overrides: Any,
 ) -> VerifyResult:
     """Trace (or reuse the run's report.json), run FlopCounterMode, compare, write verify/*.json.
+
+    Every pipeline stage of the report is checked: the transformer on ``device`` (layers.json,
+    end2end.json), each other stage (text encoders, VAE...) on meta as its pipeline calls it
+    (stages.json); the gate passes when all of them do.
 
     Args:
         model: a registered model id, or None with ``config``.
@@ -397,7 +410,8 @@ def verify(
         tolerance: overrides both scopes of ``tolerances.toml``.
         output_root: where run folders go.
         cache: use the trace cache when tracing.
-        write: write report.json (if traced now) and verify/layers.json, verify/end2end.json.
+        write: write report.json (if traced now) and verify/layers.json, verify/end2end.json, verify/stages.json.
+        stages: the pipeline stages to trace and check (default all; see :func:`request`).
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
     from fxmeter.base import fileio
@@ -431,7 +445,7 @@ def verify(
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     if write:
         check_writable(output_root)
-    req = request(model, workload, config=config, dtype=dtype, **overrides)
+    req = request(model, workload, config=config, dtype=dtype, stages=stages, **overrides)
     out_dir = check_output_root(output_root) / rid / "static_analysis" / req.model.slug
 
     rep: Report | None = None
@@ -440,7 +454,8 @@ def verify(
         rep = Report.load(out_dir / "report.json")  # validated; a folder or a malformed file is one error line
         check_same(rep.data, req.model, req.workload, req.options.dtype, dict(req.geometry.dims), out_dir)
     if rep is None:
-        rep = trace(model, req.workload, config=config, dtype=dtype, run_id=rid, cache=cache, progress=progress)
+        rep = trace(model, req.workload, config=config, dtype=dtype, run_id=rid, cache=cache, progress=progress,
+                    stages=stages)
         traced = True
     if device == "cpu":
         check_cpu_budget(rep.data, settings)
@@ -448,10 +463,14 @@ def verify(
 
     ref = run_reference(req.model.component("transformer"), dict(req.geometry.dims), req.options.dtype, device, reference)
     layers, end2end = compare(rep.data, ref, tol)
-    result = VerifyResult(layers, end2end, rep, out_dir, traced=traced)
+    checked = verify_stages(req, rep.data, tol, progress)
+    result = VerifyResult(layers, end2end, rep, out_dir, traced=traced, stages=checked)
     if write:  # the report (if traced now) and the verify files appear together, or nothing does
         files = rep.files() if traced else {}
         files.update({f"verify/{n}": fileio.dumps(d) for n, d in (("layers.json", layers), ("end2end.json", end2end))})
+        if checked:
+            files["verify/stages.json"] = fileio.dumps({
+                "stages": checked, "passed": all(s["layers"]["passed"] and s["end2end"]["passed"] for s in checked)})
         try:
             written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
                                   whole=True, drop="verify".__eq__)
@@ -460,3 +479,36 @@ def verify(
                               "run verify again to check it, or choose another --run-id") from None
         result.files += written
     return result
+
+
+def verify_stages(req: Request, data: Mapping[str, Any], tol: Mapping[str, float],
+                  progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Each pipeline stage of report ``data`` other than the denoisers against FlopCounterMode on meta.
+
+    The stage is built and called as the report's trace did (same config, call, dtype and
+    symbol values); its module rows are compared per module (``layers``) and per run / end to
+    end over its runs (``end2end``) with the same tolerances as the transformer.
+    """
+    from fxmeter.verify.compare import compare
+    from fxmeter.verify.reference import run_stage_reference
+
+    pipeline = data.get("pipeline") or {}
+    plans = {p.name: p for p in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg)}
+    out = []
+    for row in pipeline.get("stages", ()):
+        if row["denoiser"] or row["name"] not in plans:
+            continue
+        if progress:
+            progress(f"verifying stage {row['name']} ({row['class']}) under FlopCounterMode on meta...")
+        comp = req.model.stage_component(plans[row["name"]])
+        ref = run_stage_reference(comp, dict(row["dims"]), row["dtype"], row["root"])
+        stage_data = {
+            "run_id": data["run_id"], "model": data["model"], "modules": row["modules"],
+            "unmodeled_ops": row.get("unmodeled_ops", []),
+            "workload": {**data["workload"], "steps": 1, "passes_per_step": row["runs"]},
+            "totals": {"per_forward": row["per_run"]},
+        }
+        layers, end2end = compare(stage_data, ref, dict(tol))
+        out.append({"name": row["name"], "class": row["class"], "runs": row["runs"], "dims": row["dims"],
+                    "dtype": row["dtype"], "layers": layers, "end2end": end2end})
+    return out

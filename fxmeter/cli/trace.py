@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import device_options, model_options, output_options, overrides_from, progress_line
+from fxmeter.cli.options import (
+    device_options,
+    model_options,
+    output_options,
+    overrides_from,
+    pipeline_options,
+    progress_line,
+)
 
 
 @click.command("trace")
@@ -14,6 +21,7 @@ from fxmeter.cli.options import device_options, model_options, output_options, o
 @model_options
 @output_options
 @device_options
+@pipeline_options
 @click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch (activation memory doubles).")
 @click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
 @click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")

@@ -139,12 +139,13 @@ class Estimate:
         return total
 
     def pipeline_seconds(self, kind: str = "bound") -> float | None:
-        """The whole generation: the selected stages' seconds plus the residency's transfers."""
+        """The whole generation: the selected stages' seconds plus the residency's copies (copies of
+        unknown seconds, on a device entry without a PCIe link, add nothing: the bound stays a bound)."""
         compute = self.seconds(kind, self.pipeline)
         if compute is None:
             return None
         moves = self.residency.transfer_seconds if self.residency is not None else 0.0
-        return None if moves is None else compute + moves
+        return compute + (moves or 0.0)
 
 
 def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, passes_per_step: int,
@@ -177,7 +178,7 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
             if efficiency is not None:
                 predicted_device = Device(hardware, precision, {**ONE, **efficiency}, dtype)
         keep_nodes = nodes
-        keep_modules = modules if denoiser else inp.selected
+        keep_modules = modules and (denoiser or inp.selected)
         cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=keep_modules or device is not None,
                         nodes=keep_nodes or device is not None)
         bound = stage_time(cost, device) if device is not None else None

@@ -322,7 +322,7 @@ def _residency(est: Estimate) -> tuple[dict[str, Any], tuple[dict[str, Any], ...
                       "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label)}
         if r.transfers and r.transfer_seconds is None:
             doc["notes"].append(f"{hw.label}: the device table gives no PCIe link, so copy seconds are unknown "
-                                "(bytes are counted)")
+                                "(bytes are counted; end_to_end seconds leave the copies out)")
     policies = tuple({"policy": p.name, "peak_bytes": p.peak_bytes, "peak_stage": p.peak.stage,
                       "fits": (p.peak_bytes <= hw.memory_bytes) if hw is not None else None,
                       "host_to_device_bytes": p.host_to_device_bytes, "transfer_seconds": p.transfer_seconds}
