@@ -196,7 +196,7 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
                                       predicted.by_limiter, predicted.model)
         w = at_precision(cost.weights, precision)
         weights_by_component.setdefault(inp.plan.component, w)
-        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected or denoiser))
+        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected))
     weights = None
     for name in dict.fromkeys(s.plan.component for s in stages if s.denoiser):
         w = weights_by_component[name]

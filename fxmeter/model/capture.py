@@ -180,6 +180,10 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
     cfg = {k: v for k, v in config.items() if not k.startswith("_")}
     check_signature(cls, cfg)
     cfg.update(overrides or {})
+    from diffusers.utils import logging as dlogging
+
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()  # "config attributes ... were passed ... but are not expected" (upstream configs)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -187,6 +191,8 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
                 model = cls.from_config(cfg)
     except Exception as e:  # the class's own validation: any error means this config cannot build it
         raise ConfigError(f"{config['_class_name']} rejected the config: {type(e).__name__}: {e}") from None
+    finally:
+        dlogging.set_verbosity(level)
     apply_dtype_policy(model, DTYPES[dtype])
     model.eval()
     return model
