@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from fxmeter.model.workload import Workload
@@ -24,6 +24,7 @@ TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
     "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "rules",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
+    "stages", "stage_dtype", "offload", "t5_cpu",
 )
 
 
@@ -52,6 +53,10 @@ def trace(
     text_len: int | None = None,
     batch: int | None = None,
     guidance_scale: float | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     **unknown: Any,
 ) -> Report:
     """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report`.
@@ -84,6 +89,11 @@ def trace(
             ``fxmeter.rules.Rule``); used instead of the registry's for those targets.
         frames, height, width, steps, text_len, batch, guidance_scale: override the
             preset's knob (None keeps the preset's value).
+        stages: the pipeline stages to cost besides the transformer (``report.pipeline``):
+            None / ``"all"``, or names such as ``"text_encoder,vae"``.
+        stage_dtype: a component's dtype instead of the pipeline's (``"vae=bf16"``).
+        offload: residency policy: none, model, sequential, or wan (Wan's generate.py).
+        t5_cpu: Wan's ``--t5_cpu`` (the text encoder on the host CPU).
 
     Raises:
         FxmeterError: a bad argument (one clear line; an unknown keyword names the
@@ -99,7 +109,7 @@ def trace(
         include_nodes=include_nodes, hardware=hardware, hardware_file=hardware_file,
         precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg, rules=rules,
         frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
-        guidance_scale=guidance_scale,
+        guidance_scale=guidance_scale, stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
     )
 
 

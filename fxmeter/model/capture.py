@@ -169,6 +169,9 @@ def check_signature(cls: Any, config: dict[str, Any]) -> None:
     for name, param in sig.parameters.items():
         if name not in config or param.annotation is inspect.Parameter.empty:
             continue
+        default = param.default
+        if default is not inspect.Parameter.empty and default is not None and type(config[name]) is type(default):
+            continue  # the class's own default has this type (AutoencoderKLCogVideoX: force_upcast: float = True)
         if _annotation_check(config[name], param.annotation) is False:
             raise ConfigError(f"config value {name} = {config[name]!r} does not fit {cls.__name__}: expected "
                               f"{_type_name(param.annotation)} (default {param.default!r})")
