@@ -54,6 +54,10 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     if rep.unmodeled_ops:
         click.echo(f"warning: {len(rep.unmodeled_ops)} op(s) have no rule and count as 0 (first: {rep.unmodeled_ops[0].op}); "
                    "see unmodeled_ops in report.json, --strict to fail", err=True)
+    for st in rep.pipeline.stages if rep.pipeline is not None else ():
+        if st.unmodeled and not st.denoiser:
+            click.echo(f"warning: stage {st.name}: {len(st.unmodeled)} op(s) have no rule and count as 0 (first: "
+                       f"{st.unmodeled[0].op}); see pipeline.stages[].unmodeled_ops, --strict to fail", err=True)
     out = rep.write(force=force, output_root=output_root, plots=plots, html=html)
     if as_json:
         click.echo(rep.to_json().decode())
