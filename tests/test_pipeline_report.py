@@ -89,3 +89,12 @@ def test_sweep_rows_carry_the_whole_pipeline(tmp_path: Path) -> None:
     # more steps: only the transformer's runs grow; the text encoder and the VAE are paid once
     a, b = (r for r in rows if r["height"] == 256)
     assert b["pipeline_flops"] - a["pipeline_flops"] == b["flops_end_to_end"] - a["flops_end_to_end"]
+
+
+def test_the_models_parameters_stay_the_denoisers() -> None:
+    # Wan2.2-A14B: model.parameters counts both experts (2 x 14,288,491,584), not UMT5 or the VAE;
+    # the pipeline counts every component once: + 5,680,910,336 (UMT5-XXL encoder) + 126,892,531 (Wan2.1 VAE)
+    rep = fxmeter.trace("wan2.2-t2v-a14b", include_nodes=False)
+    assert rep.model.parameters == 2 * 14_288_491_584
+    assert rep.pipeline.parameters == 2 * 14_288_491_584 + 5_680_910_336 + 126_892_531
+    assert [s.name for s in rep.pipeline.stages] == ["text_encoder", "transformer", "transformer_2", "vae"]

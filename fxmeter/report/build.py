@@ -179,7 +179,7 @@ def build(
             ))
         components = tuple(comps)
         per_expert = model_parameters
-        by_component = {s.plan.component: s.cost.modules[0].parameters for s in est.stages}
+        by_component = {s.plan.component: s.cost.modules[0].parameters for s in est.denoisers}
         model_parameters = sum(by_component.values())
 
     # -- notes ---------------------------------------------------------------------------------------
