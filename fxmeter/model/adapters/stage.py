@@ -9,11 +9,11 @@ The wrapper holds the component as its ``component`` attribute, so capture strip
 prefix and module ids read ``text_encoder.encoder.block.0``, ``vae.decoder.up_blocks.0``
 (the stage's root plus the component's own ``named_modules()`` path).
 
-Workload symbols of a stage: ``batch`` and, per kind, ``text_len`` (text encoders),
-``latent_frames``/``latent_h``/``latent_w`` (VAE decode) or ``frames``/``height``/``width``
-(VAE encode).  A symbol in ``fixed_symbols`` stays a constant of the export (the VAEs'
-Python frame loops specialise the frame count): such a trace is dynamic in the others
-and valid for that one value (its guard is ``[v, v]``).
+Workload symbols of a stage: ``batch`` and, per kind, ``seq_len`` (text encoders: the padded
+token count) or ``latent_frames``/``latent_h``/``latent_w`` (VAE decode and encode; an encode's
+input is those times the VAE's compression).  A symbol in ``fixed_symbols`` stays a constant of
+the export (the VAEs' Python frame loops specialise the frame count): such a trace is dynamic in
+the others and valid for that one value (its guard is ``[v, v]``).
 """
 
 from __future__ import annotations
