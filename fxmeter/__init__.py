@@ -24,6 +24,7 @@ TRACE_KEYWORDS = (
     "model", "workload", "config", "dtype", "run_id", "strict", "cache", "replicate", "include_nodes",
     "hardware", "hardware_file", "precision", "traffic", "efficiency", "batched_cfg", "attention",
     "attention_precision", "compile", "cache_skip", "price_per_hour", "gpus", "parallel", "fsdp", "rules",
+    "stages", "stage_dtype", "offload", "t5_cpu",
     "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale",
 )
 
@@ -54,6 +55,10 @@ def trace(
     parallel: str | None = None,
     fsdp: bool = False,
     rules: Mapping[str, Any] | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     frames: int | None = None,
     height: int | None = None,
     width: int | None = None,
@@ -105,6 +110,11 @@ def trace(
         fsdp: shard the denoiser's weights block by block over the GPUs.
         frames, height, width, steps, text_len, batch, guidance_scale: override the
             preset's knob (None keeps the preset's value).
+        stages: the pipeline stages to cost besides the transformer (``report.pipeline``):
+            None / ``"all"``, or names such as ``"text_encoder,vae"``.
+        stage_dtype: a component's dtype instead of the pipeline's (``"vae=bf16"``).
+        offload: residency policy: none, model, sequential, or wan (Wan's generate.py).
+        t5_cpu: Wan's ``--t5_cpu`` (the text encoder on the host CPU).
 
     Raises:
         FxmeterError: a bad argument (one clear line; an unknown keyword names the
@@ -122,7 +132,7 @@ def trace(
         attention_precision=attention_precision, compile=compile, cache_skip=cache_skip, price_per_hour=price_per_hour,
         rules=rules, gpus=gpus, parallel=parallel, fsdp=fsdp,
         frames=frames, height=height, width=width, steps=steps, text_len=text_len, batch=batch,
-        guidance_scale=guidance_scale,
+        guidance_scale=guidance_scale, stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
     )
 
 

@@ -84,9 +84,18 @@ def request(
     gpus: int | None = None,
     parallel: str | None = None,
     fsdp: bool = False,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     **overrides: Any,
 ) -> Request:
-    """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast)."""
+    """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast).
+
+    ``stages``: ``all`` (None) or stage names (``text_encoder,vae``; ``transformer`` names every
+    denoising stage); ``stage_dtype``: ``vae=fp32,...`` (a component's dtype instead of the
+    pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``.
+    """
     from fxmeter.estimate.hardware import HardwareError, get_many, parse_efficiency, parse_prices
     from fxmeter.estimate.kernels import KernelOptions, check_kernel, check_options
 
@@ -116,6 +125,20 @@ def request(
     wl = resolve(workload, resolved.default_workload or None, **overrides)
     d = normalize_dtype(dtype)
     geometry = resolved.geometry(wl)
+    plans = resolved.stages(wl, batched_cfg=bool(batched_cfg))
+    chosen = select_stages(resolved, plans, stages)
+    dtypes = stage_dtypes(resolved, plans, stage_dtype)
+    from fxmeter.estimate.residency import check_policy, policies_for
+
+    policy = check_policy(offload, bool(t5_cpu), policies_for(resolved.adapter.extra_policies), resolved.id)
+    if t5_cpu and not any(p.name.startswith("text_encoder") and (chosen is None or p.name in chosen) for p in plans):
+        from fxmeter.errors import StageError
+
+        raise StageError("--t5-cpu moves the text encoder to the host, but the pipeline asked for has none "
+                         "(--stages without text_encoder)")
+    for p in plans:  # a selected stage whose component config the model folder lacks: one line now
+        if (chosen is None or p.name in chosen) and p.component in resolved.missing:
+            resolved.stage_component(p)
     plan = None
     if gpus is not None or parallel is not None or fsdp:
         plan = _plan(resolved, wl, geometry, devices, gpus, parallel, fsdp, batched_cfg)
@@ -123,7 +146,8 @@ def request(
                       full_trace=not replicate, hardware=",".join(h.name for h in devices) or None, efficiency=eff,
                       attention=attention, attention_precision=attention_precision, compile=bool(compile),
                       cache_skip=float(cache_skip), gpus=plan.gpus if plan else None,
-                      parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp))
+                      parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp),
+                      stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu))
     return Request(resolved, wl, geometry, options, tuple(devices), eff, prices, plan)
 
 
@@ -144,31 +168,96 @@ def _plan(model: ResolvedModel, wl: Workload, geometry: Geometry, devices: Seque
     return plan_for(model, wl, geometry, gpus, parallel, fsdp=bool(fsdp), batched_cfg=bool(batched_cfg))
 
 
+def _names(value: str | Sequence[str] | Mapping[str, str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v).strip() for v in value]
+
+
+def select_stages(model: ResolvedModel, plans: Sequence[Any], stages: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The stage names ``--stages`` asks for (None: all), checked against the model's pipeline."""
+    from fxmeter.errors import StageError
+
+    names = _names(stages)
+    if not names or names == ["all"]:
+        return None
+    have = [p.name for p in plans]
+    denoisers = [p.name for p in plans if p.denoiser]
+    chosen: list[str] = []
+    for n in names:
+        if n == "all":
+            raise StageError("--stages all cannot be combined with stage names")
+        if n == "transformer":
+            chosen += denoisers
+        elif n in have:
+            chosen.append(n)
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(n, have + ["all"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StageError(f"unknown stage {n!r}{hint}: {model.id}'s pipeline has {', '.join(have)} (or all)")
+    return tuple(p for p in have if p in chosen)
+
+
+def stage_dtypes(model: ResolvedModel, plans: Sequence[Any], spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """``--stage-dtype vae=fp32,text_encoder=bf16`` -> component -> dtype (a stage name names its component)."""
+    from fxmeter.errors import StageError
+
+    if spec is None:
+        return {}
+    items = list(spec.items()) if isinstance(spec, Mapping) else []
+    if isinstance(spec, str):
+        for part in _names(spec):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise StageError(f"--stage-dtype takes STAGE=DTYPE pairs (vae=fp32,text_encoder=bf16), got {part!r}")
+            items.append((name.strip(), value.strip()))
+    out: dict[str, str] = {}
+    for name, value in items:
+        plan = next((p for p in plans if name in (p.name, p.component)), None)
+        if plan is None:
+            raise StageError(f"--stage-dtype: unknown stage {name!r}; {model.id}'s pipeline has "
+                             f"{', '.join(p.name for p in plans)}")
+        if plan.denoiser:
+            raise StageError(f"--stage-dtype {name}: the denoiser's dtype is --dtype")
+        out[plan.component] = normalize_dtype(str(value))
+    return out
+
+
 def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = None,
                  progress: Progress | None = None,
-                 memo: dict[tuple[str, int], list[StageInput]] | None = None) -> list[StageInput]:
+                 memo: dict[tuple[str, ...], list[StageInput]] | None = None) -> list[StageInput]:
     """Each stage of ``req``'s generation with its symbolic model (shipped, cached or traced now).
 
-    ``memo`` (sweeps) keeps the symbolic models already fetched: one is reused for every
-    workload inside its guards.
+    Every denoising stage is evaluated (the report's totals describe it); the other stages
+    only when ``--stages`` asks for them.  ``memo`` (sweeps) keeps the symbolic models already
+    fetched: one is reused for every workload inside its guards.
     """
     from fxmeter.cost import store
     from fxmeter.estimate.generation import StageInput
 
     out = []
-    for plan in skip_plans(req.model.stages(req.workload, batched_cfg=req.options.batched_cfg), req.options.cache_skip):
-        comp = req.model.component(plan.component)
-        dims = dict(req.geometry.dims)
-        if plan.batch_factor != 1:
-            dims["batch"] = dims["batch"] * plan.batch_factor
-        key = (comp.config_sha256, plan.batch_factor)
+    chosen = req.options.stages
+    plans = skip_plans(req.model.stages(req.workload, batched_cfg=req.options.batched_cfg), req.options.cache_skip)
+    for plan in plans:
+        selected = chosen is None or plan.name in chosen
+        if not selected and not plan.denoiser:
+            continue
+        comp = req.model.stage_component(plan)
+        dims = req.model.stage_dims(plan, req.geometry)
+        dtype = (req.options.stage_dtypes or {}).get(plan.component) or plan.dtype or req.options.dtype
+        replicate = not req.options.full_trace if plan.denoiser else True
+        key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))
         known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
         if known:
-            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0))
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected))
             continue
-        got = store.get(comp, req.options.dtype, dims, replicate=not req.options.full_trace, cache=cache,
-                        overlay=rules, progress=progress, root="transformer")
-        inp = StageInput(plan, got.model, dims, got.source, got.seconds)
+        got = store.get(comp, dtype, dims, replicate=replicate, cache=cache,
+                        overlay=rules, progress=progress, root=plan.root)
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected)
         if memo is not None:
             memo.setdefault(key, []).append(inp)
         out.append(inp)
@@ -200,11 +289,15 @@ def skip_plans(plans: Sequence[StagePlan], skip: float) -> list[StagePlan]:
 def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
     """The pure estimate of ``req`` from its stage inputs."""
     from fxmeter.estimate.generation import estimate
+    from fxmeter.estimate.residency import policies_for
 
+    adapter = req.model.adapter
     split = req.plan is not None  # the deployment needs every node and module of each stage
     est = estimate(inputs, req.options, steps=req.workload.steps,
                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
-                   efficiency=req.efficiency, nodes=nodes or split, modules=modules or split, prices=req.prices)
+                   efficiency=req.efficiency, nodes=nodes or split, modules=modules or split, prices=req.prices,
+                   offload_seq=adapter.offload_seq, policies=policies_for(adapter.extra_policies),
+                   i2v=adapter.name == "wan-i2v")
     return est if req.plan is None else with_plan(req, est, req.plan)
 
 
@@ -246,6 +339,10 @@ def trace(
     fsdp: bool = False,
     rules: Overlay | None = None,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
     **overrides: Any,
 ) -> Report:
     """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report` (see :func:`fxmeter.trace`)."""
@@ -257,6 +354,7 @@ def trace(
                   precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
                   replicate=replicate, attention=attention, attention_precision=attention_precision, compile=compile,
                   cache_skip=cache_skip, price_per_hour=price_per_hour, gpus=gpus, parallel=parallel, fsdp=fsdp,
+                  stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
                   **overrides)
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
@@ -266,6 +364,7 @@ def trace(
             raise UnmodeledOpError(f"--strict: ops without a rule: {ops}")
     est = estimate_request(req, inputs)
     notes = ["Costs use a per-call rule overlay (rules=...): " + ", ".join(sorted(rules))] if rules else []
+    notes += list(req.model.pipeline_notes(req.workload))
     return build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id=rid,
                  include_nodes=include_nodes, notes=notes)
 
@@ -284,6 +383,10 @@ def sweep(
     replicate: bool = True,
     guidance_scale: float | None = None,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
+    stage_dtype: str | Mapping[str, str] | None = None,
+    offload: str = "none",
+    t5_cpu: bool = False,
 ) -> SweepResult:
     """Evaluate every combination of ``grid`` (knob -> values; None = the preset's value).
 
@@ -311,7 +414,8 @@ def sweep(
             ov["guidance_scale"] = guidance_scale
         try:
             req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
-                          efficiency=efficiency, replicate=replicate, **ov) if base is None else \
+                          efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
+                          offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
                 with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
         except WorkloadError as e:
             raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: {e}") from None
@@ -319,17 +423,18 @@ def sweep(
         points.append(req)
     if not points:
         raise WorkloadError("empty sweep")
-    memo: dict[tuple[str, int], list[StageInput]] = {}
+    memo: dict[tuple[str, ...], list[StageInput]] = {}
     rows = []
     first_source = ""
     for req in points:
         inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
-        first_source = first_source or inputs[0].source
+        first_source = first_source or next(i.source for i in inputs if i.plan.denoiser)
         light = req.hardware is None  # totals only; the roofline needs every node
         est = estimate_request(req, inputs, nodes=not light, modules=not light)
         rows.append(row_of(build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
                                  include_nodes=False)))
-    sm = next(iter(memo.values()))[0].model if memo else None
+    main_key = next((k for k, v in memo.items() if v[0].plan.denoiser), None)
+    sm = memo[main_key][0].model if main_key is not None else None
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
@@ -412,15 +517,17 @@ class VerifyResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     traced: bool = True
+    stages: list[dict[str, Any]] = field(default_factory=list)  # the other pipeline stages: name, layers, end2end
 
     @property
     def passed(self) -> bool:
-        return bool(self.layers["passed"] and self.end2end["passed"])
+        return bool(self.layers["passed"] and self.end2end["passed"]
+                    and all(s["layers"]["passed"] and s["end2end"]["passed"] for s in self.stages))
 
 
 #: The named keywords of :func:`verify` (besides the workload knobs).
 VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
-                   "output_root", "cache", "write", "progress")
+                   "output_root", "cache", "write", "progress", "stages")
 
 
 def verify(
@@ -437,9 +544,14 @@ def verify(
     cache: bool = True,
     write: bool = True,
     progress: Progress | None = None,
+    stages: str | Sequence[str] | None = None,
     **overrides: Any,
 ) -> VerifyResult:
     """Trace (or reuse the run's report.json), run FlopCounterMode, compare, write verify/*.json.
+
+    Every pipeline stage of the report is checked: the transformer on ``device`` (layers.json,
+    end2end.json), each other stage (text encoders, VAE...) on meta as its pipeline calls it
+    (stages.json); the gate passes when all of them do.
 
     Args:
         model: a registered model id, or None with ``config``.
@@ -452,7 +564,8 @@ def verify(
         tolerance: overrides both scopes of ``tolerances.toml``.
         output_root: where run folders go.
         cache: use the trace cache when tracing.
-        write: write report.json (if traced now) and verify/layers.json, verify/end2end.json.
+        write: write report.json (if traced now) and verify/layers.json, verify/end2end.json, verify/stages.json.
+        stages: the pipeline stages to trace and check (default all; see :func:`request`).
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
     from fxmeter.base import fileio
@@ -486,7 +599,7 @@ def verify(
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     if write:
         check_writable(output_root)
-    req = request(model, workload, config=config, dtype=dtype, **overrides)
+    req = request(model, workload, config=config, dtype=dtype, stages=stages, **overrides)
     out_dir = check_output_root(output_root) / rid / "static_analysis" / req.model.slug
 
     rep: Report | None = None
@@ -495,7 +608,8 @@ def verify(
         rep = Report.load(out_dir / "report.json")  # validated; a folder or a malformed file is one error line
         check_same(rep.data, req.model, req.workload, req.options.dtype, dict(req.geometry.dims), out_dir)
     if rep is None:
-        rep = trace(model, req.workload, config=config, dtype=dtype, run_id=rid, cache=cache, progress=progress)
+        rep = trace(model, req.workload, config=config, dtype=dtype, run_id=rid, cache=cache, progress=progress,
+                    stages=stages)
         traced = True
     if device == "cpu":
         check_cpu_budget(rep.data, settings)
@@ -503,10 +617,14 @@ def verify(
 
     ref = run_reference(req.model.component("transformer"), dict(req.geometry.dims), req.options.dtype, device, reference)
     layers, end2end = compare(rep.data, ref, tol)
-    result = VerifyResult(layers, end2end, rep, out_dir, traced=traced)
+    checked = verify_stages(req, rep.data, tol, progress)
+    result = VerifyResult(layers, end2end, rep, out_dir, traced=traced, stages=checked)
     if write:  # the report (if traced now) and the verify files appear together, or nothing does
         files = rep.files() if traced else {}
         files.update({f"verify/{n}": fileio.dumps(d) for n, d in (("layers.json", layers), ("end2end.json", end2end))})
+        if checked:
+            files["verify/stages.json"] = fileio.dumps({
+                "stages": checked, "passed": all(s["layers"]["passed"] and s["end2end"]["passed"] for s in checked)})
         try:
             written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
                                   whole=True, drop="verify".__eq__)
@@ -515,3 +633,36 @@ def verify(
                               "run verify again to check it, or choose another --run-id") from None
         result.files += written
     return result
+
+
+def verify_stages(req: Request, data: Mapping[str, Any], tol: Mapping[str, float],
+                  progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Each pipeline stage of report ``data`` other than the denoisers against FlopCounterMode on meta.
+
+    The stage is built and called as the report's trace did (same config, call, dtype and
+    symbol values); its module rows are compared per module (``layers``) and per run / end to
+    end over its runs (``end2end``) with the same tolerances as the transformer.
+    """
+    from fxmeter.verify.compare import compare
+    from fxmeter.verify.reference import run_stage_reference
+
+    pipeline = data.get("pipeline") or {}
+    plans = {p.name: p for p in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg)}
+    out = []
+    for row in pipeline.get("stages", ()):
+        if row["denoiser"] or row["name"] not in plans:
+            continue
+        if progress:
+            progress(f"verifying stage {row['name']} ({row['class']}) under FlopCounterMode on meta...")
+        comp = req.model.stage_component(plans[row["name"]])
+        ref = run_stage_reference(comp, dict(row["dims"]), row["dtype"], row["root"])
+        stage_data = {
+            "run_id": data["run_id"], "model": data["model"], "modules": row["modules"],
+            "unmodeled_ops": row.get("unmodeled_ops", []),
+            "workload": {**data["workload"], "steps": 1, "passes_per_step": row["runs"]},
+            "totals": {"per_forward": row["per_run"]},
+        }
+        layers, end2end = compare(stage_data, ref, dict(tol))
+        out.append({"name": row["name"], "class": row["class"], "runs": row["runs"], "dims": row["dims"],
+                    "dtype": row["dtype"], "layers": layers, "end2end": end2end})
+    return out

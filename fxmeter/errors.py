@@ -53,6 +53,10 @@ class CommError(FxmeterError):
     """A bad collective-communication model file, or a link it has no constants for."""
 
 
+class StageError(FxmeterError):
+    """A pipeline stage, stage dtype or residency policy the model's pipeline does not have."""
+
+
 class UsageError(FxmeterError, TypeError):
     """A library call with a keyword the function does not take (also a TypeError, as Python's own)."""
 

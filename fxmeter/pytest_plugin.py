@@ -19,6 +19,13 @@ the top of the module tree (depth <= 2, repeated blocks folded to
 ``blocks.*`` plus one level below them).  Volatile fields (run id, tool
 versions, trace seconds and cache state) are never part of it, so goldens stay
 small, stable and reviewable in a diff.
+
+The projection is versioned (``fxmeter_golden``): version 2 adds the whole
+pipeline (each stage's runs, dtype, per-run and end-to-end costs, weights and
+activation peak; the generation's total).  A golden is always compared (and
+rewritten by ``--fxmeter-update-goldens``) in its own version, so a version-1
+golden written before pipelines stays byte-identical; a new golden is written
+in the current version.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from typing import Any
 
 import pytest
 
-GOLDEN_SCHEMA = 1
+GOLDEN_SCHEMA = 2
+GOLDEN_VERSIONS = (1, 2)
 MODULE_DEPTH = 2
 MAX_DIFF_LINES = 20
 COST_KEYS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
@@ -55,11 +63,11 @@ def _costs(d: Mapping[str, Any]) -> dict[str, int]:
     return {k: int(d[k]) for k in COST_KEYS}
 
 
-def project(obj: Any) -> dict[str, Any]:
+def project(obj: Any, version: int = GOLDEN_SCHEMA) -> dict[str, Any]:
     """The reduced, stable view of a report that goldens store and compare.
 
     ``obj`` is a :class:`~fxmeter.report.Report`, a report document, a path,
-    or an existing projection (returned as is).
+    or an existing projection (returned as is).  ``version`` 1 leaves the pipeline out.
     """
     if isinstance(obj, Mapping) and "fxmeter_golden" in obj:
         return dict(obj)
@@ -73,8 +81,8 @@ def project(obj: Any) -> dict[str, Any]:
         if g.depth <= MODULE_DEPTH or below_fold == 1:
             modules[g.id] = {"class": g.cls, "count": g.count, "parameters": g.parameters,
                              "per_forward": _costs(g.per_forward.to_dict())}
-    return {
-        "fxmeter_golden": GOLDEN_SCHEMA,
+    out = {
+        "fxmeter_golden": version,
         "schema_version": data["schema_version"],
         "model": {k: data["model"][k] for k in MODEL_KEYS if k in data["model"]},
         "workload": {k: data["workload"][k] for k in WORKLOAD_KEYS if k in data["workload"]},
@@ -84,6 +92,16 @@ def project(obj: Any) -> dict[str, Any]:
         "unmodeled_ops": [{"op": u["op"], "count": u["count"]} for u in data["unmodeled_ops"]],
         "modules": modules,
     }
+    if version >= 2 and rep.pipeline is not None:
+        p = rep.pipeline
+        out["pipeline"] = {
+            "stages": {st.name: {"class": st.cls, "runs": st.runs, "dtype": st.dtype, "per_run": _costs(st.per_run.metrics.to_dict()),
+                                 "end_to_end": _costs(st.end_to_end.metrics.to_dict()), "weight_bytes": st.weight_bytes,
+                                 "activation_peak_bytes": st.activation_peak_bytes} for st in p.stages},
+            "end_to_end": _costs(p.end_to_end.metrics.to_dict()),
+            "weight_bytes": p.weight_bytes,
+        }
+    return out
 
 
 def dumps(projection: Mapping[str, Any]) -> bytes:
@@ -118,7 +136,7 @@ def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else repr(v)
 
 
-SECTION_ORDER = ("fxmeter_golden", "schema_version", "model", "workload", "totals", "modules", "memory",
+SECTION_ORDER = ("fxmeter_golden", "schema_version", "model", "workload", "totals", "pipeline", "modules", "memory",
                  "categories", "unmodeled_ops")
 
 
@@ -180,16 +198,31 @@ class GoldenReports:
             raise ValueError(f"rtol must be >= 0, got {rtol}")
         from fxmeter.errors import ReportError
 
-        try:
-            actual = project(report)
-        except ReportError as e:
-            pytest.fail(f"fxmeter_golden: {e}", pytrace=False)
-        payload = dumps(actual)
         path = self.path(name)
         if path.is_dir():
             pytest.fail(f"golden {path} is a folder, not a file; remove it or choose another golden name", pytrace=False)
         if path.exists() and not path.is_file():
             pytest.fail(f"golden {path} is not a regular file; remove it or choose another golden name", pytrace=False)
+        from fxmeter.report.document import loads
+
+        expected: Any = None
+        version = GOLDEN_SCHEMA
+        if path.exists():
+            try:
+                expected = loads(self._read(path), path)
+            except ReportError as e:
+                if not self.update:
+                    pytest.fail(f"golden {e}; rewrite it with --fxmeter-update-goldens", pytrace=False)
+            if isinstance(expected, dict) and expected.get("fxmeter_golden") in GOLDEN_VERSIONS:
+                version = int(expected["fxmeter_golden"])  # compared (and rewritten) in its own version
+            elif not self.update:
+                pytest.fail(f"golden {path} is not an fxmeter golden (formats {', '.join(map(str, GOLDEN_VERSIONS))}); "
+                            "rewrite it with --fxmeter-update-goldens", pytrace=False)
+        try:
+            actual = project(report, version)
+        except ReportError as e:
+            pytest.fail(f"fxmeter_golden: {e}", pytrace=False)
+        payload = dumps(actual)
         if self.update or not path.exists():
             existed = path.exists()
             if not existed or self._read(path) != payload:
@@ -197,15 +230,6 @@ class GoldenReports:
             if not self.update:
                 pytest.fail(f"golden {path} did not exist; wrote it. Review it, commit it and re-run.", pytrace=False)
             return
-        from fxmeter.report.document import loads
-
-        try:
-            expected = loads(self._read(path), path)
-        except ReportError as e:
-            pytest.fail(f"golden {e}; rewrite it with --fxmeter-update-goldens", pytrace=False)
-        if not isinstance(expected, dict) or expected.get("fxmeter_golden") != GOLDEN_SCHEMA:
-            pytest.fail(f"golden {path} is not an fxmeter golden (format {GOLDEN_SCHEMA}); rewrite it with "
-                        "--fxmeter-update-goldens", pytrace=False)
         lines = diff(expected, loads(payload), rtol, exclude)
         if lines:
             shown = lines[:MAX_DIFF_LINES]

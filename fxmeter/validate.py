@@ -235,7 +235,12 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None) -> Scenario |
     if "offload_model true" in offload:
         if "offload" not in caps:
             return "model offload (--offload_model True) is not modeled by this fxmeter"
-        kw["offload"] = "wan-t5-cpu" if "t5_cpu" in offload else "wan"
+        kw["offload"] = "wan"
+        if "t5_cpu" in offload:
+            if "t5_cpu" not in caps:
+                return "Wan's --t5_cpu (T5 on the host CPU) is not modeled by this fxmeter"
+            kw["t5_cpu"] = True
+            assumptions.append("--t5_cpu: the T5 encode runs on the host CPU, whose time is not modeled")
     elif offload in ("", "none", "none stated") or offload.startswith("none"):
         if offload in ("", "none stated"):
             assumptions.append("offload not stated: taken as none")
@@ -258,7 +263,10 @@ def predict(sc: Scenario, memo: dict[Any, Any]) -> tuple[float, float]:
     dep = getattr(est, "deployment", None)
     if dep is not None:
         return float(dep.predicted_seconds), float(dep.bound_seconds)
-    pred, bound = est.seconds("predicted"), est.seconds("bound")
+    if sc.kwargs.get("stages") == "all":
+        pred, bound = est.pipeline_seconds("predicted"), est.pipeline_seconds("bound")
+    else:
+        pred, bound = est.seconds("predicted"), est.seconds("bound")
     if pred is None or bound is None:
         raise FxmeterError("no device time")
     return float(pred), float(bound)

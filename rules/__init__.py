@@ -226,5 +226,6 @@ from . import (  # noqa: E402,F401  (import for registration side effects)
     memory_ops,
     norms,
     reductions,
+    resample,
     softmax,
 )

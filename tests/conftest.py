@@ -49,3 +49,18 @@ def report_720p() -> Any:
     import fxmeter
 
     return fxmeter.trace("wan2.1-t2v-14b", workload="720p", run_id="test-720p")
+
+
+def stable_report(data: Any) -> dict[str, Any]:
+    """A report's JSON minus what changes from run to run: the run id and where each trace came from and
+    how long it took (``trace.cache``/``trace.seconds``, and each pipeline stage's)."""
+    import orjson
+
+    d = orjson.loads(data.to_json() if hasattr(data, "to_json") else orjson.dumps(data))
+    d.pop("run_id", None)
+    d["trace"].pop("seconds", None)
+    d["trace"].pop("cache", None)
+    for st in (d.get("pipeline") or {}).get("stages", []):
+        st["trace"].pop("cache", None)
+        st["trace"].pop("seconds", None)
+    return d  # type: ignore[no-any-return]

@@ -107,6 +107,17 @@ def test_float32_matmul_runs_on_cuda_cores() -> None:
     assert t.bound_seconds == pytest.approx(2 * 4096**3 / 19.5e12, rel=1e-12)
 
 
+def test_float32_conv_runs_at_the_tf32_peak() -> None:
+    # cuDNN's default (torch.backends.cudnn.allow_tf32 = True): an fp32 VAE conv is a TF32 implicit GEMM.
+    # A100: TF32 = 312 / 2 = 156 TFLOP/s dense; the bound is 2*m*n*k / 156e12, the prediction slower.
+    a100 = hardware.get("a100")
+    c = gemm(4096, 512, 512 * 27, dtype="float32", family="conv")
+    t = kernel_time(c, a100, BF16, MODEL)
+    assert t.limiter == "tensor_core" and t.fallback and "fp32.tf32" in t.basis
+    assert t.bound_seconds == pytest.approx(2 * 4096 * 512 * 512 * 27 / (a100.tc_peak("bf16") / 2), rel=1e-12)
+    assert t.seconds > t.bound_seconds
+
+
 def test_gemm_model_against_the_a100_cublas_sweep() -> None:
     """Held out: NVIDIA 'CUDA 11 Features Revealed' Fig. 6 (cuBLAS bf16, m = n = k on A100, read off the plot
     +-5 TFLOP/s; /work/research/kernels.json gemm.a100_cublas_square_sweep).  No model constant comes from it."""

@@ -78,7 +78,7 @@ def test_sweep_bad_input_is_one_line(tiny_config: Path, tmp_path: Path, args: tu
 
 
 def test_sweep_with_hardware_bounds_seconds(tiny_config: Path, tmp_path: Path) -> None:
-    assert COLUMNS[-2:] == ("bound_seconds", "predicted_seconds")
+    assert COLUMNS[COLUMNS.index("bound_seconds") + 1] == "predicted_seconds"
     code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "256,512", "--hardware", "h100",
                        "--run-id", "hw", "--output-root", str(tmp_path))
     assert code == 0, err
@@ -90,6 +90,11 @@ def test_sweep_with_hardware_bounds_seconds(tiny_config: Path, tmp_path: Path) -
     # each row's bound is the single trace's
     rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", height=512, hardware="h100", run_id="x")
     assert rows[1]["bound_seconds"] == pytest.approx(rep.end_to_end["bound_seconds"])
+    # the whole generation's (text encoder, transformer, VAE) too, never faster than its transformer
+    p = rep.pipeline
+    assert p is not None and rows[1]["pipeline_bound_seconds"] == pytest.approx(p.end_to_end.bound_seconds)
+    assert rows[1]["pipeline_predicted_seconds"] == pytest.approx(p.end_to_end.predicted_seconds)
+    assert all(r["pipeline_predicted_seconds"] >= r["predicted_seconds"] for r in rows)
 
 
 def test_sweep_with_efficiency_predicts_slower_than_the_bound(tiny_config: Path, tmp_path: Path) -> None:

@@ -12,17 +12,11 @@ import pytest
 import fxmeter
 from fxmeter.estimate.metrics import NAMES as METRICS
 from fxmeter.report import Report
+from tests.conftest import stable_report
 
-VOLATILE = ("run_id",)
 
-
-def stable(report: Report) -> dict[str, Any]:
-    d = orjson.loads(report.to_json())
-    for k in VOLATILE:
-        d.pop(k)
-    d["trace"].pop("seconds")
-    d["trace"].pop("cache")
-    return d
+def stable(data: Any) -> dict[str, Any]:
+    return stable_report(data)
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,19 @@ def device_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
 def progress_line(text: str) -> None:
     """What a command prints on stderr before something slow (a trace)."""
     click.echo(f"fxmeter: {text}", err=True)
+
+
+def pipeline_options(fn: F) -> F:
+    """``--stages``, ``--stage-dtype``, ``--offload``, ``--t5-cpu``."""
+    return _apply(fn, [
+        click.option("--stages", default="all", show_default=True,
+                     help="Pipeline stages to cost: all, or names (text_encoder,transformer,vae; transformer = every "
+                          "denoising stage). The report's totals always describe the transformer."),
+        click.option("--stage-dtype", default=None,
+                     help="A stage's dtype instead of the pipeline's, e.g. vae=bf16 (Wan loads its VAE in fp32)."),
+        click.option("--offload", default="none", show_default=True,
+                     help="Residency policy: none, model (enable_model_cpu_offload), sequential "
+                          "(enable_sequential_cpu_offload), wan (Wan generate.py --offload_model True)."),
+        click.option("--t5-cpu", "t5_cpu", is_flag=True,
+                     help="Wan's --t5_cpu: the text encoder runs on the host CPU (no device memory; its time not modeled)."),
+    ])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fxmeter.cli.options import progress_line
+from fxmeter.cli.options import pipeline_options, progress_line
 
 
 @click.command("sweep")
@@ -26,10 +26,12 @@ from fxmeter.cli.options import progress_line
 @click.option("--force", is_flag=True, help="Overwrite an existing sweep of the same run id.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
 @click.option("--no-plot", is_flag=True, help="Skip sweep.png.")
+@pipeline_options
 def sweep(model: str | None, workload: str | None, frames: str | None, height: str | None, width: str | None,
           steps: str | None, text_len: str | None, batch: str | None, guidance_scale: float | None, dtype: str,
           config: str | None, hardware: str | None, efficiency: str | None, run_id: str | None, output_root: str,
-          force: bool, no_cache: bool, no_plot: bool) -> None:
+          force: bool, no_cache: bool, no_plot: bool, stages: str, stage_dtype: str | None, offload: str,
+          t5_cpu: bool) -> None:
     """Evaluate MODEL over a grid of workloads; write sweep.csv, sweep.json and sweep.png."""
     from fxmeter.api import default_run_id
     from fxmeter.api import sweep as api_sweep
@@ -47,7 +49,8 @@ def sweep(model: str | None, workload: str | None, frames: str | None, height: s
     if (out / "sweep.json").exists() and not force:  # before minutes of evaluation
         raise OutputExistsError(f"{out / 'sweep.json'} exists; pass --force or choose another --run-id")
     res = api_sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, hardware=hardware,
-                    efficiency=efficiency, cache=not no_cache, guidance_scale=guidance_scale, progress=progress_line)
+                    efficiency=efficiency, cache=not no_cache, guidance_scale=guidance_scale, progress=progress_line,
+                    stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu)
     paths = write(res, out, force=force, plot=not no_plot)
     click.echo(f"{res.model}: {len(res.rows)} workloads (trace {res.trace['mode']}, from {res.trace['cache']})")
     for p in paths:

@@ -13,6 +13,7 @@ from fxmeter.cli.options import (
     output_options,
     overrides_from,
     parallel_options,
+    pipeline_options,
     progress_line,
 )
 
@@ -23,6 +24,7 @@ from fxmeter.cli.options import (
 @output_options
 @device_options
 @parallel_options
+@pipeline_options
 @click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch (activation memory doubles).")
 @click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
 @click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")
@@ -56,14 +58,18 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     if rep.unmodeled_ops:
         click.echo(f"warning: {len(rep.unmodeled_ops)} op(s) have no rule and count as 0 (first: {rep.unmodeled_ops[0].op}); "
                    "see unmodeled_ops in report.json, --strict to fail", err=True)
+    for st in rep.pipeline.stages if rep.pipeline is not None else ():
+        if st.unmodeled and not st.denoiser:
+            click.echo(f"warning: stage {st.name}: {len(st.unmodeled)} op(s) have no rule and count as 0 (first: "
+                       f"{st.unmodeled[0].op}); see pipeline.stages[].unmodeled_ops, --strict to fail", err=True)
     out = rep.write(force=force, output_root=output_root, plots=plots, html=html)
     if as_json:
         click.echo(rep.to_json().decode())
         return
-    from fxmeter.report.summary import device_lines, headline
+    from fxmeter.report.summary import device_lines, headline, pipeline_lines
 
     click.echo(headline(rep))
-    for line in device_lines(rep):
+    for line in device_lines(rep) + pipeline_lines(rep):
         click.echo(line)
     click.echo(f"wrote {out / 'report.json'}")
     click.echo(f"wrote {out / 'summary.md'}" + (" (+ PNG charts)" if plots else ""))

@@ -49,15 +49,18 @@ def table(layers: dict[str, Any], *, fold: bool = True) -> list[str]:
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
 @click.option("--all-rows", is_flag=True, help="Print every module instead of folding identical blocks.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
+@click.option("--stages", default="all", show_default=True,
+              help="Pipeline stages to check (the transformer on --device; text encoders, VAE... on meta).")
 def verify(model: str | None, device: str, reference: str, run_id: str | None, tolerance: float | None,
-           output_root: str, all_rows: bool, no_cache: bool, **kw: Any) -> None:
+           output_root: str, all_rows: bool, no_cache: bool, stages: str, **kw: Any) -> None:
     """Check fxmeter's FLOPs against FlopCounterMode per module and end to end (exit 1 if the gate fails)."""
     from fxmeter.api import verify as api_verify
 
     ov = overrides_from(kw)
     res = api_verify(
         model, kw.pop("workload"), device=device, reference=reference, config=kw.pop("config"), dtype=kw.pop("dtype"),
-        run_id=run_id, tolerance=tolerance, output_root=output_root, cache=not no_cache, progress=progress_line, **ov,
+        run_id=run_id, tolerance=tolerance, output_root=output_root, cache=not no_cache, progress=progress_line,
+        stages=stages, **ov,
     )
     lay, e2e = res.layers, res.end2end
     for line in table(lay, fold=not all_rows):
@@ -81,6 +84,18 @@ def verify(model: str | None, device: str, reference: str, run_id: str | None, t
     )
     click.echo(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
                "FlopCounterMode counts them as 0")
+    for st in res.stages:
+        sl, se = st["layers"], st["end2end"]
+        ok = sl["passed"] and se["passed"]
+        click.echo(f"stage {st['name']} ({st['class']}, {st['dtype']}, x{st['runs']}): {sl['compared']} modules compared "
+                   f"on meta ({sl['reference']['mode']}), {sl['failed']} failed, max rel err {_fmt_err(sl['max_rel_err'])}; "
+                   f"per run analytic {flop(se['per_forward']['analytic_flops'])} reference "
+                   f"{flop(se['per_forward']['reference_flops'])} {'ok' if ok else 'FAIL'}")
+        for r in sl["layers"]:
+            if not r["pass"]:
+                click.echo(f"FAIL {r['id']}: {r['message']}")
+        for u in sl["unmodeled"]:
+            click.echo(f"FAIL {u['message']}")
     tol = lay["tolerance"]
     verdict = "PASS" if res.passed else "FAIL"
     click.echo(

@@ -1,8 +1,9 @@
 """Build the symbolic traces shipped inside the package: ``python -m fxmeter.cost.ship``.
 
-For every bundled model (``fxmeter models``) and every component its pipeline loads, this
-traces the real class on meta (dynamic shapes where the adapter supports them, else static
-at the model's default workload) and writes ``fxmeter/data/traces/<digest>.fxc.xz``: the
+For every bundled model (``fxmeter models``) and every stage of its pipeline (text encoders,
+image encoder, VAE encode, transformer(s), VAE decode), this traces the real class on meta as
+the stage calls it (dynamic shapes where the adapter supports them, with the symbols it keeps
+constant, e.g. a VAE's latent frames, at the default workload; else static at the default workload) and writes ``fxmeter/data/traces/<digest>.fxc.xz``: the
 store's file format (:mod:`fxmeter.cost.store`), xz-compressed.  The digest holds the
 torch/diffusers/transformers versions and the rules fingerprint, so a shipped trace is used
 only with the code and versions it was built with; ``tests/test_shipped.py`` re-traces every
@@ -18,6 +19,7 @@ import argparse
 import lzma
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +28,52 @@ from fxmeter.cost import store
 TARGET = Path(__file__).resolve().parent.parent / "data" / "traces"
 
 
-def planned() -> list[tuple[str, Any, str, dict[str, int] | None, bool]]:
-    """(model id, component, dtype, static dims or None, dynamic) of every trace to ship."""
+@dataclass(frozen=True)
+class Planned:
+    """One trace to ship: a stage of a bundled model at its default workload."""
+
+    model_id: str
+    stage: str
+    component: Any  # fxmeter.model.pipeline.Component, with the stage's call as its adapter
+    dtype: str
+    dims: dict[str, int]  # the stage's symbol values at the default workload
+    dynamic: bool
+    root: str
+
+    def key(self) -> dict[str, Any]:
+        if self.dynamic:
+            fixed = {s: self.dims[s] for s in self.component.adapter.fixed_symbols if s in self.dims}
+            return store.key(self.component, self.dtype, root=self.root, fixed=fixed)
+        return store.key(self.component, self.dtype, dims=self.dims, root=self.root)
+
+    def trace(self) -> Any:
+        if self.dynamic:
+            fixed = {s: self.dims[s] for s in self.component.adapter.fixed_symbols if s in self.dims}
+            return store.trace(self.component, self.dtype, None, root=self.root, fixed=fixed)
+        return store.trace(self.component, self.dtype, self.dims, root=self.root)
+
+
+def planned() -> list[Planned]:
+    """Every stage of every bundled model's pipeline at its default workload, each trace once
+    (Wan2.1-14B and -1.3B share one UMT5 trace)."""
     from fxmeter.model.registry import MODELS, resolve_model
     from fxmeter.model.workload import normalize_dtype, resolve
 
-    dtype = normalize_dtype("bf16")
-    out: list[tuple[str, Any, str, dict[str, int] | None, bool]] = []
+    base = normalize_dtype("bf16")
+    out: list[Planned] = []
     seen: set[str] = set()
     for mid in MODELS:
         model = resolve_model(mid)
         wl = resolve(None, model.default_workload)
         geometry = model.geometry(wl)
         for plan in model.stages(wl):
-            comp = model.component(plan.component)
-            dynamic = comp.adapter.supports_dynamic(dict(comp.config))
-            dims = None if dynamic else dict(geometry.dims)
-            k = store.key(comp, dtype, dims=dims)
-            d = store.digest(k)
-            if d in seen:
-                continue
-            seen.add(d)
-            out.append((mid, comp, dtype, dims, dynamic))
+            comp = model.stage_component(plan)
+            item = Planned(mid, plan.name, comp, plan.dtype or base, model.stage_dims(plan, geometry),
+                           comp.adapter.supports_dynamic(dict(comp.config)), plan.root)
+            d = store.digest(item.key())
+            if d not in seen:
+                seen.add(d)
+                out.append(item)
     return out
 
 
@@ -56,25 +82,26 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:
     target.mkdir(parents=True, exist_ok=True)
     keep: set[str] = set()
     stale = 0
-    for mid, comp, dtype, dims, _dynamic in planned():
-        k = store.key(comp, dtype, dims=dims)  # type: ignore[arg-type]
+    for item in planned():
+        k = item.key()
         name = store.digest(k) + store.SUFFIX + ".xz"
         keep.add(name)
         path = target / name
+        what = f"{item.model_id} {item.stage}"
         if path.is_file():
-            print(f"ok       {mid} {comp.name} -> {name}", file=out)  # type: ignore[attr-defined]
+            print(f"ok       {what} -> {name} ({path.stat().st_size:,} bytes)", file=out)  # type: ignore[attr-defined]
             continue
         stale += 1
         if check:
-            print(f"MISSING  {mid} {comp.name} ({'static ' + str(dims) if dims else 'dynamic'})", file=out)  # type: ignore[attr-defined]
+            print(f"MISSING  {what} ({'dynamic' if item.dynamic else 'static ' + str(item.dims)})", file=out)  # type: ignore[attr-defined]
             continue
         t0 = time.perf_counter()
-        sm = store.trace(comp, dtype, dims)  # type: ignore[arg-type]
+        sm = item.trace()
         blob = lzma.compress(store.encode(k, sm), preset=9)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(blob)
         tmp.replace(path)
-        print(f"traced   {mid} {comp.name} in {time.perf_counter() - t0:.1f} s -> {name} ({len(blob):,} bytes)",  # type: ignore[attr-defined]
+        print(f"traced   {what} in {time.perf_counter() - t0:.1f} s -> {name} ({len(blob):,} bytes)",  # type: ignore[attr-defined]
               file=out)
     for p in sorted(target.glob("*" + store.SUFFIX + ".xz")):
         if p.name not in keep:
@@ -82,6 +109,8 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:
             print(f"{'STALE  ' if check else 'removed'}  {p.name}", file=out)  # type: ignore[attr-defined]
             if not check:
                 p.unlink()
+    total = sum(p.stat().st_size for p in target.glob("*" + store.SUFFIX + ".xz"))
+    print(f"{len(keep)} traces, {total:,} bytes", file=out)  # type: ignore[attr-defined]
     return stale
 
 

@@ -111,8 +111,13 @@ def overlay_digest(overlay: Overlay | None) -> str | None:
 
 
 def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mapping[str, int] | None = None,
-        overlay: str | None = None) -> dict[str, Any]:
-    """Everything a stored symbolic model depends on (``dims``: a static trace's workload)."""
+        overlay: str | None = None, root: str = "transformer", fixed: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Everything a stored symbolic model depends on (``dims``: a static trace's workload).
+
+    ``root`` (a stage other than the transformer: ``text_encoder_2``, ``vae``) and ``fixed`` (the
+    symbols a dynamic trace keeps constant, e.g. a VAE's latent frames) are part of the key when
+    set, so two stages with one config (Flux's and HunyuanVideo's CLIP-L) never share a file.
+    """
     k: dict[str, Any] = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -128,6 +133,10 @@ def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mappi
         k["dims"] = dict(sorted(dims.items()))
     if overlay:
         k["overlay"] = overlay
+    if root != "transformer":
+        k["root"] = root
+    if fixed:
+        k["fixed"] = dict(sorted(fixed.items()))
     return k
 
 
@@ -261,14 +270,15 @@ def load_shipped(k: Mapping[str, Any]) -> SymbolicModel | None:
 
 # -- tracing -----------------------------------------------------------------------------------
 def trace(component: Component, dtype: str, dims: Mapping[str, int] | None, *, replicate: bool = True,
-          overlay: Overlay | None = None, root: str = "transformer") -> SymbolicModel:
-    """Export and analyse ``component`` now: dynamic when ``dims`` is None, else static for ``dims``."""
+          overlay: Overlay | None = None, root: str = "transformer", fixed: Mapping[str, int] | None = None) -> SymbolicModel:
+    """Export and analyse ``component`` now: dynamic when ``dims`` is None (``fixed``: symbols kept
+    constant), else static for ``dims``."""
     from fxmeter.cost.analyze import analyze
     from fxmeter.model.capture import capture
 
     t0 = time.perf_counter()
     cap = capture(dict(component.config), component.adapter, dtype, dict(dims) if dims is not None else None,
-                  replicate=replicate)
+                  replicate=replicate, fixed=dict(fixed or {}) if dims is None else None)
     meta = {
         "diffusers_class": str(component.config.get("_class_name")),
         "adapter": component.adapter.name,
@@ -285,6 +295,9 @@ def trace(component: Component, dtype: str, dims: Mapping[str, int] | None, *, r
         "weight_bytes": sum(cap.weight_bytes_by_dtype.values()),
         "weight_bytes_by_dtype": cap.weight_bytes_by_dtype,
         "parameters_by_dtype": cap.parameters_by_dtype,
+        "graph_weight_bytes": cap.graph_weight_bytes,
+        "weight_read_bytes": cap.weight_read_bytes,
+        "largest_module_bytes": cap.largest_module_bytes,
     }
     sm = analyze(cap, component.adapter, meta, root=root, overlay=overlay)
     return SymbolicModel(dict(sm.meta, seconds=round(time.perf_counter() - t0, 3)), sm.formulas, sm.nodes, sm.modules,
@@ -308,8 +321,9 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     t0 = time.perf_counter()
     ov = overlay_digest(overlay)
     use_cache = cache and ov != ""
-    dyn_key = key(component, dtype, replicate=replicate, overlay=ov)
-    static_key = key(component, dtype, replicate=replicate, dims=dims, overlay=ov)
+    fixed = {s: dims[s] for s in component.adapter.fixed_symbols if s in dims}
+    dyn_key = key(component, dtype, replicate=replicate, overlay=ov, root=root, fixed=fixed)
+    static_key = key(component, dtype, replicate=replicate, dims=dims, overlay=ov, root=root)
 
     def done(sm: SymbolicModel, source: str) -> Traced:
         if sm.root != root:
@@ -336,7 +350,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
             progress(f"tracing {cls} ({component.name}) on meta with dynamic shapes (once per config and "
                      f"fxmeter version; cached afterwards)...")
         try:
-            sm = trace(component, dtype, None, replicate=replicate, overlay=overlay, root=root)
+            sm = trace(component, dtype, None, replicate=replicate, overlay=overlay, root=root, fixed=fixed)
         except TraceError as e:
             LOG.warning("dynamic export of %s failed (%s); tracing this workload statically", cls, e)
             if use_cache:

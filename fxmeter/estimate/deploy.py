@@ -228,6 +228,9 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     for s in est.stages:
         if s.predicted is None or s.bound is None:
             raise ParallelError(f"stage {s.name} has no time on {hw.name}: a deployment needs the device's times")
+        if est.residency is not None and est.residency.on_host(s.name):
+            notes.append(f"{s.name} runs on the host (--t5-cpu): no device seconds")
+            continue
         single = s.predicted.per_run * s.runs
         if not s.plan.steps:  # outside the denoising loop: one GPU
             stages.append(StageDeployment(
@@ -250,9 +253,19 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     overlapped = sum(r.overlapped_seconds for r in rows)
     total = sum(st.seconds for st in stages)
     bound = sum(st.bound_seconds_per_forward * st.forwards_per_gpu for st in stages)
-    one_gpu = est.seconds("predicted")
+    one_gpu = est.seconds("predicted", est.stages)  # the same stages on one GPU (every stage deployed above)
     assert one_gpu is not None
     w = sum(weights.values())
+    res = est.residency
+    moves = res.transfer_seconds if res is not None else None
+    if res is not None and moves:  # --offload on every rank: each GPU copies its own weights over its own host link, concurrently
+        full = sum(est.component_weights[c].weight_bytes for c in weights)
+        moved = moves * min(1.0, w / full) if full else moves
+        total += moved
+        bound += moved
+        one_gpu += moves
+        notes.append(f"--offload {res.name}: each GPU moves its own weights between host and device over its "
+                     f"own link, all at once ({moved:,.2f} s per GPU, {moves:,.2f} s on one GPU), added to the seconds")
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
     if plan.gpus > 8:

@@ -141,7 +141,7 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
             s = sym_cache[i] = formula_symbols(sm.formulas[i])
         return s
 
-    for j, n in enumerate(sm.nodes):
+    for j, n in enumerate(sm.nodes if (nodes or fused) else ()):  # a sweep row needs neither node rows nor their sums
         if n["family"] == "free":
             continue
         c = metrics(n["cost"], n.get("fused"))
@@ -167,26 +167,43 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
         nodes=tuple(node_rows),
         categories={k: v for k, v in sorted(cats.items()) if v != ZERO},
         unmodeled=tuple(sm.unmodeled),
-        activations=activations(sm, vals),
+        activations=activations(sm, vals, modules),
         weights=Weights(int(meta["weight_bytes"]), dict(meta["weight_bytes_by_dtype"]), dict(meta["parameters_by_dtype"]),
                         int(mw.get("parameters", 0)), int(mw.get("bytes", 0)), str(meta["dtype"])),
         trace={k: meta.get(k) for k in ("mode", "graph_nodes", "replicas", "symbols", "guards", "seconds", "versions",
-                                        "rules")},
+                                        "rules", "graph_weight_bytes", "weight_read_bytes", "largest_module_bytes")},
     )
 
 
-def activations(sm: SymbolicModel, vals: list[int]) -> Activations:
-    """Peak live bytes, where it happens, and the largest live set inside each block."""
+#: id(model) -> (model, the block of each node): computed once per symbolic model (sweeps evaluate one many times)
+_BLOCKS: dict[int, tuple[SymbolicModel, list[str | None]]] = {}
+
+
+def _node_blocks(sm: SymbolicModel) -> list[str | None]:
+    got = _BLOCKS.get(id(sm))
+    if got is None or got[0] is not sm:
+        got = _BLOCKS[id(sm)] = (sm, [tree.block_of(n["module"]) for n in sm.nodes])
+    return got[1]
+
+
+def activations(sm: SymbolicModel, vals: list[int], blocks_too: bool = True) -> Activations:
+    """Peak live bytes, where it happens, and (``blocks_too``) the largest live set inside each block."""
     after = sm.liveness.get("after_node", [])
     root, replicas = sm.root, sm.meta.get("replicas", {})
     peak, at = 0, None
     per_block: dict[str, int] = {}
+    if not blocks_too:
+        live = [vals[idx] for idx in after]
+        if live:
+            i = max(range(len(live)), key=live.__getitem__)
+            peak, at = (live[i], sm.nodes[i]) if live[i] > 0 else (0, None)
+        after = []
+    blocks = _node_blocks(sm) if after else []
     for i, idx in enumerate(after):
         v = vals[idx]
-        node = sm.nodes[i]
         if v > peak:
-            peak, at = v, node
-        b = tree.block_of(node["module"])
+            peak, at = v, sm.nodes[i]
+        b = blocks[i]
         if b is not None and v > per_block.get(b, -1):
             per_block[b] = v
     for lst, count in replicas.items():  # replicated blocks share block 0's live set

@@ -6,18 +6,24 @@ Pure steps over typed values, declared once and shared by ``trace``, ``sweep`` a
 are taken at the deployment precision once per component; with a device, each stage gets
 its roofline *bound* (100% of every peak) and, with ``--efficiency``, a *predicted* time,
 and the generation a fit check.
+
+The denoising stages (the transformer, experts) are what ``totals`` / ``memory`` of a report
+describe; the whole pipeline (text encoders, VAE...) is :attr:`Estimate.pipeline_end_to_end`
+and the residency plan (:mod:`fxmeter.estimate.residency`).  ``--precision fp8`` applies to the
+denoisers only (text encoders and VAEs run as traced); each stage runs at its own dtype's peak.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from fxmeter.estimate.evaluate import StageCost, evaluate
 from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, fit
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
+from fxmeter.estimate.residency import Residency, StageLoad, plan
 from fxmeter.estimate.roofline import ONE, Device, StageTime, stage_time
 
 if TYPE_CHECKING:
@@ -36,6 +42,7 @@ class StageInput:
     dims: Mapping[str, int]
     source: str = ""  # where the symbolic model came from (shipped, cache, traced...)
     seconds: float = 0.0  # time spent getting it
+    selected: bool = True  # asked for by --stages (a denoiser is evaluated either way: totals describe it)
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,16 @@ class Stage:
     predicted: StageTime | None = None
     source: str = ""
     trace_seconds: float = 0.0
+    weights: WeightMemory | None = None  # the component's weights (at the precision for a denoiser)
+    selected: bool = True  # in the pipeline the user asked for (--stages); denoisers are always evaluated
 
     @property
     def name(self) -> str:
         return self.plan.name
+
+    @property
+    def denoiser(self) -> bool:
+        return self.plan.denoiser
 
     @property
     def runs(self) -> int:
@@ -104,49 +117,85 @@ class Estimate:
     devices: tuple[DeviceEstimate, ...] = ()
     predicted_by: str | None = None  # "kernel model" | "efficiency" (what predicted_seconds are)
     deployment: Deployment | None = None  # the generation on several GPUs (--gpus; fxmeter.estimate.deploy)
+    residency: Residency | None = None  # the --offload policy applied to the pipeline's stages
+    policies: tuple[Residency, ...] = ()  # every policy the pipeline has (the fit check per policy)
 
     @property
     def main(self) -> Stage:
         """The stage the report's modules describe (the first denoiser)."""
-        return self.stages[0]
+        return next((s for s in self.stages if s.denoiser), self.stages[0])
+
+    @property
+    def denoisers(self) -> tuple[Stage, ...]:
+        return tuple(s for s in self.stages if s.denoiser)
+
+    @property
+    def pipeline(self) -> tuple[Stage, ...]:
+        """The stages of the pipeline section: the selected ones, in call order."""
+        return tuple(s for s in self.stages if s.selected)
 
     @property
     def end_to_end(self) -> Metrics:
+        """The denoising loop end to end (every denoiser's runs): ``totals.end_to_end``."""
         acc = ZERO
-        for s in self.stages:
+        for s in self.denoisers:
+            acc = acc + s.end_to_end
+        return acc
+
+    @property
+    def pipeline_end_to_end(self) -> Metrics:
+        """One whole generation: every selected stage's runs."""
+        acc = ZERO
+        for s in self.pipeline:
             acc = acc + s.end_to_end
         return acc
 
     @property
     def activation_peak_bytes(self) -> int:
-        return max(s.cost.activations.peak_bytes for s in self.stages)
+        return max(s.cost.activations.peak_bytes for s in self.denoisers)
 
-    def seconds(self, kind: str = "bound") -> float | None:
-        """Seconds end to end (``bound`` or ``predicted``), None without a device / prediction."""
+    def seconds(self, kind: str = "bound", stages: tuple[Stage, ...] | None = None) -> float | None:
+        """Seconds end to end (``bound`` or ``predicted``) of ``stages`` (default: the denoisers), None without
+        a device / prediction.  A stage run on the host (``--t5-cpu``) has no device seconds and is left out."""
         total = 0.0
-        for s in self.stages:
+        for s in self.denoisers if stages is None else stages:
+            if self.residency is not None and self.residency.on_host(s.name):
+                continue
             t = s.bound if kind == "bound" else s.predicted
             if t is None:
                 return None
             total += t.per_run * s.runs
         return total
 
+    def pipeline_seconds(self, kind: str = "bound") -> float | None:
+        """The whole generation: the selected stages' seconds plus the residency's copies (copies of
+        unknown seconds, on a device entry without a PCIe link, add nothing: the bound stays a bound)."""
+        compute = self.seconds(kind, self.pipeline)
+        if compute is None:
+            return None
+        moves = self.residency.transfer_seconds if self.residency is not None else 0.0
+        return compute + (moves or 0.0)
+
 
 def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, passes_per_step: int,
              hardware: Hardware | Sequence[Hardware] | None = None, efficiency: Mapping[str, float] | None = None,
-             nodes: bool = True, modules: bool = True, prices: Mapping[str, float] | None = None) -> Estimate:
+             nodes: bool = True, modules: bool = True, prices: Mapping[str, float] | None = None,
+             offload_seq: Sequence[str] = (), policies: Sequence[str] = ("none",), i2v: bool = False) -> Estimate:
     """Evaluate every stage, take weights at the precision, time and fit on the device(s).
 
     Args:
         inputs: the stages, each with its symbolic model and symbol values.
-        options: the number-changing options (precision, traffic, kernels, batched CFG...).
+        options: the number-changing options (precision, traffic, kernels, batched CFG, offload...).
         steps: denoising steps of the workload.
         passes_per_step: transformer forwards per step as the pipeline runs them (2 with CFG).
         hardware: the device, or several (the first is the report's main device); None: no time, no fit.
         efficiency: user fractions of the peaks: the predicted seconds are the roofline at them
             (instead of the kernel model's).
-        nodes, modules: keep node / module rows (sweeps need neither).
+        nodes, modules: keep node / module rows of the denoisers (sweeps need neither).
         prices: $ per GPU-hour by device name (the side-by-side table's cost column).
+        offload_seq: the pipeline's ``model_cpu_offload_seq`` (residency policy ``model``).
+        policies: the residency policies the pipeline has (the fit check per policy).
+        i2v: Wan image-to-video (residency policy ``wan`` loads its DiT on the host).
     """
     from fxmeter.estimate.predict import KernelSettings, predict_stage
 
@@ -155,51 +204,116 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
     settings = KernelSettings(options.attention, options.attention_precision, options.compile)
     predicted_by = None if not devices_hw else ("efficiency" if efficiency is not None else "kernel model")
 
-    def times(cost: StageCost, hw: Hardware) -> tuple[StageTime, StageTime]:
-        bound = stage_time(cost, Device(hw, options.precision, dict(ONE), options.dtype))
+    def times(cost: StageCost, hw: Hardware, precision: str, dtype: str) -> tuple[StageTime, StageTime]:
+        bound = stage_time(cost, Device(hw, precision, dict(ONE), dtype))
         if efficiency is not None:
-            pred = stage_time(cost, Device(hw, options.precision, {**ONE, **efficiency}, options.dtype))
+            pred = stage_time(cost, Device(hw, precision, {**ONE, **efficiency}, dtype))
         else:
-            pred = predict_stage(cost, Device(hw, options.precision, dict(ONE), options.dtype), settings)
+            pred = predict_stage(cost, Device(hw, precision, dict(ONE), dtype), settings)
         return bound, pred
+
+    def light(t: StageTime | None, keep_modules: bool) -> StageTime | None:
+        if t is None:
+            return None
+        return StageTime(t.kind, t.per_run, (), t.modules if keep_modules else t.modules[:1], t.by_limiter, t.model)
 
     stages = []
     weights_by_component: dict[str, WeightMemory] = {}
-    need_nodes = nodes or bool(devices_hw)
     others: list[list[tuple[StageTime, StageTime]]] = [[] for _ in devices_hw[1:]]
     for inp in inputs:
-        cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=modules or bool(devices_hw),
-                        nodes=need_nodes)
+        denoiser = inp.plan.denoiser
+        dtype = str(inp.model.meta.get("dtype") or options.dtype)
+        precision = options.precision if denoiser else "bf16"
+        keep_nodes = nodes
+        keep_modules = modules and (denoiser or inp.selected)
+        timed = bool(devices_hw)
+        cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=keep_modules or timed,
+                        nodes=keep_nodes or timed)
         bound = predicted = None
-        if devices_hw:
-            bound, predicted = times(cost, devices_hw[0])
+        if timed:
+            bound, predicted = times(cost, devices_hw[0], precision, dtype)
             for i, hw in enumerate(devices_hw[1:]):
-                others[i].append(times(cost, hw))
-        if not nodes:
+                others[i].append(times(cost, hw, precision, dtype))
+        if not keep_nodes:
             cost = StageCost(cost.root, cost.diffusers_class, cost.adapter, cost.dims, cost.traffic,
-                             cost.modules if modules else cost.modules[:1], (), cost.categories, cost.unmodeled,
+                             cost.modules if keep_modules else cost.modules[:1], (), cost.categories, cost.unmodeled,
                              cost.activations, cost.weights, cost.trace)
-        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds))
-        weights_by_component.setdefault(inp.plan.component, at_precision(cost.weights, options.precision))
+            bound, predicted = light(bound, keep_modules), light(predicted, keep_modules)
+        w = at_precision(cost.weights, precision)
+        weights_by_component.setdefault(inp.plan.component, w)
+        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected))
     weights = None
-    for w in weights_by_component.values():
+    for name in dict.fromkeys(s.plan.component for s in stages if s.denoiser):
+        w = weights_by_component[name]
         weights = w if weights is None else weights + w
-    assert weights is not None, "a generation has at least one stage"
+    assert weights is not None, "a generation has at least one denoising stage"
     batched = any(s.plan.batch_factor == 2 for s in stages)
-    peak = max(s.cost.activations.peak_bytes for s in stages)
-    device_rows = []
-    for i, hw in enumerate(devices_hw):
-        pairs = [(s.bound, s.predicted) for s in stages] if i == 0 else others[i - 1]
-        b = sum(t[0].per_run * s.runs for t, s in zip(pairs, stages) if t[0] is not None)
-        p = sum(t[1].per_run * s.runs for t, s in zip(pairs, stages) if t[1] is not None)
-        price = (prices or {}).get(hw.name, hw.price_per_hour)
-        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", fit(weights.weight_bytes, peak,
-                                          hw.memory_bytes, hw.label), price))
     main_device = Device(devices_hw[0], options.precision, dict(ONE), options.dtype) if devices_hw else None
-    return Estimate(
+    est = Estimate(
         stages=tuple(stages), options=options, steps=steps,
         passes_per_step=1 if batched else passes_per_step,
         cfg="batched" if batched else ("separate passes" if passes_per_step == 2 else "none"),
-        weights=weights, component_weights=weights_by_component, device=main_device,
-        fit=device_rows[0].fit if device_rows else None, devices=tuple(device_rows), predicted_by=predicted_by,
+        weights=weights, component_weights=weights_by_component, device=main_device, predicted_by=predicted_by,
     )
+    chosen, every = plan_residency(est, options, offload_seq, policies, devices_hw[0] if devices_hw else None, i2v)
+    est = replace(est, residency=chosen, policies=every)
+    device_rows = []
+    for i, hw in enumerate(devices_hw):
+        if i == 0:
+            on_device = est
+        else:  # the same stages timed on this device (and its PCIe copies)
+            timed_stages = tuple(replace(s, bound=t[0], predicted=t[1]) for s, t in zip(stages, others[i - 1]))
+            _, every_here = plan_residency(replace(est, stages=timed_stages), options, offload_seq, policies, hw, i2v)
+            chosen_here = next(r for r in every_here if r.policy == options.offload and r.t5_cpu == options.t5_cpu)
+            on_device = replace(est, stages=timed_stages, residency=chosen_here, policies=every_here)
+        b = on_device.pipeline_seconds("bound") or 0.0
+        p = on_device.pipeline_seconds("predicted") or 0.0
+        peak = on_device.residency.peak_bytes if on_device.residency is not None else est.activation_peak_bytes
+        need_weights = 0 if on_device.residency is not None else weights.weight_bytes
+        price = (prices or {}).get(hw.name, hw.price_per_hour)
+        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "",
+                                          fit(need_weights, peak, hw.memory_bytes, hw.label), price))
+    fitted = None
+    if devices_hw:
+        fitted = fit(weights.weight_bytes, est.activation_peak_bytes, devices_hw[0].memory_bytes, devices_hw[0].label)
+    return replace(est, fit=fitted, devices=tuple(device_rows))
+
+
+def plan_residency(est: Estimate, options: Options, offload_seq: Sequence[str], policies: Sequence[str],
+                   hardware: Hardware | None, i2v: bool) -> tuple[Residency, tuple[Residency, ...]]:
+    """The ``--offload`` policy on the pipeline's stages, and every policy the pipeline has."""
+    loads = []
+    for s in est.pipeline:
+        meta = s.cost.trace
+        w = s.weights.weight_bytes if s.weights is not None else s.cost.weights.weight_bytes
+        loads.append(StageLoad(
+            s.name, s.plan.component, s.runs, w, s.cost.activations.peak_bytes,
+            int(meta.get("weight_read_bytes") or w), int(meta.get("largest_module_bytes") or w),
+            text_encoder=s.name.startswith("text_encoder"), denoiser=s.denoiser))
+    copy = transfer_timer(hardware)
+    every = []
+    for name in policies:
+        every.append(plan(name, loads, offload_seq, i2v=i2v, copy_seconds=copy))
+        if name == "wan":
+            every.append(plan(name, loads, offload_seq, t5_cpu=True, i2v=i2v, copy_seconds=copy))
+    chosen = next(r for r in every if r.policy == options.offload and r.t5_cpu == options.t5_cpu)
+    return chosen, tuple(every)
+
+
+def transfer_timer(hardware: Hardware | None) -> Any:
+    """``f(direction, bytes, count) -> seconds`` over the device's PCIe link (comm model), or None:
+    no device, or a device entry without a PCIe link (the seconds are then unknown, the bytes known)."""
+    if hardware is None:
+        return None
+    link = getattr(hardware, "pcie", None)
+    if link is None:
+        return lambda direction, nbytes, count: None
+    from fxmeter.estimate.comm import Collective, collective_seconds, load_comm_model
+
+    model = load_comm_model()
+
+    def seconds(direction: str, nbytes: int, count: int) -> float | None:
+        c = Collective(direction, nbytes, 1, count, "offload")
+        return collective_seconds(c, link, model) * count
+
+    return seconds

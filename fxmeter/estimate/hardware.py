@@ -410,3 +410,11 @@ def parse_efficiency(spec: str | dict[str, float] | None) -> dict[str, float]:
             raise HardwareError(f"efficiency {key}={f:g} must be in (0, 1] (1 = the peak)")
         eff[key] = f
     return eff
+
+
+def tf32_peak(hw: Hardware) -> float:
+    """Dense TF32 tensor-core FLOP/s: the device table's ``tf32`` entry, else half its bf16 peak
+    (NVIDIA A100/H100/H200/B200 whitepapers and datasheets: TF32 = FP16/BF16 / 2 dense, e.g. H100 SXM
+    494.7 vs 989.4 TFLOPS; AMD MI300X 653.7 vs 1307.4)."""
+    v = hw.tensor_core.get("tf32")
+    return float(v) if v else hw.tc_peak("bf16") / 2

@@ -56,14 +56,14 @@ from typing import Any
 
 from fxmeter.base.fileio import MiB, read_text
 from fxmeter.errors import FxmeterError
-from fxmeter.estimate.hardware import ARCHS, Hardware, HardwareError
+from fxmeter.estimate.hardware import ARCHS, Hardware, HardwareError, tf32_peak
 
 LOG = logging.getLogger(__name__)
 
 #: Op families of the rules (``fxmeter.rules``) the model accepts.
 FAMILIES = (
     "matmul", "conv", "attention", "elementwise", "transcendental", "norm", "activation", "softmax",
-    "reduction", "copy", "factory", "cast", "free", "unmodeled",
+    "reduction", "copy", "factory", "cast", "free", "resample", "unmodeled",
 )
 GEMM_FAMILIES = frozenset({"matmul", "conv"})
 ATTENTION_KERNELS = ("sdpa", "fa2", "fa3", "cudnn", "sage")
@@ -590,7 +590,10 @@ def _gemm_compute(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Ke
     else:
         prec = "bf16"
     tc_name = "fp16" if call.dtype == "float16" else prec
-    if fp32:
+    tf32 = fp32 and call.family == "conv"  # cuDNN runs fp32 convolutions as TF32 (torch.backends.cudnn.allow_tf32)
+    if tf32:
+        peak, unit = tf32_peak(hw), "tensor_core"
+    elif fp32:
         peak, unit = hw.cuda_core_fp32, "cuda_core"
     else:
         peak, unit = hw.tc_peak(tc_name), "tensor_core"
@@ -609,7 +612,10 @@ def _gemm_compute(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Ke
     if call.family == "conv":
         parts.insert(0, "conv.implicit_gemm")
         fb = True
-    if fp32:
+    if tf32:
+        parts.append("fp32.tf32")  # the bf16 GEMM efficiency taken at the TF32 peak: a stand-in
+        fb = True
+    elif fp32:
         parts.append("fp32.cuda_core")
         fb = True
     return _Compute(peak, peak * eff, unit, "+".join(parts), fb)

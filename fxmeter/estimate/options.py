@@ -38,6 +38,10 @@ class Options:
         gpus: GPUs of the deployment (``--gpus``; None: one GPU, no deployment section).
         parallel: the resolved plan (``ulysses=U,ring=R,cfg=C,tp=T``) when ``gpus`` is set.
         fsdp: the denoiser's weights sharded block by block over the GPUs (``--fsdp``).
+        stages: the pipeline stages asked for (``--stages``; None: all of them).
+        stage_dtypes: dtypes that replace the pipeline's for some stages (``--stage-dtype vae=fp32``).
+        offload: the residency policy (``--offload``: none, model, sequential, wan).
+        t5_cpu: the text encoder runs on the host CPU (Wan's ``--t5_cpu``).
     """
 
     dtype: str = "bfloat16"
@@ -54,6 +58,10 @@ class Options:
     gpus: int | None = None
     parallel: str | None = None
     fsdp: bool = False
+    stages: tuple[str, ...] | None = None
+    stage_dtypes: Mapping[str, str] | None = None
+    offload: str = "none"
+    t5_cpu: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -71,6 +79,9 @@ class Options:
             "hardware": self.hardware, "efficiency": dict(sorted(self.efficiency.items())) if self.efficiency else None,
             "full_trace": self.full_trace, "attention": self.attention, "attention_precision": self.attention_precision,
             "compile": self.compile, "cache_skip": self.cache_skip,
+            "stages": list(self.stages) if self.stages is not None else "all",
+            "stage_dtypes": dict(sorted(self.stage_dtypes.items())) if self.stage_dtypes else None,
+            "offload": self.offload, "t5_cpu": self.t5_cpu,
         }
         if self.gpus is not None:
             out.update(gpus=self.gpus, parallel=self.parallel, fsdp=self.fsdp)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from fxmeter.cost import tree
 from fxmeter.estimate.evaluate import StageCost
+from fxmeter.estimate.hardware import tf32_peak
 from fxmeter.estimate.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -41,6 +42,16 @@ class Device:
         return all(self.efficiency.get(k, 1.0) == 1.0 for k in ONE)
 
     def peaks(self) -> dict[str, float]:
+        if self.dtype == "float32":
+            # PyTorch defaults: cuDNN convolutions run TF32 on tensor cores (torch.backends.cudnn.allow_tf32 =
+            # True), fp32 matmuls and attention do not (torch.backends.cuda.matmul.allow_tf32 = False): CUDA cores
+            return {
+                "tensor_core_flops_per_s": self.hw.cuda_core_fp32,
+                "tensor_core_flops_per_s_matmul": self.hw.cuda_core_fp32,
+                "tensor_core_flops_per_s_conv": tf32_peak(self.hw),
+                "cuda_core_flops_per_s": self.hw.cuda_core_fp32,
+                "bytes_per_s": self.hw.memory_bandwidth,
+            }
         base = "fp16" if self.dtype == "float16" else "bf16"
         tc = self.hw.tc_peak(base)
         return {
@@ -95,9 +106,10 @@ def stage_time(stage: StageCost, device: Device) -> StageTime:
     eff = {**ONE, **device.efficiency}
     p = device.peaks()
     tc_base, tc_prec = p["tensor_core_flops_per_s"], p["tensor_core_flops_per_s_matmul"]
+    tc_conv = p.get("tensor_core_flops_per_s_conv", tc_prec)
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
-    times = [NodeTime(*node_time(n.cost, tc_prec if n.family in PRECISION_FAMILIES else tc_base, cuda, bw, eff))
-             for n in stage.nodes]
+    times = [NodeTime(*node_time(n.cost, tc_conv if n.family == "conv" else tc_prec if n.family in PRECISION_FAMILIES
+                                 else tc_base, cuda, bw, eff)) for n in stage.nodes]
     return assemble(stage, times, "bound" if device.is_bound else "predicted",
                     "per node max(tc_flops/(tc_peak*e_tc), cuda_flops/(cuda_peak*e_cuda), bytes/(bandwidth*e_bw)); "
                     "module = sum of its nodes; no overlap between nodes, no launch overhead")

@@ -76,6 +76,12 @@ class Capture:
     inputs: dict[str, Any] = field(default_factory=dict)  # user input name -> bytes (int or sympy)
     weight_bytes_by_dtype: dict[str, int] = field(default_factory=dict)
     parameters_by_dtype: dict[str, int] = field(default_factory=dict)
+    #: bytes of the parameters and buffers the graph reads (each tensor once; a VAE decode reads the decoder only)
+    graph_weight_bytes: int = 0
+    #: bytes of every read of them (a weight read by k nodes counts k times: a module called k times per forward)
+    weight_read_bytes: int = 0
+    #: the largest own weights of one module (what sequential offload holds on the device at a time)
+    largest_module_bytes: int = 0
 
 
 def target_name(target: Any) -> str:
@@ -163,6 +169,9 @@ def check_signature(cls: Any, config: dict[str, Any]) -> None:
     for name, param in sig.parameters.items():
         if name not in config or param.annotation is inspect.Parameter.empty:
             continue
+        default = param.default
+        if default is not inspect.Parameter.empty and default is not None and type(config[name]) is type(default):
+            continue  # the class's own default has this type (AutoencoderKLCogVideoX: force_upcast: float = True)
         if _annotation_check(config[name], param.annotation) is False:
             raise ConfigError(f"config value {name} = {config[name]!r} does not fit {cls.__name__}: expected "
                               f"{_type_name(param.annotation)} (default {param.default!r})")
@@ -174,6 +183,10 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
     cfg = {k: v for k, v in config.items() if not k.startswith("_")}
     check_signature(cls, cfg)
     cfg.update(overrides or {})
+    from diffusers.utils import logging as dlogging
+
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()  # "config attributes ... were passed ... but are not expected" (upstream configs)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -181,6 +194,8 @@ def build_model(config: dict[str, Any], dtype: str, overrides: dict[str, Any] | 
                 model = cls.from_config(cfg)
     except Exception as e:  # the class's own validation: any error means this config cannot build it
         raise ConfigError(f"{config['_class_name']} rejected the config: {type(e).__name__}: {e}") from None
+    finally:
+        dlogging.set_verbosity(level)
     apply_dtype_policy(model, DTYPES[dtype])
     model.eval()
     return model
@@ -214,8 +229,10 @@ def apply_dtype_policy(model: torch.nn.Module, dtype: torch.dtype) -> None:
 def module_records(model: torch.nn.Module, replicate: dict[str, int]) -> list[ModuleRecord]:
     """Modules of the full model; for a reduced model, ``blocks.0`` is copied to every block."""
     out: list[ModuleRecord] = []
+    seen: set[int] = set()  # tied parameters (T5's shared / encoder.embed_tokens) belong to the first module
     for path, mod in model.named_modules():
-        params = list(mod.named_parameters(recurse=False))
+        params = [(n, p) for n, p in mod.named_parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for _, p in params)
         buf_bytes = sum(b.numel() * b.element_size() for _, b in persistent_buffers(mod))
         rec = ModuleRecord(
             path,
@@ -242,7 +259,8 @@ def _block_key(path: str) -> tuple[Any, ...]:
 _EMPTY_STACK = "_empty_nn_module_stack_from_metadata_hook"
 
 
-def _innermost(node: fx.Node) -> str:
+def _innermost(node: fx.Node, wrapped: str = "") -> str:
+    """The innermost module path of ``node`` (``wrapped``: the wrapper attribute stripped from it)."""
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return ""
@@ -252,7 +270,17 @@ def _innermost(node: fx.Node) -> str:
     # strict-mode style L['self'].blocks[0].attn1 -> blocks.0.attn1
     path = re.sub(r"^L\['self'\]\.?", "", path)
     path = re.sub(r"\[(\d+)\]", r".\1", path)
-    return path.strip(".")
+    path = path.strip(".")
+    return strip_wrapped(path, wrapped)
+
+
+def strip_wrapped(path: str, wrapped: str) -> str:
+    """``component.encoder.block.0`` -> ``encoder.block.0`` for a stage wrapper's ``component`` attribute."""
+    if not wrapped:
+        return path
+    if path == wrapped:
+        return ""
+    return path[len(wrapped) + 1 :] if path.startswith(wrapped + ".") else path
 
 
 class _Converter:
@@ -313,25 +341,32 @@ def export_graph(
     config: dict[str, Any],
     dtype: str,
     dims: dict[str, int] | None,
+    fixed: dict[str, int] | None = None,
 ) -> tuple[torch.export.ExportedProgram, dict[sympy.Symbol, sympy.Expr], dict[str, sympy.Symbol], dict[str, tuple[int, int]]]:
-    """``torch.export`` the model: dynamic in the adapter's symbols when ``dims`` is None."""
+    """``torch.export`` the model: dynamic in the adapter's symbols when ``dims`` is None.
+
+    ``fixed`` (dynamic exports only): symbols kept at these values (constants of the graph);
+    their guards are ``[v, v]``.
+    """
     from torch.export import Dim
 
     symbols = {s: sympy.Symbol(s, integer=True, positive=True) for s in adapter.symbols}
     axes = adapter.symbol_axes(config)
     dynamic = dims is None
-    use = adapter.example_dims(config) if dims is None else dims
+    fixed = dict(fixed or {}) if dynamic else {}
+    use = dict(adapter.example_dims(config), **fixed) if dims is None else dims
     kwargs = adapter.inputs(config, use, DTYPES[dtype])
     ds: dict[str, Any] | None = None
     if dynamic:
         bounds = adapter.symbol_bounds(config)
-        tdims = {s: Dim(s, min=bounds[s][0], max=bounds[s][1]) for s in adapter.symbols}
+        tdims = {s: Dim(s, min=bounds[s][0], max=bounds[s][1]) for s in adapter.symbols if s not in fixed}
         ds = {}
         for name, v in kwargs.items():
             if not isinstance(v, torch.Tensor):
                 ds[name] = None
                 continue
-            spec = {ax: (tdims[a.symbol] * a.multiplier if a.multiplier != 1 else tdims[a.symbol]) for ax, a in axes.get(name, {}).items()}
+            spec = {ax: (tdims[a.symbol] * a.multiplier if a.multiplier != 1 else tdims[a.symbol])
+                    for ax, a in axes.get(name, {}).items() if a.symbol not in fixed}
             ds[name] = spec or None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -345,6 +380,8 @@ def export_graph(
         for name, ph_name in zip(names, user_inputs):
             val = placeholders[ph_name].meta["val"]
             for ax, a in axes.get(name, {}).items():
+                if a.symbol in fixed:
+                    continue
                 e = val.shape[ax]
                 if not isinstance(e, torch.SymInt):
                     raise TraceError(f"export specialised {name} axis {ax} ({a.symbol}) to {e}")
@@ -356,6 +393,7 @@ def export_graph(
             if isinstance(expr, sympy.Symbol) and expr in symmap:
                 name = str(symmap[expr])
                 guards[name] = (int(vr.lower), int(vr.upper))
+        guards.update({s: (v, v) for s, v in fixed.items()})
     return ep, symmap, symbols, guards
 
 
@@ -392,43 +430,55 @@ def capture(
     dtype: str,
     dims: dict[str, int] | None = None,
     replicate: bool = True,
+    fixed: dict[str, int] | None = None,
 ) -> Capture:
-    """Build and export the model; ``dims=None`` asks for a dynamic export."""
+    """Build and export the model; ``dims=None`` asks for a dynamic export (``fixed``: symbols kept constant).
+
+    A stage adapter (``adapter.build_module``) builds its own module: the component wrapped in
+    the pipeline's call; module paths are the component's own (the wrapper attribute stripped).
+    """
     t0 = time.perf_counter()
     overrides: dict[str, Any] = {}
     replicas: dict[str, int] = {}
-    if replicate:
-        for lst, key in adapter.repeated.items():
-            n = model_config.get(key, 0) or 0
-            if not isinstance(n, int) or isinstance(n, bool):
-                raise ConfigError(f"config key {key!r} must be an integer, got {n!r}")
-            if n > 1:
-                overrides[key] = 1
-                replicas[lst] = n
-    else:  # full trace: estimate its size from a reduced build before building every block
-        reduced = {k: 1 for k in adapter.repeated.values() if isinstance(model_config.get(k), int) and model_config[k] > 1}
-        counts = {lst: model_config[k] for lst, k in adapter.repeated.items() if k in reduced}
-        check_size(build_model(model_config, dtype, reduced), counts, adapter, model_config)
-    model = build_model(model_config, dtype, overrides)
-    if replicate:
-        check_size(model, replicas, adapter, model_config)
-    modules = module_records(model, replicas)
+    custom = adapter.build_module(model_config, dtype, build_model)
+    if custom is not None:
+        model = custom
+        inner: torch.nn.Module = getattr(custom, adapter.wrapped) if adapter.wrapped else custom
+        check_size(inner, replicas, adapter, model_config)
+    else:
+        if replicate:
+            for lst, key in adapter.repeated.items():
+                n = model_config.get(key, 0) or 0
+                if not isinstance(n, int) or isinstance(n, bool):
+                    raise ConfigError(f"config key {key!r} must be an integer, got {n!r}")
+                if n > 1:
+                    overrides[key] = 1
+                    replicas[lst] = n
+        else:  # full trace: estimate its size from a reduced build before building every block
+            reduced = {k: 1 for k in adapter.repeated.values() if isinstance(model_config.get(k), int) and model_config[k] > 1}
+            counts = {lst: model_config[k] for lst, k in adapter.repeated.items() if k in reduced}
+            check_size(build_model(model_config, dtype, reduced), counts, adapter, model_config)
+        model = build_model(model_config, dtype, overrides)
+        inner = model
+        if replicate:
+            check_size(model, replicas, adapter, model_config)
+    modules = module_records(inner, replicas)
     wbytes: dict[str, int] = {}
     wcount: dict[str, int] = {}
 
     def copies(name: str) -> int:
         return replicas.get(name.split(".")[0], 1) if name.split(".")[1:2] == ["0"] else 1
 
-    for name, p in model.named_parameters():
+    for name, p in inner.named_parameters():
         dt = str(p.dtype).removeprefix("torch.")
         wbytes[dt] = wbytes.get(dt, 0) + copies(name) * p.numel() * p.element_size()
         wcount[dt] = wcount.get(dt, 0) + copies(name) * p.numel()
-    for path, mod in model.named_modules():  # persistent buffers are checkpoint bytes too (not parameters)
+    for path, mod in inner.named_modules():  # persistent buffers are checkpoint bytes too (not parameters)
         for _, b in persistent_buffers(mod):
             dt = str(b.dtype).removeprefix("torch.")
             wbytes[dt] = wbytes.get(dt, 0) + copies(path + ".") * b.numel() * b.element_size()
     try:
-        ep, symmap, symbols, guards = export_graph(model, adapter, model_config, dtype, dims)
+        ep, symmap, symbols, guards = export_graph(model, adapter, model_config, dtype, dims, fixed)
     except Exception as e:  # torch raises many kinds; re-raise as one project error
         raise TraceError(f"torch.export failed for {model_config['_class_name']}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
     conv = _Converter(symmap)
@@ -442,13 +492,14 @@ def capture(
         kwargs = {k: conv.arg(v) for k, v in node.kwargs.items()}
         call = OpCall(target_name(node.target), args, kwargs, _outputs(node.meta.get("val"), conv))
         uses = tuple(a.name for a in node.all_input_nodes)
-        nodes.append(NodeRecord(node.name, call.target, _innermost(node), call, uses))
+        nodes.append(NodeRecord(node.name, call.target, _innermost(node, adapter.wrapped), call, uses))
     user = set(ep.graph_signature.user_inputs)
     inputs = {
         n.name: sum((t.nbytes for t in _outputs(n.meta.get("val"), conv)), 0)
         for n in ep.graph.nodes
         if n.op == "placeholder" and n.name in user
     }
+    graph_bytes, read_bytes = graph_weights(ep, adapter.wrapped, copies)
     return Capture(
         weight_bytes_by_dtype=dict(sorted(wbytes.items())),
         parameters_by_dtype=dict(sorted(wcount.items())),
@@ -462,4 +513,36 @@ def capture(
         replicas=replicas,
         dims=dict(dims or {}),
         graph_nodes=count,
+        graph_weight_bytes=graph_bytes,
+        weight_read_bytes=read_bytes,
+        largest_module_bytes=max((m.weight_bytes for m in modules), default=0),
     )
+
+
+def graph_weights(ep: torch.export.ExportedProgram, wrapped: str, copies: Any) -> tuple[int, int]:
+    """(bytes of the parameters and buffers the graph reads, bytes of all their reads).
+
+    Each tensor counts once in the first (tied tensors are one), once per reading node in the
+    second; a replicated block's tensors count once per block.
+    """
+    sig = ep.graph_signature
+    transient = set(getattr(sig, "non_persistent_buffers", ()) or ())  # RoPE tables, position ids: not weights
+    names = {**sig.inputs_to_parameters, **{k: v for k, v in sig.inputs_to_buffers.items() if v not in transient}}
+    state = ep.state_dict
+    consts = getattr(ep, "constants", {}) or {}
+    seen: set[int] = set()
+    distinct = reads = 0
+    for node in ep.graph.nodes:
+        if node.op != "placeholder" or node.name not in names or not node.users:
+            continue
+        full = names[node.name]
+        t = state.get(full, consts.get(full))
+        if not isinstance(t, torch.Tensor):
+            continue
+        k = copies(strip_wrapped(full, wrapped))
+        size = t.numel() * t.element_size() * k
+        reads += size * len(node.users)
+        if id(t) not in seen:
+            seen.add(id(t))
+            distinct += size
+    return distinct, reads

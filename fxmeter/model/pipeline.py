@@ -41,6 +41,12 @@ class StagePlan:
         steps: denoising steps it takes part in (0 for a stage outside the loop).
         timesteps: the scheduler timesteps of those steps (experts), when known.
         notes: what the plan assumed, in words (copied into the report).
+        root: the first part of its module ids (``transformer``, ``text_encoder``, ``vae``); two
+            stages of one component (VAE encode and decode) share it.
+        adapter: the call this stage makes (text encoder, VAE decode...); None: the component's
+            own adapter (the denoisers).
+        dims: the stage's symbol values; None: the workload geometry's (the denoisers).
+        dtype: the dtype the pipeline loads the component in; None: the deployment's ``--dtype``.
     """
 
     name: str
@@ -51,3 +57,12 @@ class StagePlan:
     steps: int = 0
     timesteps: tuple[float, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    root: str = "transformer"
+    adapter: Adapter | None = None
+    dims: Mapping[str, int] | None = None
+    dtype: str | None = None
+
+    @property
+    def denoiser(self) -> bool:
+        """True for a stage of the denoising loop (the transformer, an expert)."""
+        return self.steps > 0 or self.adapter is None

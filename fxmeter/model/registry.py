@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,12 @@ class ModelSpec:
     default_workload: str
     source: str
     description: str
+    #: the other components the pipeline loads -> their bundled config folder (``configs/<folder>/config.json``)
+    stage_configs: Mapping[str, str] = field(default_factory=dict)
+
+
+_WAN = {"text_encoder": "wan2.1/text_encoder", "vae": "wan2.1/vae"}
+_WAN_I2V = {**_WAN, "image_encoder": "wan2.1-i2v/image_encoder"}
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -39,6 +45,7 @@ MODELS: dict[str, ModelSpec] = {
             "720p",
             "https://huggingface.co/Wan-AI/Wan2.1-T2V-14B-Diffusers/blob/main/transformer/config.json",
             "Wan2.1 text-to-video, 14B",
+            _WAN,
         ),
         ModelSpec(
             "wan2.1-t2v-1.3b",
@@ -47,6 +54,7 @@ MODELS: dict[str, ModelSpec] = {
             "480p",
             "https://huggingface.co/Wan-AI/Wan2.1-T2V-1.3B-Diffusers/blob/main/transformer/config.json",
             "Wan2.1 text-to-video, 1.3B",
+            _WAN,
         ),
         ModelSpec(
             "wan2.1-i2v-14b-480p",
@@ -55,6 +63,7 @@ MODELS: dict[str, ModelSpec] = {
             "i2v-480p",
             "https://huggingface.co/Wan-AI/Wan2.1-I2V-14B-480P-Diffusers/blob/main/transformer/config.json",
             "Wan2.1 image-to-video, 14B, 480P (CLIP image tokens in cross-attention)",
+            _WAN_I2V,
         ),
         ModelSpec(
             "wan2.1-i2v-14b-720p",
@@ -63,6 +72,7 @@ MODELS: dict[str, ModelSpec] = {
             "i2v-720p",
             "https://huggingface.co/Wan-AI/Wan2.1-I2V-14B-720P-Diffusers/blob/main/transformer/config.json",
             "Wan2.1 image-to-video, 14B, 720P (same transformer config as 480P)",
+            _WAN_I2V,
         ),
         ModelSpec(
             "wan2.2-ti2v-5b",
@@ -71,6 +81,7 @@ MODELS: dict[str, ModelSpec] = {
             "ti2v-720p",
             "https://huggingface.co/Wan-AI/Wan2.2-TI2V-5B-Diffusers/blob/main/transformer/config.json",
             "Wan2.2 text/image-to-video, 5B (48-ch VAE 16x, per-token timesteps)",
+            {"text_encoder": "wan2.1/text_encoder", "vae": "wan2.2-ti2v-5b/vae"},
         ),
         ModelSpec(
             "wan2.2-t2v-a14b",
@@ -79,6 +90,7 @@ MODELS: dict[str, ModelSpec] = {
             "a14b-720p",
             "https://huggingface.co/Wan-AI/Wan2.2-T2V-A14B-Diffusers/blob/main/transformer/config.json",
             "Wan2.2 text-to-video, 2 x 14B experts (high/low noise)",
+            _WAN,
         ),
         ModelSpec(
             "flux.1-dev",
@@ -87,6 +99,7 @@ MODELS: dict[str, ModelSpec] = {
             "flux-1024",
             "https://huggingface.co/black-forest-labs/FLUX.1-dev/blob/main/transformer/config.json",
             "FLUX.1-dev text-to-image, 12B (guidance-distilled: 1 pass/step)",
+            {c: f"flux.1-dev/{c}" for c in ("text_encoder", "text_encoder_2", "vae")},
         ),
         ModelSpec(
             "sd3.5-large",
@@ -95,6 +108,7 @@ MODELS: dict[str, ModelSpec] = {
             "sd3.5-1024",
             "https://huggingface.co/stabilityai/stable-diffusion-3.5-large/blob/main/transformer/config.json",
             "Stable Diffusion 3.5 Large text-to-image, 8B (CFG: 2 passes/step)",
+            {c: f"sd3.5-large/{c}" for c in ("text_encoder", "text_encoder_2", "text_encoder_3", "vae")},
         ),
         ModelSpec(
             "hunyuanvideo",
@@ -103,6 +117,7 @@ MODELS: dict[str, ModelSpec] = {
             "hunyuan-720p",
             "https://huggingface.co/hunyuanvideo-community/HunyuanVideo/blob/main/transformer/config.json",
             "HunyuanVideo text-to-video, 13B (embedded guidance: 1 pass/step)",
+            {c: f"hunyuanvideo/{c}" for c in ("text_encoder", "text_encoder_2", "vae")},
         ),
         ModelSpec(
             "cogvideox-5b",
@@ -111,6 +126,7 @@ MODELS: dict[str, ModelSpec] = {
             "cogvideox-480p",
             "https://huggingface.co/THUDM/CogVideoX-5b/blob/main/transformer/config.json",
             "CogVideoX text-to-video, 5B",
+            {c: f"cogvideox-5b/{c}" for c in ("text_encoder", "vae")},
         ),
         ModelSpec(
             "ltx-video",
@@ -119,6 +135,7 @@ MODELS: dict[str, ModelSpec] = {
             "ltx-512p",
             "https://huggingface.co/Lightricks/LTX-Video/blob/main/transformer/config.json",
             "LTX-Video text-to-video, 2B",
+            {c: f"ltx-video/{c}" for c in ("text_encoder", "vae")},
         ),
     )
 }
@@ -137,6 +154,8 @@ class ResolvedModel:
     default_workload: str  # "" when neither the model nor its adapter names one
     #: the models the pipeline loads (name -> Component); the first is ``transformer``
     components: Mapping[str, Component] = field(default_factory=dict)
+    #: components the model folder's model_index.json lists whose config file is missing -> why
+    missing: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def diffusers_class(self) -> str:
@@ -149,12 +168,59 @@ class ResolvedModel:
             return Component("transformer", self.config, self.config_sha256, self.adapter, self.config_source)
         raise ConfigError(f"{self.id} has no component {name!r} (it has: {', '.join(self.components) or 'transformer'})")
 
-    def stages(self, wl: Workload, *, batched_cfg: bool = False) -> tuple[StagePlan, ...]:
-        """The denoising stages of one generation of ``wl`` (the adapter's plan, as data)."""
+    def stages(self, wl: Workload, *, batched_cfg: bool = False, denoise_only: bool = False) -> tuple[StagePlan, ...]:
+        """Every stage of one generation of ``wl`` in call order (the adapter's plan, as data): text and
+        image encoders, the denoising stages, the VAE.  Stages whose component this model has no config
+        for are left out (:meth:`pipeline_notes` says which); ``denoise_only``: the denoisers alone."""
         try:
-            return self.adapter.stages(self.config, wl, batched_cfg=batched_cfg)
+            denoise = self.adapter.stages(self.config, wl, batched_cfg=batched_cfg)
+            if denoise_only:
+                return denoise
+            before, after = self.adapter.pipeline_stages(self.config, wl, self.geometry(wl))
         except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as e:
             raise ConfigError(f"config {self.config_source}: cannot plan the stages ({type(e).__name__}: {e})") from None
+        have = set(self.components) | set(self.missing)
+        return tuple(p for p in before if p.component in have) + denoise + tuple(p for p in after if p.component in have)
+
+    def stage_component(self, plan: StagePlan) -> Component:
+        """The component ``plan`` runs, with the plan's call as its adapter (specialised for its config)."""
+        if plan.component in self.missing:
+            raise ConfigError(f"{self.missing[plan.component]} (stage {plan.name} needs it; "
+                              f"--stages without {plan.name} leaves it out)")
+        comp = self.component(plan.component)
+        if plan.adapter is None:
+            return comp
+        from fxmeter.model.adapters.stage import StageAdapter
+
+        call = plan.adapter
+        if isinstance(call, StageAdapter):
+            call.check_class(dict(comp.config), f"{comp.source} ({plan.component})")
+        try:
+            call = call.specialize(dict(comp.config))
+        except (TypeError, ValueError, KeyError, IndexError) as e:
+            raise ConfigError(f"{comp.source}: a value {call.name} cannot use ({type(e).__name__}: {e})") from None
+        return replace(comp, adapter=call)
+
+    def stage_dims(self, plan: StagePlan, geometry: Geometry) -> dict[str, int]:
+        """The symbol values of ``plan``: its own, or the geometry's at its batch factor (denoisers)."""
+        if plan.dims is not None:
+            return dict(plan.dims)
+        dims = dict(geometry.dims)
+        if plan.batch_factor != 1:
+            dims["batch"] = dims["batch"] * plan.batch_factor
+        return dims
+
+    def pipeline_notes(self, wl: Workload) -> tuple[str, ...]:
+        """What the pipeline runs that this model has no config for (a --config without text_encoder/ or vae/)."""
+        try:
+            before, after = self.adapter.pipeline_stages(self.config, wl, self.geometry(wl))
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError):
+            return ()
+        absent = [p.name for p in (*before, *after) if p.component not in self.components and p.component not in self.missing]
+        if not absent:
+            return ()
+        return (f"not modeled: {', '.join(absent)} (no config for {', '.join(sorted({p.component for p in (*before, *after) if p.name in absent}))}"
+                f" in {self.config_source}; a model folder with <component>/config.json adds them)",)
 
     def passes_per_step(self, wl: Workload) -> int:
         return self.adapter.passes_per_step(self.config, wl)
@@ -201,6 +267,58 @@ def _read_json(path: Path, what: str = "config") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+#: components a pipeline folder may hold besides the transformer(s) and the scheduler, with their stages
+STAGE_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder", "vae")
+#: config keys of a component config that are provenance, not the class's arguments
+_PROVENANCE = ("_source", "_note", "_name_or_path", "_commit_hash", "transformers_version", "torch_dtype", "dtype",
+               "_diffusers_version")
+
+
+def _bundled_stage(folder: str) -> tuple[dict[str, Any], str]:
+    """A bundled component config (``configs/<folder>/config.json``) and its upstream source."""
+    text = (resources.files("fxmeter.model.configs") / folder / "config.json").read_text()
+    cfg = json.loads(text)
+    return cfg, str(cfg.get("_source") or f"fxmeter/model/configs/{folder}/config.json")
+
+
+def stage_component(name: str, config: Mapping[str, Any], source: str) -> Component:
+    """A text encoder, image encoder or VAE of the pipeline: its config without provenance keys,
+    ``_class_name`` kept (the class the pipeline loads); its default call adapter."""
+    from fxmeter.model.adapters.defaults import default_stage_adapter
+
+    clean = {k: v for k, v in config.items() if k not in _PROVENANCE}
+    cls = clean.get("_class_name")
+    if not isinstance(cls, str):
+        raise ConfigError(f"{source}: the {name} config names no class (_class_name, or model_index.json's entry)")
+    adapter = default_stage_adapter(cls, source)
+    return Component(name, clean, _sha256(clean), adapter.specialize(clean), source)
+
+
+def read_stage_configs(path: Path) -> tuple[dict[str, tuple[dict[str, Any], str]], dict[str, str]]:
+    """The stage components of a model folder: ``<name>/config.json`` of each text encoder, image
+    encoder and VAE its model_index.json lists, with the class model_index.json names (what
+    ``from_pretrained`` loads: HunyuanVideo's text encoder is a ``LlamaModel`` whatever its config's
+    ``architectures`` say).  Returns (found, missing): missing maps a listed component whose
+    config file is absent to the line that says so (an error only when its stage is asked for)."""
+    folder = path.parent if path.name == "model_index.json" else path
+    if not folder.is_dir() or not (folder / "model_index.json").is_file():
+        return {}, {}
+    index = _read_json(folder / "model_index.json", "model index")
+    found: dict[str, tuple[dict[str, Any], str]] = {}
+    missing: dict[str, str] = {}
+    for name in STAGE_COMPONENTS:
+        cls = _component(index, name)
+        if cls is None:
+            continue
+        file = folder / name / "config.json"
+        if not file.is_file():
+            missing[name] = f"model folder {folder}: model_index.json lists {name!r} but {name}/config.json is missing"
+            continue
+        cfg = _read_json(file)
+        found[name] = (dict(cfg, _class_name=cls), str(file))
+    return found, missing
 
 
 def _bundled(spec: ModelSpec) -> dict[str, Any]:
@@ -376,6 +494,14 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
     for cname, ccfg in adapter.components(clean):
         cadapter = adapter if ccfg is clean else adapter_for_class(str(ccfg["_class_name"]), dict(ccfg))
         components[cname] = Component(cname, ccfg, _sha256(dict(ccfg)), cadapter, source)
+    missing: dict[str, str] = {}
+    stage_cfgs: dict[str, tuple[dict[str, Any], str]] = {}
+    if config is not None:
+        stage_cfgs, missing = read_stage_configs(Path(config))
+    elif spec is not None:
+        stage_cfgs = {c: _bundled_stage(folder) for c, folder in spec.stage_configs.items()}
+    for cname, (ccfg, csource) in stage_cfgs.items():
+        components[cname] = stage_component(cname, ccfg, csource)
     return ResolvedModel(
         id=mid,
         config=clean,
@@ -385,4 +511,5 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
         slug=spec.slug if spec else adapter.default_slug,
         default_workload=spec.default_workload if spec else (adapter.default_workload or ""),
         components=components,
+        missing=missing,
     )

@@ -2,8 +2,10 @@
 
 ``totals``, ``modules``, ``nodes`` and ``categories`` describe the first denoising stage (the
 transformer; with two experts, ``transformer``), so consumers of earlier schemas keep working;
-``totals.end_to_end`` sums every stage's runs; ``memory`` holds every component's weights and
-the largest activation peak; ``components`` lists the experts of a multi-expert pipeline.
+``totals.end_to_end`` sums the denoising stages' runs; ``memory`` holds the denoisers' weights and
+their largest activation peak; ``components`` lists the experts of a multi-expert pipeline.
+``pipeline`` is the whole generation: every stage asked for (text and image encoders, VAE encode,
+the denoisers, VAE decode), each per run and end to end, the sum, and the residency plan.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fxmeter import __version__
 from fxmeter.cost.symbolic import SCHEMA as ANALYSIS_SCHEMA
 from fxmeter.estimate.generation import Estimate, Stage
+from fxmeter.estimate.metrics import Metrics
 from fxmeter.report.deployment import deployment_info
 from fxmeter.report.document import (
     CategoryRow,
@@ -26,6 +29,9 @@ from fxmeter.report.document import (
     ModuleRow,
     ModuleTimes,
     NodeRow,
+    OpRow,
+    PipelineInfo,
+    StageRow,
     Total,
     Totals,
     TraceInfo,
@@ -48,6 +54,8 @@ COUNTING = {
                "(--efficiency fractions of the peaks)",
 }
 
+PIPELINE_NOTE = ("totals, modules, categories and memory describe the denoising stages (the transformer); "
+                 "pipeline describes the whole generation, stage by stage (the scheduler is not modeled).")
 NOTES = (
     "Counts the diffusion transformer only: the text encoder, the VAE encode/decode and the scheduler are not modeled.",
     "FLOP = 2 x multiply-accumulate for matmul, conv and attention (tensor-core FLOPs, as torch.utils.flop_counter counts).",
@@ -118,7 +126,7 @@ def build(
     categories = {k: CategoryRow(v, v.tensor_core_flops / tc_total, v.flops / fl_total) for k, v in cost.categories.items()}
 
     # -- memory ------------------------------------------------------------------------------------
-    peak_stage = max(est.stages, key=lambda s: s.cost.activations.peak_bytes)
+    peak_stage = max(est.denoisers, key=lambda s: s.cost.activations.peak_bytes)
     act = peak_stage.cost.activations
     batched = main.plan.batch_factor == 2
     memory = MemoryInfo(
@@ -180,13 +188,15 @@ def build(
             ))
         components = tuple(comps)
         per_expert = model_parameters
-        by_component = {s.plan.component: s.cost.modules[0].parameters for s in est.stages}
+        by_component = {s.plan.component: s.cost.modules[0].parameters for s in est.denoisers}
         model_parameters = sum(by_component.values())
 
     # -- notes ---------------------------------------------------------------------------------------
-    all_notes = list(NOTES) + list(geometry.notes)
+    beyond = [s for s in est.pipeline if not s.denoiser]
+    all_notes = ([PIPELINE_NOTE] + list(NOTES[1:]) if beyond else list(NOTES)) + list(geometry.notes)
     for s in est.stages:
-        all_notes += [n for n in s.plan.notes if n not in all_notes]
+        if s.selected or s.denoiser:
+            all_notes += [n for n in s.plan.notes if n not in all_notes]
     if opts.traffic == "fused":
         all_notes.append("Bytes use the fused traffic model (fxmeter.cost.traffic): elementwise/norm chains between "
                          "matmul-class ops read their inputs once and write once; groups never span two blocks.")
@@ -245,6 +255,7 @@ def build(
         devices=devices,
         deployment=deployment_info(est.deployment) if est.deployment is not None else None,
         scaling=tuple(scaling) if scaling else None,
+        pipeline=pipeline_info(est, include_nodes),
     )
 
 
@@ -254,3 +265,103 @@ def main_versions(est: Estimate) -> Mapping[str, str]:
 
 def main_rules(est: Estimate) -> str:
     return str(est.main.cost.trace.get("rules") or "")
+
+
+def _stage_row(s: Stage, est: Estimate, ops: bool) -> StageRow:
+    cost, w = s.cost, s.weights
+    per_run = _total(s, 1)
+    e2e = Total(s.end_to_end, s.bound.per_run * s.runs if s.bound is not None else None,
+                s.predicted.per_run * s.runs if s.predicted is not None else None)
+    on_host = est.residency is not None and est.residency.on_host(s.name)
+    if on_host:  # host CPU time is not modeled: no device seconds
+        per_run, e2e = Total(per_run.metrics), Total(e2e.metrics)
+    modules: list[ModuleRow] = []
+    categories: dict[str, CategoryRow] = {}
+    op_rows: list[OpRow] = []
+    if not s.denoiser:
+        times = s.bound.modules if s.bound is not None else None
+        ptimes = s.predicted.modules if s.predicted is not None else None
+        for i, m in enumerate(cost.modules):
+            mt = None
+            if times is not None and i < len(times) and not on_host:
+                t = times[i]
+                mt = ModuleTimes(t.seconds, t.limiter, t.own_seconds, t.own_limiter, t.arithmetic_intensity,
+                                 ptimes[i].seconds if ptimes else None, ptimes[i].own_seconds if ptimes else None)
+            modules.append(ModuleRow(m.id, m.parent, m.cls, m.depth, m.parameters, m.weight_bytes, m.total, m.own, None, mt))
+        pf = cost.total
+        tc_total, fl_total = pf.tensor_core_flops or 1, pf.flops or 1
+        categories = {k: CategoryRow(v, v.tensor_core_flops / tc_total, v.flops / fl_total) for k, v in cost.categories.items()}
+        if ops:
+            acc: dict[str, list[Any]] = {}
+            for n in cost.nodes:
+                a = acc.setdefault(n.target, [0, Metrics()])
+                a[0] += n.replicas
+                a[1] = a[1] + n.cost.scale(n.replicas)
+            op_rows = [OpRow(op, c, m) for op, (c, m) in sorted(acc.items())]
+    tr = cost.trace
+    trace = {"mode": tr.get("mode"), "graph_nodes": tr.get("graph_nodes"), "symbols": list(tr.get("symbols") or ()),
+             "guards": {k: list(v) for k, v in (tr.get("guards") or {}).items()}, "cache": s.source or "none",
+             "seconds": round(float(tr.get("seconds") or 0.0), 3)}
+    weight_bytes = w.weight_bytes if w is not None else cost.weights.weight_bytes
+    return StageRow(
+        name=s.name, component=s.plan.component, cls=cost.diffusers_class, role=s.plan.role, root=s.plan.root,
+        call=cost.adapter, runs=s.runs, batch_factor=s.plan.batch_factor, dtype=cost.weights.dtype, denoiser=s.denoiser,
+        per_run=per_run, end_to_end=e2e, parameters=cost.modules[0].parameters, weight_bytes=weight_bytes,
+        graph_weight_bytes=int(tr.get("graph_weight_bytes") or weight_bytes),
+        activation_peak_bytes=cost.activations.peak_bytes, activation_peak_module=cost.activations.peak_module,
+        dims=dict(cost.dims), trace=trace, modules=tuple(modules), categories=categories, ops=tuple(op_rows),
+        unmodeled=tuple(Unmodeled(u["op"], u["count"], tuple(u["modules"])) for u in cost.unmodeled), on_host=on_host,
+    )
+
+
+def _residency(est: Estimate) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    r = est.residency
+    if r is None:
+        return {}, ()
+    hw = est.device.hw if est.device is not None else None
+    from fxmeter.estimate.residency import fit_line
+
+    doc: dict[str, Any] = {
+        "policy": r.name, "description": r.description, "t5_cpu": r.t5_cpu, "peak_bytes": r.peak_bytes,
+        "peak_stage": r.peak.stage,
+        "stages": [{"stage": x.stage, "resident_weight_bytes": x.resident_bytes, "activation_bytes": x.activation_bytes,
+                    "peak_bytes": x.peak_bytes, "on_host": x.on_host} for x in r.stages],
+        "transfers": [{"component": t.component, "direction": t.direction, "bytes": t.bytes, "count": t.count,
+                       "total_bytes": t.total_bytes, "when": t.when, "seconds": t.seconds} for t in r.transfers],
+        "host_to_device_bytes": r.host_to_device_bytes, "device_to_host_bytes": r.device_to_host_bytes,
+        "transfer_seconds": r.transfer_seconds, "notes": list(r.notes),
+        "model": "peak = max over stages of (weights resident during the stage + its activation peak); copies are "
+                 "host_to_device / device_to_host collectives over the device's PCIe link (fxmeter/data/comms.json), "
+                 "blocking",
+    }
+    if hw is not None:
+        doc["fit"] = {"fits": r.peak_bytes <= hw.memory_bytes, "required_bytes": r.peak_bytes,
+                      "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label)}
+        if r.transfers and r.transfer_seconds is None:
+            doc["notes"].append(f"{hw.label}: the device table gives no PCIe link, so copy seconds are unknown "
+                                "(bytes are counted; end_to_end seconds leave the copies out)")
+    policies = tuple({"policy": p.name, "peak_bytes": p.peak_bytes, "peak_stage": p.peak.stage,
+                      "fits": (p.peak_bytes <= hw.memory_bytes) if hw is not None else None,
+                      "host_to_device_bytes": p.host_to_device_bytes, "transfer_seconds": p.transfer_seconds}
+                     for p in est.policies)
+    return doc, policies
+
+
+def pipeline_info(est: Estimate, ops: bool = True) -> PipelineInfo:
+    """The ``pipeline`` section: every stage asked for, the generation end to end, the residency plan."""
+    stages = est.pipeline
+    rows = tuple(_stage_row(s, est, ops) for s in stages)
+    bound, predicted = est.pipeline_seconds("bound"), est.pipeline_seconds("predicted")
+    compute = est.seconds("bound", stages) if est.device is not None else None
+    weights = {s.plan.component: (s.weights.weight_bytes if s.weights else s.cost.weights.weight_bytes) for s in stages}
+    params = {s.plan.component: s.cost.modules[0].parameters for s in stages}
+    residency, policies = _residency(est)
+    notes = []
+    if any(r.on_host for r in rows):
+        notes.append("stages run on the host CPU (--t5-cpu) have no device seconds: end_to_end seconds leave them out")
+    return PipelineInfo(
+        stages=rows, end_to_end=Total(est.pipeline_end_to_end, bound, predicted), compute_seconds=compute,
+        transfer_seconds=est.residency.transfer_seconds if est.residency is not None and est.device is not None else None,
+        weight_bytes=sum(weights.values()), parameters=sum(params.values()), residency=residency, policies=policies,
+        notes=tuple(notes),
+    )

@@ -65,6 +65,7 @@ class Comparison:
     removed: tuple[str, ...]
     notes: tuple[str, ...]
     headline: str
+    stages: tuple[Delta, ...] = ()  # each pipeline stage over one generation, and the generation (``pipeline``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,12 +144,39 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
         if gid.endswith("*") and ga[gid].count != gb[gid].count:
             notes.append(f"repeated blocks differ in number: {gid} x{ga[gid].count} vs x{gb[gid].count}")
 
+    stages = _stages(da, db, metric)
+    if (da.pipeline is None) != (db.pipeline is None):
+        notes.append("only one report has a pipeline section (traced before pipelines): stages are not compared")
     return Comparison(
+        stages=stages,
         a=_label(da), b=_label(db), metric=metric, workload=wl, totals=totals, memory=memory,
         modules=tuple(ranked[:k]), modules_omitted=max(0, len([r for r in ranked if r.delta]) - k),
         categories=cats, added=added, removed=removed, notes=tuple(notes),
         headline=_headline(metric, da, db, total_change, ranked, cats),
     )
+
+
+def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta, ...]:
+    """Each stage's ``metric`` over one generation in A and B (a stage in one report only: 0 in the other),
+    the generation's total, its bound seconds and its peak device memory (under each report's policy)."""
+    pa, pb = da.pipeline, db.pipeline
+    if pa is None or pb is None:
+        return ()
+    ea = {s.name: s for s in pa.stages}
+    eb = {s.name: s for s in pb.stages}
+    change = pb.end_to_end.metrics.value(metric) - pa.end_to_end.metrics.value(metric)
+    rows = [delta(f"stage {n} ({metric})", ea[n].end_to_end.metrics.value(metric) if n in ea else 0,
+                  eb[n].end_to_end.metrics.value(metric) if n in eb else 0, change,
+                  ea[n].runs if n in ea else 0, eb[n].runs if n in eb else 0)
+            for n in dict.fromkeys([*ea, *eb])]
+    rows.append(delta(f"pipeline.end_to_end.{metric}", pa.end_to_end.metrics.value(metric),
+                      pb.end_to_end.metrics.value(metric)))
+    if pa.end_to_end.bound_seconds is not None and pb.end_to_end.bound_seconds is not None:
+        rows.append(delta("pipeline.end_to_end.bound_seconds", pa.end_to_end.bound_seconds, pb.end_to_end.bound_seconds))
+    ra, rb = pa.residency.get("peak_bytes"), pb.residency.get("peak_bytes")
+    if ra is not None and rb is not None:
+        rows.append(delta(f"pipeline.peak_bytes ({pa.residency.get('policy')} -> {pb.residency.get('policy')})", ra, rb))
+    return tuple(rows)
 
 
 def _ratio(r: float | None) -> str:
@@ -188,7 +216,11 @@ def render_compare(c: Comparison) -> str:
     out += [f"note: {n}" for n in c.notes]
 
     def unit(title: str, key: str) -> str:  # the quantity a row's numbers are in
-        return c.metric if title.startswith(("modules", "categories")) else key.rpartition(".")[2]
+        if title.startswith(("modules", "categories")) or key.startswith("stage "):
+            return c.metric
+        if key.startswith("pipeline.peak_bytes"):
+            return "bytes"
+        return key.rpartition(".")[2]
 
     def table(title: str, rows: tuple[Delta, ...], with_share: bool = False, counts: bool = False) -> None:
         if not rows:
@@ -208,6 +240,7 @@ def render_compare(c: Comparison) -> str:
     table("workload", c.workload)
     table("totals", c.totals)
     table("memory", c.memory)
+    table("pipeline stages (one generation)", c.stages, with_share=True)
     table(f"modules: own {c.metric}", c.modules, with_share=True, counts=True)
     if c.modules_omitted:
         out.append(f"... {c.modules_omitted} more changed modules (raise -k)")

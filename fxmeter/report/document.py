@@ -432,6 +432,126 @@ class DeviceInfo:
                    d.get("dollars"))
 
 
+@dataclass(frozen=True)
+class OpRow:
+    """One aten op of a stage: how many calls and what they cost together (one run)."""
+
+    op: str
+    count: int
+    per_run: Metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "count": self.count, "per_run": self.per_run.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OpRow:
+        return cls(d["op"], d["count"], Metrics.from_dict(d["per_run"]))
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One stage of the pipeline: what one run costs, how many runs, its weights and activations.
+
+    ``modules``, ``categories`` and ``ops`` describe a stage other than the denoisers (whose
+    modules are the report's top-level ``modules``); ``per_run`` holds its bound (and
+    predicted) seconds with a device.
+    """
+
+    name: str
+    component: str
+    cls: str
+    role: str
+    root: str
+    call: str  # the adapter making the pipeline's call
+    runs: int
+    batch_factor: int
+    dtype: str
+    denoiser: bool
+    per_run: Total
+    end_to_end: Total
+    parameters: int
+    weight_bytes: int  # the component's weights (as loaded: a VAE's encoder too)
+    graph_weight_bytes: int  # the weights this stage's graph reads
+    activation_peak_bytes: int
+    activation_peak_module: str | None
+    dims: Mapping[str, int]
+    trace: Mapping[str, Any]
+    modules: tuple[ModuleRow, ...] = ()
+    categories: Mapping[str, CategoryRow] = field(default_factory=dict)
+    ops: tuple[OpRow, ...] = ()
+    unmodeled: tuple[Unmodeled, ...] = ()
+    on_host: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name, "component": self.component, "class": self.cls, "role": self.role, "root": self.root,
+            "call": self.call, "runs": self.runs, "batch_factor": self.batch_factor, "dtype": self.dtype,
+            "denoiser": self.denoiser, "per_run": self.per_run.to_dict(), "end_to_end": self.end_to_end.to_dict(),
+            "parameters": self.parameters, "weight_bytes": self.weight_bytes,
+            "graph_weight_bytes": self.graph_weight_bytes, "activation_peak_bytes": self.activation_peak_bytes,
+            "activation_peak_module": self.activation_peak_module, "dims": dict(self.dims), "trace": dict(self.trace),
+            "unmodeled_ops": [u.to_dict() for u in self.unmodeled], "on_host": self.on_host,
+        }
+        if not self.denoiser:
+            d["modules"] = [m.to_dict() for m in self.modules]
+            d["categories"] = {k: c.to_dict() for k, c in self.categories.items()}
+            d["ops"] = [o.to_dict() for o in self.ops]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StageRow:
+        return cls(
+            d["name"], d["component"], d["class"], d["role"], d["root"], d["call"], d["runs"], d["batch_factor"],
+            d["dtype"], d["denoiser"], Total.from_dict(d["per_run"]), Total.from_dict(d["end_to_end"]),
+            d["parameters"], d["weight_bytes"], d["graph_weight_bytes"], d["activation_peak_bytes"],
+            d.get("activation_peak_module"), d["dims"], d.get("trace", {}),
+            tuple(ModuleRow.from_dict(m) for m in d.get("modules", ())),
+            {k: CategoryRow.from_dict(c) for k, c in d.get("categories", {}).items()},
+            tuple(OpRow.from_dict(o) for o in d.get("ops", ())),
+            tuple(Unmodeled.from_dict(u) for u in d.get("unmodeled_ops", ())), d.get("on_host", False),
+        )
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """The whole generation: every stage asked for (``--stages``), end to end, and where the weights live.
+
+    ``end_to_end``: the stages' runs summed; its seconds are the stages' plus the residency's
+    host<->device copies (``transfer_seconds``).  ``residency``: the ``--offload`` policy, stage by
+    stage; ``policies``: the device memory every policy of this pipeline needs (the fit check).
+    """
+
+    stages: tuple[StageRow, ...]
+    end_to_end: Total
+    compute_seconds: float | None
+    transfer_seconds: float | None
+    weight_bytes: int
+    parameters: int
+    residency: Mapping[str, Any]
+    policies: tuple[Mapping[str, Any], ...]
+    notes: tuple[str, ...] = ()
+
+    def stage(self, name: str) -> StageRow:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stages": [s.to_dict() for s in self.stages], "end_to_end": self.end_to_end.to_dict(),
+                "compute_seconds": self.compute_seconds, "transfer_seconds": self.transfer_seconds,
+                "weight_bytes": self.weight_bytes, "parameters": self.parameters, "residency": dict(self.residency),
+                "policies": [dict(p) for p in self.policies], "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> PipelineInfo | None:
+        if d is None:
+            return None
+        return cls(tuple(StageRow.from_dict(s) for s in d["stages"]), Total.from_dict(d["end_to_end"]),
+                   d.get("compute_seconds"), d.get("transfer_seconds"), d["weight_bytes"], d["parameters"],
+                   d.get("residency", {}), tuple(d.get("policies", ())), tuple(d.get("notes", ())))
+
+
 # -- the report ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportDocument:
@@ -456,6 +576,7 @@ class ReportDocument:
     devices: tuple[DeviceInfo, ...] | None = None
     deployment: DeploymentInfo | None = None  # a generation on several GPUs (--gpus)
     scaling: tuple[ScalingRow, ...] | None = None  # one row per GPU count (fxmeter scale)
+    pipeline: PipelineInfo | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections of later schemas this fxmeter passes through
     path: Path | None = field(default=None, compare=False)  # the report.json it was loaded from
 
@@ -523,6 +644,8 @@ class ReportDocument:
             d["deployment"] = self.deployment.to_dict()
         if self.scaling is not None:
             d["scaling"] = [r.to_dict() for r in self.scaling]
+        if self.pipeline is not None:
+            d["pipeline"] = self.pipeline.to_dict()
         for k, v in self.extra.items():
             d.setdefault(k, v)
         return d
@@ -549,6 +672,7 @@ class ReportDocument:
             devices=tuple(DeviceInfo.from_dict(x) for x in d["devices"]) if d.get("devices") else None,
             deployment=DeploymentInfo.from_dict(d.get("deployment")),
             scaling=tuple(ScalingRow.from_dict(r) for r in d["scaling"]) if d.get("scaling") else None,
+            pipeline=PipelineInfo.from_dict(d.get("pipeline")),
             extra={k: v for k, v in d.items() if k not in known},
             path=path,
         )

@@ -12,7 +12,7 @@ from fxmeter.base.units import human, human_bytes, seconds, si_bytes, with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label
 from fxmeter.estimate.roofline import LIMITERS
 from fxmeter.report import deployment
-from fxmeter.report.document import ReportDocument
+from fxmeter.report.document import ReportDocument, Total
 from fxmeter.report.top import top
 
 METRIC_ROWS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
@@ -31,6 +31,8 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append(f"# fxmeter: {model.id} @ {wl.name}\n")
     out.append(f"`{model.diffusers_class}` ({model.parameters:,} parameters, {wl.dtype}), "
                f"traced with {rep.trace.exporter} ({rep.trace.mode} shapes).\n")
+    if rep.pipeline is not None:
+        out.append(pipeline_markdown(rep))
     out.append("## Workload\n")
     out.append("| knob | value |\n|---|---|")
     for k in ("frames", "height", "width", "steps", "batch", "text_len", "guidance_scale", "passes_per_step"):
@@ -95,6 +97,84 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append("\n## Notes\n")
     out.extend(f"- {n}" for n in rep.notes)
     return "\n".join(out) + "\n"
+
+
+def pipeline_markdown(rep: ReportDocument) -> str:
+    """The stage table summary.md opens with: each stage per run and end to end, the generation's total."""
+    p = rep.pipeline
+    assert p is not None
+    timed = p.end_to_end.bound_seconds is not None
+    pred = timed and p.end_to_end.predicted_seconds is not None
+    e2e = p.end_to_end.metrics
+    out = ["## Pipeline (one generation)\n",
+           "| stage | class | dtype | runs | tensor-core FLOPs per run | FLOPs end to end | share | weights | peak activations |"
+           + (" bound s end to end |" if timed else "") + (" predicted s end to end |" if pred else ""),
+           "|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if timed else "") + ("---:|" if pred else "")]
+
+    def secs(t: Total, host: bool = False) -> str:
+        if not timed:
+            return ""
+        if host:
+            return " host CPU (not modeled) |" + (" host CPU (not modeled) |" if pred else "")
+        b = "n/a" if t.bound_seconds is None else f"{t.bound_seconds:,.3f}"
+        q = "n/a" if t.predicted_seconds is None else f"{t.predicted_seconds:,.3f}"
+        return f" {b} |" + (f" {q} |" if pred else "")
+
+    for st in p.stages:
+        f = st.end_to_end.metrics.flops
+        out.append(f"| `{_cell(st.name)}` | {_cell(st.cls)} | {st.dtype} | {st.runs} | "
+                   f"{human(st.per_run.metrics.tensor_core_flops, 'FLOP')} | {human(f, 'FLOP')} | "
+                   f"{100 * f / (e2e.flops or 1):.1f}% | {si_bytes(st.weight_bytes)} | {si_bytes(st.activation_peak_bytes)} |"
+                   + secs(st.end_to_end, st.on_host))
+    out.append(f"| **generation** | | | | | {human(e2e.flops, 'FLOP')} | 100% | {si_bytes(p.weight_bytes)} | |"
+               + secs(p.end_to_end))
+    r = p.residency
+    if r:
+        line = (f"\nResidency `--offload {r.get('policy', '?')}`"
+                + (f" ({r['description']})" if r.get("description") else "")
+                + (f": peak {si_bytes(r['peak_bytes'])}" if r.get("peak_bytes") is not None else "")
+                + (f" during `{r['peak_stage']}`" if r.get("peak_stage") else ""))
+        if r.get("host_to_device_bytes") or r.get("device_to_host_bytes"):
+            moved = r.get("transfer_seconds")
+            line += (f"; copies host->device {si_bytes(r.get('host_to_device_bytes') or 0)}, device->host "
+                     f"{si_bytes(r.get('device_to_host_bytes') or 0)}"
+                     + (f" ({moved:,.2f} s over PCIe)" if moved is not None else ""))
+        out.append(line + ".")
+        if r.get("fit") and r["fit"].get("statement"):
+            out.append(f"\n**Fit:** {r['fit']['statement']}.")
+        if p.policies and any(x.get("fits") is not None for x in p.policies):
+            out.append("\nEvery policy: " + "; ".join(
+                f"`{x['policy']}` {si_bytes(x['peak_bytes'])} ({_fits(x.get('fits'))})" for x in p.policies) + ".")
+    if len(p.stages) > 1:
+        out.append("\n`fxmeter top REPORT --stage NAME` ranks a stage's modules; the sections below describe the "
+                   "denoising stage (the transformer).")
+    for n in p.notes:
+        out.append(f"\n{n}.")
+    return "\n".join(out) + "\n"
+
+
+def _fits(f: bool | None) -> str:
+    return "fit not known" if f is None else "fits" if f else "does not fit"
+
+
+def pipeline_lines(rep: ReportDocument) -> list[str]:
+    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer)."""
+    p = rep.pipeline
+    if p is None or len(p.stages) < 2:
+        return []
+    e2e = p.end_to_end
+    head = f"  whole generation ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
+    if e2e.bound_seconds is not None:
+        if e2e.predicted_seconds is not None:
+            head += f", predicted {seconds(e2e.predicted_seconds)}"
+        head += f", bound {seconds(e2e.bound_seconds)}"
+        if p.transfer_seconds:
+            head += f" (incl. {seconds(p.transfer_seconds)} of host<->device copies)"
+    lines = [head]
+    r = p.residency
+    if r and r.get("fit") and r["fit"].get("statement"):
+        lines.append(f"  {r['fit']['statement']}")
+    return lines
 
 
 def device_markdown(rep: ReportDocument) -> str:

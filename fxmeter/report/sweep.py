@@ -27,6 +27,8 @@ COLUMNS = (
     "tokens", "tensor_core_flops_per_forward", "cuda_core_flops_per_forward", "flops_per_forward",
     "bytes_read_per_forward", "bytes_written_per_forward", "flops_end_to_end", "bytes_end_to_end",
     "weight_bytes", "activation_peak_bytes", "memory_bytes", "bound_seconds", "predicted_seconds",
+    "pipeline_flops", "pipeline_bound_seconds", "pipeline_predicted_seconds", "pipeline_weight_bytes",
+    "pipeline_peak_bytes", "offload",
 )
 
 
@@ -99,7 +101,20 @@ def row_of(rep: ReportDocument) -> dict[str, Any]:
         "memory_bytes": mem.total_bytes,
         "bound_seconds": e2e.bound_seconds,
         "predicted_seconds": e2e.predicted_seconds,
+        **pipeline_columns(rep),
     }
+
+
+def pipeline_columns(rep: ReportDocument) -> dict[str, Any]:
+    """The whole generation's FLOPs, bound and predicted seconds (copies included), weights and peak device memory."""
+    p = rep.pipeline
+    if p is None:
+        return {}
+    r = p.residency
+    return {"pipeline_flops": p.end_to_end.metrics.flops, "pipeline_bound_seconds": p.end_to_end.bound_seconds,
+            "pipeline_predicted_seconds": p.end_to_end.predicted_seconds,
+            "pipeline_weight_bytes": p.weight_bytes, "pipeline_peak_bytes": r.get("peak_bytes"),
+            "offload": r.get("policy")}
 
 
 def plot_png(result: SweepResult) -> bytes:

@@ -22,8 +22,8 @@ from fxmeter.report.document import ModuleRow, ReportDocument, as_document
 COST_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes")
 TIME_METRICS = ("bound_seconds", "predicted_seconds")
 METRICS = COST_METRICS + TIME_METRICS
-BY = ("module", "category", "op")
-PLURAL = {"module": "modules", "category": "categories", "op": "ops"}
+BY = ("module", "category", "op", "stage")
+PLURAL = {"module": "modules", "category": "categories", "op": "ops", "stage": "stages"}
 BAR_WIDTH = 24
 
 
@@ -100,6 +100,7 @@ class TopTable:
     omitted: int
     model: str
     workload: str
+    stage: str | None = None  # ranked inside this pipeline stage (per run)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,9 +114,34 @@ def _ranked(items: Iterable[tuple[str, float, int, str]], total: float, k: int) 
     return rows, max(0, len(nz) - k)
 
 
+def stage_view(rep: ReportDocument, stage: str) -> tuple[ReportDocument, tuple[Any, ...] | None]:
+    """``rep`` seen through one pipeline stage: its modules, categories and per-run totals (and its
+    per-op sums, the second value); a denoising stage is the report itself (its top-level modules)."""
+    from dataclasses import replace
+
+    from fxmeter.report.document import Totals
+
+    p = rep.pipeline
+    names = [s.name for s in p.stages] if p is not None else ["transformer"]
+    if p is None or stage not in names:
+        raise ReportError(f"unknown stage {stage!r}; this report has: {', '.join(names)}"
+                          + ("" if p is not None else " (traced before pipelines: no pipeline section)"))
+    st = p.stage(stage)
+    if st.denoiser:
+        if st.component != rep.modules[0].id.split(".")[0] and st.component != "transformer_2":
+            raise ReportError(f"stage {stage!r}: its modules are not in the report")
+        return rep, None
+    if not st.modules:
+        raise ReportError(f"stage {stage!r} has no module rows in this report (a sweep row?)")
+    view = replace(rep, modules=st.modules, categories=st.categories, nodes=(),
+                   totals=Totals(st.per_run, st.per_run, st.end_to_end, rep.totals.traffic_model))
+    return view, st.ops
+
+
 def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: int = 10, *,
-        depth: int | None = None, fold: bool = True) -> TopTable:
-    """Rank a report's modules, categories or ops by one per-forward metric.
+        depth: int | None = None, fold: bool = True, stage: str | None = None) -> TopTable:
+    """Rank a report's modules, categories or ops by one per-forward metric, or its pipeline stages
+    (``by="stage"``) by their cost over a whole generation.
 
     Args:
         report: a :class:`~fxmeter.report.Report`, a report document (validated against the
@@ -128,11 +154,16 @@ def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: i
         depth: rank modules at this depth by their total (children included); None ranks
             every module by its own nodes' cost (the leaf-level view).
         fold: fold numbered instances of one class (``blocks.*``) into one row.
+        stage: rank inside this pipeline stage (``text_encoder``, ``vae``...: its modules, categories
+            and ops, per run); None: the transformer.
 
     Raises:
         ReportError: a bad argument, or ``report`` is not a valid fxmeter report.
     """
     rep = as_document(report)
+    stage_ops = None
+    if stage is not None and by != "stage":
+        rep, stage_ops = stage_view(rep, stage)
     if by not in BY:
         raise ReportError(f"unknown --by {by!r}; choose one of {', '.join(BY)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -142,6 +173,8 @@ def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: i
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ReportError(f"--depth must be an integer >= 0, got {depth!r}")
     timed = metric in TIME_METRICS
+    if by == "stage":
+        return _by_stage(rep, metric, k)
     pf = rep.totals.per_forward
     if timed:
         total = pf.bound_seconds if metric == "bound_seconds" else pf.predicted_seconds
@@ -167,6 +200,11 @@ def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: i
             raise ReportError("--by category ranks costs; rank seconds --by module or --by op")
         basis = "report categories"
         items = [(name, c.metrics.value(metric), 1, "") for name, c in rep.categories.items()]
+    elif stage_ops is not None:
+        if timed:
+            raise ReportError("--by op ranks a stage's costs; rank its seconds --by module")
+        basis = "graph nodes by aten target (the stage's ops, summed)"
+        items = [(o.op, o.per_run.value(metric), o.count, "") for o in stage_ops]
     else:
         basis = "graph nodes by aten target, x replicas"
         acc: dict[str, list[float]] = {}
@@ -179,7 +217,28 @@ def top(report: Any, by: str = "module", metric: str = "tensor_core_flops", k: i
             raise ReportError("this report has no node list (traced with include_nodes=False); use --by module or category")
         items = [(t, v, int(c), "") for t, (v, c) in acc.items()]
     rows, omitted = _ranked(items, total, k)
-    return TopTable(by, metric, basis, total, rows, omitted, rep.model.id, rep.workload.name)
+    return TopTable(by, metric, basis, total, rows, omitted, rep.model.id, rep.workload.name, stage)
+
+
+def _by_stage(rep: ReportDocument, metric: str, k: int) -> TopTable:
+    """The pipeline's stages ranked by ``metric`` over one generation (runs included)."""
+    p = rep.pipeline
+    if p is None:
+        raise ReportError("this report has no pipeline section (traced before pipelines); rank --by module")
+    timed = metric in TIME_METRICS
+    if timed:
+        total = p.end_to_end.bound_seconds if metric == "bound_seconds" else p.end_to_end.predicted_seconds
+        if total is None:
+            raise ReportError(f"--metric {metric}: this report has no such seconds (trace it with --hardware"
+                              + (" and --efficiency" if metric == "predicted_seconds" else "") + ")")
+        items = [(s.name, (s.end_to_end.bound_seconds if metric == "bound_seconds" else s.end_to_end.predicted_seconds)
+                  or 0.0, s.runs, s.cls) for s in p.stages]
+    else:
+        total = p.end_to_end.metrics.value(metric)
+        items = [(s.name, s.end_to_end.metrics.value(metric), s.runs, s.cls) for s in p.stages]
+    rows, omitted = _ranked(items, total, k)
+    return TopTable("stage", metric, "pipeline stages over one generation (runs included)", total, rows, omitted,
+                    rep.model.id, rep.workload.name)
 
 
 def bar(share: float, width: int = BAR_WIDTH) -> str:
@@ -191,6 +250,8 @@ def bar(share: float, width: int = BAR_WIDTH) -> str:
 
 
 def _key(t: TopTable, r: Row) -> str:
+    if t.by == "stage":
+        return f"{r.key} (x{r.count})" if r.count != 1 else r.key
     return folded_label(r.key, r.count) if t.by == "module" else r.key
 
 
@@ -203,14 +264,15 @@ def render_top(t: TopTable) -> str:
     keyw = max([len(_key(t, r)) for r in t.rows] + [len(t.by)])
     units = [with_unit(r.value, t.metric) for r in t.rows]
     unitw = max([len(u) for u in units] + [4])
+    scope = "per generation" if t.by == "stage" else f"per run of stage {t.stage}" if t.stage else "per forward"
     lines = [
-        f"{t.model} @ {t.workload}: top {PLURAL[t.by]} by {t.metric} per forward ({t.basis})",
+        f"{t.model} @ {t.workload}: top {PLURAL[t.by]} by {t.metric} {scope} ({t.basis})",
         f"total {_value(t.total, t.metric)} ({with_unit(t.total, t.metric)})",
         "",
         f"{t.by:<{keyw}}  {t.metric:>26}  {'':>{unitw}}  {'share':>7}",
     ]
     for r, u in zip(t.rows, units):
-        extra = f"  {r.label}" if t.by == "module" else (f"  {r.count} calls" if t.by == "op" else "")
+        extra = f"  {r.label}" if t.by in ("module", "stage") else (f"  {r.count} calls" if t.by == "op" else "")
         lines.append(f"{_key(t, r):<{keyw}}  {_value(r.value, t.metric):>26}  {u:>{unitw}}  {100 * r.share:>6.2f}%  "
                      f"{bar(r.share):<{BAR_WIDTH}}{extra}".rstrip())
     if not t.rows:

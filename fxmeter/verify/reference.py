@@ -24,12 +24,18 @@ if TYPE_CHECKING:
     from fxmeter.model.pipeline import Component
 
 # -- the reference run ---------------------------------------------------------
-def _map_key(key: str, root_class: str) -> str:
-    """FlopCounterMode's ``WanTransformer3DModel.blocks.0.attn1`` -> ``transformer.blocks.0.attn1``."""
+def _map_key(key: str, root_class: str, root: str = ROOT, wrapped: str = "") -> str:
+    """FlopCounterMode's ``WanTransformer3DModel.blocks.0.attn1`` -> ``transformer.blocks.0.attn1``
+    (a stage wrapper's ``VaeDecode.component.decoder`` -> ``vae.decoder``)."""
     if key == root_class:
-        return ROOT
+        return root
     if key.startswith(root_class + "."):
-        return ROOT + key[len(root_class) :]
+        rest = key[len(root_class) + 1 :]
+        if wrapped:
+            from fxmeter.model.capture import strip_wrapped
+
+            rest = strip_wrapped(rest, wrapped)
+        return f"{root}.{rest}" if rest else root
     return key  # "Global" and anything outside the model
 
 
@@ -103,9 +109,9 @@ def _sdpa_context(device: str) -> Any:
     return sdpa_kernel(SDPBackend.MATH)
 
 
-def _ancestors(path: str) -> list[str]:
+def _ancestors(path: str, root: str = ROOT) -> list[str]:
     parts = path.split(".") if path else []
-    return [ROOT] + [ROOT + "." + ".".join(parts[: i + 1]) for i in range(len(parts))]
+    return [root] + [root + "." + ".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def run_reference(
@@ -151,7 +157,8 @@ def run_reference(
     return Reference(total, modules, ops, device, name, mode, _backend(ops["Global"], device), torch.__version__, notes)
 
 
-def _run_graph(model: torch.nn.Module, kwargs: dict[str, Any]) -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
+def _run_graph(model: torch.nn.Module, kwargs: dict[str, Any], root: str = ROOT,
+               wrapped: str = "") -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
     """Export ``model`` on its device and run the graph node by node under FlopCounterMode."""
     import torch
     from torch import fx
@@ -180,7 +187,7 @@ def _run_graph(model: torch.nn.Module, kwargs: dict[str, Any]) -> tuple[dict[str
             for op, v in after.items():
                 d = int(v) - before.get(op, 0)
                 if d:
-                    for mid in _ancestors(_innermost(n)) + ["Global"]:
+                    for mid in _ancestors(_innermost(n, wrapped), root) + ["Global"]:
                         modules[mid] += d
                         ops[mid][_op_name(op)] += d
             return out
@@ -190,3 +197,43 @@ def _run_graph(model: torch.nn.Module, kwargs: dict[str, Any]) -> tuple[dict[str
     total = int(fc.get_total_flops())
     return dict(modules), {k: dict(sorted(v.items())) for k, v in ops.items()}, total
 
+
+def run_stage_reference(component: Component, dims: dict[str, int], dtype: str, root: str,
+                        mode: str | None = None) -> Reference:
+    """A pipeline stage (text encoder, VAE...) on meta under FlopCounterMode, as its pipeline calls it.
+
+    ``mode`` None: the stage's adapter decides (``reference_on_graph``: transformers' padding-mask
+    check cannot run eagerly on meta, so the exported graph is counted, node by node).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fxmeter.model.capture import DTYPES, build_model
+
+    adapter = component.adapter
+    config = dict(component.config)
+    model = adapter.build_module(config, dtype, build_model)
+    assert model is not None, f"{adapter.name} builds no module of its own"
+    kwargs = adapter.inputs(config, dims, DTYPES[dtype])
+    if mode is None:
+        mode = "graph" if getattr(adapter, "reference_on_graph", False) else "eager"
+    notes = [f"stage {root}: the pipeline's call ({adapter.name}) on meta"]
+    modules: dict[str, int] = {}
+    ops: dict[str, dict[str, int]] = {}
+    with torch.no_grad():
+        if mode == "eager":
+            with FlopCounterMode(display=False) as fc:
+                model(**kwargs)
+            root_class = type(model).__name__
+            for key, per_op in fc.get_flop_counts().items():
+                mid = _map_key(key, root_class, root, adapter.wrapped)
+                ops[mid] = {_op_name(o): int(n) for o, n in sorted(per_op.items(), key=lambda kv: _op_name(kv[0]))}
+                modules[mid] = sum(ops[mid].values())
+            total = int(fc.get_total_flops())
+        else:
+            modules, ops, total = _run_graph(model, kwargs, root, adapter.wrapped)
+            notes.append("reference ran the torch.export graph (ep.module()) through torch.fx.Interpreter: eager "
+                         "FlopCounterMode cannot run transformers' padding-mask check on meta (.item())")
+    ops.setdefault("Global", {})
+    modules.pop("Global", None)
+    return Reference(total, modules, ops, "meta", "meta", mode, _backend(ops["Global"], "meta"), torch.__version__, notes)

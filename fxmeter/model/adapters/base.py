@@ -9,14 +9,18 @@ transformer passes one denoising step takes, and maps modules to categories.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
     import torch
+
+#: capture's builder of a diffusers model on meta: (config, dtype) -> module
+Builder = Callable[[dict[str, Any], str], "torch.nn.Module"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,14 @@ class Adapter:
     #: (module-path regex under the root, TP role): ``column`` / ``row`` linear layers and ``sharded`` nodes that
     #: work on a column-parallel output (activation, q/k norm, RoPE); first match wins
     tp_roles: tuple[tuple[str, str], ...] = ()
+    #: symbols kept constant in a dynamic export (one trace per value; see ``fxmeter.model.adapters.stage``)
+    fixed_symbols: tuple[str, ...] = ()
+    #: the attribute of the exported module that holds the component ("" = the exported module is the model)
+    wrapped: ClassVar[str] = ""
+    #: the pipeline's ``model_cpu_offload_seq`` (diffusers ``enable_model_cpu_offload`` hooks, in order)
+    offload_seq: tuple[str, ...] = ()
+    #: residency policies of this pipeline beyond none / model / sequential (``wan``: Wan's generate.py)
+    extra_policies: tuple[str, ...] = ()
 
     # -- geometry ---------------------------------------------------------
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
@@ -80,6 +92,13 @@ class Adapter:
         return 2 if wl.guidance_scale > 1.0 else 1
 
     # -- export -----------------------------------------------------------
+    def build_module(self, config: dict[str, Any], dtype: str, build_diffusers: Builder) -> torch.nn.Module | None:
+        """The module to export (None: the diffusers class of ``config``, built by capture).
+
+        ``build_diffusers(config, dtype)`` is capture's builder of a diffusers model on meta.
+        """
+        return None
+
     def inputs(self, config: dict[str, Any], dims: dict[str, int], dtype: torch.dtype) -> dict[str, Any]:
         """Forward keyword arguments as meta tensors for symbol values ``dims``."""
         raise NotImplementedError
@@ -151,6 +170,11 @@ class Adapter:
         width to check), ``layers``, ``text_len``, ``tokens`` (the sequence that is split); None when this
         adapter does not know how its model splits over GPUs."""
         return None
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        """The stages before the denoising loop (text and image encoders, a VAE encode) and after it
+        (the VAE decode), as the model's diffusers pipeline runs them (``fxmeter.model.adapters.plans``)."""
+        return (), ()
 
     # -- categories -------------------------------------------------------
     def category(self, module_path: str, family: str) -> str:

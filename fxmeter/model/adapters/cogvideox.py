@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, divisible, video_frames
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class CogVideoXAdapter(Adapter):
     default_slug: str = "cogvideox"
     family: str = "cogvideox"
     default_workload: str | None = "cogvideox-480p"
+    offload_seq: tuple[str, ...] = ("text_encoder", "transformer", "vae")
     positive_keys: tuple[str, ...] = (
         "num_attention_heads", "attention_head_dim", "in_channels", "time_embed_dim", "text_embed_dim", "num_layers",
         "sample_width", "sample_height", "sample_frames", "patch_size", "temporal_compression_ratio", "max_text_seq_length",
@@ -146,3 +148,9 @@ class CogVideoXAdapter(Adapter):
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         return {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        from fxmeter.model.adapters import plans
+
+        return plans.cogvideox(config, wl, geometry)

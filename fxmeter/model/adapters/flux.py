@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fxmeter.model.adapters._common import attention_dims, divisible, image_only, joint_dit_categories, tp_roles
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class FluxAdapter(Adapter):
     default_slug: str = "flux"
     family: str = "flux"
     default_workload: str | None = "flux-1024"
+    offload_seq: tuple[str, ...] = ("text_encoder", "text_encoder_2", "image_encoder", "transformer", "vae")
     positive_keys: tuple[str, ...] = (
         "patch_size", "in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "joint_attention_dim",
         "pooled_projection_dim", "axes_dims_rope",
@@ -107,3 +109,9 @@ class FluxAdapter(Adapter):
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         return {"batch": 2, "image_tokens": 12, "text_len": 7}
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        from fxmeter.model.adapters import plans
+
+        return plans.flux(config, wl, geometry)

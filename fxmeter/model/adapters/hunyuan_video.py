@@ -23,6 +23,7 @@ from fxmeter.model.adapters._common import (
     video_frames,
 )
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class HunyuanVideoAdapter(Adapter):
     default_slug: str = "hunyuan_video"
     family: str = "hunyuan_video"
     default_workload: str | None = "hunyuan-720p"
+    offload_seq: tuple[str, ...] = ("text_encoder", "text_encoder_2", "transformer", "vae")
     positive_keys: tuple[str, ...] = (
         "in_channels", "out_channels", "num_attention_heads", "attention_head_dim", "num_layers", "patch_size",
         "patch_size_t", "text_embed_dim", "pooled_projection_dim", "rope_axes_dim",
@@ -124,3 +126,9 @@ class HunyuanVideoAdapter(Adapter):
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         return {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        from fxmeter.model.adapters import plans
+
+        return plans.hunyuan(config, wl, geometry)

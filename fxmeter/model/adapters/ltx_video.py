@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, divisible, video_frames
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class LTXVideoAdapter(Adapter):
     default_slug: str = "ltx_video"
     family: str = "ltx_video"
     default_workload: str | None = "ltx-512p"
+    offload_seq: tuple[str, ...] = ("text_encoder", "transformer", "vae")
     positive_keys: tuple[str, ...] = (
         "in_channels", "out_channels", "patch_size", "patch_size_t", "num_attention_heads", "attention_head_dim",
         "cross_attention_dim", "num_layers", "caption_channels",
@@ -95,3 +97,9 @@ class LTXVideoAdapter(Adapter):
 
     def symbol_bounds(self, config: dict[str, Any]) -> dict[str, tuple[int, int]]:
         return {s: (1, 1 << 16) for s in self.symbols}
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        from fxmeter.model.adapters import plans
+
+        return plans.ltx(config, wl, geometry)

@@ -25,6 +25,7 @@ from fxmeter.model.adapters._common import (
     tp_roles,
 )
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class SD3Adapter(Adapter):
     default_slug: str = "sd3"
     family: str = "sd3"
     default_workload: str | None = "sd3.5-1024"
+    offload_seq: tuple[str, ...] = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder", "transformer", "vae")
     positive_keys: tuple[str, ...] = (
         "sample_size", "patch_size", "in_channels", "num_layers", "attention_head_dim", "num_attention_heads",
         "joint_attention_dim", "caption_projection_dim", "pooled_projection_dim", "out_channels", "pos_embed_max_size",
@@ -102,3 +104,9 @@ class SD3Adapter(Adapter):
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         return {"batch": 2, "patches_h": 4, "patches_w": 5, "text_len": 7}
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        from fxmeter.model.adapters import plans
+
+        return plans.sd3(config, wl, geometry)

@@ -85,6 +85,8 @@ class WanAdapter(Adapter):
     default_slug: str = "wan"
     family: str = "wan"
     default_workload: str | None = "480p"
+    offload_seq: tuple[str, ...] = ("text_encoder", "transformer", "transformer_2", "vae")
+    extra_policies: tuple[str, ...] = ("wan",)
     positive_keys: tuple[str, ...] = (
         "patch_size", "num_attention_heads", "attention_head_dim", "in_channels", "out_channels", "text_dim", "freq_dim",
         "ffn_dim", "num_layers", "rope_max_seq_len",
@@ -97,7 +99,8 @@ class WanAdapter(Adapter):
     def specialize(self, config: dict[str, Any]) -> Adapter:
         if config.get("image_dim"):
             return replace(self, name="wan-i2v", symbols=("batch", "latent_frames", "patches_h", "patches_w"),
-                           default_workload="i2v-480p")
+                           default_workload="i2v-480p",
+                           offload_seq=("text_encoder", "image_encoder", "transformer", "transformer_2", "vae"))
         if self._expand_timesteps(config):
             return replace(self, name="wan-ti2v", default_workload="ti2v-720p")
         if len(self._pipeline(config).get("experts") or ()) > 1:
@@ -319,3 +322,10 @@ class WanAdapter(Adapter):
                                    timesteps=tuple(int(t) if float(t).is_integer() else t for t in ts),
                                    notes=(note,) if i == 0 else ()))
         return tuple(plans)
+
+    def pipeline_stages(self, config: dict[str, Any], wl: Workload,
+                        geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
+        """WanPipeline (T2V, TI2V, two experts) or WanImageToVideoPipeline (``image_dim`` set)."""
+        from fxmeter.model.adapters import plans
+
+        return plans.wan(config, wl, geometry, i2v=bool(config.get("image_dim")))
