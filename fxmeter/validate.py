@@ -130,6 +130,10 @@ def load_rows(path: str | Path | None = None) -> tuple[list[Mapping[str, Any]], 
         missing = [k for k in REQUIRED if k not in r]
         if missing:
             raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)} has no {', '.join(missing)}")
+        n = r["n_gpus"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)}: n_gpus must be a positive integer, "
+                                      f"got {n!r}")
         t = r["total_s"]
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)}: total_s must be a positive number, "

@@ -1,0 +1,182 @@
+"""``fxmeter validate``: published rows mapped to requests, predicted, compared; bad files refused in one line.
+
+The shipped measurements (fxmeter/data/published-timings.json) are the yardstick, never an input:
+nothing in the kernel model is fitted to them.  The whole-set test below therefore checks physics
+(no measured run beats its roofline bound; the prediction never beats the bound) and guards the
+accuracy the model reached without them from regressing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import fxmeter
+from fxmeter.cli.main import main
+from fxmeter.validate import Scenario, load_rows, scenario, shipped_path, validate
+
+ROW: dict[str, Any] = {
+    "id": 1, "model": "Wan2.1", "variant": "T2V-1.3B", "height": 480, "width": 832, "frames": 81, "steps": 50,
+    "cfg": "guide_scale 6.0", "passes_per_step": 2, "gpu": "H100", "n_gpus": 1, "parallel": "none",
+    "precision": "bf16", "attention": "sdpa", "compile": False, "offload": "none",
+    "timing_scope": "total generate.py time (s) incl. T5 encode, denoise, VAE decode", "total_s": 100.0,
+}
+
+
+def row(**kw: Any) -> dict[str, Any]:
+    return {**ROW, **kw}
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+# -- mapping a row to a request ---------------------------------------------------------------------
+@pytest.mark.parametrize("changes,model,expect", [
+    ({}, "wan2.1-t2v-1.3b", {"height": 480, "width": 832, "frames": 81, "steps": 50, "hardware": "h100",
+                             "guidance_scale": 6.0, "attention": "sdpa", "stages": "all"}),
+    ({"variant": "T2V-14B", "height": 720, "width": 1280, "gpu": "H800/H100", "n_gpus": 8,
+      "parallel": "--dit_fsdp --t5_fsdp --ulysses_size 8"}, "wan2.1-t2v-14b",
+     {"gpus": 8, "parallel": "ulysses=8,ring=1,cfg=1,tp=1", "fsdp": True, "hardware": "h800"}),
+    ({"n_gpus": 4, "parallel": "ring_size 4, ulysses_size 1"}, "wan2.1-t2v-1.3b",
+     {"gpus": 4, "parallel": "ulysses=1,ring=4,cfg=1,tp=1", "fsdp": False}),
+    ({"variant": "I2V-14B", "height": 720, "width": 1280}, "wan2.1-i2v-14b-720p", {}),
+    ({"variant": "I2V-14B", "height": 480}, "wan2.1-i2v-14b-480p", {}),
+    ({"offload": "--offload_model True --t5_cpu"}, "wan2.1-t2v-1.3b", {"offload": "wan", "t5_cpu": True}),
+    ({"offload": "--offload_model True"}, "wan2.1-t2v-1.3b", {"offload": "wan"}),
+    ({"passes_per_step": 1}, "wan2.1-t2v-1.3b", {"guidance_scale": 1.0}),
+    ({"gpu": "H100", "attention": "FlashAttention3 on Hopper (not stated which)"}, "wan2.1-t2v-1.3b",
+     {"attention": "fa3"}),
+    ({"gpu": "A100", "attention": "FlashAttention3 on Hopper (not stated which)"}, "wan2.1-t2v-1.3b",
+     {"attention": "fa2"}),
+    ({"precision": "fp8 (e4m3)"}, "wan2.1-t2v-1.3b", {"precision": "fp8"}),
+    ({"attention": "SageAttention"}, "wan2.1-t2v-1.3b", {"attention": "sage", "attention_precision": "int8"}),
+    ({"compile": True}, "wan2.1-t2v-1.3b", {"compile": True}),
+    ({"model": "FLUX.1-dev", "variant": "12B", "height": 1024, "width": 1024, "frames": 1, "steps": 28,
+      "parallel": "batch_size=4"}, "flux.1-dev", {"batch": 4, "steps": 28}),
+])
+def test_a_row_becomes_its_request(changes: dict[str, Any], model: str, expect: dict[str, Any]) -> None:
+    sc = scenario(row(**changes))
+    assert isinstance(sc, Scenario), sc
+    assert sc.model == model
+    for k, v in expect.items():
+        assert sc.kwargs.get(k) == v, (k, sc.kwargs)
+
+
+@pytest.mark.parametrize("changes,reason", [
+    ({"model": "Mochi", "variant": "1"}, "no bundled model for Mochi"),
+    ({"gpu": "TPU v5"}, "no device in the table for 'TPU v5'"),
+    ({"n_gpus": 8, "parallel": "none"}, "is not stated"),
+    ({"n_gpus": 8, "parallel": "ulysses_size 4"}, "does not use 8 GPUs"),
+    ({"precision": "bf16 + torchao int8dq"}, "int8 matmuls"),
+    ({"precision": "bf16, tiled VAE"}, "tiled VAE"),
+    ({"frames": "many"}, "not a number"),
+])
+def test_a_row_fxmeter_cannot_represent_says_why(changes: dict[str, Any], reason: str) -> None:
+    sc = scenario(row(**changes))
+    assert isinstance(sc, str) and reason in sc, sc
+
+
+def test_assumptions_are_written_down() -> None:
+    sc = scenario(row(gpu="H800/H100", offload="none stated", attention="xformers"))
+    assert isinstance(sc, Scenario)
+    text = " | ".join(sc.assumptions)
+    assert "taken as h800" in text and "offload not stated" in text and "taken as torch SDPA" in text
+
+
+# -- one row, predicted: the same seconds `fxmeter trace` gives ---------------------------------------
+def test_a_predicted_row_is_the_whole_generation_of_its_trace(tmp_path: Path) -> None:
+    data = tmp_path / "one.json"
+    data.write_text(json.dumps({"rows": [row()]}))
+    v = validate(data)
+    (r,) = v.rows
+    rep = fxmeter.trace("wan2.1-t2v-1.3b", workload="480p", guidance_scale=6.0, hardware="h100", run_id="v")
+    p = rep.pipeline
+    assert p is not None and r.predicted_s == pytest.approx(p.end_to_end.predicted_seconds)
+    assert r.bound_s == pytest.approx(p.end_to_end.bound_seconds)
+    assert r.error == pytest.approx((r.predicted_s - 100.0) / 100.0)  # type: ignore[operator]
+    # the transformer alone is less than the whole generation (T5 encode and VAE decode come on top)
+    assert rep.totals.end_to_end.predicted_seconds < r.predicted_s  # type: ignore[operator]
+
+
+def test_cli_prints_the_table_and_json(tmp_path: Path) -> None:
+    data = tmp_path / "two.json"
+    data.write_text(json.dumps([row(), row(id=2, gpu="TPU v5")]))
+    code, out, err = cli("validate", "--data", str(data))
+    assert code == 0, err
+    assert "predicted 1 of 2 rows; median absolute error" in out
+    assert "not represented (1 rows):" in out and "no device in the table for 'TPU v5'" in out
+    code, out, _ = cli("validate", "--data", str(data), "-q")
+    assert code == 0 and "not represented" not in out
+    code, out, _ = cli("validate", "--data", str(data), "--json")
+    doc = orjson.loads(out)
+    assert (doc["predicted"], doc["not_represented"]) == (1, 1) and doc["rows"][1]["reason"].startswith("no device")
+
+
+# -- bad measurement files: one error line, exit 2 -----------------------------------------------------
+@pytest.mark.parametrize("content,needle", [
+    ("{not json", "is not JSON"),
+    ("{\"rows\": []}", "expected"),
+    ("[1, 2]", "row 0 is not an object"),
+    (json.dumps([{k: v for k, v in ROW.items() if k != "total_s"}]), "has no total_s"),
+    (json.dumps([row(total_s=-3)]), "total_s must be a positive number"),
+    (json.dumps([row(total_s="fast")]), "total_s must be a positive number"),
+    (json.dumps([row(total_s=float("nan"))]), "is not JSON"),  # NaN is not JSON (RFC 8259)
+    (json.dumps([row(total_s=1e400)]), "is not JSON"),  # Infinity: the same
+    (json.dumps([row(n_gpus="eight")]), "n_gpus must be a positive integer"),
+    (json.dumps([row(n_gpus=0)]), "n_gpus must be a positive integer"),
+])
+def test_bad_measurement_file_is_one_line(tmp_path: Path, content: str, needle: str) -> None:
+    data = tmp_path / "bad.json"
+    data.write_text(content)
+    code, out, err = cli("validate", "--data", str(data))
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert out == ""
+
+
+def test_missing_measurement_file_is_one_line(tmp_path: Path) -> None:
+    code, _, err = cli("validate", "--data", str(tmp_path / "nope.json"))
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_row_fxmeter_refuses_is_listed_not_fatal(tmp_path: Path) -> None:
+    data = tmp_path / "huge.json"
+    data.write_text(json.dumps([row(height=480 * 1024)]))  # past the RoPE table: the request is refused
+    (r,) = validate(data).rows
+    assert r.error is None and r.reason is not None and r.reason.startswith("fxmeter refused it")
+
+
+# -- the shipped measurements ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped() -> Any:
+    return validate()
+
+
+def test_every_shipped_row_is_predicted_or_explained(shipped: Any) -> None:
+    rows, _ = load_rows(shipped_path())
+    assert len(shipped.rows) == len(rows)
+    for r in shipped.rows:
+        assert (r.error is None) == (r.reason is not None), r
+    assert len(shipped.predicted) >= 67  # every Wan2.1/2.2 T2V, I2V 2.1 and FLUX row fxmeter can express
+
+
+def test_no_measured_run_beats_its_roofline(shipped: Any) -> None:
+    """The bound is the roofline at 100% of every peak: a real run is never faster, and neither is the model."""
+    for r in shipped.predicted:
+        assert r.bound_s <= r.predicted_s, r
+        assert r.bound_s < r.measured_s, r
+
+
+def test_accuracy_on_the_published_rows_does_not_regress(shipped: Any) -> None:
+    """Not a fit: the kernel model's constants come from kernel benchmarks (fxmeter/data), these rows never
+    enter it.  The median stood at 7.2% when the model was written; a change that moves it past 15% (or any
+    row past 60%) must say why."""
+    assert shipped.median_abs_error <= 0.15
+    assert all(abs(r.error) <= 0.60 for r in shipped.predicted), [r.label for r in shipped.predicted if abs(r.error) > 0.6]
