@@ -6,7 +6,8 @@ RTX 4090s, rows 1-4):
     python examples/multi_gpu.py
 
 The plans are the README's (``--dit_fsdp --t5_fsdp --ulysses_size N`` on N > 1 GPUs; one GPU with
-``--offload_model True``, which fxmeter does not model yet: its one-GPU row runs without offload).
+``--offload_model True``: this table's one-GPU row runs without it, to compare like with like across GPU
+counts; ``fxmeter validate`` prices that row with ``--offload wan``, as published).
 The measured rows are ids 5-8, 13-16 and 21-24 of the project's published-timings.json (shipped as
 fxmeter/data/published-timings.json).  Nothing is fitted: every predicted number comes from the
 shipped kernel (kernels.json) and collective (comms.json) models.

@@ -406,38 +406,44 @@ def sweep(
         sizes = " x ".join(f"{len(grid[k])} {k.replace('_', '-')}" for k in knobs if len(grid[k]) > 1)
         raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
                             "sweep fewer values or split the sweep")
-    base = None
-    points = []
-    for combo in itertools.product(*(grid[k] for k in knobs)):
-        ov: dict[str, Any] = {k: v for k, v in zip(knobs, combo) if v is not None}
-        if guidance_scale is not None:
-            ov["guidance_scale"] = guidance_scale
-        try:
-            req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
-                          efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
-                          offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
-                with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
-        except WorkloadError as e:
-            raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: {e}") from None
-        base = base or req
-        points.append(req)
+    # several devices (--hardware h100,a100): one row per workload and device, each timed on its own device
+    devices: list[str | None] = [None] if not hardware else [h.strip() for h in hardware.split(",") if h.strip()] or [None]
+    points: list[tuple[str | None, Request]] = []
+    for device in devices:
+        base = None
+        for combo in itertools.product(*(grid[k] for k in knobs)):
+            ov: dict[str, Any] = {k: v for k, v in zip(knobs, combo) if v is not None}
+            if guidance_scale is not None:
+                ov["guidance_scale"] = guidance_scale
+            try:
+                req = request(model, workload, config=config, dtype=dtype, hardware=device, hardware_file=hardware_file,
+                              efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
+                              offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
+                    with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
+            except WorkloadError as e:
+                raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: "
+                                    f"{e}") from None
+            base = base or req
+            points.append((device, req))
     if not points:
         raise WorkloadError("empty sweep")
     memo: dict[tuple[str, ...], list[StageInput]] = {}
     rows = []
     first_source = ""
-    for req in points:
+    for _device, req in points:
         inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
         first_source = first_source or next(i.source for i in inputs if i.plan.denoiser)
         light = req.hardware is None  # totals only; the roofline needs every node
         est = estimate_request(req, inputs, nodes=not light, modules=not light)
-        rows.append(row_of(build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
-                                 include_nodes=False)))
+        rep = build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
+                    include_nodes=False)
+        rows.append({**row_of(rep), "device": rep.hardware.device.get("name") if rep.hardware is not None else None})
     main_key = next((k for k, v in memo.items() if v[0].plan.denoiser), None)
     sm = memo[main_key][0].model if main_key is not None else None
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
-    return SweepResult(points[0].model.id, points[0].options.dtype, points[0].options.hardware, rows, trace)
+    first = points[0][1]
+    return SweepResult(first.model.id, first.options.dtype, hardware, rows, trace)
 
 
 def scale(

@@ -18,7 +18,7 @@ Every registered name is a real ``torch.ops`` overload (``aten.<op>.<overload>``
 and every in-place and ``out=`` sibling of a modelled op is registered too:
 tests/test_rules_registry.py resolves each name against torch's schemas.  The check
 lives in the tests, not in :func:`register`, because this package is imported on the
-warm path (``fxmeter.analysis``), which must not import torch.
+warm path (``fxmeter.cost.analyze``), which must not import torch.
 
 A rule returns ``None`` to refuse a call it cannot model exactly (an exotic einsum,
 a matmul whose kernel depends on strides): the node is then listed as unmodeled,

@@ -601,3 +601,14 @@ def test_device_file_that_cannot_be_read_is_one_line(kind: str, tmp_path: Path) 
         p.write_text("[" * 100_000 + "]" * 100_000)
     code, _, err = run("hardware", "--hardware-file", str(p))
     one_error_line(code, err, "hardware file")
+
+
+@pytest.mark.parametrize("value,text", [
+    (1234.5, "1,234.5 s"), (0.0123, "12.30 ms"), (2e-6, "2.0 us"), (0.0, "0.0 us"),
+    (-237.9648028, "-238.0 s"), (-0.0123, "-12.30 ms"), (-2e-6, "-2.0 us"),
+])
+def test_seconds_keep_their_unit_and_sign(value: float, text: str) -> None:
+    """A compare delta of -238 s reads -238.0 s, not -237964802.8 us."""
+    from fxmeter.base.units import seconds
+
+    assert seconds(value) == text

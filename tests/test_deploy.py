@@ -221,7 +221,7 @@ def test_stages_outside_the_loop_run_on_one_gpu(tiny_config: Path) -> None:
 
 
 def test_wan14b_720p_h800_ulysses8_fsdp() -> None:
-    """The shipped 14B trace at 720p on 8 H800s (the Wan2.1 README's plan): bytes as research/parallel-model.md."""
+    """The shipped 14B trace at 720p on 8 H800s (the Wan2.1 README's plan): bytes as docs/research/parallel-model.md."""
     rep = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h800", gpus=8, parallel="ulysses=8", fsdp=True,
                         include_nodes=False, run_id="dep14")
     cs = by_what(rep)
@@ -363,3 +363,17 @@ def test_scale_names_the_count_the_plan_cannot_use(tiny_config: Path, tmp_path: 
     code, _, err = run("scale", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", "h100", "--gpus", "1,x",
                        "--output-root", str(tmp_path))
     one_error(code, err, "'x' is not a positive integer")
+
+
+def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> None:
+    """A generation on N GPUs costs N x its predicted seconds of GPU time, at the --price-per-hour of the device."""
+    from fxmeter.report.summary import device_lines, render
+
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", gpus=2, parallel="ulysses=2",
+                        price_per_hour=3.0, run_id="price")
+    dep = rep.deployment
+    assert dep is not None
+    gpu_hours = 2 * dep.predicted_seconds / 3600
+    line = next(ln for ln in device_lines(rep) if "GPU-hours per generation" in ln)
+    assert f"{gpu_hours:.4f} GPU-hours per generation" in line and f"${gpu_hours * 3.0:,.4f} at $3 per GPU-hour" in line
+    assert f"${gpu_hours * 3.0:,.4f}" in render(rep)

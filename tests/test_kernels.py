@@ -120,7 +120,7 @@ def test_float32_conv_runs_at_the_tf32_peak() -> None:
 
 def test_gemm_model_against_the_a100_cublas_sweep() -> None:
     """Held out: NVIDIA 'CUDA 11 Features Revealed' Fig. 6 (cuBLAS bf16, m = n = k on A100, read off the plot
-    +-5 TFLOP/s; /work/research/kernels.json gemm.a100_cublas_square_sweep).  No model constant comes from it."""
+    +-5 TFLOP/s; docs/research/kernels.json gemm.a100_cublas_square_sweep).  No model constant comes from it."""
     sweep = [(1024, 88), (2048, 195), (3072, 235), (4096, 260), (5120, 260), (6144, 278), (7168, 282), (8192, 291)]
     a100 = hardware.get("a100")
     for n, measured in sweep:
@@ -402,3 +402,27 @@ def test_a_user_kernel_file_round_trips(tmp_path: Path) -> None:
     m = load_kernel_model(p)
     assert m.origin == str(p) and m.tables == MODEL.tables and m.gemm == MODEL.gemm
     assert parse_model(doc(), "inline").sources == MODEL.sources
+
+
+@pytest.mark.parametrize("attention,precision", [
+    ("sdpa", "bf16"), ("fa2", "bf16"), ("fa3", "bf16"), ("fa3", "fp8"), ("cudnn", "fp8"), ("sage", "int8"),
+])
+@pytest.mark.parametrize("device", ["h100", "a100", "rtx4090"])
+def test_no_node_is_predicted_faster_than_its_bound(tiny_config: Path, attention: str, precision: str,
+                                                   device: str) -> None:
+    """The bound runs every node at 100% of the peak it can use (attention at --attention-precision's:
+    fp8, or INT8 for SageAttention's QK^T), so the kernel model never beats it, node by node."""
+    import fxmeter
+
+    if attention == "fa3" and device != "h100":
+        pytest.skip("FA3 is Hopper-only")
+    try:
+        rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware=device, attention=attention,
+                            attention_precision=precision, run_id="b")
+    except FxmeterError as e:  # e.g. no fp8 peak on this device: refused, with one line
+        assert "fp8" in str(e)
+        return
+    nodes = rep["nodes"]
+    assert any(n["family"] == "attention" for n in nodes)
+    for n in nodes:
+        assert n["predicted_seconds"] >= n["bound_seconds"] * (1 - 1e-12), n

@@ -439,7 +439,7 @@ def test_wan14b_720p_h800_ulysses8_fsdp() -> None:
     # q/k/v/o: [1, 75600/8, 40, 128] bf16 = 9450 * 5120 * 2 = 96,768,000 bytes per rank, 40 blocks
     q = cs["ulysses q all-to-all before transformer.blocks.*.attn1"]
     assert (q.bytes, q.ranks, q.count) == (96_768_000, 8, 40)
-    h800 = LinkSpec("nvlink", 4, 200e9, 400e9, "research/hardware.json h800")
+    h800 = LinkSpec("nvlink", 4, 200e9, 400e9, "docs/research/hardware.json h800")
     m = load_comm_model()
     # 39.96 us + 7/8 * 96,768,000 / (0.711 * 200e9) = 39.96 us + 595.44 us = 635.40 us
     assert collective_seconds(q, h800, m) == pytest.approx(39.96e-6 + 84_672_000 / 142.2e9, rel=1e-12)

@@ -98,3 +98,23 @@ def test_the_models_parameters_stay_the_denoisers() -> None:
     assert rep.model.parameters == 2 * 14_288_491_584
     assert rep.pipeline.parameters == 2 * 14_288_491_584 + 5_680_910_336 + 126_892_531
     assert [s.name for s in rep.pipeline.stages] == ["text_encoder", "transformer", "transformer_2", "vae"]
+
+
+def test_devices_table_names_the_offload_policy_that_fits() -> None:
+    """14B at 720p: everything resident needs 51.9 GiB; an RTX 4090 (24 GiB) or an L40S (48 GiB) does not hold
+    it, so the table names the policy (fewest host->device bytes) whose peak does fit there."""
+    import fxmeter
+    from fxmeter.report.summary import devices_table
+
+    rep = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h100,rtx4090,l40s", include_nodes=False,
+                        run_id="fitw")
+    assert rep.devices is not None and rep.pipeline is not None
+    h100, rtx, l40s = rep.devices
+    assert h100.fits and h100.fits_with is None
+    policies = {p["policy"]: p for p in rep.pipeline.policies}
+    for d, mem_gib in ((rtx, 24), (l40s, 48)):
+        assert not d.fits and d.fits_with is not None
+        assert policies["none"]["peak_bytes"] > mem_gib * 2**30  # what the report's --offload none needs
+        assert policies[d.fits_with]["peak_bytes"] <= mem_gib * 2**30  # what the named policy needs
+    lines = devices_table(rep)
+    assert any("with --offload sequential" in ln for ln in lines if "4090" in ln), lines

@@ -113,3 +113,17 @@ def test_sweep_unknown_hardware_is_one_line(tiny_config: Path, tmp_path: Path) -
     code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", "tpu9",
                        "--output-root", str(tmp_path))
     assert code == 2 and "tpu9" in err and "Traceback" not in err
+
+
+def test_sweep_on_several_devices_has_a_row_per_workload_and_device(tiny_config: Path, tmp_path: Path) -> None:
+    code, out, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "256,512",
+                         "--hardware", "h100,a100", "--run-id", "two", "--output-root", str(tmp_path), "--no-plot")
+    assert code == 0, err
+    assert "2 workloads x 2 devices (h100, a100)" in out
+    rows = orjson.loads((tmp_path / "two" / "static_analysis" / "wan" / "sweep.json").read_bytes())["rows"]
+    assert [(r["device"], r["height"]) for r in rows] == [("h100", 256), ("h100", 512), ("a100", 256), ("a100", 512)]
+    for r in rows:  # each row timed on its own device, the same as a one-device trace of that workload
+        rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", height=r["height"], hardware=r["device"], run_id="x")
+        assert r["predicted_seconds"] == pytest.approx(rep.end_to_end["predicted_seconds"])
+        assert r["flops_end_to_end"] == rep.end_to_end["flops"]
+    assert rows[2]["predicted_seconds"] > rows[0]["predicted_seconds"]  # an A100 is slower than an H100

@@ -19,7 +19,7 @@ from fxmeter.cli.options import pipeline_options, progress_line
 @click.option("--guidance-scale", type=float, default=None, help="CFG scale for every point.")
 @click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32.")
 @click.option("--config", "config", type=click.Path(), default=None, help="Local diffusers config.json or model folder.")
-@click.option("--hardware", default=None, help="Add bound seconds on this device (roofline at 100% of the peaks).")
+@click.option("--hardware", default=None, help="Add bound seconds (roofline at 100% of the peaks) and predicted seconds (the kernel model) on this device, or on each of several (h100,a100: one row per workload and device).")
 @click.option("--efficiency", default=None, help="With --hardware: predicted seconds at these fractions of the peaks.")
 @click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-], at most 128); default: UTC timestamp + random suffix.")
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
@@ -52,7 +52,10 @@ def sweep(model: str | None, workload: str | None, frames: str | None, height: s
                     efficiency=efficiency, cache=not no_cache, guidance_scale=guidance_scale, progress=progress_line,
                     stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu)
     paths = write(res, out, force=force, plot=not no_plot)
-    click.echo(f"{res.model}: {len(res.rows)} workloads (trace {res.trace['mode']}, from {res.trace['cache']})")
+    devices = list(dict.fromkeys(str(r["device"]) for r in res.rows if r.get("device")))
+    per = f" x {len(devices)} devices ({', '.join(devices)})" if len(devices) > 1 else ""
+    click.echo(f"{res.model}: {len(res.rows) // max(1, len(devices))} workloads{per} "
+               f"(trace {res.trace['mode']}, from {res.trace['cache']})")
     for p in paths:
         click.echo(f"wrote {p}")
 

@@ -14,7 +14,7 @@ The pieces are pure steps over values the estimate already has:
    :data:`~fxmeter.estimate.parallel.OVERLAP_RULES`;
 3. stages outside the denoising loop (text encoders, VAEs) run on one GPU at their single-GPU time (Wan2.1
    encodes the prompt on every rank, sharded with ``--t5_fsdp`` but computed whole, and decodes on rank 0:
-   research/xdit.md).
+   docs/research/xdit.md).
 
 Time of a denoising stage on one GPU = per-GPU forward x forwards it runs (runs / cfg) + exposed
 communication; the generation's time = the sum over stages (every GPU runs the same schedule).
@@ -44,7 +44,7 @@ from fxmeter.estimate.parallel import (
     overlap_windows,
     per_gpu,
 )
-from fxmeter.estimate.roofline import ONE, PRECISION_FAMILIES, Device, NodeTime, assemble, node_time
+from fxmeter.estimate.roofline import ONE, Device, NodeTime, assemble, node_time, tensor_core_peak
 from fxmeter.estimate.split import SplitRules, gpu_call, node_views, scaled_units, share_metrics
 
 if TYPE_CHECKING:
@@ -168,14 +168,13 @@ class _Pricing:
 def _times(stage: Stage, result: PlanResult, pricing: _Pricing) -> tuple[list[NodeTime], list[NodeTime]]:
     """(predicted, bound) seconds of each node's per-GPU share, one instance each."""
     p = pricing.device.peaks()
-    tc_base, tc_prec = p["tensor_core_flops_per_s"], p["tensor_core_flops_per_s_matmul"]
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
     eff = {**ONE, **pricing.device.efficiency}
     seq_fraction = result.activation_scale
     pred, bound = [], []
     for n, share in zip(stage.cost.nodes, result.nodes):
         m = share_metrics(share)
-        tc = tc_prec if n.family in PRECISION_FAMILIES else tc_base
+        tc = tensor_core_peak(p, n.family)
         bound.append(NodeTime(*node_time(m, tc, cuda, bw, ONE)))
         if pricing.kernels is None or pricing.model is None:
             pred.append(NodeTime(*node_time(m, tc, cuda, bw, eff)))
@@ -209,7 +208,7 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     opts = est.options
     cm = comm or load_comm_model()
     pricing = _Pricing(
-        hw=hw, device=Device(hw, opts.precision, {**ONE, **(efficiency or {})}, opts.dtype),
+        hw=hw, device=Device(hw, opts.precision, {**ONE, **(efficiency or {})}, opts.dtype, opts.attention_peak),
         kernels=None if efficiency is not None else KernelSettings(
             opts.attention, opts.attention_precision, opts.compile).options(opts.precision),
         model=None if efficiency is not None else (kernel_model or load_kernel_model()), compiled=opts.compile)
@@ -240,7 +239,7 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
             activations = max(activations, s.cost.activations.peak_bytes)
             notes.append(f"{s.name} runs outside the denoising loop on one GPU at its single-GPU time (Wan2.1 "
                          "encodes the prompt on every rank, sharded with --t5_fsdp but computed whole, and decodes "
-                         "on rank 0: research/xdit.md)")
+                         "on rank 0: docs/research/xdit.md)")
             continue
         st, st_rows, st_notes, w_gpu = _denoiser(s, est, plan, rules, pricing, link, cm)
         stages.append(st)

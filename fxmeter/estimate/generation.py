@@ -4,8 +4,9 @@ Pure steps over typed values, declared once and shared by ``trace``, ``sweep`` a
 ``verify``: each stage's symbolic model is evaluated at the stage's symbol values
 (:func:`~fxmeter.estimate.evaluate.evaluate`), scaled by its runs per generation; weights
 are taken at the deployment precision once per component; with a device, each stage gets
-its roofline *bound* (100% of every peak) and, with ``--efficiency``, a *predicted* time,
-and the generation a fit check.
+its roofline *bound* (100% of every peak) and a *predicted* time (the kernel model of
+:mod:`fxmeter.estimate.kernels`, or the roofline at ``--efficiency`` fractions), and the
+generation a fit check.
 
 The denoising stages (the transformer, experts) are what ``totals`` / ``memory`` of a report
 describe; the whole pipeline (text encoders, VAE...) is :attr:`Estimate.pipeline_end_to_end`
@@ -23,7 +24,7 @@ from fxmeter.estimate.evaluate import StageCost, evaluate
 from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, fit
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
-from fxmeter.estimate.residency import Residency, StageLoad, plan
+from fxmeter.estimate.residency import Residency, StageLoad, fit_line, plan
 from fxmeter.estimate.roofline import ONE, Device, StageTime, stage_time
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class DeviceEstimate:
     predicted_by: str  # "kernel model" or "efficiency"
     fit: Fit
     price_per_hour: float | None = None
+    fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not
 
     @property
     def generations_per_hour(self) -> float:
@@ -204,12 +206,14 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
     settings = KernelSettings(options.attention, options.attention_precision, options.compile)
     predicted_by = None if not devices_hw else ("efficiency" if efficiency is not None else "kernel model")
 
+    att = options.attention_peak
+
     def times(cost: StageCost, hw: Hardware, precision: str, dtype: str) -> tuple[StageTime, StageTime]:
-        bound = stage_time(cost, Device(hw, precision, dict(ONE), dtype))
+        bound = stage_time(cost, Device(hw, precision, dict(ONE), dtype, att))
         if efficiency is not None:
-            pred = stage_time(cost, Device(hw, precision, {**ONE, **efficiency}, dtype))
+            pred = stage_time(cost, Device(hw, precision, {**ONE, **efficiency}, dtype, att))
         else:
-            pred = predict_stage(cost, Device(hw, precision, dict(ONE), dtype), settings)
+            pred = predict_stage(cost, Device(hw, precision, dict(ONE), dtype, att), settings)
         return bound, pred
 
     def light(t: StageTime | None, keep_modules: bool) -> StageTime | None:
@@ -248,7 +252,7 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         weights = w if weights is None else weights + w
     assert weights is not None, "a generation has at least one denoising stage"
     batched = any(s.plan.batch_factor == 2 for s in stages)
-    main_device = Device(devices_hw[0], options.precision, dict(ONE), options.dtype) if devices_hw else None
+    main_device = Device(devices_hw[0], options.precision, dict(ONE), options.dtype, options.attention_peak) if devices_hw else None
     est = Estimate(
         stages=tuple(stages), options=options, steps=steps,
         passes_per_step=1 if batched else passes_per_step,
@@ -268,11 +272,16 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
             on_device = replace(est, stages=timed_stages, residency=chosen_here, policies=every_here)
         b = on_device.pipeline_seconds("bound") or 0.0
         p = on_device.pipeline_seconds("predicted") or 0.0
-        peak = on_device.residency.peak_bytes if on_device.residency is not None else est.activation_peak_bytes
-        need_weights = 0 if on_device.residency is not None else weights.weight_bytes
+        r = on_device.residency
+        if r is not None:  # the whole generation's peak (weights resident at that stage + its activations)
+            here = Fit(r.peak_bytes <= hw.memory_bytes, r.peak_bytes, hw.memory_bytes,
+                       fit_line(r, hw.memory_bytes, hw.label))
+        else:
+            here = fit(weights.weight_bytes, est.activation_peak_bytes, hw.memory_bytes, hw.label)
         price = (prices or {}).get(hw.name, hw.price_per_hour)
-        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "",
-                                          fit(need_weights, peak, hw.memory_bytes, hw.label), price))
+        fitting = [x for x in (on_device.policies or ()) if x.peak_bytes <= hw.memory_bytes]
+        fits_with = None if here.fits or not fitting else min(fitting, key=lambda x: x.host_to_device_bytes).name
+        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with))
     fitted = None
     if devices_hw:
         fitted = fit(weights.weight_bytes, est.activation_peak_bytes, devices_hw[0].memory_bytes, devices_hw[0].label)

@@ -72,6 +72,11 @@ class Options:
                 or not 0 <= self.cache_skip < 1:
             raise WorkloadError(f"--cache-skip must be a fraction in [0, 1), got {self.cache_skip!r}")
 
+    @property
+    def attention_peak(self) -> str:
+        """The tensor-core precision attention runs at (the roofline's peak for it): SageAttention's QK^T is INT8."""
+        return "int8" if self.attention == "sage" else self.attention_precision
+
     def record(self) -> dict[str, Any]:
         """``trace.options`` of report.json (``gpus``, ``parallel``, ``fsdp`` only for a multi-GPU deployment)."""
         out = {

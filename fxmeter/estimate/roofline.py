@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fxmeter.estimate.hardware import Hardware
 
 LIMITERS = ("tensor_core", "cuda_core", "memory", "launch")
-#: families whose tensor-core FLOPs run at the ``--precision`` peak (attention stays bf16).
+#: families whose tensor-core FLOPs run at the ``--precision`` peak (attention: ``--attention-precision``).
 PRECISION_FAMILIES = frozenset({"matmul", "conv"})
 ONE = {"tc": 1.0, "cuda": 1.0, "bw": 1.0}
 
@@ -36,6 +36,7 @@ class Device:
     precision: str = "bf16"
     efficiency: Mapping[str, float] = field(default_factory=lambda: dict(ONE))
     dtype: str = "bfloat16"
+    attention_precision: str = "bf16"  # fp8 (FA3/cuDNN fp8) or int8 (SageAttention's INT8 QK)
 
     @property
     def is_bound(self) -> bool:
@@ -54,12 +55,31 @@ class Device:
             }
         base = "fp16" if self.dtype == "float16" else "bf16"
         tc = self.hw.tc_peak(base)
+        if self.attention_precision == "fp8":
+            att = self.hw.tc_peak("fp8")
+        elif self.attention_precision == "int8":  # INT8 QK^T: the device's fastest tensor-core peak
+            att = max(float(v) for v in self.hw.tensor_core.values() if v)
+        else:
+            att = tc
         return {
             "tensor_core_flops_per_s": tc,
             "tensor_core_flops_per_s_matmul": self.hw.tc_peak(self.precision) if self.precision != "bf16" else tc,
+            "tensor_core_flops_per_s_attention": att,
             "cuda_core_flops_per_s": self.hw.cuda_core_fp32,
             "bytes_per_s": self.hw.memory_bandwidth,
         }
+
+
+def tensor_core_peak(peaks: Mapping[str, float], family: str) -> float:
+    """The tensor-core peak a node of ``family`` runs at: matmuls at ``--precision``, convolutions (TF32 in
+    fp32), attention at ``--attention-precision``, everything else at the dtype's peak."""
+    if family == "conv":
+        return peaks.get("tensor_core_flops_per_s_conv", peaks["tensor_core_flops_per_s_matmul"])
+    if family in PRECISION_FAMILIES:
+        return peaks["tensor_core_flops_per_s_matmul"]
+    if family == "attention":
+        return peaks.get("tensor_core_flops_per_s_attention", peaks["tensor_core_flops_per_s"])
+    return peaks["tensor_core_flops_per_s"]
 
 
 @dataclass(frozen=True)
@@ -105,11 +125,8 @@ def stage_time(stage: StageCost, device: Device) -> StageTime:
     """The roofline time of ``stage`` on ``device`` (its efficiencies: 1 = the bound)."""
     eff = {**ONE, **device.efficiency}
     p = device.peaks()
-    tc_base, tc_prec = p["tensor_core_flops_per_s"], p["tensor_core_flops_per_s_matmul"]
-    tc_conv = p.get("tensor_core_flops_per_s_conv", tc_prec)
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
-    times = [NodeTime(*node_time(n.cost, tc_conv if n.family == "conv" else tc_prec if n.family in PRECISION_FAMILIES
-                                 else tc_base, cuda, bw, eff)) for n in stage.nodes]
+    times = [NodeTime(*node_time(n.cost, tensor_core_peak(p, n.family), cuda, bw, eff)) for n in stage.nodes]
     return assemble(stage, times, "bound" if device.is_bound else "predicted",
                     "per node max(tc_flops/(tc_peak*e_tc), cuda_flops/(cuda_peak*e_cuda), bytes/(bandwidth*e_bw)); "
                     "module = sum of its nodes; no overlap between nodes, no launch overhead")

@@ -50,8 +50,8 @@ COUNTING = {
     "tensor_core_flops": "matmul, conv and scaled-dot-product attention",
     "cuda_core_flops": "elementwise, norms, softmax, activations, RoPE, casts: per-element costs in rules/",
     "bytes": "logical tensor bytes read and written per op, dtype-aware; views free; attention IO-aware (Q,K,V in, O out)",
-    "seconds": "bound_seconds: roofline at 100% of every peak (a lower bound); predicted_seconds: the time model "
-               "(--efficiency fractions of the peaks)",
+    "seconds": "bound_seconds: roofline at 100% of every peak (a lower bound); predicted_seconds: the kernel model "
+               "(measured kernel efficiencies, fxmeter/data/kernels.json), or the roofline at --efficiency fractions",
 }
 
 PIPELINE_NOTE = ("totals, modules, categories and memory describe the denoising stages (the transformer); "
@@ -218,7 +218,7 @@ def build(
 
     devices = tuple(DeviceInfo(d.name, d.label, d.bound_seconds, d.predicted_seconds, d.predicted_by,
                                d.generations_per_hour, d.gpu_hours, d.fit.fits, d.fit.statement, d.price_per_hour,
-                               d.dollars) for d in est.devices) if len(est.devices) > 1 or any(
+                               d.dollars, d.fits_with) for d in est.devices) if len(est.devices) > 1 or any(
         d.price_per_hour is not None for d in est.devices) else None
 
     tr = cost.trace

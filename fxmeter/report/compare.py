@@ -158,7 +158,7 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
 
 def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta, ...]:
     """Each stage's ``metric`` over one generation in A and B (a stage in one report only: 0 in the other),
-    the generation's total, its bound seconds and its peak device memory (under each report's policy)."""
+    the generation's total, its bound and predicted seconds and its peak device memory (under each report's policy)."""
     pa, pb = da.pipeline, db.pipeline
     if pa is None or pb is None:
         return ()
@@ -171,8 +171,10 @@ def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta,
             for n in dict.fromkeys([*ea, *eb])]
     rows.append(delta(f"pipeline.end_to_end.{metric}", pa.end_to_end.metrics.value(metric),
                       pb.end_to_end.metrics.value(metric)))
-    if pa.end_to_end.bound_seconds is not None and pb.end_to_end.bound_seconds is not None:
-        rows.append(delta("pipeline.end_to_end.bound_seconds", pa.end_to_end.bound_seconds, pb.end_to_end.bound_seconds))
+    for kind in ("bound_seconds", "predicted_seconds"):
+        sa, sb = getattr(pa.end_to_end, kind), getattr(pb.end_to_end, kind)
+        if sa is not None and sb is not None:
+            rows.append(delta(f"pipeline.end_to_end.{kind}", sa, sb))
     ra, rb = pa.residency.get("peak_bytes"), pb.residency.get("peak_bytes")
     if ra is not None and rb is not None:
         rows.append(delta(f"pipeline.peak_bytes ({pa.residency.get('policy')} -> {pb.residency.get('policy')})", ra, rb))

@@ -204,8 +204,17 @@ def scaling_row(dep: Deployment) -> ScalingRow:
 
 
 # -- rendering ------------------------------------------------------------------------------------------
-def console_lines(d: DeploymentInfo) -> list[str]:
-    """What ``fxmeter trace --gpus N`` prints under the device lines."""
+def _cost(d: DeploymentInfo, price_per_hour: float | None) -> str:
+    """GPU-hours of one generation on the N GPUs (N x its predicted seconds) and, with a price, its dollars."""
+    gpu_hours = d.gpu_seconds / 3600
+    text = f"{gpu_hours:.4f} GPU-hours per generation ({d.gpus} x {seconds(d.predicted_seconds)})"
+    if price_per_hour is not None:
+        text += f", ${gpu_hours * price_per_hour:,.4f} at ${price_per_hour:g} per GPU-hour"
+    return text
+
+
+def console_lines(d: DeploymentInfo, price_per_hour: float | None = None) -> list[str]:
+    """What ``fxmeter trace --gpus N`` prints under the device lines (``price_per_hour``: $ per GPU-hour)."""
     pf = d.per_gpu["per_forward"]
     lines = [
         f"  on {d.gpus} x {d.device['label']} ({d.spec}; {d.interconnect['text']}):",
@@ -214,13 +223,14 @@ def console_lines(d: DeploymentInfo) -> list[str]:
         f"    per GPU per forward: {human(pf.tensor_core_flops, 'FLOP')} tensor-core, {d.per_gpu.get('tokens') or '-'} tokens; "
         f"communication exposed {seconds(d.exposed_comm_seconds)} ({100 * d.comm_share:.1f}% of the time), "
         f"overlapped {seconds(d.overlapped_comm_seconds)}",
+        f"    {_cost(d, price_per_hour)}",
         f"    {d.memory['statement']}",
     ]
     return lines
 
 
-def markdown(d: DeploymentInfo) -> str:
-    """summary.md's deployment section."""
+def markdown(d: DeploymentInfo, price_per_hour: float | None = None) -> str:
+    """summary.md's deployment section (``price_per_hour``: $ per GPU-hour, for the cost row)."""
     out = [f"## Deployment on {d.gpus} GPUs\n"]
     out.append(f"{d.gpus} x {d.device['label']}, plan `{d.spec}`, {d.interconnect['text']}. Predicted by the "
                f"{d.predicted_by} at each GPU's own shapes, plus the communication that compute cannot hide.\n")
@@ -228,6 +238,7 @@ def markdown(d: DeploymentInfo) -> str:
     rows = [("predicted seconds per generation", f"{d.predicted_seconds:,.2f}"),
             ("one GPU (same model)", f"{d.single_gpu_seconds:,.2f}"),
             ("speed-up", f"{d.speedup:.2f}x"), ("parallel efficiency = t1 / (N x tN)", f"{100 * d.efficiency:.1f}%"),
+            ("cost", _cost(d, price_per_hour)),
             ("compute per GPU", f"{d.compute_seconds:,.2f} s"),
             ("communication exposed", f"{d.exposed_comm_seconds:,.2f} s ({100 * d.comm_share:.1f}%)"),
             ("communication overlapped", f"{d.overlapped_comm_seconds:,.2f} s"),

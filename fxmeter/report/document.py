@@ -417,19 +417,20 @@ class DeviceInfo:
     fit: str
     price_per_hour: float | None = None
     dollars: float | None = None
+    fits_with: str | None = None  # the offload policy that makes it fit, when the report's does not
 
     def to_dict(self) -> dict[str, Any]:
         return _opt({"name": self.name, "label": self.label, "bound_seconds": self.bound_seconds,
                      "predicted_seconds": self.predicted_seconds, "predicted_by": self.predicted_by,
                      "generations_per_hour": self.generations_per_hour, "gpu_hours": self.gpu_hours,
                      "fits": self.fits, "fit": self.fit},
-                    price_per_hour=self.price_per_hour, dollars=self.dollars)
+                    price_per_hour=self.price_per_hour, dollars=self.dollars, fits_with=self.fits_with)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceInfo:
         return cls(d["name"], d["label"], d["bound_seconds"], d["predicted_seconds"], d.get("predicted_by", ""),
                    d["generations_per_hour"], d["gpu_hours"], d["fits"], d.get("fit", ""), d.get("price_per_hour"),
-                   d.get("dollars"))
+                   d.get("dollars"), d.get("fits_with"))
 
 
 @dataclass(frozen=True)

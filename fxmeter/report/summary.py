@@ -85,7 +85,7 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     if rep.hardware is not None:
         out.append("\n" + device_markdown(rep))
     if rep.deployment is not None:
-        out.append("\n" + deployment.markdown(rep.deployment))
+        out.append("\n" + deployment.markdown(rep.deployment, _price(rep, rep.deployment.device.get("name"))))
     out.append("\n## Unmodeled ops\n")
     if rep.unmodeled_ops:
         out.append("| op | count | modules |\n|---|---:|---|")
@@ -151,6 +151,17 @@ def pipeline_markdown(rep: ReportDocument) -> str:
     for n in p.notes:
         out.append(f"\n{n}.")
     return "\n".join(out) + "\n"
+
+
+def _price(rep: ReportDocument, device: str | None) -> float | None:
+    """The $ per GPU-hour the report priced ``device`` at (``--price-per-hour``, or the device table's)."""
+    return next((d.price_per_hour for d in rep.devices or () if d.name == device), None)
+
+
+def _offload_flags(policy: str) -> str:
+    """A residency policy's name (``wan+t5_cpu``) as the command-line options that select it."""
+    base, _, t5 = policy.partition("+")
+    return f"--offload {base}" + (" --t5-cpu" if t5 else "")
 
 
 def _fits(f: bool | None) -> str:
@@ -256,19 +267,21 @@ def device_lines(rep: ReportDocument) -> list[str]:
     if hw is None:
         return []
     e2e, pf = tot.end_to_end, tot.per_forward
-    lines = [f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic):"]
+    staged = rep.pipeline is not None and len(rep.pipeline.stages) > 1
+    lines = [f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic)"
+             + (", the denoising transformer alone (whole generation below):" if staged else ":")]
     if e2e.predicted_seconds is not None:
         lines.append(f"    {_predicted_label(rep)}: {seconds(e2e.predicted_seconds)} end to end "
                      f"({seconds(pf.predicted_seconds or 0.0)} per forward)")
     lines.append(f"    bound (roofline at 100% of every peak, no kernel is faster): {seconds(e2e.bound_seconds or 0.0)} "
                  f"end to end ({seconds(pf.bound_seconds or 0.0)} per forward)")
     if mem.fit is not None:
-        lines.append(f"  {mem.fit.statement}")
+        lines.append(f"  {'transformer alone: ' if staged else ''}{mem.fit.statement}")
     if rep.devices:
         lines.append("")
         lines += devices_table(rep)
     if rep.deployment is not None:
-        lines += deployment.console_lines(rep.deployment)
+        lines += deployment.console_lines(rep.deployment, _price(rep, rep.deployment.device.get("name")))
     return lines
 
 
@@ -283,7 +296,10 @@ def devices_table(rep: ReportDocument) -> list[str]:
         out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
-                   + f"  {'yes' if d.fits else 'NO'}")
+                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}' if d.fits_with else 'NO'}")
     out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
                "GPU-hours = predicted seconds / 3600)")
+    if any(d.fits_with for d in rows):
+        out.append("  (with --offload P: the report's policy does not fit there, P does; its seconds are the report's "
+                   "policy's: trace again with --offload P for P's copies)")
     return out

@@ -23,7 +23,7 @@ LOG = logging.getLogger(__name__)
 MAX_POINTS = 10_000
 
 COLUMNS = (
-    "workload", "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale", "passes_per_step",
+    "workload", "device", "frames", "height", "width", "steps", "text_len", "batch", "guidance_scale", "passes_per_step",
     "tokens", "tensor_core_flops_per_forward", "cuda_core_flops_per_forward", "flops_per_forward",
     "bytes_read_per_forward", "bytes_written_per_forward", "flops_end_to_end", "bytes_end_to_end",
     "weight_bytes", "activation_peak_bytes", "memory_bytes", "bound_seconds", "predicted_seconds",
@@ -126,8 +126,10 @@ def plot_png(result: SweepResult) -> bytes:
     fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
     ax = fig.add_subplot()
     series: dict[str, list[tuple[int, int]]] = {}
-    for r in result.rows:
-        series.setdefault(f"{r['width']}x{r['height']}", []).append((r["tokens"], r["flops_end_to_end"]))
+    first = result.rows[0].get("device") if result.rows else None
+    for r in result.rows:  # FLOPs do not depend on the device: the first device's rows
+        if r.get("device") == first:
+            series.setdefault(f"{r['width']}x{r['height']}", []).append((r["tokens"], r["flops_end_to_end"]))
     for label, pts in sorted(series.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] / 1e15 for p in pts], marker="o", label=label)
