@@ -205,6 +205,22 @@ def test_every_bundled_trace_passes_the_checks(tiny_sm: SymbolicModel, report_72
         check(payload, dict(expect, dtype="float16"))
 
 
+def test_every_shipped_trace_passes_the_full_checks() -> None:
+    """At run time a shipped trace whose payload hash matches is checked by its meta only (the row-by-row walk
+    costs ~0.1 s a trace); so every shipped file must pass the full walk and the probe evaluation here."""
+    import lzma
+    from importlib import resources
+
+    files = [f for f in resources.files(store.SHIPPED_PACKAGE).iterdir() if f.name.endswith(store.SUFFIX + ".xz")]
+    assert len(files) >= 20
+    for f in files:
+        head, _, payload = lzma.decompress(f.read_bytes()).partition(b"\n")
+        k = orjson.loads(head)["key"]
+        assert f.name == store.digest(k) + store.SUFFIX + ".xz"  # found by its key's digest
+        full = check(orjson.loads(payload), store._expect(k))
+        assert full.formulas == store.decode(head + b"\n" + payload, k, shipped=True).formulas
+
+
 # -- the expression language of the formula table ----------------------------------------------------
 @pytest.mark.parametrize("formula,value", [
     ("0", 0),

@@ -23,6 +23,7 @@ prints never depends on a process it left behind.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import lzma
@@ -77,19 +78,25 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("fxmeter"))
 
 
-def versions() -> dict[str, str]:
-    """fxmeter and the versions that shape an export, from package metadata (no heavy import)."""
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
     from importlib.metadata import PackageNotFoundError, version
 
     from fxmeter import __version__
 
-    out = {"fxmeter": __version__}
+    out = [("fxmeter", __version__)]
     for pkg in VERSIONED:
         try:
-            out[pkg] = version(pkg)
+            out.append((pkg, version(pkg)))
         except PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+            out.append((pkg, "missing"))
+    return tuple(out)
+
+
+def versions() -> dict[str, str]:
+    """fxmeter and the versions that shape an export, from package metadata (no heavy import; read once
+    per process: importlib.metadata scans site-packages on every call)."""
+    return dict(_versions())
 
 
 def overlay_digest(overlay: Overlay | None) -> str | None:
@@ -158,8 +165,12 @@ def encode(k: Mapping[str, Any], sm: SymbolicModel) -> bytes:
     return fileio.dumps(header, indent=False) + b"\n" + payload
 
 
-def decode(blob: bytes, k: Mapping[str, Any]) -> SymbolicModel:
-    """The symbolic model in ``blob``; :class:`PayloadError` (a ValueError) says why it is unusable."""
+def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False) -> SymbolicModel:
+    """The symbolic model in ``blob``; :class:`PayloadError` (a ValueError) says why it is unusable.
+
+    ``shipped``: a trace of the package itself; once its payload hash matches, its rows are the
+    ones the build checked (``python -m fxmeter.cost.ship --check``, and a test), so only its meta is
+    checked again."""
     head, sep, payload = blob.partition(b"\n")
     if not sep:
         raise PayloadError("no header line")
@@ -179,7 +190,7 @@ def decode(blob: bytes, k: Mapping[str, Any]) -> SymbolicModel:
         d = fileio.loads(payload)
     except orjson.JSONDecodeError as e:
         raise PayloadError(f"payload is not JSON ({e})") from None
-    return check(d, _expect(k))
+    return check(d, _expect(k), walk=not shipped)
 
 
 # -- the user cache ----------------------------------------------------------------------------
@@ -262,7 +273,7 @@ def load_shipped(k: Mapping[str, Any]) -> SymbolicModel | None:
     if p is None:
         return None
     try:
-        return decode(lzma.decompress(p.read_bytes()), k)
+        return decode(lzma.decompress(p.read_bytes()), k, shipped=True)
     except (OSError, lzma.LZMAError, ValueError, RecursionError) as e:
         LOG.warning("ignoring unusable shipped trace %s: %s", p, e)
         return None
