@@ -39,6 +39,7 @@ MODELS: tuple[tuple[str, str, str], ...] = (
     ("wan2.1", r"^i2v-14b$", "wan2.1-i2v-14b-{res}"),
     ("wan2.2", r"^ti2v-5b", "wan2.2-ti2v-5b"),
     ("wan2.2", r"^t2v-a14b", "wan2.2-t2v-a14b"),
+    ("wan2.2", r"^i2v-a14b", "wan2.2-i2v-a14b"),
     ("flux.1-dev", r".", "flux.1-dev"),
 )
 #: Published GPU names -> device table names (the first of "A/B" is taken; the note says so).

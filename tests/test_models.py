@@ -29,6 +29,7 @@ MODELS: dict[str, tuple[float, int, str]] = {
     "wan2.1-i2v-14b-480p": (16.4e9, 2, "dynamic"),
     "wan2.2-ti2v-5b": (5.0e9, 2, "static"),  # per-token timesteps
     "wan2.2-t2v-a14b": (2 * 14.3e9, 2, "dynamic"),  # two experts, both in memory
+    "wan2.2-i2v-a14b": (2 * 14.3e9, 2, "dynamic"),  # two I2V experts (36 input channels), CFG 3.5
 }
 
 

@@ -93,6 +93,15 @@ MODELS: dict[str, ModelSpec] = {
             _WAN,
         ),
         ModelSpec(
+            "wan2.2-i2v-a14b",
+            "wan2.2-i2v-a14b.json",
+            "wan2_2_i2v_a14b",
+            "a14b-i2v-720p",
+            "https://huggingface.co/Wan-AI/Wan2.2-I2V-A14B-Diffusers/blob/main/transformer/config.json",
+            "Wan2.2 image-to-video, 2 x 14B experts (high/low noise; first frame VAE-encoded, no CLIP image encoder)",
+            _WAN,
+        ),
+        ModelSpec(
             "flux.1-dev",
             "flux.1-dev.json",
             "flux_1",

@@ -50,6 +50,8 @@ PRESETS: dict[str, Workload] = {
         Workload("i2v-720p", 81, 720, 1280, 40, 512, description="Wan2.1 I2V 720P: 1280x720, 81 frames, 40 steps (Wan repo i2v sample_steps), CFG 5.0", family="wan-i2v"),
         Workload("ti2v-720p", 121, 704, 1280, 50, 512, description="Wan2.2 TI2V-5B: 1280x704, 121 frames, 50 steps, CFG 5.0", family="wan-ti2v"),
         Workload("a14b-720p", 81, 720, 1280, 40, 512, guidance_scale=4.0, description="Wan2.2 T2V-A14B: 1280x720, 81 frames, 40 steps, CFG 4.0/3.0 (high/low-noise expert)", family="wan-experts"),
+        Workload("a14b-i2v-720p", 81, 720, 1280, 40, 512, guidance_scale=3.5, description="Wan2.2 I2V-A14B (wan_i2v_A14B.py): 1280x720, 81 frames, 40 steps, CFG 3.5/3.5 (high/low-noise expert)", family="wan-i2v-experts"),
+        Workload("a14b-i2v-480p", 81, 480, 832, 40, 512, guidance_scale=3.5, description="Wan2.2 I2V-A14B at 480P: 832x480, 81 frames, 40 steps, CFG 3.5/3.5 (high/low-noise expert)", family="wan-i2v-experts"),
         Workload("flux-1024", 1, 1024, 1024, 28, 512, guidance_scale=3.5, description="FLUX.1-dev FluxPipeline: 1024x1024, 28 steps, distilled guidance 3.5 (1 pass), T5 512", family="flux"),
         Workload("sd3.5-1024", 1, 1024, 1024, 28, 333, guidance_scale=3.5, description="SD3.5 Large model card: 1024x1024, 28 steps, CFG 3.5, text 77 CLIP + 256 T5", family="sd3"),
         Workload("hunyuan-720p", 129, 720, 1280, 50, 256, guidance_scale=6.0, description="HunyuanVideoPipeline: 1280x720, 129 frames, 50 steps, embedded guidance 6.0 (1 pass), text 256", family="hunyuan_video"),

@@ -54,8 +54,12 @@ def cfg_runs(wl: Workload) -> int:
     return 2 if wl.guidance_scale > 1.0 else 1
 
 
-def wan(config: Mapping[str, Any], wl: Workload, g: Geometry, *, i2v: bool) -> Plans:
-    """WanPipeline / WanImageToVideoPipeline: UMT5 (512 tokens), [CLIP image + VAE encode], VAE decode.
+def wan(config: Mapping[str, Any], wl: Workload, g: Geometry, *, i2v: bool, clip: bool) -> Plans:
+    """WanPipeline / WanImageToVideoPipeline: UMT5 (512 tokens), [[CLIP image] + VAE encode], VAE decode.
+
+    ``i2v``: WanImageToVideoPipeline encodes the condition video; ``clip``: and the image with its CLIP
+    image encoder (Wan2.1-I2V, ``image_dim`` set; Wan2.2-I2V-A14B has none: ``transformer.config.image_dim``
+    is None, so the pipeline skips ``encode_image``).
 
     The pipelines' docstrings load the VAE (and the CLIP image encoder) in float32 and the rest in
     the pipeline dtype (``AutoencoderKLWan.from_pretrained(..., torch_dtype=torch.float32)``).
@@ -63,11 +67,12 @@ def wan(config: Mapping[str, Any], wl: Workload, g: Geometry, *, i2v: bool) -> P
     b, _, lf, lh, lw = g.latent_shape
     before = [text("text_encoder", UMT5_MASKED, "UMT5-XXL, masked, {} tokens".format(g.dims["text_len"]), cfg_runs(wl),
                    {"batch": b, "seq_len": g.dims["text_len"]})]
-    if i2v:
+    if i2v and clip:
         before.append(StagePlan("image_encoder", "image_encoder", "image encoder (CLIP ViT-H/14, 224 px, penultimate layer)",
                                 runs=1, root="image_encoder", adapter=CLIP_VISION, dims={"batch": 1}, dtype="float32",
                                 notes=("image_encoder: one conditioning image (WanImageToVideoPipeline.encode_image), "
                                        "float32 as the pipeline's docstring loads it",)))
+    if i2v:
         before.append(StagePlan("vae_encode", "vae", f"VAE encode of the {g.frames}-frame condition video (image + zeros)",
                                 runs=1, root="vae", adapter=VAE_ENCODE,
                                 dims={"batch": 1, "latent_frames": lf, "latent_h": lh, "latent_w": lw}, dtype="float32",

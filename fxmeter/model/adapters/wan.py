@@ -20,6 +20,10 @@ One class, several pipelines (chosen from the config by :meth:`WanAdapter.specia
   low-noise transformer of the same architecture switch at
   ``boundary_ratio * num_train_timesteps``; the report gets a ``components``
   section (each expert's steps and share) and weight memory counts both.
+* Two I2V experts (Wan2.2-I2V-A14B, ``in_channels`` 36 > ``out_channels`` 16,
+  no ``image_dim``): ``WanImageToVideoPipeline`` with ``transformer_2`` and no
+  CLIP image encoder; the image conditions only through the VAE-encoded
+  condition video (mask + image latents) concatenated to the noise.
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ class WanAdapter(Adapter):
         if self._expand_timesteps(config):
             return replace(self, name="wan-ti2v", default_workload="ti2v-720p")
         if len(self._pipeline(config).get("experts") or ()) > 1:
+            if self._image_latents(config):
+                return replace(self, name="wan-i2v-experts", default_workload="a14b-i2v-720p")
             return replace(self, name="wan-experts", default_workload="a14b-720p")
         return self
 
@@ -123,6 +129,12 @@ class WanAdapter(Adapter):
     def _expand_timesteps(self, config: dict[str, Any]) -> bool:
         # Wan2.2's 48-channel VAE ships with expand_timesteps pipelines (TI2V-5B)
         return bool(self._pipeline(config).get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
+
+    @staticmethod
+    def _image_latents(config: dict[str, Any]) -> bool:
+        """True for ``WanImageToVideoPipeline``: it concatenates the VAE-encoded condition video (4 mask + the
+        image's latent channels) to the noise, so the transformer takes more channels than it predicts."""
+        return bool(config.get("image_dim")) or int(config.get("in_channels", 16)) > int(config.get("out_channels") or 16)
 
     def _vae_spatial(self, config: dict[str, Any]) -> int:
         default = 16 if int(config.get("out_channels") or config.get("in_channels", 16)) == 48 else VAE_SCALE_SPATIAL
@@ -325,7 +337,8 @@ class WanAdapter(Adapter):
 
     def pipeline_stages(self, config: dict[str, Any], wl: Workload,
                         geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
-        """WanPipeline (T2V, TI2V, two experts) or WanImageToVideoPipeline (``image_dim`` set)."""
+        """WanPipeline (T2V, TI2V, two experts) or WanImageToVideoPipeline (more input than output channels;
+        the CLIP image encoder only with ``image_dim``, Wan2.1-I2V)."""
         from fxmeter.model.adapters import plans
 
-        return plans.wan(config, wl, geometry, i2v=bool(config.get("image_dim")))
+        return plans.wan(config, wl, geometry, i2v=self._image_latents(config), clip=bool(config.get("image_dim")))
