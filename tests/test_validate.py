@@ -48,6 +48,8 @@ def cli(*args: str) -> tuple[int, str, str]:
      {"gpus": 4, "parallel": "ulysses=1,ring=4,cfg=1,tp=1", "fsdp": False}),
     ({"variant": "I2V-14B", "height": 720, "width": 1280}, "wan2.1-i2v-14b-720p", {}),
     ({"variant": "I2V-14B", "height": 480}, "wan2.1-i2v-14b-480p", {}),
+    ({"model": "Wan2.2", "variant": "I2V-A14B", "steps": 40}, "wan2.2-i2v-a14b", {"steps": 40}),
+    ({"model": "Wan2.2", "variant": "T2V-A14B", "steps": 40}, "wan2.2-t2v-a14b", {"steps": 40}),
     ({"offload": "--offload_model True --t5_cpu"}, "wan2.1-t2v-1.3b", {"offload": "wan", "t5_cpu": True}),
     ({"offload": "--offload_model True"}, "wan2.1-t2v-1.3b", {"offload": "wan"}),
     ({"passes_per_step": 1}, "wan2.1-t2v-1.3b", {"guidance_scale": 1.0}),
@@ -164,7 +166,7 @@ def test_every_shipped_row_is_predicted_or_explained(shipped: Any) -> None:
     assert len(shipped.rows) == len(rows)
     for r in shipped.rows:
         assert (r.error is None) == (r.reason is not None), r
-    assert len(shipped.predicted) >= 67  # every Wan2.1/2.2 T2V, I2V 2.1 and FLUX row fxmeter can express
+    assert len(shipped.predicted) >= 85  # every Wan2.1/2.2 T2V and I2V and FLUX row fxmeter can express
 
 
 def test_no_measured_run_beats_its_roofline(shipped: Any) -> None:
@@ -176,7 +178,7 @@ def test_no_measured_run_beats_its_roofline(shipped: Any) -> None:
 
 def test_accuracy_on_the_published_rows_does_not_regress(shipped: Any) -> None:
     """Not a fit: the kernel model's constants come from kernel benchmarks (fxmeter/data), these rows never
-    enter it.  The median stood at 7.2% when the model was written; a change that moves it past 15% (or any
-    row past 60%) must say why."""
+    enter it.  The median stood at 6.9% (85 rows) when the model was written; a change that moves it past 15%
+    (or any row past 60%) must say why."""
     assert shipped.median_abs_error <= 0.15
     assert all(abs(r.error) <= 0.60 for r in shipped.predicted), [r.label for r in shipped.predicted if abs(r.error) > 0.6]
