@@ -88,8 +88,8 @@ def trace(
             (``"h100,a100"`` or a list: the first is the report's main device, all are compared
             in ``devices``): adds bound and predicted seconds, the fit check and ``hardware``.
         hardware_file: a JSON file with more devices (``fxmeter/data/hardware.json`` shape).
-        precision: bf16 or fp8: the tensor-core peak of matmul/conv nodes and the
-            weight bytes (fp8: matmul/conv weights in 1 byte each).
+        precision: bf16, fp8 or int8 (torchao int8 dynamic quantization, W8A8): the tensor-core
+            peak of matmul/conv nodes and the weight bytes (fp8, int8: matmul/conv weights in 1 byte each).
         traffic: eager (every op reads its inputs, writes its output) or fused.
         efficiency: fractions of the peaks, e.g. ``"tc=0.6,bw=0.8"``: the predicted seconds are
             then the roofline at them instead of the kernel model's.

@@ -100,8 +100,8 @@ def request(
     from fxmeter.estimate.kernels import KernelOptions, check_kernel, check_options
 
     traffic = check_traffic("fused" if compile else traffic)
-    if precision not in ("bf16", "fp8"):
-        raise HardwareError(f"unknown precision {precision!r}; use bf16 or fp8")
+    if precision not in ("bf16", "fp8", "int8"):
+        raise HardwareError(f"unknown precision {precision!r}; use bf16, fp8 or int8")
     devices: list[Hardware] = []
     eff = None
     if hardware is None and hardware_file is None:

@@ -209,7 +209,9 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None) -> Scenario |
         kw.update(gpus=n, parallel=f"ulysses={u},ring={r},cfg=1,tp=1", fsdp="dit_fsdp" in parallel)
     precision = str(row.get("precision") or "bf16").lower()
     if "int8dq" in precision:
-        return "torchao int8 dynamic quantization (int8 matmuls) is not modeled"
+        kw["precision"] = "int8"
+        assumptions.append("torchao int8dq taken as --precision int8: matmuls at the int8 tensor-core peak, weights "
+                           "1 byte each; the per-token activation quantization is not counted")
     if "tiled vae" in precision:
         return "tiled VAE decoding is not modeled"
     if "fp8" in precision:

@@ -259,6 +259,8 @@ def test_check_kernel_errors(device: str, opts: KernelOptions, message: str) -> 
         ("mi300x", KernelOptions(attention="fa2")),
         ("b200", KernelOptions(attention="cudnn", attention_precision="fp8")),
         ("rtx3090", KernelOptions()),
+        ("a100", KernelOptions(precision="int8")),
+        ("rtx3090", KernelOptions(precision="int8")),
     ],
 )
 def test_check_kernel_accepts(device: str, opts: KernelOptions) -> None:
@@ -283,7 +285,7 @@ def test_unknown_family_is_an_error() -> None:
 # -- predicted >= bound, always ---------------------------------------------------------------------------
 DEVICES = sorted(hardware.table())
 OPTIONS = [KernelOptions(attention=a, precision=p, attention_precision=q)
-           for a in ("sdpa", "fa2", "fa3", "cudnn", "sage") for p in ("bf16", "fp8") for q in ("bf16", "fp8", "int8")]
+           for a in ("sdpa", "fa2", "fa3", "cudnn", "sage") for p in ("bf16", "fp8", "int8") for q in ("bf16", "fp8", "int8")]
 
 
 @settings(max_examples=300, deadline=None)

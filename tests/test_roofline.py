@@ -60,6 +60,7 @@ def test_hardware_file(tmp_path: Path) -> None:
                              "memory_bandwidth": 1e12, "memory_gib": 16}))
     d = hardware.get(None, p)
     assert d.name == "mygpu" and d.memory_bytes == 16 * 2**30 and d.tensor_core["fp8"] is None
+    assert d.tensor_core["int8"] is None  # optional like fp8: absent -> no int8 peak
     assert "mygpu" in hardware.table(p)
 
 

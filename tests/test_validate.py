@@ -58,6 +58,7 @@ def cli(*args: str) -> tuple[int, str, str]:
     ({"gpu": "A100", "attention": "FlashAttention3 on Hopper (not stated which)"}, "wan2.1-t2v-1.3b",
      {"attention": "fa2"}),
     ({"precision": "fp8 (e4m3)"}, "wan2.1-t2v-1.3b", {"precision": "fp8"}),
+    ({"precision": "int8dq (torchao)"}, "wan2.1-t2v-1.3b", {"precision": "int8"}),
     ({"attention": "SageAttention"}, "wan2.1-t2v-1.3b", {"attention": "sage", "attention_precision": "int8"}),
     ({"compile": True}, "wan2.1-t2v-1.3b", {"compile": True}),
     ({"model": "FLUX.1-dev", "variant": "12B", "height": 1024, "width": 1024, "frames": 1, "steps": 28,
@@ -76,7 +77,6 @@ def test_a_row_becomes_its_request(changes: dict[str, Any], model: str, expect: 
     ({"gpu": "TPU v5"}, "no device in the table for 'TPU v5'"),
     ({"n_gpus": 8, "parallel": "none"}, "is not stated"),
     ({"n_gpus": 8, "parallel": "ulysses_size 4"}, "does not use 8 GPUs"),
-    ({"precision": "bf16 + torchao int8dq"}, "int8 matmuls"),
     ({"precision": "bf16, tiled VAE"}, "tiled VAE"),
     ({"frames": "many"}, "not a number"),
 ])

@@ -13,13 +13,15 @@ def hardware(hardware_file: str | None, sources: bool) -> None:
     from fxmeter.estimate.hardware import table
 
     tab = table(hardware_file)
-    click.echo(f"{'name':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  "
+    click.echo(f"{'name':<9} {'bf16 TFLOP/s':>12} {'fp8 TFLOP/s':>11} {'int8 TOP/s':>10} {'fp32 TFLOP/s':>12} {'TB/s':>6} {'GiB':>5}  "
                f"{'arch':<9} {'GPU link (per direction)':<24}  label")
     for d in sorted(tab.values(), key=lambda d: d.name):
         fp8 = d.tensor_core.get("fp8")
         fp8_text = f"{fp8 / 1e12:.1f}" if fp8 else "-"  # no fp8 tensor cores (e.g. A100)
+        int8 = d.tensor_core.get("int8")
+        int8_text = f"{int8 / 1e12:.1f}" if int8 else "-"  # no sourced dense INT8 peak
         link = d.gpu_link.text if d.gpu_link else "-"
-        click.echo(f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} {d.cuda_core_fp32 / 1e12:>12.1f} "
+        click.echo(f"{d.name:<9} {d.tc_peak('bf16') / 1e12:>12.1f} {fp8_text:>11} {int8_text:>10} {d.cuda_core_fp32 / 1e12:>12.1f} "
                    f"{d.memory_bandwidth / 1e12:>6.2f} {d.memory_bytes / 2**30:>5.0f}  {d.arch or '-':<9} {link:<24}  "
                    f"{d.label}" + (f" (aliases: {', '.join(d.aliases)})" if d.aliases else ""))
         if sources:

@@ -57,8 +57,9 @@ def device_options(fn: F) -> F:
         click.option("--hardware", default=None,
                      help="Time and fit on this device, or several side by side: h100,a100,l40s (see `fxmeter hardware`)."),
         click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device)."),
-        click.option("--precision", type=click.Choice(["bf16", "fp8"]), default="bf16", show_default=True,
-                     help="Matmul precision: tensor-core peak and matmul weight bytes."),
+        click.option("--precision", type=click.Choice(["bf16", "fp8", "int8"]), default="bf16", show_default=True,
+                     help="Matmul precision: tensor-core peak and matmul weight bytes (int8: torchao int8 dynamic "
+                          "quantization, W8A8)."),
         click.option("--traffic", type=click.Choice(["eager", "fused"]), default="eager", show_default=True,
                      help="Memory-traffic model for bytes (fused: elementwise chains fused as torch.compile would)."),
         click.option("--efficiency", default=None,

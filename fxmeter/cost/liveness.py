@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: Op families whose weights ``--precision fp8`` stores in one byte per parameter.
+#: Op families whose weights ``--precision fp8`` (or ``int8``) stores in one byte per parameter.
 MATMUL_FAMILIES = frozenset({"matmul", "conv"})
 
 

@@ -270,9 +270,10 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     if plan.gpus > 8:
         notes.append(f"{plan.gpus} GPUs are more than one 8-GPU server: fxmeter still prices every collective on the "
                      "device's own GPU link (no inter-node network is modelled)")
-    if opts.precision == "fp8":
-        notes.append("--precision fp8: the FSDP units hold the component's fp8 weight bytes (each block scaled by the "
-                     "fp8/traced ratio, the root unit the rest)")
+    if opts.precision != "bf16":
+        p = opts.precision
+        notes.append(f"--precision {p}: the FSDP units hold the component's {p} weight bytes (each block scaled by the "
+                     f"{p}/traced ratio, the root unit the rest)")
     return Deployment(
         plan=plan, device=hw.label, device_name=hw.name, interconnect=link(plan.gpus), stages=tuple(stages),
         communication=tuple(rows), predicted_seconds=total, bound_seconds=bound, single_gpu_seconds=one_gpu,

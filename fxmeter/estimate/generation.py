@@ -10,7 +10,7 @@ generation a fit check.
 
 The denoising stages (the transformer, experts) are what ``totals`` / ``memory`` of a report
 describe; the whole pipeline (text encoders, VAE...) is :attr:`Estimate.pipeline_end_to_end`
-and the residency plan (:mod:`fxmeter.estimate.residency`).  ``--precision fp8`` applies to the
+and the residency plan (:mod:`fxmeter.estimate.residency`).  ``--precision fp8`` / ``int8`` applies to the
 denoisers only (text encoders and VAEs run as traced); each stage runs at its own dtype's peak.
 """
 

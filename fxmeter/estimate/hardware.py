@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 #: Largest peak, bandwidth or capacity a device file may state (1e30 FLOP/s is ~1e12 H100s): keeps arithmetic finite.
 MAX_NUMBER = 1e30
 #: Precisions a roofline can use for the tensor-core peak of matmul/conv nodes.
-PRECISIONS = ("bf16", "fp8")
+PRECISIONS = ("bf16", "fp8", "int8")
 #: GPU architectures the kernel model knows (``arch`` in a device file).
 ARCHS = ("ampere", "ada", "hopper", "blackwell", "cdna3")
 #: Link kinds: the GPU-to-GPU fabric (NVIDIA NVLink, AMD xGMI / Infinity Fabric) and the host link.
@@ -109,7 +109,7 @@ class Hardware:
         return self.nvlink or self.pcie
 
     def tc_peak(self, precision: str) -> float:
-        """Dense tensor-core FLOP/s at ``precision`` (bf16, fp16, fp8)."""
+        """Dense tensor-core FLOP/s (ops/s for int8) at ``precision`` (bf16, fp16, fp8, int8)."""
         v = self.tensor_core.get(precision)
         if not v:
             have = ", ".join(k for k, x in sorted(self.tensor_core.items()) if x)
@@ -231,6 +231,7 @@ def parse_device(d: Any, origin: str) -> Hardware:
     peaks.setdefault("bf16", peaks.get("fp16"))
     peaks.setdefault("fp16", peaks.get("bf16"))
     peaks.setdefault("fp8", None)
+    peaks.setdefault("int8", None)
     cuda = _number(d, "cuda_core_fp32", where)
     bw = _number(d, "memory_bandwidth", where)
     gib = _number(d, "memory_gib", where)

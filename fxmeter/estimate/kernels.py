@@ -12,7 +12,9 @@ generation timings.  Per call (one graph node, one instance):
   and ``e_wave = C / (ceil(C/S)*S)`` for ``C = b*ceil(m/Tm)*ceil(n/Tn)`` output tiles
   on ``S`` SMs (``Tm x Tn = 128 x 256``: CUTLASS's default tensor-op tile).  Time =
   ``max(tc_flops/achieved, bytes/(bandwidth*f_bw), cuda_flops/cuda_peak) + launches*t_launch``.
-  fp8 uses the device's fp8 MAMF where published, else its bf16 one (flagged).
+  fp8 uses the device's fp8 MAMF where published, else its bf16 one (flagged); int8
+  (torchao's int8 dynamic quantization) an int8 GEMM measurement where one is published
+  (none is yet), else the fp8 efficiency, else the bf16 one, at the int8 peak (flagged).
   float32 operands run on CUDA cores (PyTorch's default: no TF32 for matmul);
   the same efficiencies apply (flagged).
 * **Attention**: achieved TFLOP/s read from the published forward, non-causal table of
@@ -67,7 +69,7 @@ FAMILIES = (
 )
 GEMM_FAMILIES = frozenset({"matmul", "conv"})
 ATTENTION_KERNELS = ("sdpa", "fa2", "fa3", "cudnn", "sage")
-MATMUL_PRECISIONS = ("bf16", "fp8")
+MATMUL_PRECISIONS = ("bf16", "fp8", "int8")
 ATTENTION_PRECISIONS = ("bf16", "fp8", "int8")
 TABLE_PRECISIONS = ("bf16", "fp8", "int8")
 LIMITERS = ("tensor_core", "cuda_core", "memory", "launch")
@@ -106,7 +108,7 @@ class KernelOptions:
     """Which kernels run: attention kernel and the precisions of matmul/conv and attention."""
 
     attention: str = "sdpa"  # sdpa | fa2 | fa3 | cudnn | sage
-    precision: str = "bf16"  # bf16 | fp8: matmul/conv tensor-core precision
+    precision: str = "bf16"  # bf16 | fp8 | int8: matmul/conv tensor-core precision
     attention_precision: str = "bf16"  # bf16 | fp8 (FA3 / cuDNN fp8) | int8 (SageAttention's INT8 QK)
     compile: bool = False  # torch.compile: the caller passes fused bytes and launches (no CUDA graphs modelled)
 
@@ -437,8 +439,8 @@ def check_kernel(opts: KernelOptions, hw: Hardware) -> None:
     assumes.
     """
     check_options(opts)
-    if opts.precision == "fp8":
-        hw.tc_peak("fp8")  # one line: "<hw> has no fp8 tensor-core peak ..."
+    if opts.precision != "bf16":
+        hw.tc_peak(opts.precision)  # one line: "<hw> has no fp8 (int8) tensor-core peak ..."
     vendor, sm, k = _vendor(hw), _sm(hw), opts.attention
     if vendor is not None:
         if k == "fa3" and (vendor != "nvidia" or sm != 90):
@@ -508,19 +510,23 @@ def _gemm_efficiency(model: KernelModel, hw: Hardware, precision: str, peak: flo
 
     fp8: the device's own fp8 measurement, else one of its compute capability, else
     whatever serves its bf16 GEMMs (always flagged: no fp8 measurement of its own).
+    int8: the same over int8 measurements, then over fp8 ones (a stand-in, flagged), then
+    whatever serves its bf16 GEMMs (flagged).
     """
     key = ("gemm", _hw_key(hw), precision)
     hit = model._cache.get(key)
     if hit is None:
         bf16 = [e for e in model.gemm if e.precision == "bf16"]
-        if precision == "fp8":
-            fp8 = [e for e in model.gemm if e.precision == "fp8"]
-            own = [e for e in fp8 if _is_device(hw, e.devices)]
-            group = [e for e in fp8 if e.compute_capability == model.order(hw)[0]]
+        for p in {"fp8": ("fp8",), "int8": ("int8", "fp8")}.get(precision, ()):
+            entries = [e for e in model.gemm if e.precision == p]
+            own = [e for e in entries if _is_device(hw, e.devices)]
+            group = [e for e in entries if e.compute_capability == model.order(hw)[0]]
             if own:
-                hit = (own[0], False)
+                hit = (own[0], p != precision)
             elif group:
                 hit = (min(group, key=lambda e: _closeness(e.peak, peak)), True)
+            if hit is not None:
+                break
         if hit is None:
             hit = _pick(bf16, hw, model, hw.tc_peak("bf16"))
             if hit is None:  # pragma: no cover - parse_model requires a bf16 entry; fallback.order lists every group
@@ -584,12 +590,9 @@ class _Compute:
 
 
 def _gemm_compute(call: KernelCall, hw: Hardware, opts: KernelOptions, model: KernelModel) -> _Compute:
-    fp32 = call.dtype == "float32" and opts.precision != "fp8"
-    if opts.precision == "fp8":
-        prec = "fp8"
-    else:
-        prec = "bf16"
-    tc_name = "fp16" if call.dtype == "float16" else prec
+    prec = opts.precision  # fp8 / int8 override the traced dtype, as the roofline's matmul peak does
+    fp32 = call.dtype == "float32" and prec == "bf16"
+    tc_name = "fp16" if call.dtype == "float16" and prec == "bf16" else prec
     tf32 = fp32 and call.family == "conv"  # cuDNN runs fp32 convolutions as TF32 (torch.backends.cudnn.allow_tf32)
     if tf32:
         peak, unit = tf32_peak(hw), "tensor_core"

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from fxmeter.estimate.evaluate import Weights
 
 GIB = 2**30
+#: ``--precision`` values that store matmul/conv weights in one byte per parameter, and the dtype they report.
+ONE_BYTE_DTYPES = {"fp8": "float8_e4m3fn", "int8": "int8"}
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,19 @@ def at_precision(w: Weights, precision: str) -> WeightMemory:
     """Weight bytes with matmul/conv weights at ``precision``.
 
     ``bf16`` keeps the traced dtypes; ``fp8`` stores every matmul/conv weight of the traced
-    dtype in one byte per parameter (float8_e4m3fn) and leaves biases, norms, embeddings and
-    the modules diffusers keeps in fp32 as they are.
+    dtype in one byte per parameter (float8_e4m3fn), ``int8`` likewise (int8: torchao's int8
+    dynamic quantization keeps int8 weights with a per-channel scale, not counted), and both
+    leave biases, norms, embeddings and the modules diffusers keeps in fp32 as they are.
     """
-    if precision != "fp8":
+    one_byte = ONE_BYTE_DTYPES.get(precision)
+    if one_byte is None:
         return WeightMemory(w.weight_bytes, dict(w.weight_bytes_by_dtype), dict(w.parameters_by_dtype), "as traced")
     by_dtype = dict(w.weight_bytes_by_dtype)
     by_dtype[w.dtype] = by_dtype.get(w.dtype, 0) - w.matmul_bytes
-    by_dtype["float8_e4m3fn"] = by_dtype.get("float8_e4m3fn", 0) + w.matmul_parameters
+    by_dtype[one_byte] = by_dtype.get(one_byte, 0) + w.matmul_parameters
     by_dtype = {k: v for k, v in sorted(by_dtype.items()) if v}
     return WeightMemory(sum(by_dtype.values()), by_dtype, dict(w.parameters_by_dtype),
-                        f"fp8: {w.matmul_parameters:,} matmul/conv weight parameters in 1 byte each")
+                        f"{precision}: {w.matmul_parameters:,} matmul/conv weight parameters in 1 byte each")
 
 
 @dataclass(frozen=True)

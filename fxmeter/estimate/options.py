@@ -13,7 +13,7 @@ from typing import Any
 
 from fxmeter.errors import FxmeterError, WorkloadError
 
-PRECISIONS = ("bf16", "fp8")
+PRECISIONS = ("bf16", "fp8", "int8")
 TRAFFIC = ("eager", "fused")
 
 
@@ -23,8 +23,9 @@ class Options:
 
     Attributes:
         dtype: parameter dtype of the deployment (bfloat16, float16, float32).
-        precision: matmul precision on the device: ``bf16`` or ``fp8`` (tensor-core peak of
-            matmul/conv nodes, and 1 byte per matmul/conv weight).
+        precision: matmul precision on the device: ``bf16``, ``fp8`` or ``int8`` (torchao's int8
+            dynamic quantization, W8A8): tensor-core peak of matmul/conv nodes, and 1 byte per
+            matmul/conv weight.
         traffic: ``eager`` (every op reads its inputs, writes its output) or ``fused``.
         batched_cfg: run the two CFG passes as one forward of twice the batch.
         full_trace: every block traced (no replication).

@@ -205,9 +205,14 @@ def build(
                          "(batch-independent work such as RoPE tables runs once per step); activation memory is at 2x the batch.")
     elif opts.batched_cfg:
         all_notes.append("--batched-cfg ignored: this workload runs one pass per step (no CFG).")
-    if est.device is not None and opts.precision == "fp8":
-        all_notes.append("--precision fp8: matmul/conv nodes run at the fp8 tensor-core peak and their weights take "
+    if est.device is not None and opts.precision != "bf16":
+        prec = opts.precision
+        all_notes.append(f"--precision {prec}: matmul/conv nodes run at the {prec} tensor-core peak and their weights take "
                          "1 byte each in memory; attention stays at the bf16 peak; per-node bytes keep the traced dtypes.")
+    if est.device is not None and opts.precision == "int8":
+        all_notes.append("--precision int8 (torchao int8 dynamic quantization, W8A8): the per-token quantization of each "
+                         "matmul input (absmax, scale, round to int8) and the output rescale are not counted (no extra "
+                         "bytes or kernels), as --precision fp8 counts no casts.")
     differ = sorted({s.plan.component for s in denoisers if s.plan.component != main.plan.component and
                      model.component(s.plan.component).config_sha256 != model.component(main.plan.component).config_sha256})
     if differ:
