@@ -6,6 +6,9 @@ One path through the stages, each returning a new value:
     -> cost.store.get (shipped / cached / traced SymbolicModel per stage)
     -> estimate.generation.estimate (costs, time, memory, fit)
     -> report.build (the typed Report)
+
+Why one long module: it is the one place the stages are wired (trace, sweep, scale, verify share
+the request, stage-input and estimate steps); every entry point is a few lines over those steps.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ shipped trace is used only with the versions it was built with.  Files are a JSO
 (magic, key, payload sha256) and the payload; anything unusable is ignored with a warning
 and rebuilt (:func:`fxmeter.cost.symbolic.check`).  No background processes: what a command
 prints never depends on a process it left behind.
+
+Why one long module: the three sources of a symbolic model (shipped, cache, trace now) share one
+key, one file format and one set of checks; keeping them together keeps the lookup order and the
+format in one place.
 """
 
 from __future__ import annotations

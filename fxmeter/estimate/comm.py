@@ -20,6 +20,10 @@ its small-message time.  All constants live in ``fxmeter/data/comms.json``, each
 * ``host_to_device`` / ``device_to_host``: the bytes copied by each GPU over its own PCIe link.
 
 Pure Python: no torch.
+
+Why one long module: the collective cost model (NCCL's bus-bandwidth factors, per-fabric measured
+fractions and latencies) and the link choice for a group are one data file's reader and its one
+formula.
 """
 
 from __future__ import annotations

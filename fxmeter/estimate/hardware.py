@@ -7,6 +7,9 @@ same shape (one device object, or ``{"devices": [...]}``) passed as
 ``--hardware-file``; ``arch``, ``compute_capability``, ``sm_count``, ``links`` and
 ``price_per_hour_usd`` are optional there.  Pure Python: the warm path must not
 import torch or sympy.
+
+Why one long module: the device table's schema, its checks (every number finite, sourced and
+sane) and its lookups are one data file's contract, read by both the shipped table and user files.
 """
 
 from __future__ import annotations

@@ -42,6 +42,10 @@ fewer output tiles than SMs and a long K is pessimistic on the compute side; suc
 GEMMs are usually memory- or launch-bound anyway), CUDA graphs (``compile`` changes
 nothing here: the caller passes fused bytes and launches), CPU-side dispatch gaps of
 eager PyTorch, and overlap between kernels.  Pure Python: no torch, no numpy.
+
+Why one long module: the kernel model is one data file's reader and its one pricing function;
+the parser, the stand-in search and the per-family pricing share the same constants and keys
+(each priced node's basis names them), so they are kept together.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ The sequence is padded up to a multiple of U*R before the split (Wan2.1 ``text2v
 counts are ``ceil(S / (U*R))`` and the padding is computed like real tokens.
 
 Pure Python: no torch.
+
+Why one long module: the plan, the per-node split rules and the collectives they imply are one
+model; the bytes of each collective follow from the same split that shrinks the node, so they
+are derived side by side.
 """
 
 from __future__ import annotations

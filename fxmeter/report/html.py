@@ -14,6 +14,10 @@ category, the deltas) and writes the numbers people read with SI units;
 the script only draws and filters.  The output is deterministic: the same
 report gives the same bytes.  Keys the renderer does not know are ignored,
 keys it knows but the report lacks leave their section out.
+
+Why one long module: the page is one self-contained file, and its data preparation (headline,
+tree, stages, devices, roofline points, compare deltas) and the inline script it feeds must change
+together; split across modules, a key renamed on one side would silently leave a section empty.
 """
 
 from __future__ import annotations
