@@ -30,7 +30,8 @@ def compare(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool, h
     c = diff(ra, rb, metric=metric, k=k, fold=not no_fold)
     click.echo(dumps(c.to_dict()).decode() if as_json else render_compare(c))
     if html:
-        from fxmeter.report.html import render_compare_html, write_html
+        from fxmeter.report.files import write_html
+        from fxmeter.report.html import render_compare_html
 
         click.echo(f"wrote {write_html(html, render_compare_html(ra.data, rb.data))}", err=as_json)
 

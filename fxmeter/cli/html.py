@@ -13,8 +13,8 @@ def html(report: str, output: str | None) -> None:
     """Write report.html (opens offline in any browser) from REPORT: a report.json, its folder or a run folder."""
     from pathlib import Path
 
-    from fxmeter.report.files import load
-    from fxmeter.report.html import HTML_NAME, render_html, write_html
+    from fxmeter.report.files import load, write_html
+    from fxmeter.report.html import HTML_NAME, render_html
 
     rep = load(report)
     page = render_html(rep.data)

@@ -107,6 +107,23 @@ def write_files(out: Path, files: Mapping[str, bytes], what: str, *, claim: str 
         raise ReportError(f"cannot write {what} into {out}: {e.strerror or e}") from None
 
 
+def write_html(path: str | Path, page: bytes) -> Path:
+    """Write an HTML ``page`` to ``path`` atomically (a temp file and a rename); a folder gets ``report.html``.
+
+    Raises:
+        ReportError: the file cannot be written (one line, nothing half-written).
+    """
+    from fxmeter.report.html import HTML_NAME
+
+    p = Path(path)
+    if not str(path).strip():
+        raise ReportError("empty output path: name a file, or leave -o out to write report.html beside the report")
+    if p.is_dir():
+        p = p / HTML_NAME
+    write_files(p.parent, {p.name: page}, "the HTML report")
+    return p
+
+
 def load(path: str | Path) -> Report:
     """Read and validate a report (a report.json, its folder, or a run folder)."""
     return Report.load(path)  # type: ignore[no-any-return]

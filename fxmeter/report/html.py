@@ -28,14 +28,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from fxmeter.base import fileio
 from fxmeter.cost.tree import fold_id, natural_key
 from fxmeter.cost.tree import foldable_parents as _foldable
 
-__all__ = ["render_compare_html", "render_html", "view_model", "compare_model", "write_html", "si", "si_bytes",
+__all__ = ["render_compare_html", "render_html", "view_model", "compare_model", "si", "si_bytes",
            "seconds"]
 
 HTML_NAME = "report.html"
@@ -854,22 +853,3 @@ def render_compare_html(a: Mapping[str, Any], b: Mapping[str, Any]) -> bytes:
         + "</ul></section>",
     ]
     return _page(f"fxmeter: {cm['title']}", "".join(body), cm)
-
-
-# -- writing -------------------------------------------------------------------
-def write_html(path: str | Path, page: bytes) -> Path:
-    """Write ``page`` to ``path`` atomically (a temp file and a rename); a folder gets ``report.html`` inside.
-
-    Raises:
-        ReportError: the file cannot be written (one line, nothing half-written).
-    """
-    from fxmeter.errors import ReportError
-    from fxmeter.report.files import write_files
-
-    p = Path(path)
-    if not str(path).strip():
-        raise ReportError("empty output path: name a file, or leave -o out to write report.html beside the report")
-    if p.is_dir():
-        p = p / HTML_NAME
-    write_files(p.parent, {p.name: page}, "the HTML report")
-    return p
