@@ -410,7 +410,9 @@ def sweep(
         raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
                             "sweep fewer values or split the sweep")
     # several devices (--hardware h100,a100): one row per workload and device, each timed on its own device
-    devices: list[str | None] = [None] if not hardware else [h.strip() for h in hardware.split(",") if h.strip()] or [None]
+    from fxmeter.estimate.hardware import get_many
+
+    devices: list[str | None] = [None] if hardware is None else [d.name for d in get_many(hardware, hardware_file)]
     points: list[tuple[str | None, Request]] = []
     for device in devices:
         base = None

@@ -127,3 +127,15 @@ def test_sweep_on_several_devices_has_a_row_per_workload_and_device(tiny_config:
         assert r["predicted_seconds"] == pytest.approx(rep.end_to_end["predicted_seconds"])
         assert r["flops_end_to_end"] == rep.end_to_end["flops"]
     assert rows[2]["predicted_seconds"] > rows[0]["predicted_seconds"]  # an A100 is slower than an H100
+
+
+@pytest.mark.parametrize("devices,needle", [
+    (",", "empty device name"), ("h100,,a100", "empty device name"), ("h100,H100", "named twice"),
+    ("h100,tpu9", "unknown hardware 'tpu9'"),
+])
+def test_sweep_bad_device_lists_are_one_line(tiny_config: Path, tmp_path: Path, devices: str, needle: str) -> None:
+    code, out, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", devices,
+                         "--output-root", str(tmp_path), "--no-plot")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert not list(tmp_path.rglob("sweep.json"))
