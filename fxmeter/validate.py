@@ -136,9 +136,9 @@ def load_rows(path: str | Path | None = None) -> tuple[list[Mapping[str, Any]], 
             raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)}: n_gpus must be a positive integer, "
                                       f"got {n!r}")
         t = r["total_s"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)}: total_s must be a positive number, "
-                                      f"got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 1e-6:
+            raise ValidationDataError(f"measurement file {p}: row {r.get('id', i)}: total_s must be a positive number "
+                                      f"of seconds (at least 1e-6), got {t!r}")
     return rows, str(p)
 
 
@@ -230,7 +230,7 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None) -> Scenario |
         kw["attention"] = "sdpa"
         assumptions.append(f"attention {row.get('attention')!r} taken as torch SDPA")
     compile_ = row.get("compile")
-    if compile_ not in (False, None, "false", "False"):
+    if compile_ not in (False, None, 0) and str(compile_).strip().lower() not in ("false", "no", "none", "off", "0", ""):
         kw["compile"] = True
     offload = str(row.get("offload") or "").lower()
     scope = str(row.get("timing_scope") or "").lower()
@@ -239,6 +239,9 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None) -> Scenario |
         if "stages" not in caps:
             return "the time covers the whole pipeline (text encoder, VAE): only the transformer is modeled here"
         kw["stages"] = "all"
+    elif "stages" in caps:
+        kw["stages"] = "transformer"  # a denoising-only time: on N GPUs too, only the denoisers are deployed
+        assumptions.append("timing scope not a whole generation: the denoising stages only")
     if "offload_model true" in offload:
         if "offload" not in caps:
             return "model offload (--offload_model True) is not modeled by this fxmeter"
@@ -248,6 +251,9 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None) -> Scenario |
                 return "Wan's --t5_cpu (T5 on the host CPU) is not modeled by this fxmeter"
             kw["t5_cpu"] = True
             assumptions.append("--t5_cpu: the T5 encode runs on the host CPU, whose time is not modeled")
+    elif "t5_cpu" in offload and "t5_cpu" in caps:
+        kw["t5_cpu"] = True
+        assumptions.append("--t5_cpu without --offload_model: T5 on the host CPU (time not modeled), the rest resident")
     elif offload in ("", "none", "none stated") or offload.startswith("none"):
         if offload in ("", "none stated"):
             assumptions.append("offload not stated: taken as none")

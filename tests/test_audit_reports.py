@@ -604,7 +604,7 @@ def test_device_file_that_cannot_be_read_is_one_line(kind: str, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("value,text", [
-    (1234.5, "1,234.5 s"), (0.0123, "12.30 ms"), (2e-6, "2.0 us"), (0.0, "0.0 us"),
+    (1234.5, "1,234.5 s"), (0.0123, "12.30 ms"), (2e-6, "2.0 us"), (0.0, "0 s"),
     (-237.9648028, "-238.0 s"), (-0.0123, "-12.30 ms"), (-2e-6, "-2.0 us"),
 ])
 def test_seconds_keep_their_unit_and_sign(value: float, text: str) -> None:

@@ -377,3 +377,35 @@ def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> Non
     line = next(ln for ln in device_lines(rep) if "GPU-hours per generation" in ln)
     assert f"{gpu_hours:.4f} GPU-hours per generation" in line and f"${gpu_hours * 3.0:,.4f} at $3 per GPU-hour" in line
     assert f"${gpu_hours * 3.0:,.4f}" in render(rep)
+
+
+def test_offload_on_several_gpus_holds_the_policys_weights() -> None:
+    """--offload with --gpus: each GPU holds what the policy keeps resident at its peak stage (its share of it),
+    not every weight; the copies it makes are in the seconds."""
+    kw: dict[str, Any] = dict(workload="720p", include_nodes=False, gpus=4, parallel="cfg=2,ulysses=2")
+    none = fxmeter.trace("wan2.1-t2v-14b", hardware="a100", run_id="o0", **kw)
+    wan = fxmeter.trace("wan2.1-t2v-14b", hardware="a100", offload="wan", run_id="o1", **kw)
+    d0, d1 = none.deployment, wan.deployment
+    assert d0 is not None and d1 is not None and wan.pipeline is not None
+    per_gpu = d1.memory["weight_bytes_per_gpu"] + d1.memory["activation_bytes_per_gpu"]
+    # no FSDP: every GPU holds whole components, so its peak is the one-GPU policy's peak (T5's calls, DiT resident)
+    assert per_gpu == wan.pipeline.residency["peak_bytes"]
+    assert per_gpu < d0.memory["weight_bytes_per_gpu"] + d0.memory["activation_bytes_per_gpu"]
+    assert d1.predicted_seconds > d0.predicted_seconds  # the host<->device copies of the policy
+    assert any(n.startswith("--offload wan: memory per GPU") for n in d1.notes)
+    seq = fxmeter.trace("wan2.1-t2v-14b", hardware="rtx4090", offload="sequential", run_id="o2", **kw)
+    assert seq.deployment is not None and seq.deployment.memory["fits"]  # 24 GB cards: only with offload
+    assert not fxmeter.trace("wan2.1-t2v-14b", hardware="rtx4090", run_id="o3", **kw).deployment.memory["fits"]  # type: ignore[union-attr]
+
+
+def test_compare_shows_the_generation_on_each_reports_gpus() -> None:
+    """Two runs that differ only in --gpus differ in time: compare says by how much."""
+    from fxmeter.report.compare import compare
+
+    one = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h800", include_nodes=False, run_id="c1")
+    eight = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h800", gpus=8, parallel="ulysses=8", fsdp=True,
+                          include_nodes=False, run_id="c8")
+    assert eight.deployment is not None and one.pipeline is not None
+    row = next(r for r in compare(one, eight).stages if r.key.startswith("generation predicted_seconds"))
+    assert "(1 -> 8)" in row.key
+    assert (row.a, row.b) == (one.pipeline.end_to_end.predicted_seconds, eight.deployment.predicted_seconds)

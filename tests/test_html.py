@@ -262,6 +262,9 @@ def test_html_command_bad_input_is_one_error_line(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     _one_line_error(CliRunner().invoke(main, ["html", str(rep), "-o", str(tmp_path / "afile" / "r.html")]),
                     "cannot write the HTML report")
+    res = CliRunner().invoke(main, ["compare", str(rep), str(rep), "--html", ""])
+    _one_line_error(res, "empty --html path")
+    assert res.stdout == ""  # refused before the comparison is printed
     for d in ("v2", "cut", "shape"):  # nothing written beside a refused report
         assert not (tmp_path / d / "report.html").exists()
 

@@ -61,6 +61,10 @@ def cli(*args: str) -> tuple[int, str, str]:
     ({"precision": "int8dq (torchao)"}, "wan2.1-t2v-1.3b", {"precision": "int8"}),
     ({"attention": "SageAttention"}, "wan2.1-t2v-1.3b", {"attention": "sage", "attention_precision": "int8"}),
     ({"compile": True}, "wan2.1-t2v-1.3b", {"compile": True}),
+    ({"compile": "no"}, "wan2.1-t2v-1.3b", {"compile": None}),
+    ({"offload": "--t5_cpu"}, "wan2.1-t2v-1.3b", {"t5_cpu": True, "offload": None}),
+    ({"timing_scope": "denoising loop only", "n_gpus": 2, "parallel": "ulysses_size 2"}, "wan2.1-t2v-1.3b",
+     {"stages": "transformer", "gpus": 2}),
     ({"model": "FLUX.1-dev", "variant": "12B", "height": 1024, "width": 1024, "frames": 1, "steps": 28,
       "parallel": "batch_size=4"}, "flux.1-dev", {"batch": 4, "steps": 28}),
 ])
@@ -93,6 +97,15 @@ def test_assumptions_are_written_down() -> None:
 
 
 # -- one row, predicted: the same seconds `fxmeter trace` gives ---------------------------------------
+def test_a_denoising_only_time_on_two_gpus_deploys_the_transformer_alone(tmp_path: Path) -> None:
+    data = tmp_path / "scope.json"
+    data.write_text(json.dumps([row(n_gpus=2, parallel="ulysses_size 2", timing_scope="denoise only"),
+                                row(id=2, n_gpus=2, parallel="ulysses_size 2")]))
+    denoise, whole = validate(data).rows
+    assert denoise.predicted_s is not None and whole.predicted_s is not None
+    assert denoise.predicted_s < whole.predicted_s  # the T5 encode and the VAE decode are left out
+
+
 def test_a_predicted_row_is_the_whole_generation_of_its_trace(tmp_path: Path) -> None:
     data = tmp_path / "one.json"
     data.write_text(json.dumps({"rows": [row()]}))
@@ -132,6 +145,7 @@ def test_cli_prints_the_table_and_json(tmp_path: Path) -> None:
     (json.dumps([row(total_s=float("nan"))]), "is not JSON"),  # NaN is not JSON (RFC 8259)
     (json.dumps([row(total_s=1e400)]), "is not JSON"),  # Infinity: the same
     (json.dumps([row(n_gpus="eight")]), "n_gpus must be a positive integer"),
+    (json.dumps([row(total_s=1e-300)]), "at least 1e-6"),
     (json.dumps([row(n_gpus=0)]), "n_gpus must be a positive integer"),
 ])
 def test_bad_measurement_file_is_one_line(tmp_path: Path, content: str, needle: str) -> None:

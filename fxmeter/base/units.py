@@ -48,6 +48,8 @@ def with_unit(n: float, metric: str) -> str:
 
 def seconds(s: float) -> str:
     """1234.5 -> '1,234.5 s'; 0.0123 -> '12.30 ms'; 2e-6 -> '2.0 us'; a difference keeps its sign (-238.0 s)."""
+    if s == 0:
+        return "0 s"
     if s < 0:
         return "-" + seconds(-s)
     if s >= 1:

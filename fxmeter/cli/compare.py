@@ -26,10 +26,14 @@ def compare(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool, h
     from fxmeter.report.document import dumps
     from fxmeter.report.files import load
 
+    if html is not None and not html.strip():
+        from fxmeter.errors import ReportError
+
+        raise ReportError("empty --html path: name the file to write the side-by-side page to")
     ra, rb = load(a), load(b)
     c = diff(ra, rb, metric=metric, k=k, fold=not no_fold)
     click.echo(dumps(c.to_dict()).decode() if as_json else render_compare(c))
-    if html:
+    if html is not None:
         from fxmeter.report.files import write_html
         from fxmeter.report.html import render_compare_html
 

@@ -256,10 +256,21 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
     assert one_gpu is not None
     w = sum(weights.values())
     res = est.residency
+    full = sum(est.component_weights[c].weight_bytes for c in weights)
+    share = min(1.0, w / full) if full else 1.0  # this GPU's part of the weights it would hold with no offload
+    if res is not None and res.policy != "none":
+        # stage by stage, the policy's resident weights (each GPU its share) + that stage's activations on one GPU
+        act = {st.name: st.activation_bytes_per_gpu for st in stages}
+        at_stage = [(int(r.resident_bytes * share), act.get(r.stage, r.activation_bytes), r.stage)
+                    for r in res.stages if not r.on_host]
+        if at_stage:
+            rw, ra, where = max(at_stage, key=lambda x: x[0] + x[1])
+            w, activations = min(w, rw), ra
+            notes.append(f"--offload {res.name}: memory per GPU at the policy's peak stage ({where}): the weights "
+                         "resident then, each GPU holding its share, plus that stage's activations on one GPU")
     moves = res.transfer_seconds if res is not None else None
     if res is not None and moves:  # --offload on every rank: each GPU copies its own weights over its own host link, concurrently
-        full = sum(est.component_weights[c].weight_bytes for c in weights)
-        moved = moves * min(1.0, w / full) if full else moves
+        moved = moves * share
         total += moved
         bound += moved
         one_gpu += moves
@@ -332,7 +343,7 @@ def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
     ok = need <= have
     text = (f"{'fits' if ok else 'does NOT fit'} on each {hw.label}: weights {weights / GIB:.1f} GiB + activations "
             f"{activations / GIB:.1f} GiB = {need / GIB:.1f} GiB per GPU {'of' if ok else '>'} {have / GIB:.0f} GiB"
-            + ("" if ok else f" (short by {(need - have) / GIB:.1f} GiB: more GPUs, --fsdp or fp8 weights)"))
+            + ("" if ok else f" (short by {(need - have) / GIB:.1f} GiB: more GPUs, --fsdp, --offload or fp8 weights)"))
     return Fit(ok, need, have, text)
 
 

@@ -208,7 +208,8 @@ def build(
     if est.device is not None and opts.precision != "bf16":
         prec = opts.precision
         all_notes.append(f"--precision {prec}: matmul/conv nodes run at the {prec} tensor-core peak and their weights take "
-                         "1 byte each in memory; attention stays at the bf16 peak; per-node bytes keep the traced dtypes.")
+                         "1 byte each in memory; attention runs at the --attention-precision peak "
+                         f"({opts.attention_peak}); per-node bytes keep the traced dtypes.")
     if est.device is not None and opts.precision == "int8":
         all_notes.append("--precision int8 (torchao int8 dynamic quantization, W8A8): the per-token quantization of each "
                          "matmul input (absmax, scale, round to int8) and the output rescale are not counted (no extra "

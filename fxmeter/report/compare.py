@@ -175,6 +175,12 @@ def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta,
         sa, sb = getattr(pa.end_to_end, kind), getattr(pb.end_to_end, kind)
         if sa is not None and sb is not None:
             rows.append(delta(f"pipeline.end_to_end.{kind}", sa, sb))
+    if da.deployment is not None or db.deployment is not None:  # a generation on each report's GPUs
+        ga, gb = (d.deployment.predicted_seconds if d.deployment is not None else p.end_to_end.predicted_seconds
+                  for d, p in ((da, pa), (db, pb)))
+        if ga is not None and gb is not None:
+            na, nb = (d.deployment.gpus if d.deployment is not None else 1 for d in (da, db))
+            rows.append(delta(f"generation predicted_seconds on the report's GPUs ({na} -> {nb})", ga, gb))
     ra, rb = pa.residency.get("peak_bytes"), pb.residency.get("peak_bytes")
     if ra is not None and rb is not None:
         rows.append(delta(f"pipeline.peak_bytes ({pa.residency.get('policy')} -> {pb.residency.get('policy')})", ra, rb))
