@@ -139,18 +139,12 @@ class Estimate:
     @property
     def end_to_end(self) -> Metrics:
         """The denoising loop end to end (every denoiser's runs): ``totals.end_to_end``."""
-        acc = ZERO
-        for s in self.denoisers:
-            acc = acc + s.end_to_end
-        return acc
+        return _runs_total(self.denoisers)
 
     @property
     def pipeline_end_to_end(self) -> Metrics:
         """One whole generation: every selected stage's runs."""
-        acc = ZERO
-        for s in self.pipeline:
-            acc = acc + s.end_to_end
-        return acc
+        return _runs_total(self.pipeline)
 
     @property
     def activation_peak_bytes(self) -> int:
@@ -177,6 +171,14 @@ class Estimate:
             return None
         moves = self.residency.transfer_seconds if self.residency is not None else 0.0
         return compute + (moves or 0.0)
+
+
+def _runs_total(stages: Sequence[Stage]) -> Metrics:
+    """The cost of every run of ``stages``."""
+    acc = ZERO
+    for s in stages:
+        acc = acc + s.end_to_end
+    return acc
 
 
 def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, passes_per_step: int,

@@ -187,6 +187,15 @@ def plan(policy: str, stages: Sequence[StageLoad], offload_seq: Sequence[str], *
 
     host = {s.name for s in stages if t5_cpu and s.text_encoder}
     resident_by_stage: dict[str, int] = {}
+    resident: set[str] = set()
+
+    def run(call: StageLoad) -> None:
+        """``call`` runs: its component is moved in if it is not resident; record what is resident then."""
+        if call.component not in resident:
+            resident.add(call.component)
+            move(call.component, "host_to_device", f"before {call.name}")
+        now = sum(weights[x] for x in resident)
+        resident_by_stage[call.name] = max(resident_by_stage.get(call.name, 0), now)
     notes: list[str] = []
     if policy == "none":
         on_device = sum(w for c, w in weights.items() if not any(s.component == c and s.name in host for s in stages))
@@ -202,23 +211,18 @@ def plan(policy: str, stages: Sequence[StageLoad], offload_seq: Sequence[str], *
     elif policy == "model":
         present = [c for c in offload_seq if c in weights]
         prev = {c: present[i - 1] for i, c in enumerate(present) if i}
-        resident: set[str] = set()
         for call in call_order(stages):
             c = call.component
             p = prev.get(c)
             if p is not None and p in resident:
                 resident.discard(p)
                 move(p, "device_to_host", f"when {c} runs (enable_model_cpu_offload hook)")
-            if c not in resident:
-                resident.add(c)
-                move(c, "host_to_device", f"before {call.name}")
-            now = sum(weights[x] for x in resident)
-            resident_by_stage[call.name] = max(resident_by_stage.get(call.name, 0), now)
+            run(call)
         for c in sorted(resident):
             move(c, "device_to_host", "at the end (maybe_free_model_hooks)")
     elif policy == "wan":
         denoisers = [s.component for s in stages if s.denoiser]
-        resident = {s.component for s in stages if s.component == "vae" or s.component == "image_encoder"}
+        resident |= {s.component for s in stages if s.component == "vae" or s.component == "image_encoder"}
         if not i2v and len(set(denoisers)) == 1:
             resident |= set(denoisers)  # WanT2V places the DiT on the device at load
         order = call_order(stages)
@@ -232,11 +236,7 @@ def plan(policy: str, stages: Sequence[StageLoad], offload_seq: Sequence[str], *
                 for other in [d for d in resident if d in denoisers and d != c]:
                     resident.discard(other)
                     move(other, "device_to_host", f"when {c} takes over")
-            if c not in resident:
-                resident.add(c)
-                move(c, "host_to_device", f"before {call.name}")
-            now = sum(weights[x] for x in resident)
-            resident_by_stage[call.name] = max(resident_by_stage.get(call.name, 0), now)
+            run(call)
             if call.text_encoder and last_call[call.name] == i:
                 resident.discard(c)
                 move(c, "device_to_host", f"after {call.name} (offload_model)")
