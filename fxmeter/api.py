@@ -289,8 +289,9 @@ def skip_plans(plans: Sequence[StagePlan], skip: float) -> list[StagePlan]:
     return out
 
 
-def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
-    """The pure estimate of ``req`` from its stage inputs."""
+def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True,
+                     memo: dict[tuple[Any, ...], Any] | None = None) -> Estimate:
+    """The pure estimate of ``req`` from its stage inputs (``memo``: a sweep's evaluated stages, reused)."""
     from fxmeter.estimate.generation import estimate
     from fxmeter.estimate.residency import policies_for
 
@@ -300,7 +301,7 @@ def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = Tr
                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
                    efficiency=req.efficiency, nodes=nodes or split, modules=modules or split, prices=req.prices,
                    offload_seq=adapter.offload_seq, policies=policies_for(adapter.extra_policies),
-                   i2v=adapter.name == "wan-i2v")
+                   i2v=adapter.name == "wan-i2v", memo=memo)
     return est if req.plan is None else with_plan(req, est, req.plan)
 
 
@@ -433,13 +434,14 @@ def sweep(
     if not points:
         raise WorkloadError("empty sweep")
     memo: dict[tuple[str, ...], list[StageInput]] = {}
+    timed: dict[tuple[Any, ...], Any] = {}  # stages already evaluated and timed (same model, same symbol values)
     rows = []
     first_source = ""
     for _device, req in points:
         inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
         first_source = first_source or next(i.source for i in inputs if i.plan.denoiser)
-        light = req.hardware is None  # totals only; the roofline needs every node
-        est = estimate_request(req, inputs, nodes=not light, modules=not light)
+        # totals only: every node is still timed, no node or module row is kept
+        est = estimate_request(req, inputs, nodes=False, modules=False, memo=timed)
         rep = build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
                     include_nodes=False)
         rows.append({**row_of(rep), "device": rep.hardware.device.get("name") if rep.hardware is not None else None})
