@@ -391,8 +391,13 @@ def sweep(
     stage_dtype: str | Mapping[str, str] | None = None,
     offload: str = "none",
     t5_cpu: bool = False,
+    **options: Any,
 ) -> SweepResult:
     """Evaluate every combination of ``grid`` (knob -> values; None = the preset's value).
+
+    ``options``: the other device and deployment keywords of :func:`request` (``precision``,
+    ``traffic``, ``attention``, ``attention_precision``, ``compile``, ``cache_skip``,
+    ``price_per_hour``, ``gpus``, ``parallel``, ``fsdp``), the same for every point.
 
     The symbolic model is fetched once and reused for every point inside its guards (one
     call of the compiled formulas per point); a point outside them is traced statically.
@@ -411,9 +416,18 @@ def sweep(
         raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
                             "sweep fewer values or split the sweep")
     # several devices (--hardware h100,a100): one row per workload and device, each timed on its own device
-    from fxmeter.estimate.hardware import get_many
+    from fxmeter.errors import check_keywords
+    from fxmeter.estimate.hardware import get_many, parse_prices
 
-    devices: list[str | None] = [None] if hardware is None else [d.name for d in get_many(hardware, hardware_file)]
+    check_keywords(options, SWEEP_OPTIONS, "fxmeter.api.sweep")
+    named = [] if hardware is None and hardware_file is None else get_many(hardware, hardware_file)
+    devices: list[str | None] = [d.name for d in named] or [None]
+    price_spec = options.pop("price_per_hour", None)
+    prices = parse_prices(price_spec, named) if named else {}
+    if price_spec is not None and not named:
+        from fxmeter.estimate.hardware import HardwareError
+
+        raise HardwareError("--price-per-hour changes the time on a device: it needs --hardware (see `fxmeter hardware`)")
     points: list[tuple[str | None, Request]] = []
     for device in devices:
         base = None
@@ -424,7 +438,8 @@ def sweep(
             try:
                 req = request(model, workload, config=config, dtype=dtype, hardware=device, hardware_file=hardware_file,
                               efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
-                              offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
+                              offload=offload, t5_cpu=t5_cpu, price_per_hour=prices.get(device or ""), **options,
+                              **ov) if base is None else \
                     with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
             except WorkloadError as e:
                 raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: "
@@ -444,13 +459,18 @@ def sweep(
         est = estimate_request(req, inputs, nodes=False, modules=False, memo=timed)
         rep = build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
                     include_nodes=False)
-        rows.append({**row_of(rep), "device": rep.hardware.device.get("name") if rep.hardware is not None else None})
+        rows.append(row_of(rep))
     main_key = next((k for k, v in memo.items() if v[0].plan.denoiser), None)
     sm = memo[main_key][0].model if main_key is not None else None
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     first = points[0][1]
     return SweepResult(first.model.id, first.options.dtype, hardware, rows, trace)
+
+
+#: The keywords of :func:`request` a sweep passes to every point (besides the workload and pipeline ones).
+SWEEP_OPTIONS = ("precision", "traffic", "attention", "attention_precision", "compile", "cache_skip", "price_per_hour",
+                 "gpus", "parallel", "fsdp", "batched_cfg")
 
 
 def scale(
@@ -508,8 +528,13 @@ def scale(
 
 
 def with_workload(req: Request, wl: Workload) -> Request:
-    """``req`` for another workload of the same model (sweeps)."""
-    return replace(req, workload=wl, geometry=req.model.geometry(wl))
+    """``req`` for another workload of the same model (sweeps); a multi-GPU plan is checked again against it."""
+    geometry = req.model.geometry(wl)
+    plan = req.plan
+    if plan is not None:
+        plan = _plan(req.model, wl, geometry, req.devices, plan.gpus, req.options.parallel, plan.fsdp,
+                     req.options.batched_cfg)
+    return replace(req, workload=wl, geometry=geometry, plan=plan)
 
 
 def describe_error(e: BaseException) -> str:

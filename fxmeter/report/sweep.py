@@ -28,7 +28,8 @@ COLUMNS = (
     "bytes_read_per_forward", "bytes_written_per_forward", "flops_end_to_end", "bytes_end_to_end",
     "weight_bytes", "activation_peak_bytes", "memory_bytes", "bound_seconds", "predicted_seconds",
     "pipeline_flops", "pipeline_bound_seconds", "pipeline_predicted_seconds", "pipeline_weight_bytes",
-    "pipeline_peak_bytes", "offload",
+    "pipeline_peak_bytes", "offload", "device_label", "fits", "price_per_hour", "dollars_per_generation", "gpus",
+    "parallel", "gpu_predicted_seconds", "gpu_memory_bytes",
 )
 
 
@@ -49,6 +50,11 @@ class SweepResult:
     def to_json(self) -> bytes:
         return fileio.dumps(self.to_dict())
 
+    def table(self) -> list[str]:
+        """The console table: one row per workload (and device), whole-generation figures where the pipeline
+        was costed, the transformer's otherwise (the header says which)."""
+        return table_lines(self.rows)
+
     def to_csv(self) -> bytes:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
@@ -56,6 +62,68 @@ class SweepResult:
         for r in self.rows:
             w.writerow({k: ("" if r.get(k) is None else r[k]) for k in COLUMNS})
         return buf.getvalue().encode()
+
+
+def _cell(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """What ``fxmeter sweep`` prints: a row per workload (and device), ``fits`` and $ with a device."""
+    from fxmeter.base.units import human, human_bytes
+
+    if not rows:
+        return []
+    whole = all(r.get("pipeline_flops") is not None for r in rows)
+    timed = any(r.get("device") for r in rows)
+    gpus = any(r.get("gpus") for r in rows)
+    priced = any(r.get("price_per_hour") is not None for r in rows)
+    scope = "whole generation" if whole else "transformer alone"
+    labels = [str(r.get("device_label") or r.get("device") or "") for r in rows]
+    dw = max([len(x) for x in labels] + [6])
+    head = f"  {'frames':>6} {'height x width':>14} {'steps':>5} {'batch':>5} {'tokens':>9} {'FLOPs':>12}"
+    if timed:
+        head = f"  {'device':<{dw}}" + head
+        head += (f" {'GPUs':>4} {'predicted s':>12} {'memory/GPU':>11}" if gpus else
+                 f" {'predicted s':>12} {'bound s':>10} {'peak memory':>11}")
+        head += "  fits" + (f" {'$/gen':>9}" if priced else "")
+    else:
+        head += f" {'memory':>11}"
+    out = [head]
+    for r, label in zip(rows, labels):
+        flops = r["pipeline_flops"] if whole else r["flops_end_to_end"]
+        size = f"{r['height']} x {r['width']}"
+        line = (f"  {r['frames']:>6} {size:>14} {r['steps']:>5} {r['batch']:>5} "
+                f"{r['tokens']:>9,} {human(flops, 'FLOP'):>12}")
+        if timed:
+            line = f"  {label:<{dw}}" + line
+            fits = r.get("fits")
+            if gpus:
+                line += (f" {r.get('gpus') or 1:>4} {_cell(r.get('gpu_predicted_seconds'), ',.1f'):>12} "
+                         f"{human_bytes(r.get('gpu_memory_bytes') or 0):>11}")
+            else:
+                pred = r["pipeline_predicted_seconds"] if whole else r["predicted_seconds"]
+                bound = r["pipeline_bound_seconds"] if whole else r["bound_seconds"]
+                peak = r["pipeline_peak_bytes"] if whole else r["memory_bytes"]
+                line += f" {_cell(pred, ',.1f'):>12} {_cell(bound, ',.1f'):>10} {human_bytes(peak or 0):>11}"
+            line += f"  {'yes' if fits else 'NO ' if fits is not None else '-  '}"
+            if priced:
+                line += f" {_cell(r.get('dollars_per_generation'), ',.4f'):>9}"
+        else:
+            line += f" {human_bytes((r['pipeline_peak_bytes'] if whole else r['memory_bytes']) or 0):>11}"
+        out.append(line.rstrip())
+    notes = [f"FLOPs{', seconds' if timed else ''} and memory of the {scope}, one generation"
+             + ("; every stage asked for, memory = the peak under the --offload policy" if whole else "")]
+    if timed:
+        notes.append("predicted = kernel model, bound = roofline at 100% of every peak" if not gpus else
+                     "predicted on the GPUs by the kernel model plus exposed communication; memory per GPU")
+        if any(r.get("fits") is False for r in rows):
+            notes.append("fits NO: the generation does not fit in the device's memory; its seconds assume it did"
+                         + (", and it has no $" if priced else ""))
+        if rows and all(r.get("fits") is False for r in rows):
+            notes.append("no workload of this sweep fits: try --offload model or sequential, --gpus N with --fsdp, "
+                         "or a larger device")
+    return out + [f"  ({n})" for n in notes]
 
 
 def int_list(text: str | None, name: str) -> list[int | None]:
@@ -102,7 +170,30 @@ def row_of(rep: ReportDocument) -> dict[str, Any]:
         "bound_seconds": e2e.bound_seconds,
         "predicted_seconds": e2e.predicted_seconds,
         **pipeline_columns(rep),
+        **device_columns(rep),
     }
+
+
+def device_columns(rep: ReportDocument) -> dict[str, Any]:
+    """The device of a timed row: its name and label, whether the generation fits (on each of the ``--gpus``
+    GPUs when a deployment is given), and $ per generation (only where it fits: no price for a setup that cannot
+    run)."""
+    hw = rep.hardware
+    if hw is None:
+        return {"device": None}
+    out: dict[str, Any] = {"device": hw.device.get("name"), "device_label": hw.label}
+    dev = rep.devices[0] if rep.devices else None
+    dep = rep.deployment
+    if dep is not None:
+        fits = bool(dep.memory.get("fits"))
+        price = dev.price_per_hour if dev is not None else None
+        out.update(gpus=dep.gpus, parallel=dep.spec, gpu_predicted_seconds=dep.predicted_seconds,
+                   gpu_memory_bytes=dep.memory.get("total_bytes_per_gpu"), fits=fits, price_per_hour=price,
+                   dollars_per_generation=dep.gpu_seconds / 3600 * price if fits and price is not None else None)
+    elif dev is not None:
+        out.update(fits=dev.fits, price_per_hour=dev.price_per_hour,
+                   dollars_per_generation=dev.dollars if dev.fits else None)
+    return out
 
 
 def pipeline_columns(rep: ReportDocument) -> dict[str, Any]:
