@@ -484,6 +484,8 @@ def scale(
     config: str | Path | None = None,
     cache: bool = True,
     progress: Progress | None = None,
+    run_id: str = "scale",
+    include_nodes: bool = False,
     **kwargs: Any,
 ) -> ScaleResult:
     """One generation of ``model`` on each GPU count of ``gpus`` (``"1,2,4,8"``) of the ``hardware`` device.
@@ -491,7 +493,10 @@ def scale(
     One request and one estimate (one symbolic model, evaluated once), then one deployment per count:
     the default plan of each count (cfg=2 with two passes per step, the rest Ulysses), or ``parallel``
     for all of them; ``fsdp`` applies to every count above one.  A count the plan cannot use is one
-    :class:`~fxmeter.errors.ParallelError` naming it.  ``kwargs``: the other options of :func:`request`.
+    :class:`~fxmeter.errors.ParallelError` naming it.  ``run_id``: the run the result is written to (the
+    report of ``--html`` carries it); ``include_nodes``: keep the largest count's node rows in its report
+    (report.html colours the treemap by node category).  ``kwargs``: the other options of :func:`request` (``offload``,
+    ``stages``, ``t5_cpu`` included: each count's memory per GPU is at the policy's peak stage).
     """
     from fxmeter.errors import ParallelError
     from fxmeter.estimate.split import plan_for
@@ -517,8 +522,8 @@ def scale(
     last = max(range(len(deps)), key=lambda i: deps[i].gpus)
     p = plans[last]
     shown = replace(deployed[last], options=replace(est.options, gpus=p.gpus, parallel=p.spec(), fsdp=p.fsdp))
-    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id="scale",
-                include_nodes=False, scaling=rows)
+    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id=run_id,
+                include_nodes=include_nodes, scaling=rows)
     notes = ["efficiency = t(1 GPU) / (N x t(N GPUs)), both predicted by the same model; comm share = exposed "
              "communication / t(N GPUs)"]
     if fsdp and 1 in counts:
