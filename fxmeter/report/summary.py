@@ -289,11 +289,12 @@ def devices_table(rep: ReportDocument) -> list[str]:
     """The side-by-side table of ``--hardware a,b,c``: seconds, generations per hour, GPU-hours, $, fit."""
     rows = rep.devices or ()
     priced = any(d.dollars is not None for d in rows)
-    head = (f"  {'device':<24} {'predicted s':>12} {'bound s':>10} {'gen/hour':>9} {'GPU-h/gen':>10}"
+    lw = max([len(d.label) for d in rows] + [24])  # the full device name, never cut
+    head = (f"  {'device':<{lw}} {'predicted s':>12} {'bound s':>10} {'gen/hour':>9} {'GPU-h/gen':>10}"
             + (f" {'$/gen':>9}" if priced else "") + "  fits")
     out = [head]
     for d in rows:
-        out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
+        out.append(f"  {d.label:<{lw}} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
                    + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}' if d.fits_with else 'NO'}")

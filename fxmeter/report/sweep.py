@@ -112,8 +112,9 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
         else:
             line += f" {human_bytes((r['pipeline_peak_bytes'] if whole else r['memory_bytes']) or 0):>11}"
         out.append(line.rstrip())
-    notes = [f"FLOPs{', seconds' if timed else ''} and memory of the {scope}, one generation"
-             + ("; every stage asked for, memory = the peak under the --offload policy" if whole else "")]
+    notes = [f"FLOPs{', seconds' if timed else ''} and memory of the {scope}"
+             + (": every stage asked for; memory = the peak under the --offload policy" if whole else
+                ", one generation")]
     if timed:
         notes.append("predicted = kernel model, bound = roofline at 100% of every peak" if not gpus else
                      "predicted on the GPUs by the kernel model plus exposed communication; memory per GPU")
@@ -193,6 +194,9 @@ def device_columns(rep: ReportDocument) -> dict[str, Any]:
     elif dev is not None:
         out.update(fits=dev.fits, price_per_hour=dev.price_per_hour,
                    dollars_per_generation=dev.dollars if dev.fits else None)
+    else:  # one device, no price: the whole generation's fit under the --offload policy (the transformer's without a pipeline)
+        fit = rep.pipeline.residency.get("fit") if rep.pipeline is not None else None
+        out["fits"] = bool(fit["fits"]) if isinstance(fit, dict) else (rep.memory.fit.fits if rep.memory.fit else None)
     return out
 
 
@@ -209,26 +213,69 @@ def pipeline_columns(rep: ReportDocument) -> dict[str, Any]:
 
 
 def plot_png(result: SweepResult) -> bytes:
-    """End-to-end FLOPs against tokens, one line per resolution (matplotlib Agg, imported lazily)."""
+    """End-to-end FLOPs against tokens, one line per resolution (and step count, when swept); with a device,
+    a second panel: predicted seconds (solid) and bound seconds (dashed) per device, a hollow marker where the
+    generation does not fit (matplotlib Agg, imported lazily)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), dpi=100)  # no pyplot: it alone costs ~0.3 s to import
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.12)
-    ax = fig.add_subplot()
+    rows = result.rows
+    timed = any(r.get("predicted_seconds") is not None for r in rows)
+    whole = bool(rows) and all(r.get("pipeline_flops") is not None for r in rows)
+    scope = "whole generation" if whole else "transformer alone"
+    many_steps = len({r["steps"] for r in rows}) > 1
+
+    def series_key(r: dict[str, Any]) -> str:
+        return f"{r['width']}x{r['height']}" + (f", {r['steps']} steps" if many_steps else "")
+
+    fig = Figure(figsize=(12 if timed else 7, 4.5), dpi=100)  # no pyplot: it alone costs ~0.3 s to import
+    fig.subplots_adjust(left=0.07 if timed else 0.1, right=0.98 if timed else 0.97, top=0.9, bottom=0.12,
+                        wspace=0.25)
+    ax = fig.add_subplot(1, 2 if timed else 1, 1)
     series: dict[str, list[tuple[int, int]]] = {}
-    first = result.rows[0].get("device") if result.rows else None
-    for r in result.rows:  # FLOPs do not depend on the device: the first device's rows
+    first = rows[0].get("device") if rows else None
+    for r in rows:  # FLOPs do not depend on the device: the first device's rows
         if r.get("device") == first:
-            series.setdefault(f"{r['width']}x{r['height']}", []).append((r["tokens"], r["flops_end_to_end"]))
+            flops = r["pipeline_flops"] if whole else r["flops_end_to_end"]
+            series.setdefault(series_key(r), []).append((r["tokens"], flops))
     for label, pts in sorted(series.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] / 1e15 for p in pts], marker="o", label=label)
     ax.set_xlabel("tokens per forward")
-    ax.set_ylabel("PFLOP end to end")
-    ax.set_title(f"{result.model} ({result.dtype}): FLOPs per generation")
+    ax.set_ylabel(f"PFLOP, {scope}")
+    ax.set_title(f"{result.model} ({result.dtype}): FLOPs per generation ({scope})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(title="width x height", fontsize=8)
+    if timed:
+        ax2 = fig.add_subplot(1, 2, 2)
+        lines: dict[tuple[str, str], list[tuple[int, float, float, bool]]] = {}
+        for r in rows:
+            pred = r["pipeline_predicted_seconds"] if whole else r["predicted_seconds"]
+            bound = r["pipeline_bound_seconds"] if whole else r["bound_seconds"]
+            if r.get("gpu_predicted_seconds") is not None:
+                pred = r["gpu_predicted_seconds"]
+            if pred is None or bound is None:
+                continue
+            dev = str(r.get("device_label") or r.get("device") or "")
+            lines.setdefault((dev, series_key(r)), []).append((r["tokens"], pred, bound, r.get("fits") is not False))
+        colors = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
+        for i, ((dev, key), pts) in enumerate(sorted(lines.items())):
+            pts.sort()
+            c = colors[i % len(colors)]
+            xs = [p[0] for p in pts]
+            ax2.plot(xs, [p[1] for p in pts], color=c, label=f"{dev} {key}: predicted")
+            ax2.plot(xs, [p[2] for p in pts], color=c, ls="--", label=f"{dev} {key}: bound")
+            ax2.scatter([p[0] for p in pts if p[3]], [p[1] for p in pts if p[3]], color=c, zorder=3, s=18)
+            ax2.scatter([p[0] for p in pts if not p[3]], [p[1] for p in pts if not p[3]], facecolors="white",
+                        edgecolors=c, zorder=3, s=24)
+        if any(not p[3] for pts in lines.values() for p in pts):
+            ax2.scatter([], [], facecolors="white", edgecolors="#555555", label="hollow: does not fit in memory")
+        gpus = any(r.get("gpus") for r in rows)
+        ax2.set_xlabel("tokens per forward")
+        ax2.set_ylabel(f"seconds, {scope}" + (" on the GPUs" if gpus else ""))
+        ax2.set_title("predicted (kernel model, solid) and bound (roofline at 100%, dashed) seconds", fontsize=10)
+        ax2.grid(True, alpha=0.3)
+        ax2.legend(fontsize=7)
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf, metadata={"Software": None})
     return buf.getvalue()
