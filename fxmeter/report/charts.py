@@ -120,7 +120,13 @@ def charts_png(rep: ReportDocument) -> dict[str, bytes]:
 
 
 def roofline_png(rep: ReportDocument) -> bytes:
-    """Leaf modules (one per distinct class and representative) against the device's roofs."""
+    """summary_roofline.png: :func:`roofline_figure` as PNG bytes."""
+    return _png(roofline_figure(rep))
+
+
+def roofline_figure(rep: ReportDocument) -> Any:
+    """Leaf modules (one per distinct class and representative) at the FLOP/s they achieve in the predicted
+    time, against the device's roofs."""
     from matplotlib.figure import Figure
 
     hw = rep.hardware
@@ -160,4 +166,4 @@ def roofline_png(rep: ReportDocument) -> bytes:
     ax.set_title(f"{rep.model.id} @ {rep.workload.name} on {hw.label}: transformer modules, one forward\n"
                  "achieved = FLOPs / predicted seconds; colour = the roof that bounds it", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return fig

@@ -664,15 +664,20 @@ def _deployment(data: Mapping[str, Any]) -> str:
     dep = data.get("deployment")
     if not isinstance(dep, Mapping) or not dep:
         return ""
-    par, link, mem = dep.get("parallel") or {}, dep.get("interconnect") or {}, dep.get("memory") or {}
+    def mapping(key: str) -> Mapping[str, Any]:
+        v = dep.get(key)
+        return v if isinstance(v, Mapping) else {}
+
+    par, link, mem = mapping("parallel"), mapping("interconnect"), mapping("memory")
+    spec = par.get("spec", dep.get("parallel") if isinstance(dep.get("parallel"), str) else "?")
     n = dep.get("gpus", "?")
 
     def sec(key: str) -> str:
         return quantity("seconds", dep.get(key))
 
     items = [
-        ("GPUs", f"{n} × {(dep.get('device') or {}).get('label', '?')}"),
-        ("plan", f"{par.get('spec', '?')}{' + fsdp' if par.get('fsdp') else ''}"),
+        ("GPUs", f"{n} × {mapping('device').get('label', '?')}"),
+        ("plan", f"{spec}{' + fsdp' if par.get('fsdp') else ''}"),
         ("interconnect", str(link.get("text", "?"))),
         ("predicted s, whole generation on the GPUs", f"{sec('predicted_seconds')} ({dep.get('predicted_by', '?')} "
          "+ exposed communication)"),
@@ -692,6 +697,7 @@ def _deployment(data: Mapping[str, Any]) -> str:
         ("fit", str(mem.get("statement", "?"))),
         ("link bandwidth per direction", f"{si(_num(link.get('bandwidth')) or 0, 'B/s')}"),
     ]
+    items = [(k, v) for k, v in items if "?" not in v or k == "GPUs"]  # what the report has
     parts = ['<section id="deployment"><h2>Deployment</h2>', _table(["", "value"], [list(i) for i in items], "data")]
     stages = [s for s in dep.get("stages") or [] if isinstance(s, Mapping)]
     if stages:

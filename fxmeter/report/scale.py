@@ -80,8 +80,17 @@ def gpu_counts(text: str | Sequence[int]) -> list[int]:
 
 
 def plot_png(result: ScaleResult) -> bytes:
-    """Seconds per generation (bars) and parallel efficiency (line) per GPU count (matplotlib Agg, lazy)."""
+    """scale.png: :func:`figure` as PNG bytes (matplotlib Agg, lazy)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(figure(result)).print_png(buf, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def figure(result: ScaleResult) -> Any:
+    """Seconds per generation (bars) and parallel efficiency (line) per GPU count; a count that does not fit
+    is a grey hatched bar labelled "does not fit" with a hollow efficiency marker."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5), dpi=100)
@@ -123,9 +132,7 @@ def plot_png(result: ScaleResult) -> bytes:
         h1 = [Patch(facecolor="#4e79a7"), *h1[1:], Patch(facecolor="#d3d3d3", edgecolor="#7f7f7f", hatch="//")]
         l1 = [*l1, "does not fit in memory (no such run)"]
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = True, html: bool = False) -> list[Path]:

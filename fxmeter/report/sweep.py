@@ -213,10 +213,18 @@ def pipeline_columns(rep: ReportDocument) -> dict[str, Any]:
 
 
 def plot_png(result: SweepResult) -> bytes:
+    """sweep.png: :func:`figure` as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(figure(result)).print_png(buf, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def figure(result: SweepResult) -> Any:
     """End-to-end FLOPs against tokens, one line per resolution (and step count, when swept); with a device,
     a second panel: predicted seconds (solid) and bound seconds (dashed) per device, a hollow marker where the
-    generation does not fit (matplotlib Agg, imported lazily)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    generation does not fit (matplotlib, imported lazily)."""
     from matplotlib.figure import Figure
 
     rows = result.rows
@@ -276,9 +284,7 @@ def plot_png(result: SweepResult) -> bytes:
         ax2.set_title("predicted (kernel model, solid) and bound (roofline at 100%, dashed) seconds", fontsize=10)
         ax2.grid(True, alpha=0.3)
         ax2.legend(fontsize=7)
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True, run_folder: bool = True) -> list[Path]:
