@@ -267,16 +267,16 @@ def figure(result: SweepResult) -> Any:
             dev = str(r.get("device_label") or r.get("device") or "")
             lines.setdefault((dev, series_key(r)), []).append((r["tokens"], pred, bound, r.get("fits") is not False))
         colors = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
-        for i, ((dev, key), pts) in enumerate(sorted(lines.items())):
-            pts.sort()
+        for i, ((dev, key), timed_pts) in enumerate(sorted(lines.items())):
+            timed_pts.sort()
             c = colors[i % len(colors)]
-            xs = [p[0] for p in pts]
-            ax2.plot(xs, [p[1] for p in pts], color=c, label=f"{dev} {key}: predicted")
-            ax2.plot(xs, [p[2] for p in pts], color=c, ls="--", label=f"{dev} {key}: bound")
-            ax2.scatter([p[0] for p in pts if p[3]], [p[1] for p in pts if p[3]], color=c, zorder=3, s=18)
-            ax2.scatter([p[0] for p in pts if not p[3]], [p[1] for p in pts if not p[3]], facecolors="white",
-                        edgecolors=c, zorder=3, s=24)
-        if any(not p[3] for pts in lines.values() for p in pts):
+            xs = [p[0] for p in timed_pts]
+            ax2.plot(xs, [p[1] for p in timed_pts], color=c, label=f"{dev} {key}: predicted")
+            ax2.plot(xs, [p[2] for p in timed_pts], color=c, ls="--", label=f"{dev} {key}: bound")
+            ax2.scatter([p[0] for p in timed_pts if p[3]], [p[1] for p in timed_pts if p[3]], color=c, zorder=3, s=18)
+            ax2.scatter([p[0] for p in timed_pts if not p[3]], [p[1] for p in timed_pts if not p[3]],
+                        facecolors="white", edgecolors=c, zorder=3, s=24)
+        if any(not p[3] for line in lines.values() for p in line):
             ax2.scatter([], [], facecolors="white", edgecolors="#555555", label="hollow: does not fit in memory")
         gpus = any(r.get("gpus") for r in rows)
         ax2.set_xlabel("tokens per forward")
