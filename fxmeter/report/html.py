@@ -532,7 +532,7 @@ def _headline(data: Mapping[str, Any]) -> str:
             f'traffic {_esc(tot.get("traffic_model", "?"))}. Model: {_esc(hw.get("model", "not stated"))}.</p>')
         by_bound = hw.get("seconds_by_limiter_per_forward") or {}
         if by_bound:
-            parts.append('<p class="note">Per forward, seconds in nodes bound by: ' + ", ".join(
+            parts.append('<p class="note">Transformer, one forward, seconds in nodes bound by: ' + ", ".join(
                 f"{_esc(k.replace('_', '-'))} {_esc(seconds(float(v)))}" for k, v in sorted(by_bound.items())
                 if isinstance(v, (int, float))) + "</p>")
     unmodeled = data.get("unmodeled_ops") or []
@@ -564,12 +564,12 @@ def _header_text(key: str) -> str:
     return HEADERS.get(key, key.replace("_", " "))
 
 
-def _generic_table(rows: Sequence[Mapping[str, Any]], first: Sequence[str] = (), skip: Sequence[str] = ()) -> str:
+def _generic_table(rows: Sequence[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
     """A table of dict rows: ``first`` columns, then every other key in order of appearance; headers for
     people (:data:`HEADERS`), values with units (:func:`quantity`)."""
     keys: list[str] = [k for k in first if any(k in r for r in rows)]
     for r in rows:
-        keys += [str(k) for k in r if k not in keys and k not in skip]
+        keys += [str(k) for k in r if k not in keys]
     return _table([_header_text(k) for k in keys],
                   [[quantity(k, r.get(k)) if k in r else "" for k in keys] for r in rows], "data")
 
