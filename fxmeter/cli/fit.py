@@ -41,41 +41,15 @@ def fit(model: str | None, hardware: str, hardware_file: str | None, gpus: int, 
     """Per residency policy (--offload), the largest resolution, frame count and batch of MODEL that fit one
     --hardware device (peak device memory per GPU: allocated + allocator slack + CUDA context + NCCL), and
     the cheapest policy that fits the workload."""
-    from fxmeter import api
-    from fxmeter.errors import WorkloadError
-    from fxmeter.estimate.fitsearch import Prober, cheapest, search
-    from fxmeter.estimate.generation import estimate
-    from fxmeter.estimate.residency import policies_for
-
-    if host_ram is not None and not host_ram > 0:
-        raise WorkloadError(f"--host-ram must be a positive number of GB, got {host_ram:g}")
-    if gpus < 1:
-        raise WorkloadError(f"--gpus must be a positive integer, got {gpus}")
-    if "," in hardware:
-        raise WorkloadError("fxmeter fit takes one device: --hardware names one (e.g. rtx4090)")
     t0 = time.perf_counter()
     ov = overrides_from(kw)
-    req = api.request(model, kw.pop("workload"), config=kw.pop("config"), dtype=kw.pop("dtype"), hardware=hardware,
-                      hardware_file=hardware_file, precision=precision, runtime=runtime, vae_tiling=vae_tiling,
-                      batched_cfg=batched_cfg, **ov)
-    inputs = api.stage_inputs(req)
-    m = req.model
-    names = policies_for(m.adapter.extra_policies)
-    est = estimate(inputs, req.options, steps=req.workload.steps, passes_per_step=m.passes_per_step(req.workload),
-                   nodes=False, modules=False, offload_seq=m.adapter.offload_seq, policies=names)
-    hw = req.devices[0]
-    pairs = [(p, False) for p in names] + ([("wan", True)] if "wan" in names else [])
-    weights = {c: w.weight_bytes for c, w in est.component_weights.items()}
-    prober = Prober(m, inputs, weights, pairs, device_bytes=hw.memory_bytes, compute_capability=hw.compute_capability,
-                    host_ram=None if host_ram is None else int(host_ram * 1e9), gpus=gpus,
-                    tiling=req.options.vae_tiling, batched_cfg=batched_cfg, expandable_segments=expandable_segments)
-    wl = req.workload
+    got = run_fit(model, kw.pop("workload"), config=kw.pop("config"), dtype=kw.pop("dtype"), hardware=hardware,
+                  hardware_file=hardware_file, gpus=gpus, precision=precision, runtime=runtime, vae_tiling=vae_tiling,
+                  host_ram=host_ram, expandable_segments=expandable_segments, batched_cfg=batched_cfg, **ov)
+    req, prober, rows, best, search_s = got
+    m, hw, wl = req.model, req.devices[0], req.workload
     video = wl.frames > 1
-    t1 = time.perf_counter()
-    rows = search(prober, wl, video=video)
-    best = cheapest(rows)
-    t2 = time.perf_counter()
-    seconds, search_s = t2 - t0, t2 - t1
+    seconds = time.perf_counter() - t0
     if as_json:
         doc = {"model": m.id, "device": hw.name, "device_bytes": hw.memory_bytes, "gpus": gpus, "runtime": req.options.runtime,
                "workload": {"height": wl.height, "width": wl.width, "frames": wl.frames, "batch": wl.batch},
@@ -121,6 +95,39 @@ def fit(model: str | None, hardware: str, hardware_file: str | None, gpus: int, 
     click.echo("  (alloc = torch max_memory_allocated; reserved = max_memory_reserved; device = reserved + CUDA context "
                "+ NCCL, what nvidia-smi shows; a '+' marks the end of the legal or shipped-trace range, not a misfit; "
                f"search: {prober.probes} workloads probed in {search_s:.2f} s; {seconds:.2f} s with loading the traces)")
+
+
+def run_fit(model: str | None, workload: str | None = None, *, hardware: str, gpus: int = 1, host_ram: float | None = None,
+            expandable_segments: bool = False, batched_cfg: bool = False, **kw: Any) -> tuple[Any, Any, Any, Any, float]:
+    """The fit search of one model on one device: (request, prober, rows per policy, cheapest policy, search seconds)."""
+    from fxmeter import api
+    from fxmeter.errors import WorkloadError
+    from fxmeter.estimate.fitsearch import Prober, cheapest, search
+    from fxmeter.estimate.generation import estimate
+    from fxmeter.estimate.residency import policies_for
+
+    if host_ram is not None and not host_ram > 0:
+        raise WorkloadError(f"--host-ram must be a positive number of GB, got {host_ram:g}")
+    if gpus < 1:
+        raise WorkloadError(f"--gpus must be a positive integer, got {gpus}")
+    if "," in hardware:
+        raise WorkloadError("fxmeter fit takes one device: --hardware names one (e.g. rtx4090)")
+    req = api.request(model, workload, hardware=hardware, batched_cfg=batched_cfg, **kw)
+    inputs = api.stage_inputs(req)
+    m = req.model
+    names = policies_for(m.adapter.extra_policies)
+    est = estimate(inputs, req.options, steps=req.workload.steps, passes_per_step=m.passes_per_step(req.workload),
+                   nodes=False, modules=False, offload_seq=m.adapter.offload_seq, policies=names)
+    hw = req.devices[0]
+    pairs = [(p, False) for p in names] + ([("wan", True)] if "wan" in names else [])
+    weights = {c: w.weight_bytes for c, w in est.component_weights.items()}
+    prober = Prober(m, inputs, weights, pairs, device_bytes=hw.memory_bytes, compute_capability=hw.compute_capability,
+                    host_ram=None if host_ram is None else int(host_ram * 1e9), gpus=gpus,
+                    tiling=req.options.vae_tiling, batched_cfg=batched_cfg, expandable_segments=expandable_segments)
+    t1 = time.perf_counter()
+    rows = search(prober, req.workload, video=req.workload.frames > 1)
+    best = cheapest(rows)
+    return req, prober, rows, best, time.perf_counter() - t1
 
 
 COMMANDS = (fit,)

@@ -70,11 +70,10 @@ class Prober:
 
     def _live(self, sm: Any, dims: Mapping[str, int]) -> int:
         fn = self._fns.get(id(sm))
-        after = sm.liveness.get("after_node", [])
-        if fn is None:
-            fn = self._fns[id(sm)] = compile_table([sm.formulas[i] for i in after], list(sm.symbols))
+        if fn is None:  # the whole table: compiled once per model and shared with evaluate (compile_table's cache)
+            fn = self._fns[id(sm)] = compile_table(sm.formulas, list(sm.symbols))
         vals = fn(**{s: dims[s] for s in sm.symbols})
-        return max(vals, default=0)
+        return max((vals[i] for i in sm.liveness.get("after_node", [])), default=0)
 
     def _activation(self, inp: Any, dims: dict[str, int]) -> int | None:
         sm = inp.model
@@ -175,9 +174,7 @@ def _fits(prober: Prober, wl: Any, policy: str) -> bool | None:
 def largest(prober: Prober, wl: Any, policy: str, axis: str, sizes: Sequence[int],
             make: Callable[[Any, int], Any], label: Callable[[int], str]) -> Largest:
     """Bisection over ``sizes`` (ascending, the peak grows along them) for the largest that fits."""
-    ok = [i for i, s in enumerate(sizes)]
-    lo, hi = -1, len(ok)  # sizes[lo] fits (or lo == -1); sizes[hi] does not fit or is unknown (or hi == len)
-    unknown_above = False
+    lo, hi = -1, len(sizes)  # sizes[lo] fits (or lo == -1); sizes[hi] does not fit or is unknown (or hi == len)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         f = _fits(prober, make(wl, sizes[mid]), policy)
@@ -185,12 +182,9 @@ def largest(prober: Prober, wl: Any, policy: str, axis: str, sizes: Sequence[int
             lo = mid
         else:
             hi = mid
-            if f is None:
-                unknown_above = True
     if lo < 0:
         return Largest(axis, None, "-", True)
     bounded = hi < len(sizes) and _fits(prober, make(wl, sizes[hi]), policy) is False
-    del unknown_above
     return Largest(axis, sizes[lo], label(sizes[lo]), bounded)
 
 
