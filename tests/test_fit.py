@@ -59,7 +59,7 @@ def test_cheapest_policy_and_margin() -> None:
     assert at["none"] is not None and not at["none"].fits  # 26.7 GiB of weights alone exceed 24 GiB
     assert best is not None and best.fits
     fitting = [p for p in at.values() if p is not None and p.fits and p.host_fits]
-    assert best.h2d_bytes == min(p.h2d_bytes for p in fitting)
+    assert best.copied_bytes == min(p.copied_bytes for p in fitting)
     # a host RAM too small for the offloaded weights leaves no offload policy
     _, _, rows_small, best_small, _ = run_fit("wan2.1-t2v-14b", "720p", hardware="rtx4090", host_ram=1.0)
     assert best_small is None or best_small.memory.host_bytes <= 1e9

@@ -55,7 +55,7 @@ def fit(model: str | None, hardware: str, hardware_file: str | None, gpus: int, 
                "workload": {"height": wl.height, "width": wl.width, "frames": wl.frames, "batch": wl.batch},
                "policies": [{"policy": r.policy, "at_workload": None if r.at_workload is None else {
                    **r.at_workload.memory.to_dict(), "fits": r.at_workload.fits, "host_fits": r.at_workload.host_fits,
-                   "h2d_bytes": r.at_workload.h2d_bytes},
+                   "copied_bytes": r.at_workload.copied_bytes},
                    "largest_resolution": r.resolution.label, "largest_frames": r.frames.value if r.frames else None,
                    "largest_batch": r.batch.value} for r in rows],
                "cheapest": None if best is None else {"policy": best.policy,
@@ -89,8 +89,8 @@ def fit(model: str | None, hardware: str, hardware_file: str | None, gpus: int, 
         click.echo("  no policy fits this workload")
     else:
         margin = hw.memory_bytes - best.memory.peak_device_bytes
-        click.echo(f"  cheapest policy that fits: --offload {best.policy} (fewest host->device bytes, "
-                   f"{best.h2d_bytes / 1e9:,.1f} GB): peak {_gib(best.memory.peak_device_bytes)} GiB on the device "
+        click.echo(f"  cheapest policy that fits: --offload {best.policy} (fewest weight bytes copied between host and "
+                   f"device, {best.copied_bytes / 1e9:,.1f} GB): peak {_gib(best.memory.peak_device_bytes)} GiB on the device "
                    f"during {best.memory.stage}, margin {_gib(margin)} GiB")
     click.echo("  (alloc = torch max_memory_allocated; reserved = max_memory_reserved; device = reserved + CUDA context "
                "+ NCCL, what nvidia-smi shows; a '+' marks the end of the legal or shipped-trace range, not a misfit; "

@@ -75,11 +75,15 @@ def main(verbose: int) -> None:
 
 
 def _register() -> None:
-    from fxmeter.cli import cache, catalog, compare, fit, hardware, html, scale, summary, sweep, top, trace, validate, verify
+    from fxmeter.cli import cache, catalog, compare, hardware, html, scale, summary, sweep, top, trace, validate, verify
 
-    for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, fit, hardware, catalog, cache):
+    for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
+    from fxmeter.cli import fit  # `fxmeter fit` (will it fit?): registered apart to keep the list above unchanged
+
+    for cmd in fit.COMMANDS:
+        main.add_command(cmd)
 
 
 _register()

@@ -40,11 +40,11 @@ FRAME_LOOP_VAES = ("AutoencoderKLWan", "AutoencoderKLHunyuanVideo")
 
 @dataclass(frozen=True)
 class PolicyPeak:
-    """One policy at one workload: the process peak per GPU and the weights it copies host -> device."""
+    """One policy at one workload: the process peak per GPU and the weight bytes it copies (both directions)."""
 
     policy: str
     memory: ProcessMemory
-    h2d_bytes: int
+    copied_bytes: int
     fits: bool
     host_fits: bool
 
@@ -143,7 +143,7 @@ class Prober:
             m = process_memory(pk.stage, pk.resident_bytes, pk.activation_bytes, compute_capability=self.cc,
                                nccl_groups=(self.gpus,) if self.gpus > 1 else (), host_bytes=host,
                                expandable_segments=self.expandable)
-            rows.append(PolicyPeak(r.name, m, r.host_to_device_bytes, m.peak_device_bytes <= self.device_bytes,
+            rows.append(PolicyPeak(r.name, m, r.host_to_device_bytes + r.device_to_host_bytes, m.peak_device_bytes <= self.device_bytes,
                                    self.host_ram is None or host <= self.host_ram))
         return tuple(rows)
 
@@ -230,9 +230,10 @@ def search(prober: Prober, wl: Any, *, video: bool, max_frames: int = 1001, max_
 
 
 def cheapest(rows: Sequence[FitRow]) -> PolicyPeak | None:
-    """The policy that fits at the workload with the fewest host -> device bytes (its margin: device - peak)."""
+    """The policy that fits at the workload with the fewest weight bytes copied between host and device (then: the
+    text encoder on the device rather than the host, whose CPU time fxmeter does not model); margin = device - peak."""
     fitting = [r.at_workload for r in rows if r.at_workload is not None and r.at_workload.fits and r.at_workload.host_fits]
-    return min(fitting, key=lambda p: p.h2d_bytes) if fitting else None
+    return min(fitting, key=lambda p: (p.copied_bytes, "t5_cpu" in p.policy)) if fitting else None
 
 
 __all__ = ["FitRow", "Largest", "PolicyPeak", "Prober", "cheapest", "largest", "resolution_sizes", "search"]

@@ -8,8 +8,8 @@ forward (:class:`~fxmeter.estimate.evaluate.Activations`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from fxmeter.estimate.evaluate import Weights
 
