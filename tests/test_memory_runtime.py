@@ -163,3 +163,10 @@ def test_bad_values_are_one_error_line(args: list[str], tmp_path: object) -> Non
     assert res.exit_code == 2, res.output
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+
+
+def test_convert_model_dtype_only_without_fsdp() -> None:
+    # Wan2.2 wan/text2video.py _configure_model: "convert_model_dtype ... Only works without FSDP"
+    assert mem.effective_runtime("wan-bf16", fsdp=False) == "wan-bf16"
+    assert mem.effective_runtime("wan-bf16", fsdp=True) == "wan"
+    assert mem.effective_runtime("diffusers", fsdp=True) == "diffusers"

@@ -245,6 +245,12 @@ RUNTIME_SOURCE = ("Wan-Video/Wan2.1 wan/text2video.py (WanModel.from_pretrained(
                   "--convert_model_dtype")
 
 
+def effective_runtime(runtime: str, fsdp: bool) -> str:
+    """``wan-bf16`` with FSDP keeps the DiT in float32: Wan2.2's ``_configure_model`` applies
+    ``--convert_model_dtype`` only without ``--dit_fsdp`` ("Only works without FSDP", wan/text2video.py)."""
+    return "wan" if runtime == "wan-bf16" and fsdp else runtime
+
+
 def check_runtime(name: str | None) -> str:
     """A ``--runtime`` value, checked (one-line :class:`WorkloadError` otherwise)."""
     from fxmeter.errors import WorkloadError
