@@ -1,8 +1,17 @@
-"""Memory of a generation: weights at the deployment precision, peak activations, the fit check.
+"""Memory of a generation: weights at the deployment precision, peak activations, the fit check, and the
+peak as a PyTorch process holds it.
 
 Pure steps over typed values: weights come from the traced checkpoint bytes
 (:class:`~fxmeter.estimate.evaluate.Weights`), activations from the liveness walk of one
-forward (:class:`~fxmeter.estimate.evaluate.Activations`).
+forward (:class:`~fxmeter.estimate.evaluate.Activations`).  On top of them, the process model:
+the caching allocator's rounding (allocated vs reserved), torch's cuBLAS workspace, the CUDA context,
+NCCL's buffers (:func:`process_memory`, :func:`predicted_peak`), the runtime's dtype policy
+(``--runtime``: Wan's repository keeps its DiT in float32), VAE tiling (``--vae-tiling``) and host RAM;
+every constant with its source beside it.
+
+Why one long module: every number that turns tensors into a process's memory lives here with its
+source, so that a reader checks them in one place and ``validate`` / ``fit`` / the report read one
+function (:func:`predicted_peak`).
 """
 
 from __future__ import annotations
