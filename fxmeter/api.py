@@ -91,14 +91,22 @@ def request(
     stage_dtype: str | Mapping[str, str] | None = None,
     offload: str = "none",
     t5_cpu: bool = False,
+    runtime: str = "diffusers",
+    vae_tiling: str | int | None = None,
     **overrides: Any,
 ) -> Request:
     """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast).
 
     ``stages``: ``all`` (None) or stage names (``text_encoder,vae``; ``transformer`` names every
     denoising stage); ``stage_dtype``: ``vae=fp32,...`` (a component's dtype instead of the
-    pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``.
+    pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``; ``runtime``: the
+    dtype policy of the code that runs it (``diffusers``, ``wan``, ``wan-bf16``); ``vae_tiling``: ``on``,
+    ``off`` or a tile size in pixels (``vae.enable_tiling()``).
     """
+    from fxmeter.estimate.memory import check_runtime, parse_tiling
+
+    runtime = check_runtime(runtime)
+    tiling = parse_tiling(vae_tiling)
     from fxmeter.estimate.hardware import HardwareError, get_many, parse_efficiency, parse_prices
     from fxmeter.estimate.kernels import KernelOptions, check_kernel, check_options
 
@@ -150,7 +158,8 @@ def request(
                       attention=attention, attention_precision=attention_precision, compile=bool(compile),
                       cache_skip=float(cache_skip), gpus=plan.gpus if plan else None,
                       parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp),
-                      stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu))
+                      stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu),
+                      runtime=runtime, vae_tiling=None if tiling is None else (tiling.size or 0))
     return Request(resolved, wl, geometry, options, tuple(devices), eff, prices, plan)
 
 

@@ -80,6 +80,10 @@ def _register() -> None:
     for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
+    from fxmeter.cli import fit  # `fxmeter fit` (will it fit?): registered apart to keep the list above unchanged
+
+    for cmd in fit.COMMANDS:
+        main.add_command(cmd)
 
 
 _register()

@@ -25,6 +25,9 @@ from fxmeter.cli.options import (
 @device_options
 @parallel_options
 @pipeline_options
+@click.option("--runtime", default="diffusers", show_default=True,
+              help="Dtype policy of the code that runs it: diffusers, wan (Wan's repository: DiT in fp32), wan-bf16.")
+@click.option("--vae-tiling", default=None, help="vae.enable_tiling(): on, off or a tile size in pixels.")
 @click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch (activation memory doubles).")
 @click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
 @click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")

@@ -56,7 +56,8 @@ NOTES = (
     "bound_seconds on N GPUs: the roofline of each GPU's share at 100% of every peak, communication not counted "
     "(a lower bound); predicted_seconds: the kernel model at the per-GPU shapes + exposed communication",
     "activations per GPU: the single-GPU peak x the GPU's token share (ceil(S/P)/S); the Ulysses all-to-all "
-    "buffers and NCCL workspaces are not counted",
+    "buffers are not counted; NCCL's own buffers, the CUDA context and the allocator's slack are in the process peak "
+    "(pipeline.residency.process: peak_allocated_bytes, peak_reserved_bytes, peak_device_bytes)",
 )
 
 
@@ -235,7 +236,15 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
             stages.append(StageDeployment(
                 s.name, False, s.runs, s.cost.total, s.cost.total, s.predicted.per_run, s.bound.per_run,
                 s.predicted.per_run, 0.0, 0.0, single, single, None, 0, s.cost.activations.peak_bytes))
-            weights.setdefault(s.plan.component, est.component_weights[s.plan.component].weight_bytes)
+            whole = est.component_weights[s.plan.component].weight_bytes
+            if plan.fsdp and opts.runtime != "diffusers" and s.name.startswith("text_encoder"):
+                # Wan's multi-GPU command pairs --dit_fsdp with --t5_fsdp (Wan-Video/Wan2.1 README, "Multi-GPU
+                # inference using FSDP + xDiT USP"): T5's weights are sharded over the GPUs too
+                weights.setdefault(s.plan.component, -(-whole // plan.gpus))
+                notes.append(f"--runtime {opts.runtime} with --fsdp: {s.name}'s weights sharded over {plan.gpus} GPUs "
+                             "(Wan's --t5_fsdp)")
+            else:
+                weights.setdefault(s.plan.component, whole)
             activations = max(activations, s.cost.activations.peak_bytes)
             notes.append(f"{s.name} runs outside the denoising loop on one GPU at its single-GPU time (Wan2.1 "
                          "encodes the prompt on every rank, sharded with --t5_fsdp but computed whole, and decodes "

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.estimate.evaluate import StageCost, evaluate
-from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, fit
+from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, effective_runtime, fit, tiled_vae, with_runtime
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
 from fxmeter.estimate.residency import Residency, StageLoad, fit_line, plan
@@ -268,7 +268,10 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
                              cost.modules if keep_modules else cost.modules[:1], (), cost.categories, cost.unmodeled,
                              cost.activations, cost.weights, cost.trace)
             bound, predicted = light(bound, keep_modules), light(predicted, keep_modules)
-        w = at_precision(cost.weights, precision)
+        if options.vae_tiling is not None and inp.plan.name == "vae":
+            cost = tiled_vae(cost, inp.model, options.vae_tiling)
+        w = with_runtime(at_precision(cost.weights, precision), effective_runtime(options.runtime, options.fsdp),
+                         denoiser, inp.plan.component)
         weights_by_component.setdefault(inp.plan.component, w)
         stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected))
     weights = None

@@ -1,14 +1,24 @@
-"""Memory of a generation: weights at the deployment precision, peak activations, the fit check.
+"""Memory of a generation: weights at the deployment precision, peak activations, the fit check, and the
+peak as a PyTorch process holds it.
 
 Pure steps over typed values: weights come from the traced checkpoint bytes
 (:class:`~fxmeter.estimate.evaluate.Weights`), activations from the liveness walk of one
-forward (:class:`~fxmeter.estimate.evaluate.Activations`).
+forward (:class:`~fxmeter.estimate.evaluate.Activations`).  On top of them, the process model:
+the caching allocator's rounding (allocated vs reserved), torch's cuBLAS workspace, the CUDA context,
+NCCL's buffers (:func:`process_memory`, :func:`predicted_peak`), the runtime's dtype policy
+(``--runtime``: Wan's repository keeps its DiT in float32), VAE tiling (``--vae-tiling``) and host RAM;
+every constant with its source beside it.
+
+Why one long module: every number that turns tensors into a process's memory lives here with its
+source, so that a reader checks them in one place and ``validate`` / ``fit`` / the report read one
+function (:func:`predicted_peak`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fxmeter.estimate.evaluate import Weights
 
@@ -79,3 +89,391 @@ def fit(weight_bytes: int, activation_bytes: int, device_bytes: int, device: str
                 f"{activation_bytes / GIB:.1f} GiB = {need / GIB:.1f} GiB > {device_bytes / GIB:.0f} GiB "
                 f"(short by {(need - device_bytes) / GIB:.1f} GiB: offload, fp8 weights, or more GPUs)")
     return Fit(ok, need, device_bytes, text)
+
+
+# -- what a real process allocates ------------------------------------------------------------------
+#: Each constant of the process model with its source.  ``allocated`` is what
+#: ``torch.cuda.max_memory_allocated()`` counts (tensors, the cuBLAS workspace); ``reserved`` what
+#: ``torch.cuda.max_memory_reserved()`` counts (the caching allocator's segments); ``device`` what
+#: the process holds on the GPU (``nvidia-smi``): reserved + the CUDA context + NCCL's own buffers.
+CACHING_ALLOCATOR = ("pytorch/pytorch c10/cuda/CUDACachingAllocator.cpp (constants kMinBlockSize, kSmallSize, "
+                     "kSmallBuffer, kMinLargeAlloc, kLargeBuffer, kRoundLarge and get_allocation_size; the same "
+                     "values in c10/core/AllocatorConfig.h)")
+K_MIN_BLOCK = 512  # every request is rounded up to a multiple of 512 bytes
+K_SMALL_SIZE = 1 << 20  # requests <= 1 MiB are "small"
+K_SMALL_BUFFER = 2 << 20  # small requests are packed in 2 MiB segments
+K_MIN_LARGE_ALLOC = 10 << 20  # requests between 1 MiB and 10 MiB get a 20 MiB segment
+K_LARGE_BUFFER = 20 << 20
+K_ROUND_LARGE = 2 << 20  # larger requests: a segment of the request rounded up to 2 MiB
+#: torch's cuBLAS workspace per handle (one handle per device and stream on the main thread)
+CUBLAS_WORKSPACE_HOPPER = 4096 * 8 * 1024  # 33,554,432: ":4096:8", compute capability 9.x / 10.x / 12.x
+CUBLAS_WORKSPACE_DEFAULT = 4096 * 1024 * 2 + 16 * 1024 * 8  # 8,519,680: ":4096:2:16:8"
+CUBLAS_SOURCE = ("pytorch/pytorch aten/src/ATen/cuda/CublasHandlePool.cpp parseChosenWorkspaceSize(): "
+                 "':4096:2:16:8 default, 32MiB for Hopper and Blackwell' (CUBLAS_WORKSPACE_CONFIG overrides); "
+                 "allocated through the caching allocator (getNewWorkspace), so it counts as allocated")
+#: the CUDA context with lazy module loading (torch sets CUDA_MODULE_LOADING=LAZY since 1.13)
+CUDA_CONTEXT_LAZY = 287_047_680
+CUDA_CONTEXT_EAGER = 666_632_192
+CUDA_CONTEXT_SOURCE = ("pytorch/pytorch#86509 (torch 1.13 sets CUDA_MODULE_LOADING=LAZY), measured total-free after "
+                       "one small tensor: 287,047,680 bytes lazy vs 666,632,192 with CUDA_MODULE_LOADING=DEFAULT; "
+                       "reports of 300-400 MB per process (pytorch/pytorch#107667, #109888). Not in torch's "
+                       "allocated or reserved counters: nvidia-smi shows it")
+#: NCCL's per-peer, per-channel buffers of the Simple protocol
+NCCL_BUFFSIZE = 4 << 20
+NCCL_CHANNELS = 2  # assumption: NCCL picks the channel count from the topology at run time
+NCCL_SOURCE = ("NCCL_BUFFSIZE default 4194304 (4 MiB), NCCL docs, Environment Variables "
+               "(https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html#nccl-buffsize); buffers per "
+               "GPU = NCCL_BUFFSIZE x channels x connected peers, each communicator its own, allocated by NCCL "
+               "(cudaMalloc/cuMem), outside torch's counters; the channel count (2 here) is an assumption")
+WORKSPACE_NOTES = (
+    "FlashAttention / SDPA: no workspace beyond the softmax log-sum-exp, an output of the traced attention node "
+    "(already in the liveness walk)",
+    "cuDNN convolution workspaces (the VAE's conv3d) are chosen by cuDNN's heuristics at run time: not counted",
+)
+EXPANDABLE_NOTE = ("PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True maps 2 MiB pages into one growing segment per "
+                   "stream: no 20 MiB buffers for 1-10 MiB requests and no freed block too small to reuse; reserved is "
+                   "then each live set rounded to 2 MiB pages")
+
+
+def round_request(size: int) -> int:
+    """A request's size as the caching allocator counts it (``round_size``: a multiple of 512 bytes, at least 512)."""
+    if size <= 0:
+        return 0
+    return -(-size // K_MIN_BLOCK) * K_MIN_BLOCK
+
+
+def segment_bytes(size: int) -> int:
+    """The segment ``cudaMalloc`` gets for a request the cached blocks cannot serve (``get_allocation_size``)."""
+    if size <= 0:
+        return 0
+    if size <= K_SMALL_SIZE:
+        return K_SMALL_BUFFER
+    if size < K_MIN_LARGE_ALLOC:
+        return K_LARGE_BUFFER
+    return -(-size // K_ROUND_LARGE) * K_ROUND_LARGE
+
+
+def cublas_workspace(compute_capability: str | None) -> int:
+    """torch's cuBLAS workspace of one handle on a device of this compute capability (0: not an NVIDIA device)."""
+    if compute_capability is None or not compute_capability[:1].isdigit():
+        return 0
+    major = int(compute_capability.split(".")[0])
+    return CUBLAS_WORKSPACE_HOPPER if major in (9, 10, 12) else CUBLAS_WORKSPACE_DEFAULT
+
+
+def nccl_buffers(group_sizes: tuple[int, ...], channels: int = NCCL_CHANNELS) -> int:
+    """NCCL's buffers on one GPU: per communicator of P > 1 ranks, P - 1 peers x channels x NCCL_BUFFSIZE."""
+    return sum((p - 1) * channels * NCCL_BUFFSIZE for p in group_sizes if p > 1)
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """Peak memory per GPU of one generation as a PyTorch process holds it, at the peak stage.
+
+    ``peak_allocated_bytes``: ``torch.cuda.max_memory_allocated()``; ``peak_reserved_bytes``:
+    ``torch.cuda.max_memory_reserved()``; ``peak_device_bytes``: what the process holds on the GPU
+    (reserved + CUDA context + NCCL buffers, ``nvidia-smi``).  The fit check uses the device figure.
+    """
+
+    stage: str
+    weights: int  # allocated: the weights resident during the peak stage
+    activations: int  # allocated: that stage's live activations (liveness walk), each request rounded to 512 bytes
+    workspaces: int  # allocated: the cuBLAS workspace
+    allocator_slack: int  # reserved - allocated: segment rounding and the mid-size pool
+    context: int  # device only: the CUDA context
+    nccl: int  # device only: NCCL's buffers
+    host_bytes: int  # host RAM the policy keeps (offloaded weights, a text encoder on the CPU and its activations)
+    pinned_host_bytes: int
+    expandable_segments: bool
+    runtime: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def peak_allocated_bytes(self) -> int:
+        return self.weights + self.activations + self.workspaces
+
+    @property
+    def peak_reserved_bytes(self) -> int:
+        return self.peak_allocated_bytes + self.allocator_slack
+
+    @property
+    def peak_device_bytes(self) -> int:
+        return self.peak_reserved_bytes + self.context + self.nccl
+
+    def breakdown(self) -> dict[str, int]:
+        return {"weights": self.weights, "activations": self.activations, "workspaces": self.workspaces,
+                "allocator_slack": self.allocator_slack, "context": self.context, "nccl": self.nccl}
+
+    def to_dict(self) -> dict[str, object]:
+        return {"stage": self.stage, "peak_allocated_bytes": self.peak_allocated_bytes,
+                "peak_reserved_bytes": self.peak_reserved_bytes, "peak_device_bytes": self.peak_device_bytes,
+                "breakdown": self.breakdown(), "host_bytes": self.host_bytes, "pinned_host_bytes": self.pinned_host_bytes,
+                "expandable_segments": self.expandable_segments, "runtime": self.runtime, "notes": list(self.notes)}
+
+
+def process_memory(stage: str, weights: int, activations: int, *, compute_capability: str | None,
+                   nccl_groups: tuple[int, ...] = (), host_bytes: int = 0, pinned_host_bytes: int = 0,
+                   expandable_segments: bool = False, runtime: str = "diffusers", lazy_loading: bool = True,
+                   notes: tuple[str, ...] = ()) -> ProcessMemory:
+    """The allocated / reserved / device peak of one stage from its resident weights and live activations.
+
+    Allocated: weights and activations each rounded up to 512 bytes (a sum of tensors, so a lower bound
+    of the per-tensor rounding) + the cuBLAS workspace.  Reserved, without expandable segments: the
+    weights and the activations each rounded up to 2 MiB segments, the workspace in its own segment, and
+    one 20 MiB segment for the 1-10 MiB requests (biases, norms, the small activations); with
+    expandable segments: the same live sets rounded to 2 MiB pages without the 20 MiB segment.
+    """
+    ws = round_request(cublas_workspace(compute_capability)) if weights or activations else 0
+    w, a = round_request(weights), round_request(activations)
+    allocated = w + a + ws
+    if expandable_segments:
+        reserved = _pages(w) + _pages(a) + _pages(ws)
+    else:
+        reserved = segment_bytes(w) + segment_bytes(a) + segment_bytes(ws) + (K_LARGE_BUFFER if allocated else 0)
+    context = (CUDA_CONTEXT_LAZY if lazy_loading else CUDA_CONTEXT_EAGER) if allocated else 0
+    return ProcessMemory(stage, w, a, ws, max(0, reserved - allocated), context, nccl_buffers(nccl_groups),
+                         host_bytes, pinned_host_bytes, expandable_segments, runtime, notes)
+
+
+def _pages(n: int) -> int:
+    return -(-n // K_ROUND_LARGE) * K_ROUND_LARGE if n > 0 else 0
+
+
+# -- the runtime's dtype policy ---------------------------------------------------------------------
+RUNTIMES = ("diffusers", "wan", "wan-bf16")
+RUNTIME_DESCRIPTIONS = {
+    "diffusers": "the diffusers pipeline: every component in the dtype fxmeter traced it in",
+    "wan": ("Wan's own repository (generate.py): WanModel.from_pretrained keeps the DiT's parameters in float32 and "
+            "runs it under torch.cuda.amp.autocast(dtype=param_dtype) (wan/text2video.py WanT2V.__init__ / generate); "
+            "T5 in bfloat16 (config.t5_dtype), the VAE in float32 (WanVAE dtype=torch.float), CLIP in float16"),
+    "wan-bf16": "Wan's repository with --convert_model_dtype (Wan2.2 generate.py): the DiT's parameters converted to "
+                "config.param_dtype (bfloat16); the rest as 'wan'",
+}
+RUNTIME_SOURCE = ("Wan-Video/Wan2.1 wan/text2video.py (WanModel.from_pretrained(checkpoint_dir), no dtype conversion; "
+                  "generate() under amp.autocast(dtype=self.param_dtype)); Wan-Video/Wan2.2 generate.py "
+                  "--convert_model_dtype")
+
+
+def effective_runtime(runtime: str, fsdp: bool) -> str:
+    """``wan-bf16`` with FSDP keeps the DiT in float32: Wan2.2's ``_configure_model`` applies
+    ``--convert_model_dtype`` only without ``--dit_fsdp`` ("Only works without FSDP", wan/text2video.py)."""
+    return "wan" if runtime == "wan-bf16" and fsdp else runtime
+
+
+def check_runtime(name: str | None) -> str:
+    """A ``--runtime`` value, checked (one-line :class:`WorkloadError` otherwise)."""
+    from fxmeter.errors import WorkloadError
+
+    key = (name or "diffusers").strip().lower()
+    if key not in RUNTIMES:
+        raise WorkloadError(f"unknown --runtime {name!r}; use one of {', '.join(RUNTIMES)}")
+    return key
+
+
+def runtime_weight_bytes(w: WeightMemory, *, runtime: str, denoiser: bool, component: str) -> int:
+    """A component's weight bytes under the runtime's dtype policy.
+
+    ``wan``: the DiT's parameters in float32 (4 bytes each, whatever ``--precision``); ``wan-bf16``:
+    2 bytes each; the CLIP image encoder in float16 (Wan's ``clip_dtype``); every other component
+    (T5 in bf16, the VAE in fp32) as the diffusers pipeline loads it.
+    """
+    params = sum(w.parameters_by_dtype.values())
+    if runtime == "wan" and denoiser:
+        return 4 * params
+    if runtime == "wan-bf16" and denoiser:
+        return 2 * params
+    if runtime in ("wan", "wan-bf16") and component == "image_encoder":
+        return 2 * params
+    return w.weight_bytes
+
+
+# -- VAE decode with tiling -------------------------------------------------------------------------
+#: ``vae.enable_tiling()`` defaults per class: (tile height, tile width, stride height, stride width) in
+#: pixels, and the VAE's spatial / temporal compression
+VAE_TILES: dict[str, tuple[int, int, int, int, int, int]] = {
+    # diffusers src/diffusers/models/autoencoders/autoencoder_kl_wan.py AutoencoderKLWan.__init__:
+    # tile_sample_min_height/width 256, tile_sample_stride_height/width 192
+    "AutoencoderKLWan": (256, 256, 192, 192, 8, 4),
+    # autoencoder_kl_hunyuan_video.py: 256/256, stride 192/192 (spatial; framewise decoding already on)
+    "AutoencoderKLHunyuanVideo": (256, 256, 192, 192, 8, 4),
+    # autoencoder_kl.py: tile_sample_min_size = config.sample_size (1024 for FLUX.1 / SD3's VAE), overlap 0.25
+    "AutoencoderKL": (1024, 1024, 768, 768, 8, 1),
+}
+TILING_SOURCE = ("diffusers src/diffusers/models/autoencoders (AutoencoderKLWan / AutoencoderKLHunyuanVideo "
+                 "tile_sample_min_height=256, tile_sample_stride_height=192; AutoencoderKL tile_sample_min_size = "
+                 "config.sample_size, tile_overlap_factor 0.25): tiled_decode decodes one tile at a time, keeps every "
+                 "decoded tile in a list, blends them and concatenates the result")
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """``--vae-tiling``: off, the pipeline's tile sizes, or a square tile of ``size`` pixels (stride 3/4 of it)."""
+
+    size: int | None = None  # None: the VAE class's own tile sizes
+
+    def tiles(self, cls: str) -> tuple[int, int, int, int, int, int] | None:
+        base = VAE_TILES.get(cls)
+        if base is None:
+            return None
+        if self.size is None:
+            return base
+        stride = max(8, self.size * 3 // 4)
+        return (self.size, self.size, stride, stride, base[4], base[5])
+
+
+def parse_tiling(value: str | int | None) -> Tiling | None:
+    """``--vae-tiling``: ``off`` (None), ``on`` (the pipeline's tile sizes) or a tile size in pixels (a multiple of 8)."""
+    from fxmeter.errors import WorkloadError
+
+    if value is None or value is False:
+        return None
+    text = str(value).strip().lower()
+    if text in ("off", "none", "no", "false"):
+        return None
+    if text in ("on", "default", "yes", "true"):
+        return Tiling()
+    try:
+        size = int(text)
+    except ValueError:
+        raise WorkloadError(f"--vae-tiling takes on, off or a tile size in pixels (e.g. 256), got {value!r}") from None
+    if size <= 0 or size % 8:
+        raise WorkloadError(f"--vae-tiling tile size must be a positive multiple of 8 pixels, got {size}")
+    return Tiling(size)
+
+
+def tiled_decode_bytes(cls: str, dims: Mapping[str, int], dtype_bytes: int, tiling: Tiling,
+                       tile_peak: Any) -> tuple[int, str] | None:
+    """Live bytes of ``tiled_decode`` at its peak, or None when the class has no tiling or the latent fits one tile.
+
+    ``tile_peak(dims)``: the decode's activation peak at a tile's latent size (the liveness walk of
+    the same trace).  Peak = max(one tile's decode + the tiles already decoded,
+    every decoded tile + the concatenated output).
+    """
+    t = tiling.tiles(cls)
+    if t is None:
+        return None
+    th, tw, sh, sw, s, ts = t
+    lh, lw = int(dims["latent_h"]), int(dims["latent_w"])
+    tlh, tlw, slh, slw = th // s, tw // s, max(1, sh // s), max(1, sw // s)
+    if lh <= tlh and lw <= tlw:
+        return None
+    rows, cols = len(range(0, lh, slh)), len(range(0, lw, slw))
+    n = rows * cols
+    b = int(dims.get("batch", 1))
+    lf = int(dims.get("latent_frames", 1))
+    frames = 1 + ts * (lf - 1) if ts > 1 else lf
+    tile_out = b * 3 * frames * min(th, lh * s) * min(tw, lw * s) * dtype_bytes
+    full_out = b * 3 * frames * lh * s * lw * s * dtype_bytes
+    one = int(tile_peak({**dims, "latent_h": min(tlh, lh), "latent_w": min(tlw, lw)}))
+    peak = max(one + (n - 1) * tile_out, n * tile_out + full_out)
+    note = (f"VAE decode tiled ({rows}x{cols} tiles of {th}x{tw} px, stride {sh}x{sw}): one tile's decode "
+            f"{one / GIB:.2f} GiB + decoded tiles, or every tile + the {full_out / GIB:.2f} GiB output")
+    return peak, note
+
+
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def tiled_vae(cost: Any, sm: Any, size: int) -> Any:
+    """``cost`` (a VAE decode at its workload) with the activation peak of ``vae.enable_tiling()``.
+
+    ``size``: 0 for the class's own tile sizes, else a square tile of that many pixels.  The tile's
+    decode is the same symbolic model evaluated at the tile's latent size; a VAE class without tiling
+    in diffusers, or a latent that fits one tile, keeps the untiled peak.
+    """
+    from dataclasses import replace
+
+    from fxmeter.cost.formula import compile_table
+    from fxmeter.errors import WorkloadError
+    from fxmeter.estimate.evaluate import activations
+
+    symbols = list(sm.symbols)
+
+    def tile_peak(dims: Mapping[str, int]) -> int:
+        bad = sm.guard_problems(dims)
+        if bad:
+            raise WorkloadError(f"--vae-tiling: a tile's latent size is outside the VAE trace's guards ({', '.join(bad)})")
+        vals = compile_table(sm.formulas, symbols)(**{s: dims[s] for s in symbols})
+        return activations(sm, vals, False).peak_bytes
+
+    got = tiled_decode_bytes(cost.diffusers_class, cost.dims, _DTYPE_BYTES.get(str(sm.meta.get("dtype")), 4),
+                             Tiling(size or None), tile_peak)
+    if got is None:
+        return cost
+    peak, note = got
+    act = replace(cost.activations, peak_bytes=peak, peak_node=None, peak_module=None,
+                  note=f"{note}; {TILING_SOURCE}")
+    return replace(cost, activations=act)
+
+
+def with_runtime(w: WeightMemory, runtime: str, denoiser: bool, component: str) -> WeightMemory:
+    """``w`` as the runtime loads it (:func:`runtime_weight_bytes`); diffusers: unchanged."""
+    if runtime == "diffusers":
+        return w
+    n = runtime_weight_bytes(w, runtime=runtime, denoiser=denoiser, component=component)
+    if n == w.weight_bytes:
+        return w
+    dtype = "float32" if n == 4 * sum(w.parameters_by_dtype.values()) else "bfloat16"
+    if component == "image_encoder":
+        dtype = "float16"
+    return WeightMemory(n, {dtype: n}, dict(w.parameters_by_dtype),
+                        f"--runtime {runtime}: {sum(w.parameters_by_dtype.values()):,} parameters in {dtype} "
+                        f"({RUNTIME_SOURCE})")
+
+
+# -- the predicted peak per GPU of an estimate ------------------------------------------------------
+def host_bytes(est: Any, residency: Any) -> int:
+    """Host RAM the residency keeps at its worst stage: the weights of every component not on the device
+    then (offloaded copies; pageable: neither diffusers' hooks nor Wan's ``.cpu()`` pin them) plus a
+    text encoder run on the host (``--t5-cpu``: its weights and its activation peak)."""
+    if residency is None:
+        return 0
+    weights = {c: w.weight_bytes for c, w in est.component_weights.items()}
+    stages = {s.name: s for s in est.pipeline}
+    on_host_runs = [stages[r.stage] for r in residency.stages if r.on_host and r.stage in stages]
+    host_only = sum(weights.get(s.plan.component, 0) for s in {s.plan.component: s for s in on_host_runs}.values())
+    host_act = max((s.cost.activations.peak_bytes for s in on_host_runs), default=0)
+    if residency.policy == "none":
+        return host_only + host_act
+    total = sum(weights.values())
+    worst = max((total - r.resident_bytes for r in residency.stages if not r.on_host), default=total)
+    return max(worst, host_only) + host_act
+
+
+def predicted_peak(est: Any, *, expandable_segments: bool = False, lazy_loading: bool = True) -> ProcessMemory:
+    """The peak memory per GPU of ``est``'s generation, as a process allocates it.
+
+    One GPU: the residency policy's peak stage (its resident weights + that stage's activation peak);
+    ``--gpus N``: the deployment's per-GPU weights (FSDP shards, TP slices) and activations (the
+    denoiser's split by the sequence-parallel degree; a stage outside the loop on one GPU whole), plus one
+    NCCL communicator per parallel group.  Weights follow ``--runtime``'s dtype policy, the VAE decode
+    ``--vae-tiling``.  h4's ``validate`` reads this one function.
+    """
+    opts = est.options
+    hw = est.device.hw if est.device is not None else None
+    cc = getattr(hw, "compute_capability", None) if hw is not None else None
+    res = est.residency
+    notes = [*WORKSPACE_NOTES, f"allocator: {CACHING_ALLOCATOR}", f"cuBLAS workspace: {CUBLAS_SOURCE}",
+             f"CUDA context: {CUDA_CONTEXT_SOURCE}"]
+    if expandable_segments:
+        notes.append(EXPANDABLE_NOTE)
+    groups: tuple[int, ...] = ()
+    dep = getattr(est, "deployment", None)
+    if dep is not None:
+        p = dep.plan
+        groups = tuple(g for g in (p.ulysses * p.ring, p.cfg, p.tp) if g > 1)
+        if p.fsdp:
+            groups = (*groups, p.gpus)
+        notes.append(f"NCCL: {NCCL_SOURCE}")
+        stage, w, a = f"{p.gpus} GPUs, per GPU", dep.weight_bytes_per_gpu, dep.activation_bytes_per_gpu
+    elif res is not None:
+        peak = res.peak
+        stage, w, a = peak.stage, peak.resident_bytes, peak.activation_bytes
+    else:
+        stage, w, a = "transformer", est.weights.weight_bytes, est.activation_peak_bytes
+    if opts.runtime != "diffusers":
+        notes.append(f"--runtime {opts.runtime}: {RUNTIME_DESCRIPTIONS[opts.runtime]}; activations as traced (autocast "
+                     "keeps matmul outputs in bfloat16)")
+    return process_memory(stage, w, a, compute_capability=cc, nccl_groups=groups, host_bytes=host_bytes(est, res),
+                          expandable_segments=expandable_segments, runtime=opts.runtime, lazy_loading=lazy_loading,
+                          notes=tuple(notes))

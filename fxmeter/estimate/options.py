@@ -43,6 +43,9 @@ class Options:
         stage_dtypes: dtypes that replace the pipeline's for some stages (``--stage-dtype vae=fp32``).
         offload: the residency policy (``--offload``: none, model, sequential, wan).
         t5_cpu: the text encoder runs on the host CPU (Wan's ``--t5_cpu``).
+        runtime: whose code runs the pipeline, for its dtype policy (``diffusers``, ``wan``: Wan's
+            repository with the DiT's parameters in float32, ``wan-bf16``: with ``--convert_model_dtype``).
+        vae_tiling: ``vae.enable_tiling()``: None (off), 0 (the VAE's own tile sizes) or a tile size in pixels.
     """
 
     dtype: str = "bfloat16"
@@ -63,6 +66,8 @@ class Options:
     stage_dtypes: Mapping[str, str] | None = None
     offload: str = "none"
     t5_cpu: bool = False
+    runtime: str = "diffusers"
+    vae_tiling: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -89,6 +94,10 @@ class Options:
             "stage_dtypes": dict(sorted(self.stage_dtypes.items())) if self.stage_dtypes else None,
             "offload": self.offload, "t5_cpu": self.t5_cpu,
         }
+        if self.runtime != "diffusers":
+            out["runtime"] = self.runtime
+        if self.vae_tiling is not None:
+            out["vae_tiling"] = self.vae_tiling
         if self.gpus is not None:
             out.update(gpus=self.gpus, parallel=self.parallel, fsdp=self.fsdp)
         return out

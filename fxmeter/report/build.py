@@ -341,6 +341,9 @@ def _residency(est: Estimate) -> tuple[dict[str, Any], tuple[dict[str, Any], ...
                  "blocking",
     }
     if hw is not None:
+        from fxmeter.estimate.memory import predicted_peak
+
+        doc["process"] = {k: v for k, v in predicted_peak(est).to_dict().items() if k != "notes"}
         doc["fit"] = {"fits": r.peak_bytes <= hw.memory_bytes, "required_bytes": r.peak_bytes,
                       "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label)}
         if r.transfers and r.transfer_seconds is None:
