@@ -66,3 +66,18 @@ def test_price_per_hour_decimal_comma_on_the_cli() -> None:
     code, _, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "h100", "--price-per-hour", "2,49",
                        "--output-root", "/nonexistent-never-written")
     one_error(code, err, "write 2.49")
+
+
+# -- item 7: --cache-skip arithmetic ------------------------------------------------------------------
+def test_cache_skip_end_to_end_line_is_true(tiny_config: Path) -> None:
+    from fxmeter.report.summary import headline, render
+
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", steps=4, cache_skip=0.5, run_id="skip")
+    pf, e2e = rep.totals.per_forward.metrics.flops, rep.totals.end_to_end.metrics.flops
+    # 4 steps x 2 passes = 8 forwards; --cache-skip 0.5 skips floor(8 x 0.5) = 4: per forward x 4 = end to end
+    assert e2e == 4 * pf
+    md = render(rep)
+    line = next(ln for ln in md.splitlines() if ln.startswith("End to end ="))
+    assert "per forward x 4 forwards run" in line and "= 8 forwards" in line and "skips 4" in line, line
+    assert "x 4 steps x 2 passes per step =" not in md  # the old line: 8 forwards' arithmetic beside 4 forwards' FLOPs
+    assert "(4 of 8 forwards run" in headline(rep)

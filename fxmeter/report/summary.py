@@ -44,8 +44,7 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     for k in METRIC_ROWS:
         a, b = pf.value(k), e2e.value(k)
         out.append(f"| {k} | {a:,} ({with_unit(a, k)}) | {b:,} ({with_unit(b, k)}) |")
-    out.append(f"\nEnd to end = per forward x {wl.steps} steps x {wl.passes_per_step} passes per step "
-               f"= {human(e2e.flops, 'FLOP')}.\n")
+    out.append(f"\n{end_to_end_sentence(rep)}\n")
     out.append("## Memory\n")
     out.append("| item | bytes |\n|---|---:|")
     out.append(f"| weights | {mem.weight_bytes:,} ({si_bytes(mem.weight_bytes)}) |")
@@ -97,6 +96,31 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append("\n## Notes\n")
     out.extend(f"- {n}" for n in rep.notes)
     return "\n".join(out) + "\n"
+
+
+def forwards_run(rep: ReportDocument) -> tuple[int, int]:
+    """(transformer forwards the workload asks for, forwards actually run): fewer under ``--cache-skip``."""
+    wl = rep.workload
+    full = wl.steps * wl.passes_per_step
+    if rep.pipeline is not None:
+        den = [st for st in rep.pipeline.stages if st.denoiser]
+        if den:
+            return full, sum(st.runs for st in den)
+    skip = float(rep.trace.options.get("cache_skip") or 0.0)
+    return full, full - int(full * skip)
+
+
+def end_to_end_sentence(rep: ReportDocument) -> str:
+    """summary.md's "End to end = ..." line, with the arithmetic true (forwards a step cache skips left out)."""
+    wl, e2e = rep.workload, rep.totals.end_to_end.metrics
+    full, ran = forwards_run(rep)
+    if ran == full:
+        return (f"End to end = per forward x {wl.steps} steps x {wl.passes_per_step} passes per step "
+                f"= {human(e2e.flops, 'FLOP')}.")
+    skip = float(rep.trace.options.get("cache_skip") or 0.0)
+    return (f"End to end = per forward x {ran:,} forwards run = {human(e2e.flops, 'FLOP')} "
+            f"({wl.steps} steps x {wl.passes_per_step} passes = {full:,} forwards, of which --cache-skip {skip:g} "
+            f"skips {full - ran:,}, counted as free).")
 
 
 def pipeline_markdown(rep: ReportDocument) -> str:
@@ -239,7 +263,7 @@ def headline(rep: ReportDocument) -> str:
     root = rep.modules[0].id + "." if rep.modules else ""
     lines = [
         f"{rep.model.id} @ {wl.name}: {wl.tokens:,} tokens (latent {'x'.join(map(str, wl.latent_shape))}), "
-        f"{wl.steps} steps x {wl.passes_per_step} passes",
+        f"{wl.steps} steps x {wl.passes_per_step} passes" + _skipped(rep),
         f"  tensor-core FLOPs per forward  {pf.tensor_core_flops:>28,}  ({human(pf.tensor_core_flops, 'FLOP')})",
         f"  CUDA-core FLOPs per forward    {pf.cuda_core_flops:>28,}  ({human(pf.cuda_core_flops, 'FLOP')})",
         f"  FLOPs end to end               {e2e.flops:>28,}  ({human(e2e.flops, 'FLOP')})",
@@ -249,6 +273,11 @@ def headline(rep: ReportDocument) -> str:
             for r in top(rep, "module", "tensor_core_flops", 3).rows),
     ]
     return "\n".join(lines)
+
+
+def _skipped(rep: ReportDocument) -> str:
+    full, ran = forwards_run(rep)
+    return "" if ran == full else f" ({ran:,} of {full:,} forwards run: --cache-skip skips the rest)"
 
 
 def _predicted_label(rep: ReportDocument) -> str:
