@@ -81,3 +81,26 @@ def test_cache_skip_end_to_end_line_is_true(tiny_config: Path) -> None:
     assert "per forward x 4 forwards run" in line and "= 8 forwards" in line and "skips 4" in line, line
     assert "x 4 steps x 2 passes per step =" not in md  # the old line: 8 forwards' arithmetic beside 4 forwards' FLOPs
     assert "(4 of 8 forwards run" in headline(rep)
+
+
+# -- item 11: fit headroom -----------------------------------------------------------------------------
+def test_fit_says_how_much_is_left_and_warns_when_tight() -> None:
+    from fxmeter.estimate.headroom import CONTEXT_BYTES, headroom
+    from fxmeter.estimate.memory import GIB, fit
+
+    # Wan2.2-A14B's whole generation on an H100: 78.6 of 80 GiB -> 1.4 GiB (1.8%) to spare, under a context + slack
+    h = headroom(int(78.6 * GIB), 80 * GIB)
+    assert h.bytes == 80 * GIB - int(78.6 * GIB) and not h.tight
+    assert h.text().startswith("1.4 GiB (1.8%) to spare (tight: a CUDA context takes ~0.5-1 GiB")
+    assert "too tight" in headroom(80 * GIB - CONTEXT_BYTES // 2, 80 * GIB).text()  # less than a context left
+    assert headroom(40 * GIB, 80 * GIB).text() == "40.0 GiB (50.0%) to spare"  # roomy: no warning
+    assert headroom(81 * GIB, 80 * GIB).text() == ""
+    f = fit(70 * GIB, 9 * GIB, 80 * GIB, "X")  # 79 of 80 GiB
+    assert f.fits and f.headroom_bytes == GIB and "1.0 GiB (1.2%) to spare (tight" in f.statement
+
+
+def test_report_fit_carries_headroom_bytes(tiny_config: Path) -> None:
+    rep = fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", run_id="hr")
+    fit = rep.to_dict()["memory"]["fit"]
+    assert fit["headroom_bytes"] == fit["device_bytes"] - fit["required_bytes"] > 0
+    assert "to spare" in fit["statement"]

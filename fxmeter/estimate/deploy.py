@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from fxmeter.errors import ParallelError
 from fxmeter.estimate.comm import CommModel, LinkSpec, load_comm_model, pick_link
 from fxmeter.estimate.kernels import KernelModel, KernelOptions, kernel_time, load_kernel_model
+from fxmeter.estimate.headroom import headroom
 from fxmeter.estimate.memory import GIB, Fit
 from fxmeter.estimate.metrics import Metrics
 from fxmeter.estimate.parallel import (
@@ -343,6 +344,7 @@ def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
     ok = need <= have
     text = (f"{'fits' if ok else 'does NOT fit'} on each {hw.label}: weights {weights / GIB:.1f} GiB + activations "
             f"{activations / GIB:.1f} GiB = {need / GIB:.1f} GiB per GPU {'of' if ok else '>'} {have / GIB:.0f} GiB"
+            + (f", {headroom(need, have).text()}" if ok else "")
             + ("" if ok else f" (short by {(need - have) / GIB:.1f} GiB: more GPUs, --fsdp, --offload or fp8 weights)"))
     return Fit(ok, need, have, text)
 

@@ -342,7 +342,8 @@ def _residency(est: Estimate) -> tuple[dict[str, Any], tuple[dict[str, Any], ...
     }
     if hw is not None:
         doc["fit"] = {"fits": r.peak_bytes <= hw.memory_bytes, "required_bytes": r.peak_bytes,
-                      "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label)}
+                      "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label),
+                      "headroom_bytes": hw.memory_bytes - r.peak_bytes}
         if r.transfers and r.transfer_seconds is None:
             doc["notes"].append(f"{hw.label}: the device table gives no PCIe link, so copy seconds are unknown "
                                 "(bytes are counted; end_to_end seconds leave the copies out)")

@@ -300,9 +300,14 @@ class FitInfo:
     device_bytes: int
     statement: str
 
+    @property
+    def headroom_bytes(self) -> int:
+        """Device memory left after weights + peak activations (negative: short by that much)."""
+        return self.device_bytes - self.required_bytes
+
     def to_dict(self) -> dict[str, Any]:
         return {"fits": self.fits, "required_bytes": self.required_bytes, "device_bytes": self.device_bytes,
-                "statement": self.statement}
+                "statement": self.statement, "headroom_bytes": self.headroom_bytes}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> FitInfo | None:
