@@ -104,3 +104,68 @@ def test_report_fit_carries_headroom_bytes(tiny_config: Path) -> None:
     fit = rep.to_dict()["memory"]["fit"]
     assert fit["headroom_bytes"] == fit["device_bytes"] - fit["required_bytes"] > 0
     assert "to spare" in fit["statement"]
+
+
+# -- item 5: transformer-only vs whole generation -------------------------------------------------------
+def test_report_generation_is_the_whole_generation_end_to_end_the_transformer() -> None:
+    rep = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h100", include_nodes=False, run_id="gen")
+    gen, e2e = rep.generation, rep.end_to_end
+    assert gen is not None and rep.pipeline is not None
+    assert gen["scope"] == "whole generation" and gen["stages"] == {"text_encoder": 2, "transformer": 100, "vae": 1}
+    # the whole generation = the stages' sum (+ copies, none here); the transformer alone is end_to_end
+    assert gen["flops"] == sum(st.end_to_end.metrics.flops for st in rep.pipeline.stages) > e2e["flops"]
+    assert gen["predicted_seconds"] > e2e["predicted_seconds"]
+    assert "transformer ALONE" in (type(rep).end_to_end.__doc__ or "")
+    assert "WHOLE generation" in (type(rep).generation.__doc__ or "")
+
+
+def test_gpus_console_ends_with_the_n_gpu_lines(tmp_path: Path) -> None:
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "h100", "--gpus", "4",
+                         "--output-root", str(tmp_path), "--run-id", "g4")
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if not ln.startswith("wrote ")]
+    n_gpu = next(i for i, ln in enumerate(lines) if ln.startswith("  on 4 x "))
+    # after the 4-GPU block nothing falls back to one GPU; the one-GPU lines before it say they are one GPU's
+    assert all("fits on one" not in ln and "whole generation" not in ln for ln in lines[n_gpu:]), lines[n_gpu:]
+    assert "per generation (text_encoder, transformer, vae)" in lines[n_gpu + 1]
+    assert any(ln.startswith("  whole generation on ONE GPU") for ln in lines[:n_gpu])
+    assert any(ln.startswith("  on ONE GPU: fits on one") for ln in lines[:n_gpu])
+
+
+def test_offload_console_does_not_print_the_transformer_alone_fit(tmp_path: Path) -> None:
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "rtx4090", "--offload", "sequential",
+                         "--output-root", str(tmp_path), "--run-id", "seq")
+    assert code == 0, err
+    assert "transformer alone: does NOT fit" not in out  # the policy was given: its fit is the one that counts
+    assert "fits on one NVIDIA GeForce RTX 4090 24GB with --offload sequential" in out
+
+
+def test_bare_config_console_says_the_text_encoder_and_vae_are_missing(tiny_config: Path, tmp_path: Path) -> None:
+    code, out, err = run("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--output-root", str(tmp_path),
+                         "--run-id", "bare")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if "NOT modeled" in ln)
+    assert "transformer's alone" in line and "text_encoder, vae" in line and "no config for" in line
+
+
+# -- item 15: more GPUs than one NVLink node; --stages vae ------------------------------------------------
+def test_more_gpus_than_one_nvlink_node_warns(tmp_path: Path) -> None:
+    from fxmeter.estimate.deploy import NVLINK_NODE_GPUS, multi_node_warning
+
+    assert NVLINK_NODE_GPUS == 8 and multi_node_warning(8) is None
+    assert "at least 125 servers" in (multi_node_warning(1000) or "")  # ceil(1000 / 8)
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "h100", "--gpus", "16",
+                         "--output-root", str(tmp_path), "--run-id", "g16")
+    assert code == 0, err
+    warn = next(ln for ln in out.splitlines() if ln.strip().startswith("warning: 16 GPUs"))
+    assert "8-GPU NVLink node" in warn and "no inter-node network is modelled" in warn
+
+
+def test_stages_vae_prints_the_vae(tmp_path: Path) -> None:
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "h100", "--stages", "vae",
+                         "--output-root", str(tmp_path), "--run-id", "vae")
+    assert code == 0, err
+    assert "stages asked for (--stages vae) (vae x1)" in out
+    vae = next(ln for ln in out.splitlines() if ln.startswith("    vae (AutoencoderKLWan) x1:"))
+    assert "predicted" in vae and "bound" in vae
+    assert "the denoising transformer alone (the stages asked for below)" in out

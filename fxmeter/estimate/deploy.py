@@ -279,9 +279,9 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
                      f"own link, all at once ({moved:,.2f} s per GPU, {moves:,.2f} s on one GPU), added to the seconds")
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
-    if plan.gpus > 8:
-        notes.append(f"{plan.gpus} GPUs are more than one 8-GPU server: fxmeter still prices every collective on the "
-                     "device's own GPU link (no inter-node network is modelled)")
+    warn = multi_node_warning(plan.gpus)
+    if warn:
+        notes.append(warn)
     if opts.precision != "bf16":
         p = opts.precision
         notes.append(f"--precision {p}: the FSDP units hold the component's {p} weight bytes (each block scaled by the "
@@ -339,6 +339,25 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
     return st, rows, [*result.notes, *notes], result.weight_bytes_per_gpu
 
 
+#: GPUs one NVLink domain holds on the boards fxmeter's devices ship on: NVIDIA HGX A100/H100/H200/B200
+#: baseboards join 8 GPUs by NVLink through NVSwitch; more GPUs span several servers linked by the network.
+NVLINK_NODE_GPUS = 8
+NVLINK_NODE_SOURCE = ("NVIDIA HGX platform, https://www.nvidia.com/en-us/data-center/hgx/ : HGX H100/H200/B200 "
+                      "'8-GPU' configurations, the GPUs joined by NVLink and NVSwitch (HGX A100 4- and 8-GPU); "
+                      "PCIe cards (L40S, L4, GeForce) have no NVLink domain at all")
+
+
+def multi_node_warning(gpus: int) -> str | None:
+    """A warning when ``gpus`` exceed one NVLink node: the collectives are still priced on the GPU link."""
+    if gpus <= NVLINK_NODE_GPUS:
+        return None
+    nodes = -(-gpus // NVLINK_NODE_GPUS)
+    return (f"{gpus} GPUs are more than one {NVLINK_NODE_GPUS}-GPU NVLink node (at least {nodes} servers; NVIDIA HGX "
+            f"boards join {NVLINK_NODE_GPUS} GPUs by NVLink): fxmeter still prices every collective on the device's own "
+            "GPU link as if all shared one node; no inter-node network is modelled, so the communication seconds are "
+            "optimistic")
+
+
 def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
     need, have = weights + activations, hw.memory_bytes
     ok = need <= have
@@ -351,4 +370,4 @@ def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
 
 
 
-__all__ = ["CommRow", "Deployment", "StageDeployment", "deploy", "link_text"]
+__all__ = ["NVLINK_NODE_GPUS", "CommRow", "Deployment", "StageDeployment", "deploy", "link_text", "multi_node_warning"]

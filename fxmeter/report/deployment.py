@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes
-from fxmeter.estimate.deploy import link_text
+from fxmeter.estimate.deploy import link_text, multi_node_warning
 from fxmeter.estimate.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -218,7 +218,8 @@ def console_lines(d: DeploymentInfo, price_per_hour: float | None = None) -> lis
     pf = d.per_gpu["per_forward"]
     lines = [
         f"  on {d.gpus} x {d.device['label']} ({d.spec}; {d.interconnect['text']}):",
-        f"    predicted ({d.predicted_by}): {seconds(d.predicted_seconds)} end to end; one GPU {seconds(d.single_gpu_seconds)}: "
+        f"    predicted ({d.predicted_by}): {seconds(d.predicted_seconds)} per generation "
+        f"({', '.join(s.name for s in d.stages)}); one GPU {seconds(d.single_gpu_seconds)}: "
         f"speed-up {d.speedup:.2f}x, parallel efficiency {100 * d.efficiency:.1f}%",
         f"    per GPU per forward: {human(pf.tensor_core_flops, 'FLOP')} tensor-core, {d.per_gpu.get('tokens') or '-'} tokens; "
         f"communication exposed {seconds(d.exposed_comm_seconds)} ({100 * d.comm_share:.1f}% of the time), "
@@ -226,6 +227,9 @@ def console_lines(d: DeploymentInfo, price_per_hour: float | None = None) -> lis
         f"    {_cost(d, price_per_hour)}",
         f"    {d.memory['statement']}",
     ]
+    warn = multi_node_warning(d.gpus)
+    if warn:
+        lines.append(f"    warning: {warn}")
     return lines
 
 

@@ -603,11 +603,40 @@ class ReportDocument:
 
     @property
     def per_forward(self) -> dict[str, Any]:
+        """One forward of the denoising transformer (the transformer ALONE): counts and, with a device, seconds."""
         return self.totals.per_forward.to_dict()
 
     @property
     def end_to_end(self) -> dict[str, Any]:
+        """The denoising transformer ALONE over every forward of the generation (steps x passes, fewer under
+        ``--cache-skip``), on one GPU: counts and, with a device, ``bound_seconds``/``predicted_seconds``.
+
+        Not the whole generation: the text encoder, the VAE and the host<->device copies of an
+        ``--offload`` policy are left out.  :attr:`generation` is the whole generation; with ``--gpus N``
+        ``deployment.predicted_seconds`` is the whole generation on the N GPUs."""
         return self.totals.end_to_end.to_dict()
+
+    @property
+    def generation(self) -> dict[str, Any] | None:
+        """The WHOLE generation on one GPU: every pipeline stage asked for (text encoder, transformer, VAE, ...)
+        summed, its seconds including the ``--offload`` policy's host<->device copies.
+
+        Keys: the counts and seconds of :attr:`end_to_end`, plus ``stages`` (name -> runs), ``scope``
+        (``"whole generation"``, or ``"stages asked for"`` under ``--stages``), ``transfer_seconds`` and
+        ``gpus`` (1; with ``--gpus N`` also ``deployment_gpus`` and ``deployment_predicted_seconds``, the
+        same generation on the N GPUs).  None when the report has no pipeline (a bare transformer
+        config: the text encoder and VAE were not modeled, see ``notes``)."""
+        p = self.pipeline
+        if p is None:
+            return None
+        d = p.end_to_end.to_dict()
+        chosen = self.trace.options.get("stages")
+        d.update(stages={st.name: st.runs for st in p.stages},
+                 scope="whole generation" if not chosen or chosen == "all" else "stages asked for",
+                 transfer_seconds=p.transfer_seconds, gpus=1)
+        if self.deployment is not None:
+            d.update(deployment_gpus=self.deployment.gpus, deployment_predicted_seconds=self.deployment.predicted_seconds)
+        return d
 
     def module(self, module_id: str) -> ModuleRow:
         for m in self.modules:

@@ -192,13 +192,42 @@ def _fits(f: bool | None) -> str:
     return "fit not known" if f is None else "fits" if f else "does not fit"
 
 
+def _selected(rep: ReportDocument) -> list[str] | None:
+    """The stages ``--stages`` asked for (None: all of them)."""
+    chosen = rep.trace.options.get("stages")
+    if isinstance(chosen, str):
+        chosen = [c for c in chosen.split(",") if c and c != "all"]
+    return list(chosen) if chosen else None
+
+
+def _stage_seconds(t: Total, host: bool) -> str:
+    if host:
+        return ", host CPU (time not modeled)"
+    if t.bound_seconds is None:
+        return ""
+    return ("" if t.predicted_seconds is None else f", predicted {seconds(t.predicted_seconds)}") + \
+        f", bound {seconds(t.bound_seconds)}"
+
+
 def pipeline_lines(rep: ReportDocument) -> list[str]:
-    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer)."""
+    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer).
+
+    With ``--stages`` the selected stages get a line each (a lone ``--stages vae`` too), under a
+    head that says which stages the total adds up."""
     p = rep.pipeline
-    if p is None or len(p.stages) < 2:
+    chosen = _selected(rep)
+    missing = [n.removeprefix("not modeled: ") for n in rep.notes if n.startswith("not modeled: ")]
+    if missing and chosen is None:  # a bare transformer config: say what the figures above leave out, and why
+        return [f"  whole generation NOT modeled: the figures above are the transformer's alone; missing "
+                f"{m}" for m in missing]
+    if p is None or not p.stages or (chosen is None and len(p.stages) < 2):
         return []
     e2e = p.end_to_end
-    head = f"  whole generation ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
+    what = "whole generation" if chosen is None else f"stages asked for (--stages {','.join(chosen)})"
+    one = rep.deployment is not None  # these lines are one GPU's: say so beside the N-GPU lines
+    if one:
+        what += " on ONE GPU"
+    head = f"  {what} ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
     if e2e.bound_seconds is not None:
         if e2e.predicted_seconds is not None:
             head += f", predicted {seconds(e2e.predicted_seconds)}"
@@ -206,10 +235,28 @@ def pipeline_lines(rep: ReportDocument) -> list[str]:
         if p.transfer_seconds:
             head += f" (incl. {seconds(p.transfer_seconds)} of host<->device copies)"
     lines = [head]
+    if chosen is not None:
+        for st in p.stages:
+            lines.append(f"    {st.name} ({st.cls}) x{st.runs}: {human(st.end_to_end.metrics.flops, 'FLOP')}"
+                         + _stage_seconds(st.end_to_end, st.on_host))
     r = p.residency
     if r and r.get("fit") and r["fit"].get("statement"):
-        lines.append(f"  {r['fit']['statement']}")
+        lines.append(f"  {'on ONE GPU: ' if one else ''}{r['fit']['statement']}")
     return lines
+
+
+def console_lines(rep: ReportDocument) -> list[str]:
+    """Everything `fxmeter trace` prints under the headline, the N-GPU deployment (``--gpus N``) last.
+
+    One device: the transformer's seconds and fit, the side-by-side table, then the whole generation
+    (:func:`pipeline_lines`).  With ``--gpus N`` the one-GPU lines come first, labelled as one GPU's,
+    and the lines for the N GPUs close the output, so its last lines never fall back to one GPU."""
+    if rep.deployment is None:
+        return device_lines(rep) + pipeline_lines(rep)
+    dep = deployment.console_lines(rep.deployment, _price(rep, rep.deployment.device.get("name")))
+    lines = device_lines(rep)
+    head = lines[:len(lines) - len(dep)]
+    return head + pipeline_lines(rep) + dep
 
 
 def device_markdown(rep: ReportDocument) -> str:
@@ -296,16 +343,21 @@ def device_lines(rep: ReportDocument) -> list[str]:
     if hw is None:
         return []
     e2e, pf = tot.end_to_end, tot.per_forward
-    staged = rep.pipeline is not None and len(rep.pipeline.stages) > 1
-    lines = [f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic)"
-             + (", the denoising transformer alone (whole generation below):" if staged else ":")]
+    staged = rep.pipeline is not None and (len(rep.pipeline.stages) > 1 or _selected(rep) is not None)
+    lines = [f"  {hw.label}{' (ONE GPU)' if rep.deployment is not None else ''} ({hw.precision}, {rep.totals.traffic_model} traffic)"
+             + ((", the denoising transformer alone (" + ("whole generation" if _selected(rep) is None else "the stages asked for")
+                 + " below):") if staged else ":")]
     if e2e.predicted_seconds is not None:
         lines.append(f"    {_predicted_label(rep)}: {seconds(e2e.predicted_seconds)} end to end "
                      f"({seconds(pf.predicted_seconds or 0.0)} per forward)")
     lines.append(f"    bound (roofline at 100% of every peak, no kernel is faster): {seconds(e2e.bound_seconds or 0.0)} "
                  f"end to end ({seconds(pf.bound_seconds or 0.0)} per forward)")
-    if mem.fit is not None:
+    offload = str(rep.trace.options.get("offload") or "none")
+    if mem.fit is not None and (offload == "none" or rep.pipeline is None):
         lines.append(f"  {'transformer alone: ' if staged else ''}{mem.fit.statement}")
+    elif mem.fit is not None:  # the transformer-alone fit ignores the policy: the policy's fit line (below) is the one
+        lines.append(f"  memory under --offload {offload}: see the fit line of the generation below (weights resident "
+                     "per the policy, not the transformer's all at once)")
     if rep.devices:
         lines.append("")
         lines += devices_table(rep)
