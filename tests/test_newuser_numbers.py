@@ -8,6 +8,7 @@ in the seconds), 5 (transformer-only vs whole generation labels, ``Report.genera
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,62 @@ def test_stages_vae_prints_the_vae(tmp_path: Path) -> None:
     vae = next(ln for ln in out.splitlines() if ln.startswith("    vae (AutoencoderKLWan) x1:"))
     assert "predicted" in vae and "bound" in vae
     assert "the denoising transformer alone (the stages asked for below)" in out
+
+
+# -- item 4: no seconds, GPU-hours or $ as if valid for setups that do not fit ----------------------------
+@pytest.fixture(scope="module")
+def side_by_side() -> Any:
+    return fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h100,rtx4090", price_per_hour="h100=2,rtx4090=1",
+                         include_nodes=False, run_id="sbs")
+
+
+def test_offload_row_seconds_include_that_policys_copies(side_by_side: Any) -> None:
+    seq = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="rtx4090", offload="sequential",
+                        include_nodes=False, run_id="seq")
+    row = next(d for d in side_by_side.devices if d.name == "rtx4090")
+    assert row.fits_with == "sequential" and not row.fits
+    # the row is the generation under --offload sequential: its stages plus its ~106 s of PCIe copies
+    gen = seq.generation
+    assert gen is not None and seq.pipeline is not None and seq.pipeline.transfer_seconds > 100
+    assert row.predicted_seconds == pytest.approx(gen["predicted_seconds"], rel=1e-9)
+    assert row.bound_seconds == pytest.approx(gen["bound_seconds"], rel=1e-9)
+
+
+def test_device_table_gives_no_numbers_for_a_setup_that_fits_nowhere() -> None:
+    from fxmeter.report.document import DeviceInfo, ReportDocument
+    from fxmeter.report.summary import devices_table
+
+    rows = (DeviceInfo("h100", "NVIDIA H100 SXM5 80GB", 778.4, 1653.4, "kernel model", 2.18, 0.4593, True, "fits",
+                       2.0, 0.9186),
+            DeviceInfo("l4", "NVIDIA L4 24GB", 6822.5, 7172.0, "kernel model", 0.5, 1.9922, False, "does NOT fit", 1.0,
+                       None))
+
+    class Fake:
+        devices = rows
+
+    table = devices_table(Fake())  # type: ignore[arg-type]
+    l4 = next(ln for ln in table if "L4" in ln)
+    assert "7,172" not in l4 and "1.9922" not in l4 and "NO: does not fit" in l4
+    assert any("no seconds, GPU-hours or $ are given" in ln for ln in table)
+    assert ReportDocument  # the table renders from the report's rows alone
+
+
+def test_non_fitting_main_device_lines_say_so(tmp_path: Path) -> None:
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "rtx4090", "--output-root",
+                         str(tmp_path), "--run-id", "nofit")
+    assert code == 0, err
+    assert "(does NOT fit in this device's memory" in out
+    assert next(ln for ln in out.splitlines() if ln.startswith("  whole generation")).endswith(
+        "does NOT fit (seconds as if it did)")
+
+
+def test_non_fitting_deployment_prints_no_gpu_hours() -> None:
+    from fxmeter.report.deployment import console_lines
+
+    rep = fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="rtx4090", gpus=4, parallel="cfg=2,ulysses=2",
+                        price_per_hour=1.0, include_nodes=False, run_id="dep-nofit")
+    assert rep.deployment is not None and not rep.deployment.memory["fits"]
+    lines = console_lines(rep.deployment, 1.0)
+    assert not any("GPU-hours per generation" in ln or re.search(r"\$\d", ln) for ln in lines)
+    assert "does NOT fit (seconds as if it did)" in lines[1]
+    assert any("does NOT fit in each GPU's memory" in ln for ln in lines)

@@ -87,7 +87,13 @@ class DeviceEstimate:
     predicted_by: str  # "kernel model" or "efficiency"
     fit: Fit
     price_per_hour: float | None = None
-    fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not
+    fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not:
+    # then the seconds are that policy's (its host<->device copies included, a --t5-cpu stage's host time left out)
+
+    @property
+    def runnable(self) -> bool:
+        """Fits in the device's memory under the report's policy or under ``fits_with``."""
+        return self.fit.fits or self.fits_with is not None
 
     @property
     def generations_per_hour(self) -> float:
@@ -99,7 +105,7 @@ class DeviceEstimate:
 
     @property
     def dollars(self) -> float | None:
-        return None if self.price_per_hour is None else self.gpu_hours * self.price_per_hour
+        return None if self.price_per_hour is None or not self.runnable else self.gpu_hours * self.price_per_hour
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,10 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         price = (prices or {}).get(hw.name, hw.price_per_hour)
         fitting = [x for x in (on_device.policies or ()) if x.peak_bytes <= hw.memory_bytes]
         fits_with = None if here.fits or not fitting else min(fitting, key=lambda x: x.host_to_device_bytes).name
+        if fits_with is not None:  # the row's seconds are the fitting policy's: its copies in, its host stages out
+            under = replace(on_device, residency=next(x for x in fitting if x.name == fits_with))
+            b = under.pipeline_seconds("bound") or 0.0
+            p = under.pipeline_seconds("predicted") or 0.0
         device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with))
     fitted = None
     if devices_hw:

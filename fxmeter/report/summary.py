@@ -234,6 +234,8 @@ def pipeline_lines(rep: ReportDocument) -> list[str]:
         head += f", bound {seconds(e2e.bound_seconds)}"
         if p.transfer_seconds:
             head += f" (incl. {seconds(p.transfer_seconds)} of host<->device copies)"
+        if not _fits_here(rep):
+            head += " -- does NOT fit (seconds as if it did)"
     lines = [head]
     if chosen is not None:
         for st in p.stages:
@@ -337,6 +339,14 @@ def _predicted_label(rep: ReportDocument) -> str:
     return f"predicted (roofline at efficiency tc={e['tc']:g} cuda={e['cuda']:g} bw={e['bw']:g})"
 
 
+def _fits_here(rep: ReportDocument) -> bool:
+    """Whether the report's setup fits its main device: the policy's whole-generation fit, else the transformer's."""
+    r = rep.pipeline.residency if rep.pipeline is not None else None
+    if r and r.get("fit") and r["fit"].get("fits") is not None:
+        return bool(r["fit"]["fits"])
+    return rep.memory.fit is None or rep.memory.fit.fits
+
+
 def device_lines(rep: ReportDocument) -> list[str]:
     """What `fxmeter trace --hardware` prints under the headline: both seconds, labelled."""
     hw, tot, mem = rep.hardware, rep.totals, rep.memory
@@ -347,6 +357,9 @@ def device_lines(rep: ReportDocument) -> list[str]:
     lines = [f"  {hw.label}{' (ONE GPU)' if rep.deployment is not None else ''} ({hw.precision}, {rep.totals.traffic_model} traffic)"
              + ((", the denoising transformer alone (" + ("whole generation" if _selected(rep) is None else "the stages asked for")
                  + " below):") if staged else ":")]
+    if not _fits_here(rep):
+        lines.append("    (does NOT fit in this device's memory, see the fit line: the seconds below are what it would "
+                     "take if it did)")
     if e2e.predicted_seconds is not None:
         lines.append(f"    {_predicted_label(rep)}: {seconds(e2e.predicted_seconds)} end to end "
                      f"({seconds(pf.predicted_seconds or 0.0)} per forward)")
@@ -374,13 +387,21 @@ def devices_table(rep: ReportDocument) -> list[str]:
             + (f" {'$/gen':>9}" if priced else "") + "  fits")
     out = [head]
     for d in rows:
+        if not d.fits and not d.fits_with:  # no policy fits: no seconds, rates or $ that could pass for valid
+            out.append(f"  {d.label[:24]:<24} {'-':>12} {'-':>10} {'-':>9} {'-':>10}" + (f" {'-':>9}" if priced else "")
+                       + "  NO: does not fit, with any --offload")
+            continue
         out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
-                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}' if d.fits_with else 'NO'}")
+                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}'}")
     out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
                "GPU-hours = predicted seconds / 3600)")
     if any(d.fits_with for d in rows):
-        out.append("  (with --offload P: the report's policy does not fit there, P does; its seconds are the report's "
-                   "policy's: trace again with --offload P for P's copies)")
+        out.append("  (with --offload P: the report's policy does not fit there, P does; the row's seconds are P's, its "
+                   "host<->device copies over PCIe included (a device without a PCIe link: copies not timed); with "
+                   "--t5-cpu the text encoder's host CPU time is not modeled)")
+    if any(not d.fits and not d.fits_with for d in rows):
+        out.append("  (NO: weights + activations exceed the device's memory under every --offload policy: no seconds, "
+                   "GPU-hours or $ are given; try --gpus N with --fsdp, or fp8 weights)")
     return out
