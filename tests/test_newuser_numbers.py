@@ -229,3 +229,63 @@ def test_non_fitting_deployment_prints_no_gpu_hours() -> None:
     assert not any("GPU-hours per generation" in ln or re.search(r"\$\d", ln) for ln in lines)
     assert "does NOT fit (seconds as if it did)" in lines[1]
     assert any("does NOT fit in each GPU's memory" in ln for ln in lines)
+
+
+# -- item 3: stand-in devices named; cross-architecture stand-ins said; an arch-aware attention stand-in -----
+def test_attention_stand_in_is_rescaled_for_the_exponential_balance() -> None:
+    from fxmeter.estimate.kernels import KernelCall, KernelOptions, exp_balance, kernel_time, load_kernel_model
+
+    m, l40s, rtx4090 = load_kernel_model(), get("l40s"), get("rtx4090")
+    # RTX 4090 SDPA hd128 at 32k: 164 of 165.2 TFLOP/s; exponentials (SFU, 16/clk/SM; 128 FP32 lanes/SM on Ada):
+    #   4090: X = 82.6e12 / 256 * 16 = 5.1625e12/s, P/(4*128*X) = 165.2e12 / (512 * 5.1625e12) = 0.06250
+    #   L40S: X = 91.6e12 / 256 * 16 = 5.725e12/s,  P/(4*128*X) = 362.05e12 / (512 * 5.725e12) = 0.123516
+    #   1/f_s = 165.2/164 = 1.007317; factor = 1.007317 / (1.007317 - 0.062500 + 0.123516) = 0.942887
+    f_s = 164 / 165.2
+    x_s, x_t = 165.2e12 / (512 * 82.6e12 / 256 * 16), 362.05e12 / (512 * 91.6e12 / 256 * 16)
+    factor = (1 / f_s) / (1 / f_s - x_s + x_t)
+    assert exp_balance(f_s, rtx4090, l40s, 128, 165.2e12, 362.05e12) == pytest.approx(factor, rel=1e-12)
+    assert factor == pytest.approx(0.942887, abs=1e-6)
+    # one self-attention of Wan2.1-14B at 720p (40 heads of 128, 75,600 tokens); no memory / launch term matters
+    flops = 4 * 40 * 128 * 75_600 * 75_600
+    call = KernelCall("attention", flops, 0, 0, {"b": 1, "h": 40, "lq": 75_600, "lk": 75_600, "d": 128, "dv": 128},
+                      launches=0)
+    t = kernel_time(call, l40s, KernelOptions(), m)
+    waves = (40 * 591) / (-(-(40 * 591) // 142) * 142)  # ceil(75,600/128) = 591 query blocks per head on 142 SMs
+    assert t.seconds == pytest.approx(flops / (164e12 / 165.2e12 * 362.05e12 * factor * waves), rel=1e-9)
+    assert "rtx4090" in t.basis and "exp-balance x0.943" in t.basis  # was the 4090's plain 99% fraction of peak
+    # an own table is untouched, and FA3 (softmax overlapped) keeps the plain fraction
+    assert "exp-balance" not in kernel_time(call, rtx4090, KernelOptions(), m).basis
+    assert "exp-balance" not in kernel_time(call, get("h200"), KernelOptions(attention="fa3"), m).basis
+
+
+def test_stand_ins_name_the_measured_device_and_its_architecture() -> None:
+    from fxmeter.estimate.kernels import KernelOptions, load_kernel_model, stand_ins
+
+    subs = {s.kind: s for s in stand_ins(load_kernel_model(), get("l40s"), KernelOptions())}
+    att, gemm = subs["attention"], subs["GEMM"]
+    assert att.text().startswith("attention: SDPA (FA2) efficiency of NVIDIA GeForce RTX 4090 24GB (Ada) used for "
+                                 "NVIDIA L40S 48GB (Ada)") and not att.cross_architecture
+    assert gemm.cross_architecture and gemm.measured_on == "a100"
+    assert "of NVIDIA A100 SXM4 80GB (Ampere) used for NVIDIA L40S 48GB (Ada) -- ACROSS ARCHITECTURES" in gemm.text()
+    assert not stand_ins(load_kernel_model(), get("a100"), KernelOptions())  # every A100 constant is its own
+
+
+def test_stand_ins_are_shown_in_report_console_and_summary(tmp_path: Path) -> None:
+    code, out, err = run("trace", "wan2.1-t2v-14b", "-w", "720p", "--hardware", "l40s,a100", "--output-root",
+                         str(tmp_path), "--run-id", "si")
+    assert code == 0, err
+    lines = out.splitlines()
+    head = next(ln for ln in lines if ln.startswith("  NVIDIA L40S 48GB"))
+    assert "ANOTHER ARCHITECTURE" in head  # the device's headline line says it
+    assert any(ln.startswith("    stand-in: attention: SDPA (FA2) efficiency of NVIDIA GeForce RTX 4090") for ln in lines)
+    row = next(ln for ln in lines if ln.startswith("  NVIDIA L40S 48GB  "))
+    assert "[stand-in across architectures]" in row
+    assert not any(ln.startswith("  NVIDIA A100 SXM4 80GB ") and "stand-in" in ln for ln in lines)
+    import json
+
+    rep = json.loads((tmp_path / "si" / "static_analysis" / "wan2_1" / "report.json").read_text())
+    kinds = {s["kind"]: s for s in rep["hardware"]["stand_ins"]}
+    assert kinds["GEMM"]["cross_architecture"] and kinds["attention"]["measured_on"] == "rtx4090"
+    assert rep["devices"][0]["stand_ins"] == rep["hardware"]["stand_ins"] and "stand_ins" not in rep["devices"][1]
+    md = (tmp_path / "si" / "static_analysis" / "wan2_1" / "summary.md").read_text()
+    assert "used for NVIDIA L40S 48GB (Ada)" in md and "priced with stand-ins" in md

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.estimate.evaluate import StageCost, evaluate
+from fxmeter.estimate.kernels import StandIn, load_kernel_model, stand_ins
 from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, fit
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
@@ -89,6 +90,7 @@ class DeviceEstimate:
     price_per_hour: float | None = None
     fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not:
     # then the seconds are that policy's (its host<->device copies included, a --t5-cpu stage's host time left out)
+    stand_ins: tuple[StandIn, ...] = ()  # kernel-model constants measured on another device that price this one
 
     @property
     def runnable(self) -> bool:
@@ -293,7 +295,9 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
             under = replace(on_device, residency=next(x for x in fitting if x.name == fits_with))
             b = under.pipeline_seconds("bound") or 0.0
             p = under.pipeline_seconds("predicted") or 0.0
-        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with))
+        subs = stand_ins(load_kernel_model(), hw, settings.options(options.precision)) \
+            if predicted_by == "kernel model" else ()
+        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with, subs))
     fitted = None
     if devices_hw:
         fitted = fit(weights.weight_bytes, est.activation_peak_bytes, devices_hw[0].memory_bytes, devices_hw[0].label)

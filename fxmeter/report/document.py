@@ -360,23 +360,27 @@ class HardwareInfo:
     ridge_point_flop_per_byte: Mapping[str, float]
     model: str
     seconds_by_limiter_per_forward: Mapping[str, float]
+    stand_ins: tuple[Mapping[str, Any], ...] = ()  # kernel-model constants measured on another device (StandIn.to_dict)
 
     @property
     def label(self) -> str:
         return str(self.device.get("label", self.device.get("name", "")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.device, "precision": self.precision, "efficiency": dict(self.efficiency),
-                "peaks_used": dict(self.peaks_used), "ridge_point_flop_per_byte": dict(self.ridge_point_flop_per_byte),
-                "model": self.model, "seconds_by_limiter_per_forward": dict(self.seconds_by_limiter_per_forward)}
+        return _opt({**self.device, "precision": self.precision, "efficiency": dict(self.efficiency),
+                     "peaks_used": dict(self.peaks_used), "ridge_point_flop_per_byte": dict(self.ridge_point_flop_per_byte),
+                     "model": self.model, "seconds_by_limiter_per_forward": dict(self.seconds_by_limiter_per_forward)},
+                    stand_ins=[dict(x) for x in self.stand_ins] or None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> HardwareInfo | None:
         if d is None:
             return None
-        own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward"}
+        own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward",
+               "stand_ins"}
         return cls({k: v for k, v in d.items() if k not in own}, d["precision"], d["efficiency"], d["peaks_used"],
-                   d["ridge_point_flop_per_byte"], d.get("model", ""), d["seconds_by_limiter_per_forward"])
+                   d["ridge_point_flop_per_byte"], d.get("model", ""), d["seconds_by_limiter_per_forward"],
+                   tuple(d.get("stand_ins") or ()))
 
 
 @dataclass(frozen=True)
@@ -423,19 +427,21 @@ class DeviceInfo:
     price_per_hour: float | None = None
     dollars: float | None = None
     fits_with: str | None = None  # the offload policy that makes it fit, when the report's does not
+    stand_ins: tuple[Mapping[str, Any], ...] = ()  # kernel-model constants measured on another device (StandIn.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _opt({"name": self.name, "label": self.label, "bound_seconds": self.bound_seconds,
                      "predicted_seconds": self.predicted_seconds, "predicted_by": self.predicted_by,
                      "generations_per_hour": self.generations_per_hour, "gpu_hours": self.gpu_hours,
                      "fits": self.fits, "fit": self.fit},
-                    price_per_hour=self.price_per_hour, dollars=self.dollars, fits_with=self.fits_with)
+                    price_per_hour=self.price_per_hour, dollars=self.dollars, fits_with=self.fits_with,
+                    stand_ins=[dict(x) for x in self.stand_ins] or None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceInfo:
         return cls(d["name"], d["label"], d["bound_seconds"], d["predicted_seconds"], d.get("predicted_by", ""),
                    d["generations_per_hour"], d["gpu_hours"], d["fits"], d.get("fit", ""), d.get("price_per_hour"),
-                   d.get("dollars"), d.get("fits_with"))
+                   d.get("dollars"), d.get("fits_with"), tuple(d.get("stand_ins") or ()))
 
 
 @dataclass(frozen=True)

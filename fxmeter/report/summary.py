@@ -6,7 +6,8 @@ that go beside it; ``headline(rep)`` and ``device_lines(rep)`` what ``fxmeter tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes, with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label
@@ -339,6 +340,11 @@ def _predicted_label(rep: ReportDocument) -> str:
     return f"predicted (roofline at efficiency tc={e['tc']:g} cuda={e['cuda']:g} bw={e['bw']:g})"
 
 
+def _short(x: Mapping[str, Any]) -> str:
+    """A stand-in (report.json's ``stand_ins`` entry) without the device it prices."""
+    return str(x.get("short") or x.get("text") or x.get("key", ""))
+
+
 def _fits_here(rep: ReportDocument) -> bool:
     """Whether the report's setup fits its main device: the policy's whole-generation fit, else the transformer's."""
     r = rep.pipeline.residency if rep.pipeline is not None else None
@@ -357,6 +363,11 @@ def device_lines(rep: ReportDocument) -> list[str]:
     lines = [f"  {hw.label}{' (ONE GPU)' if rep.deployment is not None else ''} ({hw.precision}, {rep.totals.traffic_model} traffic)"
              + ((", the denoising transformer alone (" + ("whole generation" if _selected(rep) is None else "the stages asked for")
                  + " below):") if staged else ":")]
+    cross = [x for x in hw.stand_ins if x.get("cross_architecture")]
+    if cross:
+        lines[0] = lines[0].rstrip(":") + " -- priced with ANOTHER ARCHITECTURE's measurements (below):"
+    lines += [f"    stand-in: {x.get('text', x.get('key', ''))}" for x in sorted(
+        hw.stand_ins, key=lambda x: not x.get("cross_architecture"))]
     if not _fits_here(rep):
         lines.append("    (does NOT fit in this device's memory, see the fit line: the seconds below are what it would "
                      "take if it did)")
@@ -394,9 +405,14 @@ def devices_table(rep: ReportDocument) -> list[str]:
         out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
-                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}'}")
+                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}'}"
+                   + (" [stand-in across architectures]" if any(x.get("cross_architecture") for x in d.stand_ins) else ""))
     out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
                "GPU-hours = predicted seconds / 3600)")
+    for d in rows:
+        if d.stand_ins:
+            out.append(f"  ({d.label}: priced with stand-ins: " + "; ".join(
+                _short(x) for x in sorted(d.stand_ins, key=lambda x: not x.get("cross_architecture"))) + ")")
     if any(d.fits_with for d in rows):
         out.append("  (with --offload P: the report's policy does not fit there, P does; the row's seconds are P's, its "
                    "host<->device copies over PCIe included (a device without a PCIe link: copies not timed); with "
