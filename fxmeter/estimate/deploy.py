@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from fxmeter.errors import ParallelError
 from fxmeter.estimate.comm import CommModel, LinkSpec, load_comm_model, pick_link
-from fxmeter.estimate.kernels import KernelModel, KernelOptions, kernel_time, load_kernel_model
 from fxmeter.estimate.headroom import headroom
+from fxmeter.estimate.kernels import KernelModel, KernelOptions, kernel_time, load_kernel_model
 from fxmeter.estimate.memory import GIB, Fit
 from fxmeter.estimate.metrics import Metrics
 from fxmeter.estimate.parallel import (

@@ -405,7 +405,7 @@ def devices_table(rep: ReportDocument) -> list[str]:
         out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
-                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}'}"
+                   + ("  yes" if d.fits else f"  with {_offload_flags(d.fits_with or 'none')}")
                    + (" [stand-in across architectures]" if any(x.get("cross_architecture") for x in d.stand_ins) else ""))
     out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
                "GPU-hours = predicted seconds / 3600)")
