@@ -715,13 +715,19 @@ def _exp_rate(hw: Hardware) -> float | None:
     return hw.cuda_core_fp32 / (2 * FP32_LANES.get(cc, 128)) * SFU_PER_CLOCK
 
 
-def _measured_hw(name: str) -> Hardware | None:
+@lru_cache(maxsize=1)
+def _shipped_devices() -> dict[str, Hardware]:
     from fxmeter.estimate.hardware import table
 
     try:
-        return table().get(name)
+        return table()
     except HardwareError:  # pragma: no cover - the shipped table parses
-        return None
+        return {}
+
+
+def _measured_hw(name: str) -> Hardware | None:
+    """The shipped device a kernels.json measurement was taken on (None: not in hardware.json, e.g. the L20)."""
+    return _shipped_devices().get(name)
 
 
 def exp_balance(fraction: float, source: Hardware, hw: Hardware, headdim: int, source_peak: float,
