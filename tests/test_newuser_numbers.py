@@ -289,3 +289,4 @@ def test_stand_ins_are_shown_in_report_console_and_summary(tmp_path: Path) -> No
     assert rep["devices"][0]["stand_ins"] == rep["hardware"]["stand_ins"] and "stand_ins" not in rep["devices"][1]
     md = (tmp_path / "si" / "static_analysis" / "wan2_1" / "summary.md").read_text()
     assert "used for NVIDIA L40S 48GB (Ada)" in md and "priced with stand-ins" in md
+    assert "**Priced with another architecture's measurements:** GEMM: bf16 MAMF efficiency of NVIDIA A100" in md

@@ -275,6 +275,10 @@ def device_markdown(rep: ReportDocument) -> str:
         + f". Ridge point {hw.ridge_point_flop_per_byte['tensor_core']:.0f} FLOP/byte (tensor cores), "
         f"{hw.ridge_point_flop_per_byte['cuda_core']:.1f} FLOP/byte (CUDA cores).\n"
     )
+    cross = [x for x in hw.stand_ins if x.get("cross_architecture")]
+    if cross:
+        out.append("**Priced with another architecture's measurements:** "
+                   + "; ".join(_cell(str(x.get("text", ""))) for x in cross) + ".\n")
     out.append("| scope | bound seconds |" + (" predicted seconds |" if predicted else "")
                + "\n|---|---:|" + ("---:|" if predicted else ""))
     for k in ("per_forward", "per_step", "end_to_end"):
