@@ -39,6 +39,7 @@ H100, A100 = get("h100"), get("a100")
 @pytest.mark.parametrize(("spec", "devices", "needle"), [
     ("2,49", [H100], "decimal comma: write 2.49"),           # was $49 (the last of two bare prices)
     ("2,49", [H100, A100], "decimal comma: write 2.49"),
+    ("2,490", [H100], "write 2.490 (or 2490 if the comma separates thousands)"),
     ("h100=2.49,h100=3", [H100, A100], "prices h100 twice"),  # was 3, silently
     ("h100=2.49,h100-sxm=3", [H100], "prices h100 twice"),   # an alias is the same device
     ("", [H100], "is empty"),                                # was no price at all, silently

@@ -370,7 +370,8 @@ def parse_prices(spec: str | float | Mapping[str, float] | None, devices: Sequen
             raise HardwareError("--price-per-hour is empty: give $ per GPU-hour, e.g. 2.49 or h100=2.49,a100=1.29")
         if re.fullmatch(r"\d+,\d+", text):
             whole, frac = text.split(",")
-            raise HardwareError(f"--price-per-hour {text!r} looks like a decimal comma: write {whole}.{frac} "
+            also = f" (or {whole}{frac} if the comma separates thousands)" if len(frac) == 3 else ""
+            raise HardwareError(f"--price-per-hour {text!r} looks like a decimal comma: write {whole}.{frac}{also} "
                                 "(a comma separates NAME=PRICE pairs, e.g. h100=2.49,a100=1.29)")
         items = []
         for part in text.split(","):
