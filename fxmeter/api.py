@@ -289,8 +289,9 @@ def skip_plans(plans: Sequence[StagePlan], skip: float) -> list[StagePlan]:
     return out
 
 
-def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True) -> Estimate:
-    """The pure estimate of ``req`` from its stage inputs."""
+def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = True, modules: bool = True,
+                     memo: dict[tuple[Any, ...], Any] | None = None) -> Estimate:
+    """The pure estimate of ``req`` from its stage inputs (``memo``: a sweep's evaluated stages, reused)."""
     from fxmeter.estimate.generation import estimate
     from fxmeter.estimate.residency import policies_for
 
@@ -300,7 +301,7 @@ def estimate_request(req: Request, inputs: list[StageInput], *, nodes: bool = Tr
                    passes_per_step=req.model.passes_per_step(req.workload), hardware=req.devices or None,
                    efficiency=req.efficiency, nodes=nodes or split, modules=modules or split, prices=req.prices,
                    offload_seq=adapter.offload_seq, policies=policies_for(adapter.extra_policies),
-                   i2v=adapter.name == "wan-i2v")
+                   i2v=adapter.name == "wan-i2v", memo=memo)
     return est if req.plan is None else with_plan(req, est, req.plan)
 
 
@@ -390,8 +391,13 @@ def sweep(
     stage_dtype: str | Mapping[str, str] | None = None,
     offload: str = "none",
     t5_cpu: bool = False,
+    **options: Any,
 ) -> SweepResult:
     """Evaluate every combination of ``grid`` (knob -> values; None = the preset's value).
+
+    ``options``: the other device and deployment keywords of :func:`request` (``precision``,
+    ``traffic``, ``attention``, ``attention_precision``, ``compile``, ``cache_skip``,
+    ``price_per_hour``, ``gpus``, ``parallel``, ``fsdp``), the same for every point.
 
     The symbolic model is fetched once and reused for every point inside its guards (one
     call of the compiled formulas per point); a point outside them is traced statically.
@@ -410,9 +416,18 @@ def sweep(
         raise WorkloadError(f"sweep of {count:,} workloads ({sizes}) is over the limit of {MAX_POINTS:,}; "
                             "sweep fewer values or split the sweep")
     # several devices (--hardware h100,a100): one row per workload and device, each timed on its own device
-    from fxmeter.estimate.hardware import get_many
+    from fxmeter.errors import check_keywords
+    from fxmeter.estimate.hardware import get_many, parse_prices
 
-    devices: list[str | None] = [None] if hardware is None else [d.name for d in get_many(hardware, hardware_file)]
+    check_keywords(options, SWEEP_OPTIONS, "fxmeter.api.sweep")
+    named = [] if hardware is None and hardware_file is None else get_many(hardware, hardware_file)
+    devices: list[str | None] = [d.name for d in named] or [None]
+    price_spec = options.pop("price_per_hour", None)
+    prices = parse_prices(price_spec, named) if named else {}
+    if price_spec is not None and not named:
+        from fxmeter.estimate.hardware import HardwareError
+
+        raise HardwareError("--price-per-hour changes the time on a device: it needs --hardware (see `fxmeter hardware`)")
     points: list[tuple[str | None, Request]] = []
     for device in devices:
         base = None
@@ -423,7 +438,8 @@ def sweep(
             try:
                 req = request(model, workload, config=config, dtype=dtype, hardware=device, hardware_file=hardware_file,
                               efficiency=efficiency, replicate=replicate, stages=stages, stage_dtype=stage_dtype,
-                              offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
+                              offload=offload, t5_cpu=t5_cpu, price_per_hour=prices.get(device or ""), **options,
+                              **ov) if base is None else \
                     with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
             except WorkloadError as e:
                 raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: "
@@ -433,22 +449,28 @@ def sweep(
     if not points:
         raise WorkloadError("empty sweep")
     memo: dict[tuple[str, ...], list[StageInput]] = {}
+    timed: dict[tuple[Any, ...], Any] = {}  # stages already evaluated and timed (same model, same symbol values)
     rows = []
     first_source = ""
     for _device, req in points:
         inputs = stage_inputs(req, cache=cache, progress=progress, memo=memo)
         first_source = first_source or next(i.source for i in inputs if i.plan.denoiser)
-        light = req.hardware is None  # totals only; the roofline needs every node
-        est = estimate_request(req, inputs, nodes=not light, modules=not light)
+        # totals only: every node is still timed, no node or module row is kept
+        est = estimate_request(req, inputs, nodes=False, modules=False, memo=timed)
         rep = build(est, model=req.model, workload=req.workload, geometry=req.geometry, run_id="sweep",
                     include_nodes=False)
-        rows.append({**row_of(rep), "device": rep.hardware.device.get("name") if rep.hardware is not None else None})
+        rows.append(row_of(rep))
     main_key = next((k for k, v in memo.items() if v[0].plan.denoiser), None)
     sm = memo[main_key][0].model if main_key is not None else None
     trace = {"mode": sm.meta["mode"] if sm else "", "cache": first_source,
              "guards": dict(sm.meta.get("guards", {})) if sm else {}, "symbols": list(sm.symbols) if sm else []}
     first = points[0][1]
     return SweepResult(first.model.id, first.options.dtype, hardware, rows, trace)
+
+
+#: The keywords of :func:`request` a sweep passes to every point (besides the workload and pipeline ones).
+SWEEP_OPTIONS = ("precision", "traffic", "attention", "attention_precision", "compile", "cache_skip", "price_per_hour",
+                 "gpus", "parallel", "fsdp", "batched_cfg")
 
 
 def scale(
@@ -462,6 +484,8 @@ def scale(
     config: str | Path | None = None,
     cache: bool = True,
     progress: Progress | None = None,
+    run_id: str = "scale",
+    include_nodes: bool = False,
     **kwargs: Any,
 ) -> ScaleResult:
     """One generation of ``model`` on each GPU count of ``gpus`` (``"1,2,4,8"``) of the ``hardware`` device.
@@ -469,7 +493,10 @@ def scale(
     One request and one estimate (one symbolic model, evaluated once), then one deployment per count:
     the default plan of each count (cfg=2 with two passes per step, the rest Ulysses), or ``parallel``
     for all of them; ``fsdp`` applies to every count above one.  A count the plan cannot use is one
-    :class:`~fxmeter.errors.ParallelError` naming it.  ``kwargs``: the other options of :func:`request`.
+    :class:`~fxmeter.errors.ParallelError` naming it.  ``run_id``: the run the result is written to (the
+    report of ``--html`` carries it); ``include_nodes``: keep the largest count's node rows in its report
+    (report.html colours the treemap by node category).  ``kwargs``: the other options of :func:`request` (``offload``,
+    ``stages``, ``t5_cpu`` included: each count's memory per GPU is at the policy's peak stage).
     """
     from fxmeter.errors import ParallelError
     from fxmeter.estimate.split import plan_for
@@ -495,8 +522,8 @@ def scale(
     last = max(range(len(deps)), key=lambda i: deps[i].gpus)
     p = plans[last]
     shown = replace(deployed[last], options=replace(est.options, gpus=p.gpus, parallel=p.spec(), fsdp=p.fsdp))
-    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id="scale",
-                include_nodes=False, scaling=rows)
+    rep = build(shown, model=req.model, workload=req.workload, geometry=req.geometry, run_id=run_id,
+                include_nodes=include_nodes, scaling=rows)
     notes = ["efficiency = t(1 GPU) / (N x t(N GPUs)), both predicted by the same model; comm share = exposed "
              "communication / t(N GPUs)"]
     if fsdp and 1 in counts:
@@ -506,8 +533,13 @@ def scale(
 
 
 def with_workload(req: Request, wl: Workload) -> Request:
-    """``req`` for another workload of the same model (sweeps)."""
-    return replace(req, workload=wl, geometry=req.model.geometry(wl))
+    """``req`` for another workload of the same model (sweeps); a multi-GPU plan is checked again against it."""
+    geometry = req.model.geometry(wl)
+    plan = req.plan
+    if plan is not None:
+        plan = _plan(req.model, wl, geometry, req.devices, plan.gpus, req.options.parallel, plan.fsdp,
+                     req.options.batched_cfg)
+    return replace(req, workload=wl, geometry=geometry, plan=plan)
 
 
 def describe_error(e: BaseException) -> str:

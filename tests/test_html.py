@@ -134,11 +134,13 @@ def future_document() -> dict[str, Any]:
     return with_changes(
         make_report(),
         pipeline={"stages": [
-            {"name": "text_encoder", "class": "UMT5EncoderModel", "runs": 2, "per_run": {"flops": 3 * 10**12},
-             "end_to_end": {"flops": 6 * 10**12}, "parameters": 5_680_000_000, "weight_bytes": 11_360_000_000,
-             "activation_peak_bytes": 2**30, "bound_seconds": 0.004, "predicted_seconds": 0.011, "new_key": 1},
-            {"name": "transformer", "class": "WanTransformer3DModel", "runs": 100, "per_run": {"flops": 6.58e15},
-             "end_to_end": {"flops": 658 * 10**15}, "bound_seconds": 665.1, "predicted_seconds": 775.0}],
+            {"name": "text_encoder", "class": "UMT5EncoderModel", "runs": 2,
+             "per_run": {"flops": 3 * 10**12, "bound_seconds": 0.002, "predicted_seconds": 0.0055},
+             "end_to_end": {"flops": 6 * 10**12, "bound_seconds": 0.004, "predicted_seconds": 0.011},
+             "parameters": 5_680_000_000, "weight_bytes": 11_360_000_000, "activation_peak_bytes": 2**30, "new_key": 1},
+            {"name": "transformer", "class": "WanTransformer3DModel", "runs": 100,
+             "per_run": {"flops": 6.58e15, "bound_seconds": 6.651, "predicted_seconds": 7.75},
+             "end_to_end": {"flops": 658 * 10**15, "bound_seconds": 665.1, "predicted_seconds": 775.0}}],
             "end_to_end": {"flops": 658_006 * 10**12, "bound_seconds": 665.2, "predicted_seconds": 775.1}},
         devices=[{"name": "h100", "label": "NVIDIA H100 SXM5 80GB", "bound_seconds": 665.1, "predicted_seconds": 775.0,
                   "fits": True, "policy": "resident", "dollars": 0.62},
@@ -164,11 +166,13 @@ def test_sections_appear_only_with_their_keys() -> None:
         assert f'<section id="{sid}">' in text and f'href="#{sid}"' in text
     stage_table = text[text.index('<section id="stages">'):text.index("</section>", text.index('<section id="stages">'))]
     # bound and predicted are named apart, in SI units: 4 ms bound, 11 ms predicted, 6 TFLOP end to end
-    for cell in ("bound (roofline at 100%)", "predicted (kernel model)", "4.00 ms", "11.0 ms", "6.00 TFLOP",
-                 "5.68 G", "10.6 GiB", "1.00 GiB", "whole pipeline", "775 s"):
+    for cell in ("bound s, one generation (roofline at 100%)", "predicted s, one generation (kernel model)", "4.00 ms",
+                 "11.0 ms", "6.00 TFLOP", "5.68 G", "10.6 GiB", "1.00 GiB", "whole generation", "775 s"):
         assert cell in stage_table, cell
-    assert "NVIDIA L40S" in text and "2,400 s" in text and "$1.10" in text and "87.9%" in text
-    assert "all_to_all" in text and "16.0 GiB" in text
+    # a device the generation does not fit on keeps its seconds but has no price
+    assert "NVIDIA L40S" in text and "2,400 s" in text and "$1.10" not in text and "$0.62" in text
+    assert "— (does not fit)" in text and "87.9%" in text
+    assert "all-to-all" in text and "16.0 GiB" in text
     vm = view_model(full)
     assert [d["name"] for d in vm["devices"]] == ["NVIDIA H100 SXM5 80GB", "NVIDIA L40S"]
     assert [s["gpus"] for s in vm["scaling"]] == [1, 8]

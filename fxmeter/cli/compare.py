@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import click
 
-from fxmeter.report.top import COST_METRICS
+from fxmeter.report.top import METRICS
 
 
 @click.command("compare")
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many module rows.")
-@click.option("--metric", type=click.Choice(COST_METRICS), default="tensor_core_flops", show_default=True,
-              help="Metric for the module and category deltas (bytes = read + written).")
+@click.option("--metric", type=click.Choice(METRICS), default="tensor_core_flops", show_default=True,
+              help="Metric for the module and category deltas (bytes = read + written; bound_seconds and "
+                   "predicted_seconds: reports traced with --hardware, modules only).")
 @click.option("--no-fold", is_flag=True, help="Match numbered blocks one by one instead of 'blocks.*'.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--html", "html", type=click.Path(), default=None, help="Also write the side-by-side HTML page to this file.")

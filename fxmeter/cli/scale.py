@@ -12,6 +12,7 @@ from fxmeter.cli.options import (
     model_options,
     output_options,
     overrides_from,
+    pipeline_options,
     progress_line,
 )
 
@@ -31,6 +32,7 @@ from fxmeter.cli.options import (
 @click.option("--no-plot", is_flag=True, help="Skip scale.png (matplotlib, ~1 s).")
 @click.option("--html", "html", is_flag=True, help="Also write report.html (the largest count, with the scaling chart).")
 @click.option("--json", "as_json", is_flag=True, help="Print scale.json to stdout as well.")
+@pipeline_options
 def scale(model: str | None, run_id: str | None, output_root: str, force: bool, gpus: str, parallel: str | None,
           fsdp: bool, batched_cfg: bool, no_cache: bool, no_plot: bool, html: bool, as_json: bool, **kw: Any) -> None:
     """Predict MODEL on each GPU count of --gpus of the --hardware device: time, speed-up, efficiency,
@@ -54,7 +56,7 @@ def scale(model: str | None, run_id: str | None, output_root: str, force: bool, 
         raise OutputExistsError(f"{out / 'scale.json'} exists; pass --force or choose another --run-id")
     res = api_scale(model, gpus=gpus, parallel=parallel, fsdp=fsdp, workload=kw.pop("workload"), config=kw.pop("config"),
                     dtype=kw.pop("dtype"), batched_cfg=batched_cfg, cache=not no_cache, progress=progress_line,
-                    **dev, **ov)
+                    run_id=rid, include_nodes=html, **dev, **ov, **kw)
     paths = write(res, out, force=force, plot=not no_plot, html=html)
     if as_json:
         click.echo(res.to_json().decode())

@@ -192,7 +192,8 @@ def _runs_total(stages: Sequence[Stage]) -> Metrics:
 def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, passes_per_step: int,
              hardware: Hardware | Sequence[Hardware] | None = None, efficiency: Mapping[str, float] | None = None,
              nodes: bool = True, modules: bool = True, prices: Mapping[str, float] | None = None,
-             offload_seq: Sequence[str] = (), policies: Sequence[str] = ("none",), i2v: bool = False) -> Estimate:
+             offload_seq: Sequence[str] = (), policies: Sequence[str] = ("none",), i2v: bool = False,
+             memo: dict[tuple[Any, ...], Any] | None = None) -> Estimate:
     """Evaluate every stage, take weights at the precision, time and fit on the device(s).
 
     Args:
@@ -208,6 +209,10 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         offload_seq: the pipeline's ``model_cpu_offload_seq`` (residency policy ``model``).
         policies: the residency policies the pipeline has (the fit check per policy).
         i2v: Wan image-to-video (residency policy ``wan`` loads its DiT on the host).
+        memo: a sweep's store of evaluated and timed stages, keyed by the stage's symbolic model, its
+            symbol values and everything else that changes them: a stage whose symbol values repeat
+            (the text encoder at every point, the transformer at every step count) is evaluated and
+            timed once.  Values are the same objects a fresh evaluation gives (pure functions).
     """
     from fxmeter.estimate.predict import KernelSettings, predict_stage
 
@@ -241,13 +246,31 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         keep_nodes = nodes
         keep_modules = modules and (denoiser or inp.selected)
         timed = bool(devices_hw)
-        cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=keep_modules or timed,
-                        nodes=keep_nodes or timed)
+        cost_key = ("cost", id(inp.model), tuple(sorted(inp.dims.items())), options.traffic, keep_nodes or timed,
+                    keep_modules or timed)
+        hit = memo.get(cost_key) if memo is not None else None
+        if hit is not None and hit[0] is inp.model:
+            cost = hit[1]
+        else:
+            cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=keep_modules or timed,
+                            nodes=keep_nodes or timed)
+            if memo is not None:
+                memo[cost_key] = (inp.model, cost)
+
+        def timed_on(hw: Hardware, cost: StageCost = cost, key: tuple[Any, ...] = cost_key,
+                     precision: str = precision, dtype: str = dtype) -> tuple[StageTime, StageTime]:
+            time_key = ("time", key, hw.name, precision, dtype, tuple(sorted((efficiency or {}).items())), settings, att)
+            if memo is None:
+                return times(cost, hw, precision, dtype)
+            if time_key not in memo:
+                memo[time_key] = times(cost, hw, precision, dtype)
+            return memo[time_key]  # type: ignore[no-any-return]
+
         bound = predicted = None
         if timed:
-            bound, predicted = times(cost, devices_hw[0], precision, dtype)
+            bound, predicted = timed_on(devices_hw[0])
             for i, hw in enumerate(devices_hw[1:]):
-                others[i].append(times(cost, hw, precision, dtype))
+                others[i].append(timed_on(hw))
         if not keep_nodes:
             cost = StageCost(cost.root, cost.diffusers_class, cost.adapter, cost.dims, cost.traffic,
                              cost.modules if keep_modules else cost.modules[:1], (), cost.categories, cost.unmodeled,

@@ -61,10 +61,17 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
     opts = settings.options(device.precision)
     times = []
     fallbacks = 0
+    seen: dict[tuple[object, ...], tuple[NodeTime, bool]] = {}  # one kernel_time per distinct call (a pure function)
     for n in stage.nodes:
-        t = kernel_time(call_of(n, compiled=settings.compile), device.hw, opts, km)
-        times.append(NodeTime(t.seconds, t.limiter))
-        fallbacks += t.fallback
+        call = call_of(n, compiled=settings.compile)
+        key = (call.family, call.tensor_core_flops, call.cuda_core_flops, call.bytes, tuple(sorted(call.shape.items())),
+               call.dtype, call.launches)
+        got = seen.get(key)
+        if got is None:
+            t = kernel_time(call, device.hw, opts, km)
+            got = seen[key] = (NodeTime(t.seconds, t.limiter), bool(t.fallback))
+        times.append(got[0])
+        fallbacks += got[1]
     text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
             f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
             f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}; "

@@ -16,8 +16,7 @@ from fxmeter.cost.tree import folded_label as folded
 from fxmeter.cost.tree import natural_key
 from fxmeter.errors import ReportError
 from fxmeter.report.document import ReportDocument, as_document
-from fxmeter.report.top import COST_METRICS as METRICS
-from fxmeter.report.top import group_modules
+from fxmeter.report.top import METRICS, TIME_METRICS, Group, group_modules
 
 TOTAL_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_written")
 MEMORY_KEYS = ("weight_bytes", "activation_peak_bytes", "total_bytes")
@@ -97,6 +96,12 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ReportError(f"-k must be a positive integer, got {k!r}")
     da, db = as_document(a), as_document(b)
+    timed = metric in TIME_METRICS
+    if timed:
+        for name, d in (("A", da), ("B", db)):
+            if getattr(d.totals.per_forward, metric) is None:
+                raise ReportError(f"--metric {metric}: report {name} ({d.model.id}, run {d.run_id}) has no "
+                                  f"{metric.replace('_', ' ')} (trace it with --hardware)")
     wa, wb = da.workload.to_dict(), db.workload.to_dict()
     wl = tuple(delta(f"workload.{key}", wa[key], wb[key])
                for key in WORKLOAD_KEYS if key in wa and key in wb
@@ -115,17 +120,17 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
     ma, mb = da.memory, db.memory
     memory = tuple(delta(f"memory.{key}", getattr(ma, key), getattr(mb, key)) for key in MEMORY_KEYS)
 
-    total_change = db.totals.per_forward.metrics.value(metric) - da.totals.per_forward.metrics.value(metric)
+    total_change = _per_forward(db, metric) - _per_forward(da, metric)
     ga, gb = group_modules(da, fold), group_modules(db, fold)
     rows = []
     for mid in set(ga) | set(gb):
-        va = ga[mid].own.value(metric) if mid in ga else 0
-        vb = gb[mid].own.value(metric) if mid in gb else 0
+        va = _own(ga[mid], metric) if mid in ga else 0
+        vb = _own(gb[mid], metric) if mid in gb else 0
         if va or vb:
             rows.append(delta(mid, va, vb, total_change, ga[mid].count if mid in ga else 0,
                               gb[mid].count if mid in gb else 0))
     ranked = _order([r for r in rows if r.delta]) + _order([r for r in rows if not r.delta])
-    cats = tuple(_order([
+    cats = () if timed else tuple(_order([  # categories carry costs, not seconds
         delta(c, da.categories[c].metrics.value(metric) if c in da.categories else 0,
               db.categories[c].metrics.value(metric) if c in db.categories else 0, total_change)
         for c in set(da.categories) | set(db.categories)
@@ -134,6 +139,9 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
     removed = tuple(sorted(set(ga) - set(gb), key=natural_key))
 
     notes = []
+    if timed:
+        notes.append(f"{metric}: the transformer's, per forward (modules: their own nodes' seconds); "
+                     "categories are compared by cost only")
     if da.model.id != db.model.id:
         notes.append(f"different models: {da.model.id} vs {db.model.id}; modules are matched by (folded) id")
     elif da.model.config_sha256 != db.model.config_sha256:
@@ -156,6 +164,25 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
     )
 
 
+def _per_forward(d: ReportDocument, metric: str) -> float:
+    """The transformer's per-forward ``metric`` (a cost, or seconds when the report has them)."""
+    if metric in TIME_METRICS:
+        return float(getattr(d.totals.per_forward, metric) or 0.0)
+    return d.totals.per_forward.metrics.value(metric)
+
+
+def _own(g: Group, metric: str) -> float:
+    """A (folded) module's own ``metric``: its own nodes' cost or seconds."""
+    return g.seconds.get("self_" + metric, 0.0) if metric in TIME_METRICS else g.own.value(metric)
+
+
+def _stage_value(timed: Any, metric: str) -> float:
+    """A stage's (or the generation's) ``metric`` over one generation."""
+    if metric in TIME_METRICS:
+        return float(getattr(timed, metric) or 0.0)
+    return timed.metrics.value(metric)
+
+
 def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta, ...]:
     """Each stage's ``metric`` over one generation in A and B (a stage in one report only: 0 in the other),
     the generation's total, its bound and predicted seconds and its peak device memory (under each report's policy)."""
@@ -164,14 +191,16 @@ def _stages(da: ReportDocument, db: ReportDocument, metric: str) -> tuple[Delta,
         return ()
     ea = {s.name: s for s in pa.stages}
     eb = {s.name: s for s in pb.stages}
-    change = pb.end_to_end.metrics.value(metric) - pa.end_to_end.metrics.value(metric)
-    rows = [delta(f"stage {n} ({metric})", ea[n].end_to_end.metrics.value(metric) if n in ea else 0,
-                  eb[n].end_to_end.metrics.value(metric) if n in eb else 0, change,
+    change = _stage_value(pb.end_to_end, metric) - _stage_value(pa.end_to_end, metric)
+    rows = [delta(f"stage {n} ({metric})", _stage_value(ea[n].end_to_end, metric) if n in ea else 0,
+                  _stage_value(eb[n].end_to_end, metric) if n in eb else 0, change,
                   ea[n].runs if n in ea else 0, eb[n].runs if n in eb else 0)
             for n in dict.fromkeys([*ea, *eb])]
-    rows.append(delta(f"pipeline.end_to_end.{metric}", pa.end_to_end.metrics.value(metric),
-                      pb.end_to_end.metrics.value(metric)))
+    rows.append(delta(f"pipeline.end_to_end.{metric}", _stage_value(pa.end_to_end, metric),
+                      _stage_value(pb.end_to_end, metric)))
     for kind in ("bound_seconds", "predicted_seconds"):
+        if kind == metric:
+            continue
         sa, sb = getattr(pa.end_to_end, kind), getattr(pb.end_to_end, kind)
         if sa is not None and sb is not None:
             rows.append(delta(f"pipeline.end_to_end.{kind}", sa, sb))
@@ -197,10 +226,9 @@ def _rel(d: Delta) -> str:
     return f"{100 * (d.ratio - 1):+.2f}%"
 
 
-def _headline(metric: str, da: ReportDocument, db: ReportDocument, change: int,
+def _headline(metric: str, da: ReportDocument, db: ReportDocument, change: float,
               modules: list[Delta], cats: tuple[Delta, ...]) -> str:
-    va = da.totals.per_forward.metrics.value(metric)
-    vb = db.totals.per_forward.metrics.value(metric)
+    va, vb = _per_forward(da, metric), _per_forward(db, metric)
     ratio = vb / va if va else None
     head = (f"{metric} per forward {with_unit(va, metric)} -> {with_unit(vb, metric)} ({_ratio(ratio)}, "
             f"{'+' if change >= 0 else ''}{with_unit(change, metric)})")

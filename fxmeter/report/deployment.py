@@ -275,11 +275,26 @@ def markdown(d: DeploymentInfo, price_per_hour: float | None = None) -> str:
 
 
 def scaling_table(rows: Sequence[ScalingRow]) -> list[str]:
-    """The console table of ``fxmeter scale``."""
-    head = (f"  {'GPUs':>4}  {'plan':<36} {'predicted s':>12} {'speed-up':>9} {'efficiency':>10} "
+    """The console table of ``fxmeter scale``: a GPU count that does not fit has its seconds starred and
+    a note says what they mean (and, when no count fits, that none does)."""
+    pw = max([len(r.parallel) for r in rows] + [36])
+    head = (f"  {'GPUs':>4}  {'plan':<{pw}} {'predicted s':>12} {'speed-up':>9} {'efficiency':>10} "
             f"{'memory/GPU':>11} {'comm share':>10}  fits")
     out = [head]
     for r in rows:
-        out.append(f"  {r.gpus:>4}  {r.parallel[:36]:<36} {r.seconds:>12,.1f} {r.speedup:>8.2f}x {100 * r.efficiency:>9.1f}% "
-                   f"{human_bytes(r.memory_per_gpu):>11} {100 * r.comm_share:>9.1f}%  {'yes' if r.fits else 'NO'}")
+        secs = f"{r.seconds:,.1f}" + ("" if r.fits else "*")
+        out.append(f"  {r.gpus:>4}  {r.parallel:<{pw}} {secs:>12} {r.speedup:>8.2f}x {100 * r.efficiency:>9.1f}% "
+                   f"{human_bytes(r.memory_per_gpu):>11} {100 * r.comm_share:>9.1f}%  "
+                   f"{'yes' if r.fits else 'NO: does not fit'}")
+    out += [f"  ({n})" for n in fit_notes(rows)]
     return out
+
+
+def fit_notes(rows: Sequence[ScalingRow]) -> list[str]:
+    """What the table, scale.png and report.html say about GPU counts that do not fit."""
+    if all(r.fits for r in rows):
+        return []
+    notes = ["* does not fit in the GPU's memory: the seconds assume it did; no such run is possible as configured"]
+    if not any(r.fits for r in rows):
+        notes.append("no GPU count fits: try --offload model or sequential, --fsdp, more GPUs, or a larger device")
+    return notes

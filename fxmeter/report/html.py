@@ -351,7 +351,19 @@ def _roofline(data: Mapping[str, Any]) -> dict[str, Any] | None:
            "tensor_core": _num(peaks.get("tensor_core_flops_per_s")),
            "cuda_core": _num(peaks.get("cuda_core_flops_per_s")), "bandwidth": _num(peaks.get("bytes_per_s")),
            "efficiency": hw.get("efficiency")}
+    out["ticks"] = {"x": {str(e): log_tick(e) for e in range(-6, 13)},
+                    "y": {str(e): log_tick(e, "FLOP/s") for e in range(-3, 25)}}
     return out if out["tensor_core"] and out["bandwidth"] else None
+
+
+def log_tick(exponent: int, unit: str = "") -> str:
+    """The label of the tick at ``10**exponent`` on a log axis, one format for every tick of the page's
+    log axes: SI prefixes from 1 k up (``1 k``, ``100 TFLOP/s``), plain decimals below 1 (``0.01``)."""
+    if exponent < 0:
+        return f"{Decimal(1).scaleb(exponent):f}" + (f" {unit}" if unit else "")
+    i = min(exponent // 3, len(_PREFIXES) - 1)
+    mantissa = 10 ** (exponent - 3 * i)
+    return f"{mantissa} {_PREFIXES[i]}{unit}".strip() if i or unit else f"{mantissa}"
 
 
 def view_model(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,7 +397,7 @@ def _device_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     for d in data.get("devices") or []:
         if isinstance(d, Mapping):
             rows.append({"name": str(d.get("label") or d.get("name") or "?"), "bound": _num(d.get("bound_seconds")),
-                         "predicted": _num(d.get("predicted_seconds"))})
+                         "predicted": _num(d.get("predicted_seconds")), "fits": d.get("fits") is not False})
     return rows
 
 
@@ -394,7 +406,8 @@ def _scaling_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     for s in data.get("scaling") or []:
         if isinstance(s, Mapping) and _num(s.get("gpus")) is not None:
             rows.append({"gpus": _num(s.get("gpus")), "seconds": _num(s.get("seconds")),
-                         "speedup": _num(s.get("speedup")), "efficiency": _num(s.get("efficiency"))})
+                         "speedup": _num(s.get("speedup")), "efficiency": _num(s.get("efficiency")),
+                         "fits": s.get("fits") is not False})
     return rows
 
 
@@ -432,10 +445,38 @@ def _header(data: Mapping[str, Any]) -> str:
 
 def _seconds_cards(block: Mapping[str, Any], where: str) -> list[str]:
     cards = []
-    if _num(block.get("bound_seconds")) is not None:
-        cards.append(_card(f"bound {where}", seconds(float(block["bound_seconds"])), sub="roofline at 100% of peaks"))
     if _num(block.get("predicted_seconds")) is not None:
-        cards.append(_card(f"predicted {where}", seconds(float(block["predicted_seconds"])), sub="kernel model"))
+        cards.append(_card(f"predicted, {where}", seconds(float(block["predicted_seconds"])), sub="kernel model"))
+    if _num(block.get("bound_seconds")) is not None:
+        cards.append(_card(f"bound, {where}", seconds(float(block["bound_seconds"])), sub="roofline at 100% of peaks"))
+    return cards
+
+
+def _stage_runs(data: Mapping[str, Any]) -> str:
+    """``text_encoder ×2, transformer ×100, vae ×1`` (the stages the report costed)."""
+    pipe = data.get("pipeline") or {}
+    return ", ".join(f"{s.get('name', '?')} ×{s.get('runs', '?')}" for s in pipe.get("stages") or []
+                     if isinstance(s, Mapping))
+
+
+def _whole_generation_cards(data: Mapping[str, Any]) -> list[str]:
+    """The whole generation (every stage traced, copies of the --offload policy included), or nothing
+    when the report has no pipeline section.  A deployment (--gpus N) adds its seconds on N GPUs."""
+    pipe = data.get("pipeline")
+    e2e = pipe.get("end_to_end") if isinstance(pipe, Mapping) else None
+    if not isinstance(e2e, Mapping):
+        return []
+    cards = [_card("FLOPs, whole generation", si(_flops(e2e), "FLOP"), e2e.get("flops"))]
+    dep = data.get("deployment")
+    if isinstance(dep, Mapping) and _num(dep.get("predicted_seconds")) is not None:
+        cards.append(_card(f"predicted, whole generation on {dep.get('gpus')} GPUs",
+                           seconds(float(dep["predicted_seconds"])), sub=f"kernel model + exposed communication; "
+                           f"one GPU {seconds(float(dep.get('single_gpu_seconds') or 0.0))}"))
+    cards += _seconds_cards(e2e, "whole generation" + (" on one GPU" if isinstance(dep, Mapping) else ""))
+    res = pipe.get("residency") if isinstance(pipe, Mapping) else None
+    if isinstance(res, Mapping) and _num(res.get("peak_bytes")) is not None:
+        cards.append(_card("peak device memory, whole generation", si_bytes(_int(res["peak_bytes"])), res["peak_bytes"],
+                           sub=f"--offload {res.get('policy', '?')}, during {res.get('peak_stage', '?')}"))
     return cards
 
 
@@ -449,16 +490,18 @@ def _headline(data: Mapping[str, Any]) -> str:
         _card("CUDA-core FLOPs", si(_int(pf.get("cuda_core_flops")), "FLOP"), pf.get("cuda_core_flops")),
         _card("bytes moved", si_bytes(moved), moved, sub=f"read {si_bytes(_int(pf.get('bytes_read')))}, "
               f"written {si_bytes(_int(pf.get('bytes_written')))}"),
-        *_seconds_cards(pf, "per forward"),
+        *_seconds_cards(pf, "one forward"),
     ]
     runs = f"{wl.get('steps', '?')} steps × {wl.get('passes_per_step', '?')} passes"
     generation = [
-        _card("FLOPs", si(_int(e2e.get("flops")) or _flops(e2e), "FLOP"), e2e.get("flops"), sub=runs),
-        _card("tensor-core FLOPs", si(_int(e2e.get("tensor_core_flops")), "FLOP"), e2e.get("tensor_core_flops")),
-        _card("bytes moved", si_bytes(_int(e2e.get("bytes_read")) + _int(e2e.get("bytes_written"))),
+        _card("FLOPs, transformer alone", si(_int(e2e.get("flops")) or _flops(e2e), "FLOP"), e2e.get("flops"), sub=runs),
+        _card("tensor-core FLOPs, transformer alone", si(_int(e2e.get("tensor_core_flops")), "FLOP"),
+              e2e.get("tensor_core_flops")),
+        _card("bytes moved, transformer alone", si_bytes(_int(e2e.get("bytes_read")) + _int(e2e.get("bytes_written"))),
               _int(e2e.get("bytes_read")) + _int(e2e.get("bytes_written"))),
-        *_seconds_cards(e2e, "per generation"),
+        *_seconds_cards(e2e, "transformer alone"),
     ]
+    whole = _whole_generation_cards(data)
     memory = [
         _card("weights", si_bytes(_int(mem.get("weight_bytes"))), mem.get("weight_bytes"),
               sub=", ".join(f"{k} {si_bytes(_int(v))}" for k, v in sorted((mem.get("weight_bytes_by_dtype") or {}).items()))),
@@ -471,11 +514,13 @@ def _headline(data: Mapping[str, Any]) -> str:
         memory.append(f'<div class="card {"ok" if fit.get("fits") else "bad"}"><div class="label">fit</div>'
                       f'<div class="value">{"fits" if fit.get("fits") else "does not fit"}</div>'
                       f'<div class="sub">{_esc(fit.get("statement", ""))}</div></div>')
-    parts = [
-        '<section id="headline"><h2>Headline</h2>',
-        f'<h3>Per forward</h3><div class="cards">{"".join(forward)}</div>',
-        f'<h3>Per generation (end to end)</h3><div class="cards">{"".join(generation)}</div>',
-        f'<h3>Memory</h3><div class="cards">{"".join(memory)}</div>',
+    parts = ['<section id="headline"><h2>Headline</h2>']
+    if whole:
+        parts.append(f'<h3>Whole generation ({_esc(_stage_runs(data))})</h3><div class="cards">{"".join(whole)}</div>')
+    parts += [
+        f'<h3>Transformer alone, one generation ({_esc(runs)})</h3><div class="cards">{"".join(generation)}</div>',
+        f'<h3>Transformer, one forward</h3><div class="cards">{"".join(forward)}</div>',
+        f'<h3>Memory, transformer alone</h3><div class="cards">{"".join(memory)}</div>',
     ]
     hw = data.get("hardware")
     if isinstance(hw, Mapping):
@@ -487,7 +532,7 @@ def _headline(data: Mapping[str, Any]) -> str:
             f'traffic {_esc(tot.get("traffic_model", "?"))}. Model: {_esc(hw.get("model", "not stated"))}.</p>')
         by_bound = hw.get("seconds_by_limiter_per_forward") or {}
         if by_bound:
-            parts.append('<p class="note">Per forward, seconds in nodes bound by: ' + ", ".join(
+            parts.append('<p class="note">Transformer, one forward, seconds in nodes bound by: ' + ", ".join(
                 f"{_esc(k.replace('_', '-'))} {_esc(seconds(float(v)))}" for k, v in sorted(by_bound.items())
                 if isinstance(v, (int, float))) + "</p>")
     unmodeled = data.get("unmodeled_ops") or []
@@ -499,12 +544,34 @@ def _headline(data: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+#: Column headers people read, for the report keys a table may show (a key not here: its words, unit-less).
+HEADERS = {
+    "name": "name", "label": "device", "bound_seconds": "bound s (roofline at 100%)",
+    "predicted_seconds": "predicted s (kernel model)", "fits": "fits", "fit": "memory", "policy": "offload policy",
+    "dollars": "$ per generation", "price_per_hour": "$ per GPU-hour", "generations_per_hour": "generations per hour",
+    "gpu_hours": "GPU-hours per generation", "predicted_by": "predicted by", "fits_with": "fits with --offload",
+    "gpus": "GPUs", "parallel": "plan", "seconds": "predicted s", "speedup": "speed-up", "efficiency": "parallel efficiency",
+    "memory_per_gpu": "memory per GPU", "comm_share": "exposed communication share",
+    "exposed_comm_seconds": "exposed communication s", "stage": "stage", "kind": "collective", "what": "what",
+    "ranks": "ranks", "link": "link", "count": "calls per generation", "bytes": "bytes per call per rank",
+    "exposed_seconds": "exposed s", "overlapped_seconds": "overlapped s", "overlappable": "overlappable",
+    "role": "role", "steps": "steps", "step_share": "share of steps", "parameters": "parameters",
+    "weight_bytes": "weights", "end_to_end": "FLOPs, one generation", "component": "component", "class": "class",
+}
+
+
+def _header_text(key: str) -> str:
+    return HEADERS.get(key, key.replace("_", " "))
+
+
 def _generic_table(rows: Sequence[Mapping[str, Any]], first: Sequence[str] = ()) -> str:
-    """A table of dict rows: ``first`` columns, then every other key in order of appearance."""
+    """A table of dict rows: ``first`` columns, then every other key in order of appearance; headers for
+    people (:data:`HEADERS`), values with units (:func:`quantity`)."""
     keys: list[str] = [k for k in first if any(k in r for r in rows)]
     for r in rows:
         keys += [str(k) for k in r if k not in keys]
-    return _table(keys, [[quantity(k, r.get(k)) if k in r else "" for k in keys] for r in rows], "data")
+    return _table([_header_text(k) for k in keys],
+                  [[quantity(k, r.get(k)) if k in r else "" for k in keys] for r in rows], "data")
 
 
 def _stages(data: Mapping[str, Any]) -> str:
@@ -512,62 +579,151 @@ def _stages(data: Mapping[str, Any]) -> str:
     stages = pipe.get("stages") if isinstance(pipe, Mapping) else None
     if not isinstance(stages, list) or not stages:
         return ""
-    head = ["stage", "class", "runs", "FLOPs per run", "FLOPs end to end", "parameters", "weights",
-            "peak activations", "bound (roofline at 100%)", "predicted (kernel model)"]
+    head = ["stage", "class", "runs", "FLOPs per run", "FLOPs, one generation", "parameters", "weights",
+            "peak activations", "predicted s per run", "predicted s, one generation (kernel model)",
+            "bound s, one generation (roofline at 100%)"]
+
+    def secs(block: Any, key: str) -> str:
+        v = _num(block.get(key)) if isinstance(block, Mapping) else None
+        return seconds(v) if v is not None else "—"
 
     def row(s: Mapping[str, Any], name: str) -> list[str]:
         pr, ee = s.get("per_run"), s.get("end_to_end")
-        return [name, str(s.get("class", "")), _exact(s.get("runs", "")),
+        host = " (on the host: no device time)" if s.get("on_host") else ""
+        return [name + host, str(s.get("class", "")), _exact(s.get("runs", "")),
                 si(_flops(pr), "FLOP") if isinstance(pr, Mapping) else "",
                 si(_flops(ee), "FLOP") if isinstance(ee, Mapping) else "",
                 si(_int(s["parameters"])) if "parameters" in s else "",
                 si_bytes(_int(s["weight_bytes"])) if "weight_bytes" in s else "",
                 si_bytes(_int(s["activation_peak_bytes"])) if "activation_peak_bytes" in s else "",
-                seconds(float(s["bound_seconds"])) if _num(s.get("bound_seconds")) is not None else "",
-                seconds(float(s["predicted_seconds"])) if _num(s.get("predicted_seconds")) is not None else ""]
+                secs(pr, "predicted_seconds"), secs(ee, "predicted_seconds"), secs(ee, "bound_seconds")]
 
     rows = [row(s, str(s.get("name", "?"))) for s in stages if isinstance(s, Mapping)]
     e2e = pipe.get("end_to_end") if isinstance(pipe, Mapping) else None
     if isinstance(e2e, Mapping):
-        rows.append(row({"end_to_end": e2e, **e2e}, "whole pipeline"))
+        whole = row({"end_to_end": e2e}, "whole generation")
+        whole[8] = ""
+        rows.append(whole)
+    moves = _num(pipe.get("transfer_seconds")) if isinstance(pipe, Mapping) else None
+    copies = (f" The whole generation includes {seconds(moves)} of host↔device copies (--offload)." if moves else "")
     return ('<section id="stages"><h2>Pipeline stages</h2><p class="note">Each stage of one generation: how many '
-            'times it runs, its cost per run and in total. <b>bound</b> = roofline at 100% of the peaks; '
-            '<b>predicted</b> = the kernel model.</p>' + _table(head, rows, "data num") + "</section>")
+            'times it runs, its cost per run and over the generation. <b>predicted</b> = the kernel model; '
+            f'<b>bound</b> = roofline at 100% of the peaks.{_esc(copies)}</p>' + _table(head, rows, "data num")
+            + "</section>")
 
 
 def _devices(data: Mapping[str, Any]) -> str:
     devs = [d for d in data.get("devices") or [] if isinstance(d, Mapping)]
     if not devs:
         return ""
-    return ('<section id="devices"><h2>Per device</h2><p class="note">The same generation on each device: '
-            '<b>bound</b> = roofline at 100% of the peaks, <b>predicted</b> = the kernel model.</p>'
-            '<div class="chart short" id="devices-chart"></div>'
-            + _generic_table(devs, ("label", "name", "bound_seconds", "predicted_seconds", "fits", "policy", "dollars"))
-            + "</section>")
+    head = ["device", "predicted s, whole generation (kernel model)", "bound s, whole generation (roofline at 100%)",
+            "generations per hour", "GPU-hours per generation", "$ per generation", "fits", "memory"]
+    rows = []
+    for d in devs:
+        fits = d.get("fits")
+        price = _num(d.get("dollars"))
+        rows.append([str(d.get("label") or d.get("name") or "?"), quantity("predicted_seconds", d.get("predicted_seconds")),
+                     quantity("bound_seconds", d.get("bound_seconds")), f"{_num(d.get('generations_per_hour')) or 0:,.2f}",
+                     f"{_num(d.get('gpu_hours')) or 0:,.4f}",
+                     "— (does not fit)" if not fits else (f"${price:,.4f}" if price is not None else "—"),
+                     "yes" if fits else (f"with --offload {d['fits_with']}" if d.get("fits_with") else "NO"),
+                     str(d.get("fit") or "")])
+    return ('<section id="devices"><h2>Per device</h2><p class="note">The same whole generation on each device, '
+            'one GPU: <b>predicted</b> = the kernel model, <b>bound</b> = roofline at 100% of the peaks. A device '
+            'it does not fit on has no price: no such run is possible as configured.</p>'
+            '<div class="chart short" id="devices-chart"></div>' + _table(head, rows, "data") + "</section>")
 
 
 def _scaling(data: Mapping[str, Any]) -> str:
     rows = [s for s in data.get("scaling") or [] if isinstance(s, Mapping)]
     if not rows:
         return ""
-    return ('<section id="scaling"><h2>Per GPU count</h2><div class="chart short" id="scaling-chart"></div>'
-            + _generic_table(rows, ("gpus", "seconds", "speedup", "efficiency", "memory_per_gpu", "comm_share"))
-            + "</section>")
+    head = ["GPUs", "plan", "predicted s, whole generation", "speed-up", "parallel efficiency", "memory per GPU",
+            "exposed communication share", "bound s (roofline at 100%)", "fits"]
+    body = []
+    for r in rows:
+        ok = bool(r.get("fits"))
+        body.append([_exact(r.get("gpus")), str(r.get("parallel", "")),
+                     quantity("seconds", r.get("seconds")) + ("" if ok else " *"),
+                     f"{_num(r.get('speedup')) or 0:.2f}×", quantity("efficiency", r.get("efficiency")),
+                     si_bytes(_int(r.get("memory_per_gpu"))), quantity("comm_share", r.get("comm_share")),
+                     quantity("bound_seconds", r.get("bound_seconds")), "yes" if ok else "NO: does not fit"])
+    notes = []
+    if not all(r.get("fits") for r in rows):
+        notes.append("* does not fit in the GPU's memory: the seconds assume it did; no such run is possible as "
+                     "configured (grey hatched bars)")
+    if not any(r.get("fits") for r in rows):
+        notes.append("No GPU count fits: try --offload model or sequential, --fsdp, more GPUs, or a larger device.")
+    warn = "".join(f'<p class="warn">{_esc(n)}</p>' for n in notes)
+    return ('<section id="scaling"><h2>Per GPU count</h2><p class="note">One whole generation on each GPU count, '
+            'predicted by the kernel model plus the communication compute cannot hide.</p>' + warn
+            + '<div class="chart short" id="scaling-chart"></div>' + _table(head, body, "data") + "</section>")
 
 
 def _deployment(data: Mapping[str, Any]) -> str:
     dep = data.get("deployment")
     if not isinstance(dep, Mapping) or not dep:
         return ""
-    parts = ['<section id="deployment"><h2>Deployment</h2><dl>']
-    comm = dep.get("communication")
-    for k, v in dep.items():
-        if k != "communication":
-            parts.append(f"<dt>{_esc(k)}</dt><dd>{_esc(quantity(str(k), v))}</dd>")
-    parts.append("</dl>")
-    if isinstance(comm, list) and comm:
-        rows = [c for c in comm if isinstance(c, Mapping)]
-        parts.append("<h3>Communication</h3>" + _generic_table(rows))
+    def mapping(key: str) -> Mapping[str, Any]:
+        v = dep.get(key)
+        return v if isinstance(v, Mapping) else {}
+
+    par, link, mem = mapping("parallel"), mapping("interconnect"), mapping("memory")
+    spec = par.get("spec", dep.get("parallel") if isinstance(dep.get("parallel"), str) else "?")
+    n = dep.get("gpus", "?")
+
+    def sec(key: str) -> str:
+        return quantity("seconds", dep.get(key))
+
+    items = [
+        ("GPUs", f"{n} × {mapping('device').get('label', '?')}"),
+        ("plan", f"{spec}{' + fsdp' if par.get('fsdp') else ''}"),
+        ("interconnect", str(link.get("text", "?"))),
+        ("predicted s, whole generation on the GPUs", f"{sec('predicted_seconds')} ({dep.get('predicted_by', '?')} "
+         "+ exposed communication)"),
+        ("predicted s, whole generation on one GPU", sec("single_gpu_seconds")),
+        ("speed-up", f"{_num(dep.get('speedup')) or 0:.2f}×"),
+        ("parallel efficiency = t1 / (N × tN)", quantity("efficiency", dep.get("efficiency"))),
+        ("compute per GPU", sec("compute_seconds")),
+        ("communication exposed", f"{sec('exposed_comm_seconds')} ({quantity('comm_share', dep.get('comm_share'))} "
+         "of the time)"),
+        ("communication overlapped", sec("overlapped_comm_seconds")),
+        ("bound s per GPU (roofline at 100%, no communication)", sec("bound_seconds")),
+        ("GPU-hours per generation", f"{(_num(dep.get('gpu_seconds')) or 0) / 3600:.4f} ({n} × the predicted s)"),
+        ("weights per GPU", si_bytes(_int(mem.get("weight_bytes_per_gpu")))),
+        ("activations per GPU", si_bytes(_int(mem.get("activation_bytes_per_gpu")))),
+        ("memory per GPU", f"{si_bytes(_int(mem.get('total_bytes_per_gpu')))} of "
+         f"{si_bytes(_int(mem.get('device_bytes')))}"),
+        ("fit", str(mem.get("statement", "?"))),
+        ("link bandwidth per direction", f"{si(_num(link.get('bandwidth')) or 0, 'B/s')}"),
+    ]
+    items = [(k, v) for k, v in items if "?" not in v or k == "GPUs"]  # what the report has
+    parts = ['<section id="deployment"><h2>Deployment</h2>', _table(["", "value"], [list(i) for i in items], "data")]
+    stages = [s for s in dep.get("stages") or [] if isinstance(s, Mapping)]
+    if stages:
+        head = ["stage", "forwards per GPU", "tensor-core FLOPs per forward per GPU", "predicted s per forward",
+                "exposed communication s", "predicted s, one generation", "one GPU s, one generation",
+                "weights per GPU", "activations per GPU"]
+        parts.append("<h3>Stages on the GPUs</h3>" + _table(head, [[
+            str(s.get("name", "?")) + ("" if s.get("split") else " (one GPU)"), _exact(s.get("forwards_per_gpu")),
+            si(_int((s.get("per_forward") or {}).get("tensor_core_flops")), "FLOP"),
+            quantity("seconds", s.get("predicted_seconds_per_forward")), quantity("seconds", s.get("exposed_comm_seconds")),
+            quantity("seconds", s.get("seconds")), quantity("seconds", s.get("single_gpu_seconds")),
+            si_bytes(_int(s.get("weight_bytes_per_gpu"))), si_bytes(_int(s.get("activation_bytes_per_gpu")))]
+            for s in stages], "data num"))
+    comm = [c for c in dep.get("communication") or [] if isinstance(c, Mapping)]
+    if comm:
+        head = ["collective", "kind", "stage", "ranks", "link", "calls per generation", "bytes per call per rank",
+                "s per call", "exposed s", "overlapped s"]
+        parts.append("<h3>Communication</h3>" + _table(head, [[
+            str(c.get("what", "")), str(c.get("kind", "")).replace("_", "-"), str(c.get("stage", "")),
+            _exact(c.get("ranks")), str(c.get("link", "")), _exact(c.get("count")), si_bytes(_int(c.get("bytes"))),
+            quantity("seconds", c.get("seconds")), quantity("seconds", c.get("exposed_seconds")),
+            quantity("seconds", c.get("overlapped_seconds"))] for c in comm], "data"))
+    for title, key in (("Overlap rules", "overlap_rules"), ("Assumptions", "notes")):
+        lines = [str(x) for x in dep.get(key) or []]
+        if lines:
+            parts.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{_esc(x)}</li>" for x in lines) + "</ul>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -594,7 +750,8 @@ def _category_section(vm: Mapping[str, Any]) -> str:
         for share in (c["tensor_core_share"], c["flops_share"]):
             cells.append(f"{100 * share:.1f}%" if share is not None else "")
         rows.append(cells)
-    return ('<section id="categories"><h2>Categories</h2><p class="note">Every graph node belongs to one category; '
+    return ('<section id="categories"><h2>Categories (transformer, one forward)</h2><p class="note">Every graph node of '
+            'the transformer belongs to one category; '
             'the chart follows the metric chosen above the treemap.</p><div class="chart" id="categories-chart"></div>'
             + _table(head, rows, "data num", raw=True) + "</section>")
 
@@ -609,8 +766,8 @@ def _roofline_section(vm: Mapping[str, Any]) -> str:
         return ('<section id="roofline"><h2>Roofline</h2><p class="note">This report has no hardware: trace with '
                 '<code>--hardware NAME</code> (see <code>fxmeter hardware</code>) to place each module under the '
                 "device's roofs.</p></section>")
-    return ('<section id="roofline"><h2>Roofline</h2><p class="note">One point per module with own ops (repeated blocks '
-            f'folded): arithmetic intensity (FLOP per byte moved) against the FLOP/s it reaches on {_esc(rf["label"])} in '
+    return ('<section id="roofline"><h2>Roofline (transformer, one forward)</h2><p class="note">One point per module '
+            f'of the transformer with own ops (repeated blocks folded): arithmetic intensity (FLOP per byte moved) against the FLOP/s it reaches on {_esc(rf["label"])} in '
             'the predicted time; colour = what bounds it, size = its predicted seconds. Hover a point for the module, '
             'intensity and bound; the largest are labelled.</p><div class="chart tall" id="roofline-chart"></div></section>')
 
@@ -653,7 +810,7 @@ def _tree_section(vm: Mapping[str, Any], ids: Sequence[str] = ("treemap",), labe
     charts = "".join(
         f'<div class="tree-pane">{f"<h3>{_esc(lab)}</h3>" if lab else ""}<div class="chart treemap" id="{i}"></div></div>'
         for i, lab in zip(ids, labels or [""] * len(ids)))
-    return ('<section id="tree"><h2>Module tree</h2><div class="controls"><label>size by <select id="metric">'
+    return ('<section id="tree"><h2>Module tree (transformer, one forward)</h2><div class="controls"><label>size by <select id="metric">'
             f'{options}</select></label>{fold}<span class="hint">Click a box to zoom into it, a name in the path above the chart to go back. '
             'Repeated blocks are folded into one box with their count (its size is their sum); unfold to see each. '
             '"own" boxes are a module\'s own ops, by category.</span></div>'
@@ -703,7 +860,8 @@ def render_html(data: Mapping[str, Any]) -> bytes:
             sections.append((sid, title))
             body.append(text)
     body += [_category_section(vm), _roofline_section(vm),
-             _module_table_section(note="Folded rows sum their blocks (×count). Click a column to sort."),
+             _module_table_section("Modules (transformer, one forward)",
+                                   "Folded rows sum their blocks (×count). Click a column to sort."),
              _conventions(data)]
     sections += [("categories", "Categories"), ("roofline", "Roofline"), ("modules", "Modules"),
                  ("conventions", "Conventions")]
@@ -742,7 +900,7 @@ def _compare_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[list[str]]
         if k in wa or k in wb:
             add(f"workload: {k}", wa.get(k), wb.get(k), lambda v: _exact(v) if isinstance(v, int) else f"{v:g}")
     ta, tb = a.get("totals") or {}, b.get("totals") or {}
-    for section, where in (("per_forward", "per forward"), ("end_to_end", "per generation")):
+    for section, where in (("per_forward", "per forward"), ("end_to_end", "per generation, transformer alone")):
         sa, sb = ta.get(section) or {}, tb.get(section) or {}
         for key, label in (("tensor_core_flops", "tensor-core FLOPs"), ("cuda_core_flops", "CUDA-core FLOPs"),
                            ("flops", "FLOPs")):

@@ -80,31 +80,59 @@ def gpu_counts(text: str | Sequence[int]) -> list[int]:
 
 
 def plot_png(result: ScaleResult) -> bytes:
-    """Seconds per generation (bars) and parallel efficiency (line) per GPU count (matplotlib Agg, lazy)."""
+    """scale.png: :func:`figure` as PNG bytes (matplotlib Agg, lazy)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(figure(result)).print_png(buf, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def figure(result: ScaleResult) -> Any:
+    """Seconds per generation (bars) and parallel efficiency (line) per GPU count; a count that does not fit
+    is a grey hatched bar labelled "does not fit" with a hollow efficiency marker."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5), dpi=100)
     fig.subplots_adjust(left=0.11, right=0.88, top=0.9, bottom=0.12)
     ax = fig.add_subplot()
-    x = [str(r.gpus) for r in result.rows]
-    ax.bar(x, [r.seconds for r in result.rows], color="#4e79a7", label="predicted seconds")
-    ax.bar(x, [r.exposed_comm_seconds for r in result.rows], color="#f28e2b", label="of which exposed communication")
+    rows = result.rows
+    x = [str(r.gpus) for r in rows]
+    fits = [r.fits for r in rows]
+    # a count that does not fit: a grey hatched bar, labelled, and a hollow efficiency marker
+    bars = ax.bar(x, [r.seconds for r in rows], color=["#4e79a7" if f else "#d3d3d3" for f in fits],
+                  edgecolor=["#4e79a7" if f else "#7f7f7f" for f in fits], label="predicted seconds")
+    for i, f in enumerate(fits):
+        if not f:
+            bars[i].set_hatch("//")
+            ax.text(i, rows[i].seconds, "does not fit", ha="center", va="bottom", fontsize=8, color="#b22222")
+    ax.bar(x, [r.exposed_comm_seconds if f else 0.0 for r, f in zip(rows, fits)], color="#f28e2b",
+           label="of which exposed communication")
     ax.set_xlabel("GPUs")
     ax.set_ylabel("seconds per generation")
-    ax.set_title(f"{result.model} @ {result.workload} on {result.hardware}", fontsize=10)
+    title = f"{result.model} @ {result.workload} on {result.hardware}"
+    if not any(fits):
+        title += "\nNO GPU count fits in memory: every bar is hypothetical"
+    ax.set_title(title, fontsize=10, color="black" if any(fits) else "#b22222")
     ax.grid(True, axis="y", alpha=0.3)
     ax2 = ax.twinx()
-    ax2.plot(x, [100 * r.efficiency for r in result.rows], color="#e15759", marker="o", label="parallel efficiency")
+    eff = [100 * r.efficiency for r in rows]
+    ax2.plot(x, eff, color="#e15759", label="parallel efficiency")
+    ax2.scatter([xi for xi, f in zip(x, fits) if f], [e for e, f in zip(eff, fits) if f], color="#e15759", zorder=3)
+    ax2.scatter([xi for xi, f in zip(x, fits) if not f], [e for e, f in zip(eff, fits) if not f], facecolors="white",
+                edgecolors="#e15759", zorder=3)
     ax2.set_ylabel("parallel efficiency (%)")
     ax2.set_ylim(0, 135)  # room above the line for the legend
     ax2.set_yticks(range(0, 101, 20))
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
+    if not all(fits):  # the legend's swatches, not the first bar's colours
+        from matplotlib.patches import Patch
+
+        h1 = [Patch(facecolor="#4e79a7"), *h1[1:], Patch(facecolor="#d3d3d3", edgecolor="#7f7f7f", hatch="//")]
+        l1 = [*l1, "does not fit in memory (no such run)"]
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = True, html: bool = False) -> list[Path]:

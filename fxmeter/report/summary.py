@@ -398,15 +398,16 @@ def devices_table(rep: ReportDocument) -> list[str]:
     """The side-by-side table of ``--hardware a,b,c``: seconds, generations per hour, GPU-hours, $, fit."""
     rows = rep.devices or ()
     priced = any(d.dollars is not None for d in rows)
-    head = (f"  {'device':<24} {'predicted s':>12} {'bound s':>10} {'gen/hour':>9} {'GPU-h/gen':>10}"
+    lw = max([len(d.label) for d in rows] + [24])  # the full device name, never cut
+    head = (f"  {'device':<{lw}} {'predicted s':>12} {'bound s':>10} {'gen/hour':>9} {'GPU-h/gen':>10}"
             + (f" {'$/gen':>9}" if priced else "") + "  fits")
     out = [head]
     for d in rows:
         if not d.fits and not d.fits_with:  # no policy fits: no seconds, rates or $ that could pass for valid
-            out.append(f"  {d.label[:24]:<24} {'-':>12} {'-':>10} {'-':>9} {'-':>10}" + (f" {'-':>9}" if priced else "")
+            out.append(f"  {d.label:<{lw}} {'-':>12} {'-':>10} {'-':>9} {'-':>10}" + (f" {'-':>9}" if priced else "")
                        + "  NO: does not fit, with any --offload")
             continue
-        out.append(f"  {d.label[:24]:<24} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
+        out.append(f"  {d.label:<{lw}} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
                    + ("  yes" if d.fits else f"  with {_offload_flags(d.fits_with or 'none')}")

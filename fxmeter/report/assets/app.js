@@ -38,6 +38,8 @@
   }
   function fmt(unit, v) { return unit === 'B' ? siBytes(v) : unit === 's' ? secs(v) : si(v, unit); }
   function pct(x) { return (100 * x).toFixed(1) + '%'; }
+  // a log axis's tick: the label Python wrote for that power of ten (one format for the whole axis)
+  function logTick(ticks, v, unit) { var k = String(Math.round(Math.log10(v))); return ticks && ticks[k] !== undefined ? ticks[k] : si(v, unit); }
   function intensity(v) { return v === null ? '' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toPrecision(3); }
   function esc(s) {
     return String(s).replace(/[&<>"']/g, function (c) {
@@ -313,8 +315,8 @@
           '<br>own FLOPs ' + si(p.flops, 'FLOP') + ', bytes moved ' + siBytes(p.bytes);
       } },
       xAxis: { type: 'log', name: 'arithmetic intensity (FLOP per byte moved)', nameLocation: 'middle', nameGap: 30, min: xmin, max: xmax,
-        axisLabel: { formatter: function (v) { return si(v); } } },
-      yAxis: { type: 'log', name: 'FLOP/s reached', axisLabel: { formatter: function (v) { return si(v, 'FLOP/s'); } } },
+        axisLabel: { formatter: function (v) { return logTick(rf.ticks.x, v, ''); } } },
+      yAxis: { type: 'log', name: 'FLOP/s reached in the predicted time', axisLabel: { formatter: function (v) { return logTick(rf.ticks.y, v, 'FLOP/s'); } } },
       series: series
     }, { notMerge: true });
     FX.roofline = { pixel: function (id) {  // where a module's point is drawn, in page coordinates
@@ -338,13 +340,15 @@
     var ser = [['bound', 'bound (roofline at 100%)', '#4e79a7'], ['predicted', 'predicted (kernel model)', '#f28e2b']].filter(function (k) {
       return D.devices.some(function (d) { return d[k[0]] !== null; });
     }).map(function (k) {
-      return { type: 'bar', name: k[1], data: D.devices.map(function (d) { return d[k[0]]; }), itemStyle: { color: k[2] },
+      return { type: 'bar', name: k[1] + ', whole generation', data: D.devices.map(function (d) {
+          return d.fits ? d[k[0]] : { value: d[k[0]], itemStyle: { color: '#d3d3d3', borderColor: k[2], borderWidth: 2 } };
+        }), itemStyle: { color: k[2] },
         label: { show: true, position: 'top', fontSize: 10, formatter: function (p) { return secs(p.value); } } };
     });
     chart.setOption({ animation: false, legend: { top: 0 }, grid: { left: 70, right: 20, top: 40, bottom: 40 },
       tooltip: { trigger: 'axis', valueFormatter: secs },
-      xAxis: { type: 'category', data: D.devices.map(function (d) { return d.name; }) },
-      yAxis: { type: 'value', name: 'seconds per generation', axisLabel: { formatter: secs } }, series: ser });
+      xAxis: { type: 'category', data: D.devices.map(function (d) { return d.name + (d.fits ? '' : '\n(does not fit)'); }) },
+      yAxis: { type: 'value', name: 'seconds, whole generation', axisLabel: { formatter: secs } }, series: ser });
   }
 
   function drawScaling() {
@@ -352,16 +356,23 @@
     if (!el || !D.scaling || !D.scaling.length) return;
     var chart = echarts.init(el, null, { renderer: 'svg' });
     FX.charts.scaling = chart;
-    var x = D.scaling.map(function (s) { return String(s.gpus); });
+    var x = D.scaling.map(function (s) { return String(s.gpus) + (s.fits ? '' : ' (does not fit)'); });
+    // a count that does not fit: a grey hatched bar labelled "does not fit", a hollow efficiency marker
+    var hatch = { symbol: 'rect', symbolSize: 1, rotation: Math.PI / 4, dashArrayX: [1, 0], dashArrayY: [2, 5], color: 'rgba(90,90,90,0.45)' };
     chart.setOption({ animation: false, legend: { top: 0 }, grid: { left: 70, right: 70, top: 40, bottom: 40 },
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', name: 'GPUs', data: x },
       yAxis: [{ type: 'value', name: 'seconds', axisLabel: { formatter: secs } },
         { type: 'value', name: 'efficiency', min: 0, max: 1, axisLabel: { formatter: function (v) { return pct(v); } } }],
       series: [
-        { type: 'bar', name: 'seconds', itemStyle: { color: '#4e79a7' }, data: D.scaling.map(function (s) { return s.seconds; }),
-          label: { show: true, position: 'top', fontSize: 10, formatter: function (p) { return secs(p.value); } } },
-        { type: 'line', name: 'efficiency', yAxisIndex: 1, itemStyle: { color: '#e15759' }, data: D.scaling.map(function (s) { return s.efficiency; }) }
+        { type: 'bar', name: 'predicted seconds, whole generation', itemStyle: { color: '#4e79a7' }, data: D.scaling.map(function (s) {
+            return s.fits ? s.seconds : { value: s.seconds, itemStyle: { color: '#d3d3d3', borderColor: '#7f7f7f', decal: hatch } };
+          }),
+          label: { show: true, position: 'top', fontSize: 10, formatter: function (p) {
+            return secs(p.value) + (D.scaling[p.dataIndex].fits ? '' : '\ndoes not fit'); } } },
+        { type: 'line', name: 'efficiency', yAxisIndex: 1, itemStyle: { color: '#e15759' }, data: D.scaling.map(function (s) {
+            return s.fits ? s.efficiency : { value: s.efficiency, symbol: 'emptyCircle', symbolSize: 8 };
+          }) }
       ] });
   }
 
