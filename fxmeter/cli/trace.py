@@ -69,10 +69,10 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     if as_json:
         click.echo(rep.to_json().decode())
         return
-    from fxmeter.report.summary import device_lines, headline, pipeline_lines
+    from fxmeter.report.summary import console_lines, headline
 
     click.echo(headline(rep))
-    for line in device_lines(rep) + pipeline_lines(rep):
+    for line in console_lines(rep):
         click.echo(line)
     click.echo(f"wrote {out / 'report.json'}")
     click.echo(f"wrote {out / 'summary.md'}" + (" (+ PNG charts)" if plots else ""))

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from fxmeter.errors import ParallelError
 from fxmeter.estimate.comm import CommModel, LinkSpec, load_comm_model, pick_link
+from fxmeter.estimate.headroom import headroom
 from fxmeter.estimate.kernels import KernelModel, KernelOptions, kernel_time, load_kernel_model
 from fxmeter.estimate.memory import GIB, Fit
 from fxmeter.estimate.metrics import Metrics
@@ -287,9 +288,9 @@ def deploy(est: Estimate, plan: ParallelPlan, rules: Mapping[str, SplitRules], h
                      f"own link, all at once ({moved:,.2f} s per GPU, {moves:,.2f} s on one GPU), added to the seconds")
     if len(weights) > 1:
         notes.append(f"weights per GPU add every component's share ({', '.join(weights)}), each at its own peak")
-    if plan.gpus > 8:
-        notes.append(f"{plan.gpus} GPUs are more than one 8-GPU server: fxmeter still prices every collective on the "
-                     "device's own GPU link (no inter-node network is modelled)")
+    warn = multi_node_warning(plan.gpus)
+    if warn:
+        notes.append(warn)
     if opts.precision != "bf16":
         p = opts.precision
         notes.append(f"--precision {p}: the FSDP units hold the component's {p} weight bytes (each block scaled by the "
@@ -347,15 +348,35 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
     return st, rows, [*result.notes, *notes], result.weight_bytes_per_gpu
 
 
+#: GPUs one NVLink domain holds on the boards fxmeter's devices ship on: NVIDIA HGX A100/H100/H200/B200
+#: baseboards join 8 GPUs by NVLink through NVSwitch; more GPUs span several servers linked by the network.
+NVLINK_NODE_GPUS = 8
+NVLINK_NODE_SOURCE = ("NVIDIA HGX platform, https://www.nvidia.com/en-us/data-center/hgx/ : HGX H100/H200/B200 "
+                      "'8-GPU' configurations, the GPUs joined by NVLink and NVSwitch (HGX A100 4- and 8-GPU); "
+                      "PCIe cards (L40S, L4, GeForce) have no NVLink domain at all")
+
+
+def multi_node_warning(gpus: int) -> str | None:
+    """A warning when ``gpus`` exceed one NVLink node: the collectives are still priced on the GPU link."""
+    if gpus <= NVLINK_NODE_GPUS:
+        return None
+    nodes = -(-gpus // NVLINK_NODE_GPUS)
+    return (f"{gpus} GPUs are more than one {NVLINK_NODE_GPUS}-GPU NVLink node (at least {nodes} servers; NVIDIA HGX "
+            f"boards join {NVLINK_NODE_GPUS} GPUs by NVLink): fxmeter still prices every collective on the device's own "
+            "GPU link as if all shared one node; no inter-node network is modelled, so the communication seconds are "
+            "optimistic")
+
+
 def _fit(weights: int, activations: int, hw: Hardware) -> Fit:
     need, have = weights + activations, hw.memory_bytes
     ok = need <= have
     text = (f"{'fits' if ok else 'does NOT fit'} on each {hw.label}: weights {weights / GIB:.1f} GiB + activations "
             f"{activations / GIB:.1f} GiB = {need / GIB:.1f} GiB per GPU {'of' if ok else '>'} {have / GIB:.0f} GiB"
+            + (f", {headroom(need, have).text()}" if ok else "")
             + ("" if ok else f" (short by {(need - have) / GIB:.1f} GiB: more GPUs, --fsdp, --offload or fp8 weights)"))
     return Fit(ok, need, have, text)
 
 
 
 
-__all__ = ["CommRow", "Deployment", "StageDeployment", "deploy", "link_text"]
+__all__ = ["NVLINK_NODE_GPUS", "CommRow", "Deployment", "StageDeployment", "deploy", "link_text", "multi_node_warning"]

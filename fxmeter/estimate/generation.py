@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.estimate.evaluate import StageCost, evaluate
+from fxmeter.estimate.kernels import StandIn, load_kernel_model, stand_ins
 from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, effective_runtime, fit, tiled_vae, with_runtime
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
@@ -87,7 +88,14 @@ class DeviceEstimate:
     predicted_by: str  # "kernel model" or "efficiency"
     fit: Fit
     price_per_hour: float | None = None
-    fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not
+    fits_with: str | None = None  # the offload policy (fewest host->device bytes) that fits, when --offload's does not:
+    # then the seconds are that policy's (its host<->device copies included, a --t5-cpu stage's host time left out)
+    stand_ins: tuple[StandIn, ...] = ()  # kernel-model constants measured on another device that price this one
+
+    @property
+    def runnable(self) -> bool:
+        """Fits in the device's memory under the report's policy or under ``fits_with``."""
+        return self.fit.fits or self.fits_with is not None
 
     @property
     def generations_per_hour(self) -> float:
@@ -99,7 +107,7 @@ class DeviceEstimate:
 
     @property
     def dollars(self) -> float | None:
-        return None if self.price_per_hour is None else self.gpu_hours * self.price_per_hour
+        return None if self.price_per_hour is None or not self.runnable else self.gpu_hours * self.price_per_hour
 
 
 @dataclass(frozen=True)
@@ -309,7 +317,13 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         price = (prices or {}).get(hw.name, hw.price_per_hour)
         fitting = [x for x in (on_device.policies or ()) if x.peak_bytes <= hw.memory_bytes]
         fits_with = None if here.fits or not fitting else min(fitting, key=lambda x: x.host_to_device_bytes).name
-        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with))
+        if fits_with is not None:  # the row's seconds are the fitting policy's: its copies in, its host stages out
+            under = replace(on_device, residency=next(x for x in fitting if x.name == fits_with))
+            b = under.pipeline_seconds("bound") or 0.0
+            p = under.pipeline_seconds("predicted") or 0.0
+        subs = stand_ins(load_kernel_model(), hw, settings.options(options.precision)) \
+            if predicted_by == "kernel model" else ()
+        device_rows.append(DeviceEstimate(hw.name, hw.label, b, p, predicted_by or "", here, price, fits_with, subs))
     fitted = None
     if devices_hw:
         fitted = fit(weights.weight_bytes, est.activation_peak_bytes, devices_hw[0].memory_bytes, devices_hw[0].label)

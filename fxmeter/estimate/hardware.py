@@ -349,29 +349,57 @@ def get_many(names: str | Sequence[str] | None, hardware_file: str | Path | None
 
 def parse_prices(spec: str | float | Mapping[str, float] | None, devices: Sequence[Hardware]) -> dict[str, float]:
     """``--price-per-hour``: one $ per GPU-hour for every device (``2.49``) or per device
-    (``h100=2.49,a100=1.29``); a device file's ``price_per_hour_usd`` fills the rest."""
+    (``h100=2.49,a100=1.29``); a device file's ``price_per_hour_usd`` fills the rest.
+
+    Refused, each with one line saying why: an empty value; a decimal comma (``2,49``: two bare
+    prices, suggesting ``2.49``); more than one bare price; a bare price beside ``NAME=PRICE``
+    pairs (which devices would it price?); a device priced twice (``h100=2.49,h100=3``, aliases
+    included); a name that is not among the devices; anything but a finite number >= 0.
+    """
     out = {d.name: d.price_per_hour for d in devices if d.price_per_hour is not None}
-    if spec is None or spec == "":
+    if spec is None:
         return out  # type: ignore[return-value]
     items: list[tuple[str | None, Any]]
     if isinstance(spec, Mapping):
-        items = list(spec.items())
+        items = [(str(k), v) for k, v in spec.items()]
     elif isinstance(spec, (int, float)) and not isinstance(spec, bool):
         items = [(None, spec)]
     elif isinstance(spec, str):
+        text = spec.strip()
+        if not text:
+            raise HardwareError("--price-per-hour is empty: give $ per GPU-hour, e.g. 2.49 or h100=2.49,a100=1.29")
+        if re.fullmatch(r"\d+,\d+", text):
+            whole, frac = text.split(",")
+            also = f" (or {whole}{frac} if the comma separates thousands)" if len(frac) == 3 else ""
+            raise HardwareError(f"--price-per-hour {text!r} looks like a decimal comma: write {whole}.{frac}{also} "
+                                "(a comma separates NAME=PRICE pairs, e.g. h100=2.49,a100=1.29)")
         items = []
-        for part in spec.split(","):
+        for part in text.split(","):
+            if not part.strip():
+                raise HardwareError(f"--price-per-hour {text!r} has an empty item: use 2.49 or h100=2.49,a100=1.29")
             name, sep, v = part.strip().rpartition("=")
+            if sep and not name.strip():
+                raise HardwareError(f"--price-per-hour item {part.strip()!r} names no device: use NAME=PRICE")
             items.append((name.strip() if sep else None, v))
     else:
         raise HardwareError(f"--price-per-hour takes a number or NAME=NUMBER pairs, got {spec!r}")
+    bare = [v for k, v in items if k is None]
+    if len(bare) > 1:
+        raise HardwareError(f"--price-per-hour has {len(bare)} bare prices ({', '.join(str(v).strip() for v in bare)}): "
+                            "give one number for every device, or NAME=PRICE per device (h100=2.49,a100=1.29); "
+                            "the decimal separator is '.'")
+    if bare and len(items) > 1:
+        raise HardwareError("--price-per-hour mixes a bare price with NAME=PRICE pairs: which devices would the bare one "
+                            "price? name every device (h100=2.49,a100=1.29)")
     names = {d.name for d in devices} | {a for d in devices for a in d.aliases}
     canon = {a: d.name for d in devices for a in (d.name, *d.aliases)}
+    seen: dict[str, str] = {}
     for k, v in items:
         try:
             price = float(v)
         except (TypeError, ValueError):
-            raise HardwareError(f"--price-per-hour: {v!r} is not a number of dollars per GPU-hour") from None
+            hint = " (the decimal separator is '.')" if isinstance(v, str) and re.fullmatch(r"\s*\d+,\d+\s*", v) else ""
+            raise HardwareError(f"--price-per-hour: {v!r} is not a number of dollars per GPU-hour{hint}") from None
         if not math.isfinite(price) or price < 0:
             raise HardwareError(f"--price-per-hour must be a finite number >= 0, got {v!r}")
         if k is None:
@@ -379,7 +407,12 @@ def parse_prices(spec: str | float | Mapping[str, float] | None, devices: Sequen
         elif k.lower() not in names:
             raise HardwareError(f"--price-per-hour names {k!r}, which is not among the devices ({', '.join(d.name for d in devices)})")
         else:
-            out[canon[k.lower()]] = price
+            dev = canon[k.lower()]
+            if dev in seen:
+                raise HardwareError(f"--price-per-hour prices {dev} twice ({seen[dev]} and {k}={str(v).strip()}): "
+                                    "give each device one price")
+            seen[dev] = f"{k}={str(v).strip()}"
+            out[dev] = price
     return out  # type: ignore[return-value]
 
 

@@ -24,7 +24,11 @@ generation timings.  Per call (one graph node, one instance):
   query rows loops over all of K/V, so ``Lk`` sets the loop that the tables' rise
   with sequence length measures, while ``Lq`` sets the block count, modelled as
   wave quantization over ``b*h*ceil(Lq/128)`` blocks.  A device without its own
-  table takes a stand-in device's fraction of peak (flagged).  Capped at the peak.
+  table takes a stand-in device's fraction of peak (flagged, and named: :func:`stand_ins`);
+  for FA2/SDPA (no softmax/matmul overlap) that fraction is rescaled for the two devices'
+  tensor-core / exponential balance (:func:`exp_balance`, sources in kernels.json
+  ``attention.stand_in_balance``).  A stand-in of another architecture is flagged
+  ``cross_architecture``.  Capped at the peak.
 * **Everything else** (elementwise, norms, softmax, casts, copies, reductions, ...):
   ``max(cuda_flops/cuda_peak, bytes/(bandwidth*f_bw)) + launches*t_launch`` with
   ``f_bw`` a measured copy-kernel (STREAM scale) bandwidth over the spec and
@@ -314,6 +318,9 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
     if sg.get("value") != "lk":
         raise r.fail("attention.seq_governs.value", f"must be 'lk' (the model reads tables at the key length), got {sg.get('value')!r}")
     sources["attention.seq_governs"] = r.text(sg, "source", "attention.seq_governs")
+    if "stand_in_balance" in att:  # optional: documents exp_balance's constants (a file without it keeps the rule)
+        sources["attention.stand_in_balance"] = r.text(r.obj(att["stand_in_balance"], "attention.stand_in_balance"),
+                                                       "source", "attention.stand_in_balance")
     ks = r.obj(r.get(att, "kernels", "attention"), "attention.kernels")
     sources["attention.kernels"] = r.text(ks, "source", "attention.kernels")
     kernels: dict[str, tuple[str, ...]] = {}
@@ -682,6 +689,142 @@ def _attention_tables(model: KernelModel, hw: Hardware, opts: KernelOptions) -> 
     return hit
 
 
+#: Arch of a compute capability (the stand-in names and the cross-architecture check).
+ARCH_OF_CC = {"8.0": "Ampere", "8.6": "Ampere", "8.7": "Ampere", "8.9": "Ada", "9.0": "Hopper", "10.0": "Blackwell",
+              "10.3": "Blackwell", "12.0": "Blackwell", "gfx942": "CDNA3", "gfx90a": "CDNA2"}
+#: Results per clock per SM (CUDA C++ Programming Guide, "Arithmetic Instructions", throughput table):
+#: 32-bit fp add/multiply/multiply-add: 64 on cc 8.0, 128 on 8.6 / 8.9 / 9.0 / 10.x / 12.0; base-2
+#: exponential (exp2f, the special function unit): 16 on every cc 5.0-12.0.
+FP32_LANES = {"8.0": 64}
+SFU_PER_CLOCK = 16
+#: Kernels whose softmax exponentials do not overlap their matmuls (FA2 and SDPA's flash backend, which is FA2);
+#: FA3 and cuDNN overlap them (FA3 paper: ping-pong scheduling), SageAttention's tables are quantized kernels:
+#: their stand-ins keep the plain fraction of peak.
+NO_OVERLAP_KERNELS = frozenset({"fa2", "sdpa"})
+EXP_SOURCE = ("FlashAttention-3 paper (arXiv 2407.08608) Sec. 3: 'the H100 SXM5 GPU has 989 TFLOPS of FP16 matmul but "
+              "only 3.9 TFLOPS of special functions ... for head dimension 128, there are 512x more matmul FLOPS than "
+              "exponential'; FA2 does not overlap the softmax with the matmuls; per-SM rates from the CUDA C++ "
+              "Programming Guide throughput table (fp32 FMA 64/clk on cc 8.0, 128 on 8.6-12.0; exp2 16/clk)")
+
+
+def _exp_rate(hw: Hardware) -> float | None:
+    """Exponentials per second (the SFU): cuda_core_fp32 / (2 x FP32 lanes per SM) x 16 per SM per clock."""
+    cc = hw.compute_capability
+    if cc is None or cc.startswith("gfx") or not hw.cuda_core_fp32:
+        return None
+    return hw.cuda_core_fp32 / (2 * FP32_LANES.get(cc, 128)) * SFU_PER_CLOCK
+
+
+@lru_cache(maxsize=1)
+def _shipped_devices() -> dict[str, Hardware]:
+    from fxmeter.estimate.hardware import table
+
+    try:
+        return table()
+    except HardwareError:  # pragma: no cover - the shipped table parses
+        return {}
+
+
+def _measured_hw(name: str) -> Hardware | None:
+    """The shipped device a kernels.json measurement was taken on (None: not in hardware.json, e.g. the L20)."""
+    return _shipped_devices().get(name)
+
+
+def exp_balance(fraction: float, source: Hardware, hw: Hardware, headdim: int, source_peak: float,
+                peak: float) -> float:
+    """The factor a stand-in's attention fraction of peak takes on ``hw`` (1 when either rate is unknown).
+
+    A FlashAttention-2 forward spends per score element ``4*d`` tensor-core FLOPs and one
+    exponential on the special function unit, not overlapped (:data:`EXP_SOURCE`), so
+    ``1/f = 1/e_mm + P/(4*d*X)`` with ``P`` the tensor-core peak and ``X`` the exponential rate.
+    The stand-in's measured ``f`` gives its ``e_mm``; the same ``e_mm`` on ``hw`` gives ``hw``'s
+    fraction.  A device with faster tensor cores per SFU (L40S against an RTX 4090: full- against
+    half-rate FP32 accumulate) loses more of its peak to the exponentials.  Counting only the
+    exponentials (not the max / sum / rescale on the FP32 lanes) keeps it a small, optimistic correction.
+    """
+    xs, xt = _exp_rate(source), _exp_rate(hw)
+    ps, pt = source_peak, peak  # the tensor-core peaks of the table's precision on each device
+    if not xs or not xt or not ps or not pt or fraction <= 0:
+        return 1.0
+    inv = 1.0 / fraction
+    return inv / max(inv - ps / (4 * headdim * xs) + pt / (4 * headdim * xt), 1e-9)
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """A constant measured on another device that prices ``used_for``: named wherever the number is shown."""
+
+    kind: str  # GEMM | attention | memory bandwidth | launch
+    key: str  # the data entry (kernels.json)
+    measured_on: str  # its device, as the data file names it
+    measured_label: str
+    measured_arch: str
+    used_for: str
+    used_for_label: str
+    used_for_arch: str
+    what: str  # "MAMF efficiency", "FA2 efficiency", ...
+    note: str = ""
+
+    @property
+    def cross_architecture(self) -> bool:
+        return self.measured_arch != self.used_for_arch
+
+    def text(self) -> str:
+        """``attention: FA2 efficiency of NVIDIA GeForce RTX 4090 (Ada) used for NVIDIA L40S 48GB (Ada)``."""
+        return (f"{self.kind}: {self.what} of {self.measured_label} ({self.measured_arch}) used for "
+                f"{self.used_for_label} ({self.used_for_arch})"
+                + (" -- ACROSS ARCHITECTURES" if self.cross_architecture else "") + (f", {self.note}" if self.note else ""))
+
+    def short(self) -> str:
+        """The text without the device it prices (for a row that names it)."""
+        return (f"{self.kind}: {self.what} of {self.measured_label} ({self.measured_arch})"
+                + (" ACROSS ARCHITECTURES" if self.cross_architecture else "") + (f", {self.note}" if self.note else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "measured_on": self.measured_on, "measured_arch": self.measured_arch,
+                "used_for": self.used_for, "used_for_arch": self.used_for_arch,
+                "cross_architecture": self.cross_architecture, "text": self.text(), "short": self.short()}
+
+
+def _arch(cc: str | None, arch: str | None) -> str:
+    if cc is not None and cc in ARCH_OF_CC:
+        return ARCH_OF_CC[cc]
+    return (arch or "unknown arch").capitalize() if arch != "cdna3" else "CDNA3"
+
+
+def _stand_in(kind: str, what: str, key: str, device: str, cc: str, hw: Hardware, note: str = "") -> StandIn:
+    src = _measured_hw(device)
+    return StandIn(kind, key, device, src.label if src is not None else device.upper(), _arch(cc, None), hw.name,
+                   hw.label, _arch(hw.compute_capability, hw.arch), what, note)
+
+
+def stand_ins(model: KernelModel, hw: Hardware, opts: KernelOptions) -> tuple[StandIn, ...]:
+    """Every constant pricing ``hw`` that was measured on another device (GEMM, attention, memory, launch)."""
+    out: list[StandIn] = []
+    peak = hw.tc_peak(opts.precision) if hw.tensor_core.get(opts.precision) else hw.tc_peak("bf16")
+    g, fb = _gemm_efficiency(model, hw, opts.precision, peak)
+    if fb and not _is_device(hw, g.devices):
+        out.append(_stand_in("GEMM", f"{g.precision} MAMF efficiency", g.key, g.devices[0], g.compute_capability, hw))
+    tabs, scale, afb = _attention_tables(model, hw, opts)
+    if afb and tabs:
+        t = next((x for x in tabs if x.headdim == 128), tabs[-1])
+        src = _measured_hw(t.device)
+        note = ""
+        if src is not None and t.kernel in NO_OVERLAP_KERNELS and _exp_rate(src) and _exp_rate(hw) and src.name != hw.name:
+            f = t.points[-1][1] / (t.peak or 1.0)
+            x = exp_balance(f, src, hw, t.headdim, t.peak or 0.0, (t.peak or 0.0) * scale)
+            note = f"its fraction of peak scaled for the tensor-core / exponential balance (x{x:.3f} at hd{t.headdim})"
+        out.append(_stand_in("attention", f"{t.kernel.upper() if t.kernel != 'sdpa' else 'SDPA (FA2)'} efficiency",
+                             t.key, t.device, t.compute_capability, hw, note))
+    for kind, entries, target in (("memory bandwidth", model.bandwidth, hw.memory_bandwidth), ("launch", model.launch, None)):
+        hit = _pick(entries, hw, model, target)
+        if hit is not None and hit[1]:
+            e = hit[0]
+            out.append(_stand_in(kind, "STREAM fraction" if kind != "launch" else "launch cost", e.key, e.devices[0],
+                                 e.compute_capability, hw))
+    return tuple(out)
+
+
 def _attention_compute(call: KernelCall, hw: Hardware, opts: KernelOptions, model: KernelModel) -> _Compute:
     if call.dtype == "float32":  # no flash kernel takes fp32: SDPA falls back to its math path
         return _Compute(hw.cuda_core_fp32, hw.cuda_core_fp32, "cuda_core", "attention.float32.cuda_core(no table)", True)
@@ -716,6 +859,13 @@ def _attention_compute(call: KernelCall, hw: Hardware, opts: KernelOptions, mode
             val = lo.at(lk) + t * (hi.at(lk) - lo.at(lk))
             used = f"{lo.key}|{hi.key}"
     achieved = val * scale
+    if fb and tabs[0].peak and tabs[0].kernel in NO_OVERLAP_KERNELS and not _is_device(hw, tabs[0].device):
+        src = _measured_hw(tabs[0].device)
+        if src is not None:
+            factor = exp_balance(val / tabs[0].peak, src, hw, d or tabs[0].headdim, tabs[0].peak, tabs[0].peak * scale)
+            if factor != 1.0:
+                achieved *= factor
+                notes.append(f"exp-balance x{factor:.3f}")
     if achieved > peak:
         achieved = peak
         notes.append("capped-at-peak")
@@ -765,6 +915,6 @@ def kernel_time(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Kern
 
 
 __all__ = [
-    "ARCHS", "ATTENTION_KERNELS", "ATTENTION_PRECISIONS", "FAMILIES", "KernelCall", "KernelModel", "KernelModelError",
+    "ARCHS", "ARCH_OF_CC", "ATTENTION_KERNELS", "StandIn", "exp_balance", "stand_ins", "ATTENTION_PRECISIONS", "FAMILIES", "KernelCall", "KernelModel", "KernelModelError",
     "KernelOptions", "KernelTime", "check_kernel", "check_options", "kernel_time", "load_kernel_model", "parse_model",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fxmeter.estimate.evaluate import Weights
+from fxmeter.estimate.headroom import headroom
 
 GIB = 2**30
 #: ``--precision`` values that store matmul/conv weights in one byte per parameter, and the dtype they report.
@@ -76,6 +77,11 @@ class Fit:
     device_bytes: int
     statement: str
 
+    @property
+    def headroom_bytes(self) -> int:
+        """Device memory left after weights + peak activations (negative: short by that much)."""
+        return self.device_bytes - self.required_bytes
+
 
 def fit(weight_bytes: int, activation_bytes: int, device_bytes: int, device: str) -> Fit:
     """The fit check with a one-line statement."""
@@ -83,7 +89,8 @@ def fit(weight_bytes: int, activation_bytes: int, device_bytes: int, device: str
     ok = need <= device_bytes
     if ok:
         text = (f"fits on one {device}: weights {weight_bytes / GIB:.1f} GiB + peak activations "
-                f"{activation_bytes / GIB:.1f} GiB = {need / GIB:.1f} GiB of {device_bytes / GIB:.0f} GiB")
+                f"{activation_bytes / GIB:.1f} GiB = {need / GIB:.1f} GiB of {device_bytes / GIB:.0f} GiB, "
+                f"{headroom(need, device_bytes).text()}")
     else:
         text = (f"does NOT fit on one {device}: weights {weight_bytes / GIB:.1f} GiB + peak activations "
                 f"{activation_bytes / GIB:.1f} GiB = {need / GIB:.1f} GiB > {device_bytes / GIB:.0f} GiB "

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fxmeter.estimate.evaluate import NodeCost, StageCost
-from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model
+from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model, stand_ins
 from fxmeter.estimate.roofline import Device, NodeTime, StageTime, assemble
 
 #: What --attention names (and what each is in the published tables).
@@ -75,5 +75,6 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
     text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
             f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
             f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}; "
-            f"{fallbacks} node(s) priced from a stand-in device's measurement")
+            f"{fallbacks} node(s) priced from a stand-in device's measurement"
+            + ("" if not fallbacks else "".join(f"; {si.text()}" for si in stand_ins(km, device.hw, opts))))
     return assemble(stage, times, "predicted", text)

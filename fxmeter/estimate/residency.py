@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxmeter.errors import StageError
+from fxmeter.estimate.headroom import headroom
 from fxmeter.estimate.memory import GIB
 
 POLICIES = ("none", "model", "sequential", "wan")
@@ -280,7 +281,7 @@ def fit_line(r: Residency, device_bytes: int, label: str) -> str:
     parts = f"{peak.resident_bytes / GIB:.1f} GiB weights + {peak.activation_bytes / GIB:.1f} GiB activations"
     if need <= device_bytes:
         return (f"fits on one {label} with --offload {r.name}: peak {need / GIB:.1f} GiB during {peak.stage} "
-                f"({parts}) of {device_bytes / GIB:.0f} GiB")
+                f"({parts}) of {device_bytes / GIB:.0f} GiB, {headroom(need, device_bytes).text()}")
     return (f"does NOT fit on one {label} with --offload {r.name}: peak {need / GIB:.1f} GiB during {peak.stage} "
             f"({parts}) > {device_bytes / GIB:.0f} GiB")
 

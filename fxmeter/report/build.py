@@ -164,6 +164,7 @@ def build(
                    + (f"; kernels: attention {opts.attention} ({opts.attention_precision})"
                       f"{', torch.compile' if opts.compile else ''}" if est.predicted_by == "kernel model" else "")),
             seconds_by_limiter_per_forward=main.bound.by_limiter,
+            stand_ins=tuple(x.to_dict() for x in est.devices[0].stand_ins) if est.devices else (),
         )
 
     # -- components (experts) ------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def build(
 
     devices = tuple(DeviceInfo(d.name, d.label, d.bound_seconds, d.predicted_seconds, d.predicted_by,
                                d.generations_per_hour, d.gpu_hours, d.fit.fits, d.fit.statement, d.price_per_hour,
-                               d.dollars, d.fits_with) for d in est.devices) if len(est.devices) > 1 or any(
+                               d.dollars, d.fits_with, tuple(x.to_dict() for x in d.stand_ins)) for d in est.devices) if len(est.devices) > 1 or any(
         d.price_per_hour is not None for d in est.devices) else None
 
     tr = cost.trace
@@ -345,7 +346,8 @@ def _residency(est: Estimate) -> tuple[dict[str, Any], tuple[dict[str, Any], ...
 
         doc["process"] = {k: v for k, v in predicted_peak(est).to_dict().items() if k != "notes"}
         doc["fit"] = {"fits": r.peak_bytes <= hw.memory_bytes, "required_bytes": r.peak_bytes,
-                      "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label)}
+                      "device_bytes": hw.memory_bytes, "statement": fit_line(r, hw.memory_bytes, hw.label),
+                      "headroom_bytes": hw.memory_bytes - r.peak_bytes}
         if r.transfers and r.transfer_seconds is None:
             doc["notes"].append(f"{hw.label}: the device table gives no PCIe link, so copy seconds are unknown "
                                 "(bytes are counted; end_to_end seconds leave the copies out)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes
-from fxmeter.estimate.deploy import link_text
+from fxmeter.estimate.deploy import link_text, multi_node_warning
 from fxmeter.estimate.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -205,7 +205,10 @@ def scaling_row(dep: Deployment) -> ScalingRow:
 
 # -- rendering ------------------------------------------------------------------------------------------
 def _cost(d: DeploymentInfo, price_per_hour: float | None) -> str:
-    """GPU-hours of one generation on the N GPUs (N x its predicted seconds) and, with a price, its dollars."""
+    """GPU-hours of one generation on the N GPUs (N x its predicted seconds) and, with a price, its dollars;
+    none for a setup that does not fit (its seconds are what it would take if it did)."""
+    if not d.memory.get("fits", True):
+        return "no GPU-hours or $: it does NOT fit in each GPU's memory (the seconds above assume it did)"
     gpu_hours = d.gpu_seconds / 3600
     text = f"{gpu_hours:.4f} GPU-hours per generation ({d.gpus} x {seconds(d.predicted_seconds)})"
     if price_per_hour is not None:
@@ -218,14 +221,19 @@ def console_lines(d: DeploymentInfo, price_per_hour: float | None = None) -> lis
     pf = d.per_gpu["per_forward"]
     lines = [
         f"  on {d.gpus} x {d.device['label']} ({d.spec}; {d.interconnect['text']}):",
-        f"    predicted ({d.predicted_by}): {seconds(d.predicted_seconds)} end to end; one GPU {seconds(d.single_gpu_seconds)}: "
-        f"speed-up {d.speedup:.2f}x, parallel efficiency {100 * d.efficiency:.1f}%",
+        f"    predicted ({d.predicted_by}): {seconds(d.predicted_seconds)} per generation "
+        f"({', '.join(s.name for s in d.stages)}); one GPU {seconds(d.single_gpu_seconds)}: "
+        f"speed-up {d.speedup:.2f}x, parallel efficiency {100 * d.efficiency:.1f}%"
+        + ("" if d.memory.get("fits", True) else " -- does NOT fit (seconds as if it did)"),
         f"    per GPU per forward: {human(pf.tensor_core_flops, 'FLOP')} tensor-core, {d.per_gpu.get('tokens') or '-'} tokens; "
         f"communication exposed {seconds(d.exposed_comm_seconds)} ({100 * d.comm_share:.1f}% of the time), "
         f"overlapped {seconds(d.overlapped_comm_seconds)}",
         f"    {_cost(d, price_per_hour)}",
         f"    {d.memory['statement']}",
     ]
+    warn = multi_node_warning(d.gpus)
+    if warn:
+        lines.append(f"    warning: {warn}")
     return lines
 
 

@@ -300,9 +300,14 @@ class FitInfo:
     device_bytes: int
     statement: str
 
+    @property
+    def headroom_bytes(self) -> int:
+        """Device memory left after weights + peak activations (negative: short by that much)."""
+        return self.device_bytes - self.required_bytes
+
     def to_dict(self) -> dict[str, Any]:
         return {"fits": self.fits, "required_bytes": self.required_bytes, "device_bytes": self.device_bytes,
-                "statement": self.statement}
+                "statement": self.statement, "headroom_bytes": self.headroom_bytes}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> FitInfo | None:
@@ -355,23 +360,27 @@ class HardwareInfo:
     ridge_point_flop_per_byte: Mapping[str, float]
     model: str
     seconds_by_limiter_per_forward: Mapping[str, float]
+    stand_ins: tuple[Mapping[str, Any], ...] = ()  # kernel-model constants measured on another device (StandIn.to_dict)
 
     @property
     def label(self) -> str:
         return str(self.device.get("label", self.device.get("name", "")))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.device, "precision": self.precision, "efficiency": dict(self.efficiency),
-                "peaks_used": dict(self.peaks_used), "ridge_point_flop_per_byte": dict(self.ridge_point_flop_per_byte),
-                "model": self.model, "seconds_by_limiter_per_forward": dict(self.seconds_by_limiter_per_forward)}
+        return _opt({**self.device, "precision": self.precision, "efficiency": dict(self.efficiency),
+                     "peaks_used": dict(self.peaks_used), "ridge_point_flop_per_byte": dict(self.ridge_point_flop_per_byte),
+                     "model": self.model, "seconds_by_limiter_per_forward": dict(self.seconds_by_limiter_per_forward)},
+                    stand_ins=[dict(x) for x in self.stand_ins] or None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> HardwareInfo | None:
         if d is None:
             return None
-        own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward"}
+        own = {"precision", "efficiency", "peaks_used", "ridge_point_flop_per_byte", "model", "seconds_by_limiter_per_forward",
+               "stand_ins"}
         return cls({k: v for k, v in d.items() if k not in own}, d["precision"], d["efficiency"], d["peaks_used"],
-                   d["ridge_point_flop_per_byte"], d.get("model", ""), d["seconds_by_limiter_per_forward"])
+                   d["ridge_point_flop_per_byte"], d.get("model", ""), d["seconds_by_limiter_per_forward"],
+                   tuple(d.get("stand_ins") or ()))
 
 
 @dataclass(frozen=True)
@@ -418,19 +427,21 @@ class DeviceInfo:
     price_per_hour: float | None = None
     dollars: float | None = None
     fits_with: str | None = None  # the offload policy that makes it fit, when the report's does not
+    stand_ins: tuple[Mapping[str, Any], ...] = ()  # kernel-model constants measured on another device (StandIn.to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _opt({"name": self.name, "label": self.label, "bound_seconds": self.bound_seconds,
                      "predicted_seconds": self.predicted_seconds, "predicted_by": self.predicted_by,
                      "generations_per_hour": self.generations_per_hour, "gpu_hours": self.gpu_hours,
                      "fits": self.fits, "fit": self.fit},
-                    price_per_hour=self.price_per_hour, dollars=self.dollars, fits_with=self.fits_with)
+                    price_per_hour=self.price_per_hour, dollars=self.dollars, fits_with=self.fits_with,
+                    stand_ins=[dict(x) for x in self.stand_ins] or None)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceInfo:
         return cls(d["name"], d["label"], d["bound_seconds"], d["predicted_seconds"], d.get("predicted_by", ""),
                    d["generations_per_hour"], d["gpu_hours"], d["fits"], d.get("fit", ""), d.get("price_per_hour"),
-                   d.get("dollars"), d.get("fits_with"))
+                   d.get("dollars"), d.get("fits_with"), tuple(d.get("stand_ins") or ()))
 
 
 @dataclass(frozen=True)
@@ -598,11 +609,40 @@ class ReportDocument:
 
     @property
     def per_forward(self) -> dict[str, Any]:
+        """One forward of the denoising transformer (the transformer ALONE): counts and, with a device, seconds."""
         return self.totals.per_forward.to_dict()
 
     @property
     def end_to_end(self) -> dict[str, Any]:
+        """The denoising transformer ALONE over every forward of the generation (steps x passes, fewer under
+        ``--cache-skip``), on one GPU: counts and, with a device, ``bound_seconds``/``predicted_seconds``.
+
+        Not the whole generation: the text encoder, the VAE and the host<->device copies of an
+        ``--offload`` policy are left out.  :attr:`generation` is the whole generation; with ``--gpus N``
+        ``deployment.predicted_seconds`` is the whole generation on the N GPUs."""
         return self.totals.end_to_end.to_dict()
+
+    @property
+    def generation(self) -> dict[str, Any] | None:
+        """The WHOLE generation on one GPU: every pipeline stage asked for (text encoder, transformer, VAE, ...)
+        summed, its seconds including the ``--offload`` policy's host<->device copies.
+
+        Keys: the counts and seconds of :attr:`end_to_end`, plus ``stages`` (name -> runs), ``scope``
+        (``"whole generation"``, or ``"stages asked for"`` under ``--stages``), ``transfer_seconds`` and
+        ``gpus`` (1; with ``--gpus N`` also ``deployment_gpus`` and ``deployment_predicted_seconds``, the
+        same generation on the N GPUs).  None when the report has no pipeline (a bare transformer
+        config: the text encoder and VAE were not modeled, see ``notes``)."""
+        p = self.pipeline
+        if p is None:
+            return None
+        d = p.end_to_end.to_dict()
+        chosen = self.trace.options.get("stages")
+        d.update(stages={st.name: st.runs for st in p.stages},
+                 scope="whole generation" if not chosen or chosen == "all" else "stages asked for",
+                 transfer_seconds=p.transfer_seconds, gpus=1)
+        if self.deployment is not None:
+            d.update(deployment_gpus=self.deployment.gpus, deployment_predicted_seconds=self.deployment.predicted_seconds)
+        return d
 
     def module(self, module_id: str) -> ModuleRow:
         for m in self.modules:

@@ -6,7 +6,8 @@ that go beside it; ``headline(rep)`` and ``device_lines(rep)`` what ``fxmeter tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes, with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label
@@ -44,8 +45,7 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     for k in METRIC_ROWS:
         a, b = pf.value(k), e2e.value(k)
         out.append(f"| {k} | {a:,} ({with_unit(a, k)}) | {b:,} ({with_unit(b, k)}) |")
-    out.append(f"\nEnd to end = per forward x {wl.steps} steps x {wl.passes_per_step} passes per step "
-               f"= {human(e2e.flops, 'FLOP')}.\n")
+    out.append(f"\n{end_to_end_sentence(rep)}\n")
     out.append("## Memory\n")
     out.append("| item | bytes |\n|---|---:|")
     out.append(f"| weights | {mem.weight_bytes:,} ({si_bytes(mem.weight_bytes)}) |")
@@ -97,6 +97,31 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
     out.append("\n## Notes\n")
     out.extend(f"- {n}" for n in rep.notes)
     return "\n".join(out) + "\n"
+
+
+def forwards_run(rep: ReportDocument) -> tuple[int, int]:
+    """(transformer forwards the workload asks for, forwards actually run): fewer under ``--cache-skip``."""
+    wl = rep.workload
+    full = wl.steps * wl.passes_per_step
+    if rep.pipeline is not None:
+        den = [st for st in rep.pipeline.stages if st.denoiser]
+        if den:
+            return full, sum(st.runs for st in den)
+    skip = float(rep.trace.options.get("cache_skip") or 0.0)
+    return full, full - int(full * skip)
+
+
+def end_to_end_sentence(rep: ReportDocument) -> str:
+    """summary.md's "End to end = ..." line, with the arithmetic true (forwards a step cache skips left out)."""
+    wl, e2e = rep.workload, rep.totals.end_to_end.metrics
+    full, ran = forwards_run(rep)
+    if ran == full:
+        return (f"End to end = per forward x {wl.steps} steps x {wl.passes_per_step} passes per step "
+                f"= {human(e2e.flops, 'FLOP')}.")
+    skip = float(rep.trace.options.get("cache_skip") or 0.0)
+    return (f"End to end = per forward x {ran:,} forwards run = {human(e2e.flops, 'FLOP')} "
+            f"({wl.steps} steps x {wl.passes_per_step} passes = {full:,} forwards, of which --cache-skip {skip:g} "
+            f"skips {full - ran:,}, counted as free).")
 
 
 def pipeline_markdown(rep: ReportDocument) -> str:
@@ -168,24 +193,73 @@ def _fits(f: bool | None) -> str:
     return "fit not known" if f is None else "fits" if f else "does not fit"
 
 
+def _selected(rep: ReportDocument) -> list[str] | None:
+    """The stages ``--stages`` asked for (None: all of them)."""
+    chosen = rep.trace.options.get("stages")
+    if isinstance(chosen, str):
+        chosen = [c for c in chosen.split(",") if c and c != "all"]
+    return list(chosen) if chosen else None
+
+
+def _stage_seconds(t: Total, host: bool) -> str:
+    if host:
+        return ", host CPU (time not modeled)"
+    if t.bound_seconds is None:
+        return ""
+    return ("" if t.predicted_seconds is None else f", predicted {seconds(t.predicted_seconds)}") + \
+        f", bound {seconds(t.bound_seconds)}"
+
+
 def pipeline_lines(rep: ReportDocument) -> list[str]:
-    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer)."""
+    """What `fxmeter trace` prints about the whole generation (stages beyond the transformer).
+
+    With ``--stages`` the selected stages get a line each (a lone ``--stages vae`` too), under a
+    head that says which stages the total adds up."""
     p = rep.pipeline
-    if p is None or len(p.stages) < 2:
+    chosen = _selected(rep)
+    missing = [n.removeprefix("not modeled: ") for n in rep.notes if n.startswith("not modeled: ")]
+    if missing and chosen is None:  # a bare transformer config: say what the figures above leave out, and why
+        return [f"  whole generation NOT modeled: the figures above are the transformer's alone; missing "
+                f"{m}" for m in missing]
+    if p is None or not p.stages or (chosen is None and len(p.stages) < 2):
         return []
     e2e = p.end_to_end
-    head = f"  whole generation ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
+    what = "whole generation" if chosen is None else f"stages asked for (--stages {','.join(chosen)})"
+    one = rep.deployment is not None  # these lines are one GPU's: say so beside the N-GPU lines
+    if one:
+        what += " on ONE GPU"
+    head = f"  {what} ({', '.join(f'{s.name} x{s.runs}' for s in p.stages)}): {human(e2e.metrics.flops, 'FLOP')}"
     if e2e.bound_seconds is not None:
         if e2e.predicted_seconds is not None:
             head += f", predicted {seconds(e2e.predicted_seconds)}"
         head += f", bound {seconds(e2e.bound_seconds)}"
         if p.transfer_seconds:
             head += f" (incl. {seconds(p.transfer_seconds)} of host<->device copies)"
+        if not _fits_here(rep):
+            head += " -- does NOT fit (seconds as if it did)"
     lines = [head]
+    if chosen is not None:
+        for st in p.stages:
+            lines.append(f"    {st.name} ({st.cls}) x{st.runs}: {human(st.end_to_end.metrics.flops, 'FLOP')}"
+                         + _stage_seconds(st.end_to_end, st.on_host))
     r = p.residency
     if r and r.get("fit") and r["fit"].get("statement"):
-        lines.append(f"  {r['fit']['statement']}")
+        lines.append(f"  {'on ONE GPU: ' if one else ''}{r['fit']['statement']}")
     return lines
+
+
+def console_lines(rep: ReportDocument) -> list[str]:
+    """Everything `fxmeter trace` prints under the headline, the N-GPU deployment (``--gpus N``) last.
+
+    One device: the transformer's seconds and fit, the side-by-side table, then the whole generation
+    (:func:`pipeline_lines`).  With ``--gpus N`` the one-GPU lines come first, labelled as one GPU's,
+    and the lines for the N GPUs close the output, so its last lines never fall back to one GPU."""
+    if rep.deployment is None:
+        return device_lines(rep) + pipeline_lines(rep)
+    dep = deployment.console_lines(rep.deployment, _price(rep, rep.deployment.device.get("name")))
+    lines = device_lines(rep)
+    head = lines[:len(lines) - len(dep)]
+    return head + pipeline_lines(rep) + dep
 
 
 def device_markdown(rep: ReportDocument) -> str:
@@ -201,6 +275,10 @@ def device_markdown(rep: ReportDocument) -> str:
         + f". Ridge point {hw.ridge_point_flop_per_byte['tensor_core']:.0f} FLOP/byte (tensor cores), "
         f"{hw.ridge_point_flop_per_byte['cuda_core']:.1f} FLOP/byte (CUDA cores).\n"
     )
+    cross = [x for x in hw.stand_ins if x.get("cross_architecture")]
+    if cross:
+        out.append("**Priced with another architecture's measurements:** "
+                   + "; ".join(_cell(str(x.get("text", ""))) for x in cross) + ".\n")
     out.append("| scope | bound seconds |" + (" predicted seconds |" if predicted else "")
                + "\n|---|---:|" + ("---:|" if predicted else ""))
     for k in ("per_forward", "per_step", "end_to_end"):
@@ -239,7 +317,7 @@ def headline(rep: ReportDocument) -> str:
     root = rep.modules[0].id + "." if rep.modules else ""
     lines = [
         f"{rep.model.id} @ {wl.name}: {wl.tokens:,} tokens (latent {'x'.join(map(str, wl.latent_shape))}), "
-        f"{wl.steps} steps x {wl.passes_per_step} passes",
+        f"{wl.steps} steps x {wl.passes_per_step} passes" + _skipped(rep),
         f"  tensor-core FLOPs per forward  {pf.tensor_core_flops:>28,}  ({human(pf.tensor_core_flops, 'FLOP')})",
         f"  CUDA-core FLOPs per forward    {pf.cuda_core_flops:>28,}  ({human(pf.cuda_core_flops, 'FLOP')})",
         f"  FLOPs end to end               {e2e.flops:>28,}  ({human(e2e.flops, 'FLOP')})",
@@ -249,6 +327,11 @@ def headline(rep: ReportDocument) -> str:
             for r in top(rep, "module", "tensor_core_flops", 3).rows),
     ]
     return "\n".join(lines)
+
+
+def _skipped(rep: ReportDocument) -> str:
+    full, ran = forwards_run(rep)
+    return "" if ran == full else f" ({ran:,} of {full:,} forwards run: --cache-skip skips the rest)"
 
 
 def _predicted_label(rep: ReportDocument) -> str:
@@ -261,22 +344,48 @@ def _predicted_label(rep: ReportDocument) -> str:
     return f"predicted (roofline at efficiency tc={e['tc']:g} cuda={e['cuda']:g} bw={e['bw']:g})"
 
 
+def _short(x: Mapping[str, Any]) -> str:
+    """A stand-in (report.json's ``stand_ins`` entry) without the device it prices."""
+    return str(x.get("short") or x.get("text") or x.get("key", ""))
+
+
+def _fits_here(rep: ReportDocument) -> bool:
+    """Whether the report's setup fits its main device: the policy's whole-generation fit, else the transformer's."""
+    r = rep.pipeline.residency if rep.pipeline is not None else None
+    if r and r.get("fit") and r["fit"].get("fits") is not None:
+        return bool(r["fit"]["fits"])
+    return rep.memory.fit is None or rep.memory.fit.fits
+
+
 def device_lines(rep: ReportDocument) -> list[str]:
     """What `fxmeter trace --hardware` prints under the headline: both seconds, labelled."""
     hw, tot, mem = rep.hardware, rep.totals, rep.memory
     if hw is None:
         return []
     e2e, pf = tot.end_to_end, tot.per_forward
-    staged = rep.pipeline is not None and len(rep.pipeline.stages) > 1
-    lines = [f"  {hw.label} ({hw.precision}, {rep.totals.traffic_model} traffic)"
-             + (", the denoising transformer alone (whole generation below):" if staged else ":")]
+    staged = rep.pipeline is not None and (len(rep.pipeline.stages) > 1 or _selected(rep) is not None)
+    lines = [f"  {hw.label}{' (ONE GPU)' if rep.deployment is not None else ''} ({hw.precision}, {rep.totals.traffic_model} traffic)"
+             + ((", the denoising transformer alone (" + ("whole generation" if _selected(rep) is None else "the stages asked for")
+                 + " below):") if staged else ":")]
+    cross = [x for x in hw.stand_ins if x.get("cross_architecture")]
+    if cross:
+        lines[0] = lines[0].rstrip(":") + " -- priced with ANOTHER ARCHITECTURE's measurements (below):"
+    lines += [f"    stand-in: {x.get('text', x.get('key', ''))}" for x in sorted(
+        hw.stand_ins, key=lambda x: not x.get("cross_architecture"))]
+    if not _fits_here(rep):
+        lines.append("    (does NOT fit in this device's memory, see the fit line: the seconds below are what it would "
+                     "take if it did)")
     if e2e.predicted_seconds is not None:
         lines.append(f"    {_predicted_label(rep)}: {seconds(e2e.predicted_seconds)} end to end "
                      f"({seconds(pf.predicted_seconds or 0.0)} per forward)")
     lines.append(f"    bound (roofline at 100% of every peak, no kernel is faster): {seconds(e2e.bound_seconds or 0.0)} "
                  f"end to end ({seconds(pf.bound_seconds or 0.0)} per forward)")
-    if mem.fit is not None:
+    offload = str(rep.trace.options.get("offload") or "none")
+    if mem.fit is not None and (offload == "none" or rep.pipeline is None):
         lines.append(f"  {'transformer alone: ' if staged else ''}{mem.fit.statement}")
+    elif mem.fit is not None:  # the transformer-alone fit ignores the policy: the policy's fit line (below) is the one
+        lines.append(f"  memory under --offload {offload}: see the fit line of the generation below (weights resident "
+                     "per the policy, not the transformer's all at once)")
     if rep.devices:
         lines.append("")
         lines += devices_table(rep)
@@ -294,13 +403,26 @@ def devices_table(rep: ReportDocument) -> list[str]:
             + (f" {'$/gen':>9}" if priced else "") + "  fits")
     out = [head]
     for d in rows:
+        if not d.fits and not d.fits_with:  # no policy fits: no seconds, rates or $ that could pass for valid
+            out.append(f"  {d.label:<{lw}} {'-':>12} {'-':>10} {'-':>9} {'-':>10}" + (f" {'-':>9}" if priced else "")
+                       + "  NO: does not fit, with any --offload")
+            continue
         out.append(f"  {d.label:<{lw}} {d.predicted_seconds:>12,.1f} {d.bound_seconds:>10,.1f} "
                    f"{d.generations_per_hour:>9,.2f} {d.gpu_hours:>10,.4f}"
                    + (f" {f'{d.dollars:.4f}' if d.dollars is not None else '-':>9}" if priced else "")
-                   + f"  {'yes' if d.fits else f'with {_offload_flags(d.fits_with)}' if d.fits_with else 'NO'}")
+                   + ("  yes" if d.fits else f"  with {_offload_flags(d.fits_with or 'none')}")
+                   + (" [stand-in across architectures]" if any(x.get("cross_architecture") for x in d.stand_ins) else ""))
     out.append(f"  (predicted by the {rows[0].predicted_by if rows else 'kernel model'}; one generation on one device; "
                "GPU-hours = predicted seconds / 3600)")
+    for d in rows:
+        if d.stand_ins:
+            out.append(f"  ({d.label}: priced with stand-ins: " + "; ".join(
+                _short(x) for x in sorted(d.stand_ins, key=lambda x: not x.get("cross_architecture"))) + ")")
     if any(d.fits_with for d in rows):
-        out.append("  (with --offload P: the report's policy does not fit there, P does; its seconds are the report's "
-                   "policy's: trace again with --offload P for P's copies)")
+        out.append("  (with --offload P: the report's policy does not fit there, P does; the row's seconds are P's, its "
+                   "host<->device copies over PCIe included (a device without a PCIe link: copies not timed); with "
+                   "--t5-cpu the text encoder's host CPU time is not modeled)")
+    if any(not d.fits and not d.fits_with for d in rows):
+        out.append("  (NO: weights + activations exceed the device's memory under every --offload policy: no seconds, "
+                   "GPU-hours or $ are given; try --gpus N with --fsdp, or fp8 weights)")
     return out
