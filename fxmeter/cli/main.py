@@ -80,6 +80,10 @@ def _register() -> None:
     for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
+    from fxmeter.cli import train as train_command  # fxmeter train (issue 25)
+
+    for cmd in train_command.COMMANDS:
+        main.add_command(cmd)
 
 
 _register()
