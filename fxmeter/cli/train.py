@@ -178,4 +178,16 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         click.echo(f"wrote {p}")
 
 
-COMMANDS = (train,)
+@click.command("train-validate")
+@click.option("--data", default=None, type=click.Path(), help="A training measurements file like fxmeter/data/published-training.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def train_validate(data: str | None, as_json: bool) -> None:
+    """Predict every published trainer measurement fxmeter train can represent and print the errors."""
+    from fxmeter.base.fileio import dumps
+    from fxmeter.validate_training import render, validate
+
+    res = validate(data, progress=progress_line)
+    click.echo(dumps(res).decode() if as_json else render(res))
+
+
+COMMANDS = (train, train_validate)

@@ -16,8 +16,8 @@ from typing import Any
 
 from fxmeter.estimate import hardware as hwmod
 from fxmeter.estimate.training import (
-    GiB,
     OPTIMIZERS,
+    GiB,
     StepCosts,
     TrainingError,
     TrainSetup,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.cost.analyze import node_cost
@@ -239,11 +239,11 @@ def step_costs(graphs: Mapping[str, JointGraph], blocks: Mapping[str, int]) -> S
     if "full" in graphs:
         g = graphs["full"]
         fw, bw = costed["full"]
-        n = {lst: max(c, 1) for lst, c in g.blocks.items()}
-        return StepCosts(fw.total(), bw.total(), {lst: Cost() for lst in n}, n, sum(g.saved.values()), dict.fromkeys(n, 0),
-                         g.block_input_bytes, transient, g.parameters, g.trainable_parameters, g.trainable_tensors,
-                         g.linear_weight_parameters, dict.fromkeys(n, 0), g.trainable_shapes, g.input_bytes, unmodeled,
-                         costed, len(g.lora_layers))
+        counts = {lst: max(k, 1) for lst, k in g.blocks.items()}
+        return StepCosts(fw.total(), bw.total(), {lst: Cost() for lst in counts}, counts, sum(g.saved.values()),
+                         dict.fromkeys(counts, 0), g.block_input_bytes, transient, g.parameters, g.trainable_parameters,
+                         g.trainable_tensors, g.linear_weight_parameters, dict.fromkeys(counts, 0), g.trainable_shapes,
+                         g.input_bytes, unmodeled, costed, len(g.lora_layers))
     b = graphs["base"]
     fb, bb = costed["base"]
     lists = [k for k in graphs if k != "base"]
@@ -338,7 +338,6 @@ def memory(setup: TrainSetup, c: StepCosts, encoder_bytes: int = 0) -> Memory:
         gathered = 2 * biggest * (2 if setup.method == "full" else PRECISIONS[setup.base_precision])
         notes.append("FSDP (ZeRO-3): parameters, gradients and optimizer states sharded over the GPUs; one block "
                      "gathered and the next prefetched")
-    weights = (base_bytes + trainable + compute_copy - swapped) // shard + gathered
     # activations
     k = setup.checkpointed(n_blocks)
     block_saved = max(c.block_saved_bytes.values(), default=0)
@@ -359,7 +358,6 @@ def memory(setup: TrainSetup, c: StepCosts, encoder_bytes: int = 0) -> Memory:
         "encoders": 0 if setup.encoders_cached else encoder_bytes,
         "inputs": c.input_bytes * setup.batch,
     }
-    assert parts["base_weights"] + parts["trainable_weights"] + gathered == weights or True
     peak = sum(parts.values())
     at = "start of the backward (every saved activation live, the first gradients allocated)"
     if k:
@@ -420,11 +418,9 @@ def step_time(setup: TrainSetup, c: StepCosts, hw: Hardware) -> StepTime:
     """Seconds of one optimizer step (``grad_accum`` micro-batches of ``batch``) on one GPU of ``hw``."""
     from fxmeter.estimate.comm import Collective, collective_seconds, load_comm_model, pick_link
 
-    prec = "fp8" if setup.base_precision == "fp8" and hw.tensor_core.get("fp8") else "bf16"
     opts = KernelOptions(attention="sdpa", precision="bf16")
-    notes = [f"matmuls priced at bf16 (an fp8 base is dequantized to bf16 for compute, as musubi-tuner's --fp8_base); "
-             f"backward attention priced with the forward kernel's measured throughput (no published backward table)"]
-    del prec
+    notes = ["matmuls priced at bf16 (an fp8 base is dequantized to bf16 for compute, as musubi-tuner's --fp8_base); "
+             "backward attention priced with the forward kernel's measured throughput (no published backward table)"]
     secs = {k: (_graph_seconds(fw, hw, opts), _graph_seconds(bw, hw, opts)) for k, (fw, bw) in c.graphs.items()}
     if "full" in secs:
         (fp, fb), (bp, bb) = secs["full"]
@@ -516,4 +512,4 @@ def epoch(setup: TrainSetup, t: StepTime, clips: int, price: float | None) -> Ep
 
 
 __all__ = ["CHECKPOINTING", "OPTIMIZERS", "Epoch", "Memory", "StepCosts", "StepTime", "TrainSetup", "TrainingError",
-           "epoch", "memory", "optimizer_state_bytes", "step_costs", "step_time", "replace", "field"]
+           "epoch", "memory", "optimizer_state_bytes", "step_costs", "step_time"]
