@@ -40,6 +40,10 @@ def _mask(call: OpCall, i: int | None, name: str, n: int) -> tuple[bool, ...]:
     return tuple(bool(x) for x in m) if m is not None else (True,) * n
 
 
+#: convolution_backward overloads (functional, out): grad_output 0, transposed 7, output_mask 10
+CONV_BACKWARD = frozenset({"aten.convolution_backward.default", "aten.convolution_backward.out"})
+
+
 @register("aten.convolution_backward.default", family="conv")
 @register("aten.convolution_backward.out", family="conv", out_args=("out0", "out1", "out2"))
 def convolution_backward(call: OpCall) -> Cost | None:
@@ -122,6 +126,10 @@ def _per_element(k: int):  # type: ignore[no-untyped-def]
     return rule
 
 
+#: one rule object per cost (a variant and its functional op share their rule)
+_PER_ELEMENT = {k: _per_element(k) for k in (3, 4, 8)}
+
+
 GELU_BACKWARD_ERF = 9
 GELU_BACKWARD_TANH = 14
 
@@ -135,14 +143,14 @@ def gelu_backward(call: OpCall) -> Cost:
 
 
 def _grad_input_rows(names: list[str], k: int, family: str) -> None:
-    register(*(f"aten.{n}.default" for n in names), family=family)(_per_element(k))
-    register(*(f"aten.{n}.grad_input" for n in names), family=family, out_args=("grad_input",))(_per_element(k))
+    register(*(f"aten.{n}.default" for n in names), family=family)(_PER_ELEMENT[k])
+    register(*(f"aten.{n}.grad_input" for n in names), family=family, out_args=("grad_input",))(_PER_ELEMENT[k])
 
 
 _grad_input_rows(["silu_backward"], 8, "activation")
 _grad_input_rows(["sigmoid_backward", "tanh_backward"], 3, "activation")
-register("aten._softmax_backward_data.default", family="softmax")(_per_element(4))
-register("aten._softmax_backward_data.out", family="softmax", out_args=("grad_input",))(_per_element(4))
+register("aten._softmax_backward_data.default", family="softmax")(_PER_ELEMENT[4])
+register("aten._softmax_backward_data.out", family="softmax", out_args=("grad_input",))(_PER_ELEMENT[4])
 
 
 def _scatter_copy(call: OpCall) -> Cost:
