@@ -28,7 +28,7 @@ checkpointed blocks, the optimizer step (memory-bound: parameters, gradients and
 written), block-swap copies over the host link (overlapped with compute: the slower of the two per
 pass), gradient all-reduce (DDP) or all-gather + reduce-scatter (FSDP) from :mod:`fxmeter.estimate.comm`.
 
-Why one module: the step's costs, memory and time share the extrapolated graph costs and the setup.
+Why one long module: the step's costs, memory and time share the extrapolated graph costs and the setup.
 """
 
 from __future__ import annotations
