@@ -17,6 +17,8 @@ from fxmeter.cli.main import main
     (["--dataset-clips", "-5"], "--dataset-clips must be a positive integer"),
     (["--dataset-clips", "0"], "--dataset-clips must be a positive integer"),
     (["--grad-accum", "0"], "--grad-accum must be a positive integer"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--steps", "-2"], "--steps must be a positive integer"),
     (["--batch", "0"], "--batch must be a positive integer"),
     (["--gradient-checkpointing", "half"], "unknown gradient checkpointing"),
     (["--blocks-to-swap", "29"], "--blocks-to-swap must be between 0 and 28"),
@@ -49,7 +51,7 @@ def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
 
     r = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--lora-rank", "8",
                                   "--gradient-checkpointing", "full", "--hardware", "h100,rtx4090",
-                                  "--dataset-clips", "100", "--price-per-hour", "h100=2.0,rtx4090=0.5", "--fit",
+                                  "--dataset-clips", "100", "--steps", "50", "--price-per-hour", "h100=2.0,rtx4090=0.5", "--fit",
                                   "--output-root", str(tmp_path), "--run-id", "r"])
     assert r.exit_code == 0, r.output
     out = tmp_path / "r" / "training" / "wan2_1"
@@ -58,6 +60,7 @@ def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
     assert [d["device"] for d in doc["devices"]] == ["h100", "rtx4090"]
     h100 = doc["devices"][0]
     assert h100["epoch"]["steps"] == 100 and h100["epoch"]["dollars"] == pytest.approx(h100["epoch"]["gpu_hours"] * 2.0)
+    assert h100["run"]["steps"] == 50 and h100["run"]["seconds"] == pytest.approx(50 * h100["seconds_per_step"]["predicted_s"])
     assert sum(h100["memory"]["parts"].values()) == h100["memory"]["peak_bytes"]
     assert h100["seconds_per_step"]["predicted_s"] >= h100["seconds_per_step"]["bound_s"] > 0
     assert h100["seconds_per_step"]["predicted_parts_s"]["recompute"] > 0

@@ -82,6 +82,7 @@ def summary_md(doc: dict[str, Any]) -> str:
               help="flash (what a GPU runs) or math (torch's meta dispatch).")
 @click.option("--hardware", default="h100", show_default=True, help="Device(s), comma-separated.")
 @click.option("--dataset-clips", type=int, default=None, help="Clips in the dataset: steps, hours and $ per epoch.")
+@click.option("--steps", type=int, default=None, help="Optimizer steps of the run to price (hours and $).")
 @click.option("--price-per-hour", default=None, help="USD per GPU-hour: 2.49 or h100=2.49,a100=1.29.")
 @click.option("--fit", "fit_flag", is_flag=True, help="Also search the cheapest setup that fits each device.")
 @click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-], at most 128).")
@@ -92,7 +93,7 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
           frames: int | None, batch: int, grad_accum: int, lora_rank: int | None, lora_targets: str, full: bool,
           optimizer: str, checkpointing: str, checkpoint_blocks: int | None, blocks_to_swap: int,
           base_precision: str, param_dtype: str, gpus: int, fsdp: bool, attention: str, hardware: str,
-          dataset_clips: int | None, price_per_hour: str | None, fit_flag: bool, run_id: str | None,
+          dataset_clips: int | None, steps: int | None, price_per_hour: str | None, fit_flag: bool, run_id: str | None,
           output_root: str, force: bool, as_json: bool) -> None:
     """Cost one fine-tuning step of MODEL (forward + backward traced on meta): memory per GPU, seconds per step."""
     from fxmeter.api import default_run_id
@@ -111,7 +112,7 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
     if not full and rank < 1:
         raise TrainingError(f"--lora-rank must be a positive integer, got {rank}")
     for name, v in (("batch", batch), ("grad-accum", grad_accum), ("gpus", gpus), ("height", height),
-                    ("width", width), ("frames", frames), ("dataset-clips", dataset_clips)):
+                    ("width", width), ("frames", frames), ("dataset-clips", dataset_clips), ("steps", steps)):
         _positive(name, v)
     _positive("blocks-to-swap", blocks_to_swap, zero=True)
     _positive("checkpoint-blocks", checkpoint_blocks, zero=True)
@@ -146,7 +147,7 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         "traced": traced,
         "setup": setup.to_dict(),
         "costs": costs_dict(costs),
-        "devices": evaluate(setup, costs, devices, clips=dataset_clips, prices=prices),
+        "devices": evaluate(setup, costs, devices, clips=dataset_clips, prices=prices, steps=steps),
         "optimizer_source": OPTIMIZERS[optimizer][1],
         "labels": {"memory": "allocated (PyTorch caching-allocator reserve not modeled)",
                    "predicted_s": "kernel model (fxmeter/data/kernels.json)",
@@ -171,6 +172,11 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
             line += f"; epoch {e['steps']:,} steps, {e['gpu_hours']:.2f} GPU-h"
             if e["dollars"] is not None:
                 line += f", ${e['dollars']:,.2f}"
+        if "run" in r:
+            run = r["run"]
+            line += f"; {run['steps']:,} steps {run['seconds'] / 3600:.2f} h, {run['gpu_hours']:.2f} GPU-h"
+            if run["dollars"] is not None:
+                line += f", ${run['dollars']:,.2f}"
         click.echo(line)
     for f in doc.get("fit", []):
         click.echo(f"  fit on {f['device']}: {f['answer']}")

@@ -91,7 +91,7 @@ def costs_dict(c: StepCosts) -> dict[str, Any]:
 
 
 def evaluate(setup: TrainSetup, c: StepCosts, devices: Sequence[hwmod.Hardware], *, clips: int | None = None,
-             prices: dict[str, float] | None = None) -> list[dict[str, Any]]:
+             prices: dict[str, float] | None = None, steps: int | None = None) -> list[dict[str, Any]]:
     """The setup on each device: memory per GPU, seconds per step, epoch."""
     setup.check(sum(c.blocks.values()))
     mem = memory(setup, c)
@@ -104,6 +104,11 @@ def evaluate(setup: TrainSetup, c: StepCosts, devices: Sequence[hwmod.Hardware],
         if clips is not None:
             price = (prices or {}).get(hw.name)
             row["epoch"] = epoch(setup, t, clips, price).to_dict()
+        if steps is not None:  # a run of --steps optimizer steps
+            price = (prices or {}).get(hw.name)
+            sec = steps * t.predicted_s
+            gh = sec * setup.gpus / 3600
+            row["run"] = {"steps": steps, "seconds": sec, "gpu_hours": gh, "dollars": None if price is None else gh * price}
         rows.append(row)
     return rows
 
