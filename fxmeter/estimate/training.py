@@ -298,6 +298,21 @@ def optimizer_state_bytes(optimizer: str, costs: StepCosts) -> int:
     return total
 
 
+def swap_block_bytes(setup: TrainSetup, c: StepCosts) -> int:
+    """Bytes of one block's weights as block swap moves them: the average block's parameters at the bytes per
+    parameter of what is swapped (LoRA: the frozen base at --base-precision; full: the trained weights)."""
+    n_blocks = sum(c.blocks.values())
+    if not n_blocks or not c.parameters:
+        return 0
+    in_blocks = sum(c.block_parameters.get(lst, 0) * n for lst, n in c.blocks.items()) or c.parameters
+    if setup.method == "full":
+        return in_blocks * PARAM_DTYPES[setup.param_dtype] // n_blocks
+    frozen = c.parameters - c.trainable_parameters
+    linear = min(c.linear_weight_parameters, frozen)
+    base_bytes = linear * PRECISIONS[setup.base_precision] + (frozen - linear) * 2
+    return base_bytes * in_blocks // (c.parameters * n_blocks)
+
+
 @dataclass(frozen=True)
 class Memory:
     """Bytes per GPU (allocated), each part named; host RAM the step needs."""
@@ -325,11 +340,8 @@ def memory(setup: TrainSetup, c: StepCosts, encoder_bytes: int = 0) -> Memory:
     grads = c.trainable_parameters * pbytes
     states = optimizer_state_bytes(setup.optimizer, c)
     notes = []
-    # block swap: the swapped blocks' base weights live on the host
-    per_block_weights = 0
-    if n_blocks:
-        per_block_weights = (base_bytes + trainable + compute_copy) // n_blocks if setup.blocks_to_swap else 0
-    swapped = setup.blocks_to_swap * per_block_weights
+    # block swap: the swapped blocks' weights live on the host (LoRA: the frozen base; full: the trained weights)
+    swapped = setup.blocks_to_swap * swap_block_bytes(setup, c)
     host = swapped
     shard = setup.gpus if setup.fsdp else 1
     gathered = 0
@@ -457,10 +469,7 @@ def step_time(setup: TrainSetup, c: StepCosts, hw: Hardware) -> StepTime:
     if setup.blocks_to_swap:
         if hw.pcie is None:
             raise TrainingError(f"{hw.name} has no host link (pcie) in its hardware entry: block swap cannot be priced")
-        total_w = c.parameters * 2 if setup.method == "full" else (
-            c.linear_weight_parameters * PRECISIONS[setup.base_precision]
-            + (c.parameters - c.linear_weight_parameters) * 2)
-        block_bytes = total_w // max(n_blocks, 1)
+        block_bytes = swap_block_bytes(setup, c)
         per_pass = 0.0
         for kind in ("host_to_device", "device_to_host"):
             col = Collective(kind, int(block_bytes), 1, setup.blocks_to_swap, "block swap")
