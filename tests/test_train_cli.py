@@ -31,6 +31,7 @@ from fxmeter.cli.main import main
     (["--attention", "sage"], "unknown --attention"),
     (["--hardware", "nosuchgpu"], "nosuchgpu"),
     (["--lora-targets", ","], "--lora-targets is empty"),
+    (["--encoders", "gpu"], "unknown --encoders"),
 ])
 def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], needle: str) -> None:
     r = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--output-root", str(tmp_path),
@@ -51,7 +52,7 @@ def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
 
     r = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--lora-rank", "8",
                                   "--gradient-checkpointing", "full", "--hardware", "h100,rtx4090",
-                                  "--dataset-clips", "100", "--steps", "50", "--price-per-hour", "h100=2.0,rtx4090=0.5", "--fit",
+                                  "--dataset-clips", "100", "--steps", "50", "--encoders", "resident", "--price-per-hour", "h100=2.0,rtx4090=0.5", "--fit",
                                   "--output-root", str(tmp_path), "--run-id", "r"])
     assert r.exit_code == 0, r.output
     out = tmp_path / "r" / "training" / "wan2_1"
@@ -61,6 +62,10 @@ def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
     h100 = doc["devices"][0]
     assert h100["epoch"]["steps"] == 100 and h100["epoch"]["dollars"] == pytest.approx(h100["epoch"]["gpu_hours"] * 2.0)
     assert h100["run"]["steps"] == 50 and h100["run"]["seconds"] == pytest.approx(50 * h100["seconds_per_step"]["predicted_s"])
+    # resident encoders: UMT5-XXL in bf16 and the Wan VAE in fp32 (as WanPipeline loads it) stay on the GPU
+    enc = doc["encoders"]["weight_bytes"]
+    assert set(enc) == {"text_encoder", "vae"} and enc["vae"] % 4 == 0 and enc["text_encoder"] > 10 * 2**30
+    assert h100["memory"]["parts"]["encoders"] == sum(enc.values())
     assert sum(h100["memory"]["parts"].values()) == h100["memory"]["peak_bytes"]
     assert h100["seconds_per_step"]["predicted_s"] >= h100["seconds_per_step"]["bound_s"] > 0
     assert h100["seconds_per_step"]["predicted_parts_s"]["recompute"] > 0

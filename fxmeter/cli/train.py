@@ -76,6 +76,9 @@ def summary_md(doc: dict[str, Any]) -> str:
 @click.option("--blocks-to-swap", type=int, default=0, show_default=True, help="Blocks whose weights live in host RAM.")
 @click.option("--base-precision", default="bf16", show_default=True, help="Frozen base weights: bf16 or fp8 (LoRA).")
 @click.option("--param-dtype", default="fp32", show_default=True, help="Trainable parameters and gradients: fp32 or bf16.")
+@click.option("--encoders", default="cached", show_default=True,
+              help="cached (latents and text embeddings precomputed, as musubi-tuner requires) or resident (the text "
+                   "encoders and the VAE stay on the GPU).")
 @click.option("--gpus", type=int, default=1, show_default=True, help="Data-parallel GPUs.")
 @click.option("--fsdp", is_flag=True, help="Shard parameters, gradients and optimizer states (ZeRO-3).")
 @click.option("--attention", default="flash", show_default=True,
@@ -92,14 +95,21 @@ def summary_md(doc: dict[str, Any]) -> str:
 def train(model: str | None, config: str | None, workload: str | None, height: int | None, width: int | None,
           frames: int | None, batch: int, grad_accum: int, lora_rank: int | None, lora_targets: str, full: bool,
           optimizer: str, checkpointing: str, checkpoint_blocks: int | None, blocks_to_swap: int,
-          base_precision: str, param_dtype: str, gpus: int, fsdp: bool, attention: str, hardware: str,
+          base_precision: str, param_dtype: str, encoders: str, gpus: int, fsdp: bool, attention: str, hardware: str,
           dataset_clips: int | None, steps: int | None, price_per_hour: str | None, fit_flag: bool, run_id: str | None,
           output_root: str, force: bool, as_json: bool) -> None:
     """Cost one fine-tuning step of MODEL (forward + backward traced on meta): memory per GPU, seconds per step."""
     from fxmeter.api import default_run_id
     from fxmeter.base.fileio import dumps, publish
     from fxmeter.estimate import hardware as hwmod
-    from fxmeter.estimate.train_plan import TRAINING_SCHEMA_VERSION, costs_dict, evaluate, fit, trace_step
+    from fxmeter.estimate.train_plan import (
+        TRAINING_SCHEMA_VERSION,
+        costs_dict,
+        encoder_bytes,
+        evaluate,
+        fit,
+        trace_step,
+    )
     from fxmeter.estimate.training import OPTIMIZERS, TrainingError, TrainSetup
     from fxmeter.model.registry import resolve_model
     from fxmeter.model.training import ATTENTION
@@ -118,13 +128,15 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
     _positive("checkpoint-blocks", checkpoint_blocks, zero=True)
     if attention not in ATTENTION:
         raise TrainingError(f"unknown --attention {attention!r} (known: {', '.join(ATTENTION)})")
+    if encoders not in ("cached", "resident"):
+        raise TrainingError(f"unknown --encoders {encoders!r} (cached or resident)")
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
     if not targets:
         raise TrainingError("--lora-targets is empty")
     setup = TrainSetup(method="full" if full else "lora", lora_rank=rank, lora_targets=targets, optimizer=optimizer,
                        checkpointing=checkpointing, checkpoint_blocks=checkpoint_blocks, blocks_to_swap=blocks_to_swap,
                        base_precision=base_precision, param_dtype=param_dtype, gpus=gpus, fsdp=fsdp, batch=batch,
-                       grad_accum=grad_accum, attention=attention)
+                       grad_accum=grad_accum, attention=attention, encoders_cached=encoders == "cached")
     m = resolve_model(model, config)
     comp = m.component("transformer")
     n_blocks = sum(int(comp.config.get(k, 0) or 0) for k in comp.adapter.repeated.values())
@@ -142,19 +154,22 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         raise OutputExistsError(f"{out / 'training.json'} exists; pass --force or choose another --run-id")
     costs, traced = trace_step(model, config=config, workload=workload, height=height, width=width, frames=frames,
                                lora_rank=rank, lora_targets=targets, attention=attention, progress=progress_line)
+    enc = {} if encoders == "cached" else encoder_bytes(model, config, workload)
     doc: dict[str, Any] = {
         "schema_version": TRAINING_SCHEMA_VERSION,
         "traced": traced,
         "setup": setup.to_dict(),
         "costs": costs_dict(costs),
-        "devices": evaluate(setup, costs, devices, clips=dataset_clips, prices=prices, steps=steps),
+        "devices": evaluate(setup, costs, devices, clips=dataset_clips, prices=prices, steps=steps,
+                            encoder_total=sum(enc.values())),
+        "encoders": {"mode": encoders, "weight_bytes": enc},
         "optimizer_source": OPTIMIZERS[optimizer][1],
         "labels": {"memory": "allocated (PyTorch caching-allocator reserve not modeled)",
                    "predicted_s": "kernel model (fxmeter/data/kernels.json)",
                    "bound_s": "roofline at 100% of every peak"},
     }
     if fit_flag:
-        doc["fit"] = [fit(setup, costs, hw) for hw in devices]
+        doc["fit"] = [fit(setup, costs, hw, sum(enc.values())) for hw in devices]
     paths = publish(out, {"training.json": dumps(doc), "summary.md": summary_md(doc).encode()}, claim="training.json",
                     force=force)
     if as_json:

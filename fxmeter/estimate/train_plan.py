@@ -71,6 +71,33 @@ def trace_step(model_id: str | None, *, config: str | None = None, workload: str
     return costs, traced
 
 
+def encoder_bytes(model_id: str | None, config: str | None = None, workload: str | None = None) -> dict[str, int]:
+    """Weight bytes of the pipeline's other stages (text encoders, image encoder, VAE), built on meta in the
+    dtype the pipeline runs them: what stays on the GPU when they are resident instead of cached."""
+    from fxmeter.model.capture import build_model
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import resolve
+
+    m = resolve_model(model_id, config)
+    wl = resolve(workload, m.default_workload)
+    out: dict[str, int] = {}
+    for plan in m.stages(wl):
+        if plan.component == "transformer" or plan.component in out:
+            continue
+        comp = m.stage_component(plan)
+        module = comp.adapter.build_module(dict(comp.config), plan.dtype or "bfloat16", build_model)
+        if module is None:
+            module = build_model(dict(comp.config), plan.dtype or "bfloat16")
+        seen: set[int] = set()
+        total = 0
+        for p in module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel() * p.element_size()
+        out[plan.component] = int(total)
+    return out
+
+
 def costs_dict(c: StepCosts) -> dict[str, Any]:
     def cost(x: Any) -> dict[str, int]:
         return {"tensor_core_flops": int(x.tensor_core_flops), "cuda_core_flops": int(x.cuda_core_flops),
@@ -91,10 +118,11 @@ def costs_dict(c: StepCosts) -> dict[str, Any]:
 
 
 def evaluate(setup: TrainSetup, c: StepCosts, devices: Sequence[hwmod.Hardware], *, clips: int | None = None,
-             prices: dict[str, float] | None = None, steps: int | None = None) -> list[dict[str, Any]]:
+             prices: dict[str, float] | None = None, steps: int | None = None,
+             encoder_total: int = 0) -> list[dict[str, Any]]:
     """The setup on each device: memory per GPU, seconds per step, epoch."""
     setup.check(sum(c.blocks.values()))
-    mem = memory(setup, c)
+    mem = memory(setup, c, encoder_total)
     rows = []
     for hw in devices:
         t = step_time(setup, c, hw)
@@ -113,7 +141,7 @@ def evaluate(setup: TrainSetup, c: StepCosts, devices: Sequence[hwmod.Hardware],
     return rows
 
 
-def fit(base: TrainSetup, c: StepCosts, hw: hwmod.Hardware) -> dict[str, Any]:
+def fit(base: TrainSetup, c: StepCosts, hw: hwmod.Hardware, encoder_total: int = 0) -> dict[str, Any]:
     """The setup of the search space with the fewest predicted seconds per step whose peak fits ``hw``."""
     n = sum(c.blocks.values())
     swaps = sorted({0, *range(0, max(n - 1, 1), max(n // 8, 1))} | ({n - 2} if n > 2 else set()))
@@ -124,7 +152,7 @@ def fit(base: TrainSetup, c: StepCosts, hw: hwmod.Hardware) -> dict[str, Any]:
         if s.method == "full" and prec == "fp8":
             continue  # an fp8 base is frozen: LoRA only
         tried += 1
-        mem = memory(s, c)
+        mem = memory(s, c, encoder_total)
         if mem.peak_bytes > hw.memory_bytes:
             continue
         t = step_time(s, c, hw).predicted_s
