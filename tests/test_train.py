@@ -142,3 +142,21 @@ def test_full_fsdp_shards_states() -> None:
 def test_setup_check(setup: TrainSetup, match: str) -> None:
     with pytest.raises(TrainingError, match=match):
         setup.check(10)
+
+
+def test_backward_peak_liveness() -> None:
+    """Saved a (100 B) live at the start; n1 = f(a) 50 B; n2 = view(n1); n3 = g(n2, a) 50 B: peak 100 + 50 + 50,
+    then a and n1 (through its view) die at n3, their last use."""
+    from fxmeter.estimate.training import _backward_peak
+    from fxmeter.model.capture import NodeRecord
+    from fxmeter.rules import OpCall, TensorMeta
+
+    def rec(name: str, target: str, uses: tuple[str, ...], nbytes: int) -> NodeRecord:
+        out = TensorMeta((nbytes,), "uint8", 1)
+        return NodeRecord(name, target, "", OpCall(target, (), {}, (out,)), uses)
+
+    records = [rec("n1", "aten.mul.Tensor", ("a",), 50), rec("n2", "aten.view.default", ("n1",), 50),
+               rec("n3", "aten.add.Tensor", ("n2", "a"), 50), rec("n4", "aten.mul.Tensor", ("n3",), 10)]
+    assert _backward_peak(records, {"a": 100}) == 100 + 50 + 50
+    # a saved tensor the backward never reads stays live (it was saved): 30 more at the peak
+    assert _backward_peak(records, {"a": 100, "b": 30}) == 230

@@ -160,9 +160,10 @@ def cost_nodes(records: list[NodeRecord]) -> Costed:
     return Costed(tuple(out), unmodeled)
 
 
-def _backward_peak(records: list[NodeRecord], saved_names: set[str], saved_total: int) -> int:
-    """Live bytes at the backward graph's peak: its inputs (saved tensors) freed at their last use,
-    every other output allocated when produced and freed after its last use (views alias their base)."""
+def _backward_peak(records: list[NodeRecord], saved: Mapping[str, int]) -> int:
+    """Live bytes at the backward graph's peak: the saved tensors live at its start, each freed after its last use,
+    every other output allocated when produced and freed after its last use (views and the getitems of a
+    multi-output op alias their base, which holds every output)."""
     from fxmeter.model.training import _VIEWS
 
     last: dict[str, int] = {}
@@ -170,11 +171,11 @@ def _backward_peak(records: list[NodeRecord], saved_names: set[str], saved_total
         for u in r.uses:
             last[u] = i
     base: dict[str, str] = {}
-    size: dict[str, int] = {}
-    live = saved_total
+    size: dict[str, int] = {n: b for n, b in saved.items() if n in last}  # saved tensors: freed after their last use
+    live = sum(saved.values())
     peak = live
     for i, r in enumerate(records):
-        if r.target in _VIEWS and r.uses:
+        if (r.target in _VIEWS or r.target == "operator.getitem") and r.uses:  # an alias: its base stays live
             base[r.name] = base.get(r.uses[0], r.uses[0])
             last[base[r.name]] = max(last.get(base[r.name], i), last.get(r.name, i))
         else:
@@ -234,8 +235,7 @@ def step_costs(graphs: Mapping[str, JointGraph], blocks: Mapping[str, int]) -> S
     for fw, bw in costed.values():
         for op, n in list(fw.unmodeled.items()) + list(bw.unmodeled.items()):
             unmodeled[op] = max(unmodeled.get(op, 0), n)
-    transient = max(_backward_peak(g.backward, set(g.saved), sum(g.saved.values())) - sum(g.saved.values())
-                    for g in graphs.values())
+    transient = max(max(_backward_peak(g.backward, g.saved) - sum(g.saved.values()), 0) for g in graphs.values())
     if "full" in graphs:
         g = graphs["full"]
         fw, bw = costed["full"]
