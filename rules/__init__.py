@@ -219,6 +219,7 @@ def is_free(target: str) -> bool:
 from . import (  # noqa: E402,F401  (import for registration side effects)
     activations,
     attention,
+    backward,
     casts,
     conv,
     elementwise,

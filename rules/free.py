@@ -105,6 +105,8 @@ _META_OPS = [
     "aten.empty_strided.out",
     "aten.new_empty.default",
     "aten.new_empty.out",
+    "aten.new_empty_strided.default",
+    "aten.new_empty_strided.out",
     # dropout at inference: the identity (in place: self back)
     "aten.dropout.default",
     "aten.dropout_.default",

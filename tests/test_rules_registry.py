@@ -171,11 +171,21 @@ def test_argument_tables_match_the_schemas() -> None:
         check_arg(target, 6, "group")
         check_arg(target, 1, "weight")
         check_arg(target, 2, "bias")
+    from fxmeter.rules import backward
+
+    for target in backward.CONV_BACKWARD:  # the training step's backward ops (rules/backward.py)
+        check_arg(target, 7, "transposed")
+        check_arg(target, 10, "output_mask")
+    for target, (_, iq, ik, iv, io, il) in backward.ATTENTION_BACKWARD.items():
+        for i, name in ((iq, "query"), (ik, "key"), (iv, "value"), (io, "out"), (il, "logsumexp")):
+            check_arg(target, i, name)
     # and the tables name every overload their rule is registered for
-    assert set(conv.GENERIC | conv.FORWARD | conv.TRANSPOSED) == {
+    assert set(conv.GENERIC | conv.FORWARD | conv.TRANSPOSED | backward.CONV_BACKWARD) == {
         n for n, r in rules.REGISTRY.items() if r.family == "conv"
     }
-    assert set(attention.MASK) == {n for n, r in rules.REGISTRY.items() if r.family == "attention"}
+    assert set(attention.MASK) | set(backward.ATTENTION_BACKWARD) == {
+        n for n, r in rules.REGISTRY.items() if r.family == "attention"
+    }
 
 
 def _placeholder(arg: torch.Argument, rank: int) -> object:

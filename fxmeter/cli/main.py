@@ -80,9 +80,9 @@ def _register() -> None:
     for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
-    from fxmeter.cli import fit  # `fxmeter fit` (will it fit?): registered apart to keep the list above unchanged
+    from fxmeter.cli import fit, train  # `fxmeter fit` (will it fit?), `fxmeter train` (training cost)
 
-    for cmd in fit.COMMANDS:
+    for cmd in (*fit.COMMANDS, *train.COMMANDS):
         main.add_command(cmd)
 
 

@@ -1,0 +1,162 @@
+"""fxmeter train: forward+backward FLOPs equal FlopCounterMode over loss.backward() on meta; memory and time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from fxmeter.estimate.training import (
+    OPTIMIZERS,
+    StepCosts,
+    TrainingError,
+    TrainSetup,
+    memory,
+    optimizer_state_bytes,
+)
+from fxmeter.rules import Cost
+
+
+def _reference(model_id: str, workload: str | None, rank: int, attention: str = "flash",
+               **over: Any) -> tuple[int, int, dict[str, Any]]:
+    """(our forward+backward tensor-core FLOPs, FlopCounterMode's over loss.backward() on the full meta model)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fxmeter.estimate.train_plan import trace_step
+    from fxmeter.model.capture import build_model
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.training import DEFAULT_TARGETS, apply_lora, attention_kernel
+
+    costs, traced = trace_step(model_id, workload=workload, lora_rank=rank, attention=attention, **over)
+    m = resolve_model(model_id)
+    comp = m.component("transformer")
+    cfg = dict(comp.config)
+    model = build_model(cfg, "bfloat16")
+    model.train()
+    if rank:
+        apply_lora(model, rank, DEFAULT_TARGETS, comp.adapter.repeated, torch.bfloat16)
+    kw = comp.adapter.inputs(cfg, traced["dims"], torch.bfloat16)
+    with attention_kernel(attention), FlopCounterMode(display=False) as fc:
+        out = model(**kw)
+        pred = out[0] if isinstance(out, (tuple, list)) else out.sample
+        torch.nn.functional.mse_loss(pred.float(), torch.zeros_like(pred, dtype=torch.float32)).backward()
+    return int(costs.total.tensor_core_flops), int(fc.get_total_flops()), {"costs": costs, "traced": traced}
+
+
+@pytest.mark.parametrize("rank", [0, 16])
+def test_wan_1_3b_forward_backward_equals_flopcountermode(rank: int) -> None:
+    ours, ref, info = _reference("wan2.1-t2v-1.3b", "ci-tiny", rank)
+    assert ours == ref
+    c: StepCosts = info["costs"]
+    assert not c.unmodeled
+    if rank:  # LoRA: frozen base, only the adapters train (every Linear of the 30 blocks: 10 per block)
+        assert c.lora_layers == 300
+        assert c.trainable_parameters < c.parameters // 50
+    else:
+        assert c.trainable_parameters == c.parameters
+    assert c.backward.tensor_core_flops > c.forward.tensor_core_flops
+
+
+def test_math_attention_matches_eager_meta_dispatch() -> None:
+    """attention=math keeps torch's meta dispatch: plain loss.backward() on meta counts the same."""
+    ours, ref, _ = _reference("wan2.1-t2v-1.3b", "ci-tiny", 16, attention="math")
+    assert ours == ref
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id,workload,over", [
+    ("wan2.1-t2v-1.3b", "480p", {}),
+    ("wan2.1-t2v-14b", "480p", {}),
+    ("flux.1-dev", None, {}),
+])
+@pytest.mark.parametrize("rank", [0, 32])
+def test_default_training_workloads_equal_flopcountermode(model_id: str, workload: str | None, over: dict[str, Any],
+                                                          rank: int) -> None:
+    ours, ref, _ = _reference(model_id, workload, rank, **over)
+    assert ours == ref
+
+
+# -- memory and optimizer states: arithmetic on a hand-made step ---------------------------------------
+def _costs(**kw: Any) -> StepCosts:
+    base = dict(forward=Cost(10, 0, 0, 0), backward=Cost(20, 0, 0, 0), block_forward={"blocks": Cost(1, 0, 0, 0)},
+                blocks={"blocks": 10}, saved_bytes=1000 * 10 + 100, block_saved_bytes={"blocks": 1000},
+                block_input_bytes={"blocks": 50}, transient_bytes=300, parameters=10_000, trainable_parameters=1_000,
+                trainable_tensors=20, linear_weight_parameters=8_000, block_parameters={"blocks": 900},
+                trainable_shapes={(10, 50): 2}, input_bytes=7, unmodeled={}, graphs={})
+    base.update(kw)
+    return StepCosts(**base)
+
+
+def test_optimizer_state_bytes() -> None:
+    c = _costs()
+    assert optimizer_state_bytes("adamw", c) == 8 * 1000
+    assert optimizer_state_bytes("sgd", c) == 0
+    assert optimizer_state_bytes("prodigy", c) == 16 * 1000
+    assert optimizer_state_bytes("adamw8bit", c) == 2000 + 4  # 2 bytes + one fp32 absmax per 2048 values
+    assert optimizer_state_bytes("adafactor", c) == 2 * 4 * (10 + 50)  # a row and a column per 10x50 matrix
+    assert all(src for _, src in OPTIMIZERS.values())
+
+
+def test_lora_memory_parts() -> None:
+    c = _costs()
+    mem = memory(TrainSetup(method="lora", lora_rank=4), c)
+    # frozen 9,000 params: 8,000 Linear weights + 1,000 others... minus the trainable: 9,000 frozen, of which
+    # min(8,000 linear, 9,000) at 2 bytes (bf16) and the rest at 2
+    assert mem.parts["base_weights"] == 9_000 * 2
+    assert mem.parts["trainable_weights"] == 1_000 * 4 and mem.parts["gradients"] == 1_000 * 4
+    assert mem.parts["optimizer_states"] == 8_000
+    assert mem.parts["saved_activations"] == 10_100 and mem.parts["backward_transient"] == 300
+    fp8 = memory(TrainSetup(method="lora", base_precision="fp8"), c)
+    assert fp8.parts["base_weights"] == 8_000 * 1 + 1_000 * 2
+    ck = memory(TrainSetup(checkpointing="full"), c)
+    # 10 blocks checkpointed: each keeps its 50-byte input instead of its 1,000 bytes; one block live again
+    assert ck.parts["saved_activations"] == 10_100 - 10 * 1000 + 10 * 50 + 1000
+    sel = memory(TrainSetup(checkpointing="selective", checkpoint_blocks=4), c)
+    assert sel.parts["saved_activations"] == 10_100 - 4 * 1000 + 4 * 50 + 1000
+    sw = memory(TrainSetup(blocks_to_swap=3), c)
+    # one block: 900 of the 10,000 parameters; the frozen base (9,000 params, 18,000 bytes) at its mean bytes/param
+    assert sw.host_bytes == 3 * (18_000 * 9_000 // (10_000 * 10))
+    assert sw.parts["base_weights"] == 9_000 * 2 - sw.host_bytes
+    assert memory(replace(TrainSetup(), batch=2), c).parts["saved_activations"] == 2 * 10_100
+
+
+def test_full_fsdp_shards_states() -> None:
+    c = _costs(trainable_parameters=10_000, trainable_shapes={(100, 100): 1})
+    one = memory(TrainSetup(method="full"), c)
+    four = memory(TrainSetup(method="full", gpus=4, fsdp=True), c)
+    assert one.parts["optimizer_states"] == 80_000 and four.parts["optimizer_states"] == 20_000
+    assert four.parts["gradients"] == one.parts["gradients"] // 4
+    assert four.parts["gathered_weights"] == 2 * 900 * 2
+
+
+@pytest.mark.parametrize("setup,match", [
+    (TrainSetup(lora_rank=0), "lora-rank"),
+    (TrainSetup(optimizer="lion"), "unknown optimizer"),
+    (TrainSetup(checkpointing="some"), "unknown gradient checkpointing"),
+    (TrainSetup(blocks_to_swap=9), "blocks-to-swap"),
+    (TrainSetup(grad_accum=0), "grad-accum"),
+    (TrainSetup(fsdp=True), "--fsdp needs"),
+])
+def test_setup_check(setup: TrainSetup, match: str) -> None:
+    with pytest.raises(TrainingError, match=match):
+        setup.check(10)
+
+
+def test_backward_peak_liveness() -> None:
+    """Saved a (100 B) live at the start; n1 = f(a) 50 B; n2 = view(n1); n3 = g(n2, a) 50 B: peak 100 + 50 + 50,
+    then a and n1 (through its view) die at n3, their last use."""
+    from fxmeter.estimate.training import _backward_peak
+    from fxmeter.model.capture import NodeRecord
+    from fxmeter.rules import OpCall, TensorMeta
+
+    def rec(name: str, target: str, uses: tuple[str, ...], nbytes: int) -> NodeRecord:
+        out = TensorMeta((nbytes,), "uint8", 1)
+        return NodeRecord(name, target, "", OpCall(target, (), {}, (out,)), uses)
+
+    records = [rec("n1", "aten.mul.Tensor", ("a",), 50), rec("n2", "aten.view.default", ("n1",), 50),
+               rec("n3", "aten.add.Tensor", ("n2", "a"), 50), rec("n4", "aten.mul.Tensor", ("n3",), 10)]
+    assert _backward_peak(records, {"a": 100}) == 100 + 50 + 50
+    # a saved tensor the backward never reads stays live (it was saved): 30 more at the peak
+    assert _backward_peak(records, {"a": 100, "b": 30}) == 230
