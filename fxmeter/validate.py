@@ -22,13 +22,14 @@ import io
 import math
 import re
 import statistics
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from fxmeter.base import fileio
 from fxmeter.errors import FxmeterError
@@ -166,7 +167,6 @@ def resolve_gpu(name: Any) -> tuple[str | None, int | None, str | None]:
 
 def resolve_parallel(text: Any, n: int) -> tuple[dict[str, Any], list[str]] | str:
     """({ulysses, ring, cfg, tp, fsdp}, assumptions) of a parallel column on ``n`` GPUs, or the reason."""
-    a = aliases()
     first = _parallel(text, n, norm(text if text is not None else ""))
     if isinstance(first, str) and "not stat" in first and "(" in str(text):  # "para-attn (ring)": look inside
         again = _parallel(text, n, norm(re.sub(r"[()]", " ", str(text))))
@@ -368,6 +368,7 @@ class Measurement:
     peak_gb: float | None  # measured peak per GPU in GB (10^9 bytes), converted from the source's unit
     peak_kind: str  # allocated | reserved | nvidia-smi | not stated
     assumptions: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()  # settings fxmeter does not price but that tell rows apart (fused QKV, compiled VAE)
 
 
 def _get(row: Mapping[str, Any], name: str) -> Any:
@@ -502,7 +503,17 @@ def read_row(row: Any, index: int) -> Measurement | str:
         compile=resolve_compile(row.get("compile")), attention_text=str(row.get("attention") or ""),
         precision_text=str(row.get("precision") or ""), parallel_text=str(row.get("parallel") or ""),
         source=str(row.get("source_repo") or row.get("source") or row.get("url") or ""),
-        peak_gb=peak_gb, peak_kind=kind, assumptions=tuple(assumptions))
+        peak_gb=peak_gb, peak_kind=kind, assumptions=tuple(assumptions), extras=_extras(row))
+
+
+def _extras(row: Mapping[str, Any]) -> tuple[str, ...]:
+    text = f"{row.get('compile') or ''} {row.get('precision') or ''}".lower()
+    out = []
+    if row.get("fuse_qkv") is True or "fuse_qkv" in text or "fuse-qkv" in text:
+        out.append("fused-qkv")
+    if "compile_vae" in text or "compile-vae" in text:
+        out.append("compiled-vae")
+    return tuple(out)
 
 
 # -- mapping a row to a request -------------------------------------------------------------------
@@ -784,19 +795,39 @@ def _compile_text(m: Measurement) -> str:
     return "compiled" if m.compile else "eager" if m.compile is False else "?"
 
 
+def _plan_text(m: Measurement) -> str:
+    """The parallel plan as the label shows it ("ulysses4 ring2", "cfg2", "+fsdp"; "plan?" when unreadable)."""
+    if m.n_gpus == 1:
+        return ""
+    got = resolve_parallel(m.parallel_text, m.n_gpus)
+    if isinstance(got, str):
+        return "plan?"
+    plan = got[0]
+    parts = [f"{k}{plan[k]}" for k in ("ulysses", "ring", "cfg", "tp") if plan[k] > 1]
+    return " ".join(parts + (["fsdp"] if plan["fsdp"] else []))
+
+
+def _spelling(text: str, *tables: Mapping[str, str]) -> str:
+    """The longest alias-table spelling found in ``text`` (what tells "fp8dq" from "fp8dqrow"), or ""."""
+    t = norm(text)
+    for table in tables:
+        hit = _first(table, t)
+        if hit:
+            return hit[0]
+    return ""
+
+
 def label(m: Measurement) -> str:
-    """A row's label: every setting that tells two rows apart (size, steps, batch, GPU and count, parallel,
-    compile, attention, precision)."""
+    """A row's label: every setting that tells two rows apart (size, frames, steps, batch, GPU and count,
+    parallel plan, compile, attention kernel, precision), in words that are never cut."""
+    a = aliases()
     frames = f"x{m.frames}f" if m.frames > 1 else ""
-    par = ""
-    if m.n_gpus > 1:
-        p = norm(m.parallel_text)
-        par = f" {p[:24]}" if p and p not in ("none",) else ""
-    att = norm(m.attention_text)[:14] or "sdpa"
-    prec = norm(m.precision_text)[:16] or "bf16"
+    att = resolve_attention(m.attention_text, m.gpu or "")[0]
+    prec = _spelling(m.precision_text, a.precision_unsupported, a.precision) or resolve_precision(m.precision_text)[0]
     name = f"{m.model_name} {m.variant}".strip()
-    return (f"{name} {m.width}x{m.height}{frames} {m.steps}st b{m.batch} {m.gpu_name} x{m.n_gpus}{par} "
-            f"{_compile_text(m)} {att} {prec}")
+    plan = _plan_text(m)
+    return " ".join(x for x in (name, f"{m.width}x{m.height}{frames}", f"{m.steps}st", f"b{m.batch}", m.gpu_name,
+                                f"x{m.n_gpus}", plan, _compile_text(m), att, prec, *m.extras) if x)
 
 
 def _raw_label(row: Any, index: int) -> str:
@@ -819,7 +850,7 @@ def validate(data: str | Path | None = None, *, progress: Callable[[str], None] 
             out.append(RowResult(rid, _raw_label(row, i), None, reason=m, status="unreadable",
                                  source=str(row.get("source_repo") or "") if isinstance(row, dict) else ""))
             continue
-        base = {"source": m.source, "model": m.model or m.model_name, "gpu": m.gpu or m.gpu_name, "n_gpus": m.n_gpus,
+        base: dict[str, Any] = {"source": m.source, "model": m.model or m.model_name, "gpu": m.gpu or m.gpu_name, "n_gpus": m.n_gpus,
                 "compile": _compile_text(m), "scope": m.scope,
                 "measured_peak_gb": None if m.peak_gb is None else round(m.peak_gb, 3), "peak_kind": m.peak_kind}
         sc = scenario(row, caps, m)
@@ -875,9 +906,9 @@ def _a(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def _figures(s: Mapping[str, Any]) -> str:
+def _figures(s: Mapping[str, Any], low: str = "too fast", high: str = "too slow") -> str:
     return (f"median signed {_p(s['median_signed_error'])}, median |error| {_a(s['median_abs_error'])}, "
-            f"P90 |error| {_a(s['p90_abs_error'])} ({s['too_fast']} too fast, {s['too_slow']} too slow)")
+            f"P90 |error| {_a(s['p90_abs_error'])} ({s['too_fast']} {low}, {s['too_slow']} {high})")
 
 
 LABEL_WIDTH = 64
@@ -893,7 +924,8 @@ def render(v: Validation, *, reasons: bool = True) -> str:
         lines.append(f"  multi-GPU rows ({mg['n']}): {_figures(mg)}")
     mem = v.memory()
     if mem["n"]:
-        lines.append(f"  peak memory ({mem['n']} rows with a measured peak): {_figures(mem)}")
+        lines.append(f"  peak memory per GPU ({mem['n']} rows with a measured peak): "
+                     f"{_figures(mem, 'under', 'over')}")
     lines.append(f"  rows: {v.count('predicted')} predicted, {v.count('refused')} refused by fxmeter, "
                  f"{v.count('not represented')} not represented, {v.count('unreadable')} unreadable")
     lines.append("")
