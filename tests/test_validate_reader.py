@@ -275,11 +275,12 @@ def test_bad_rows_are_listed_and_the_good_row_still_validates(tmp_path: Path) ->
     doc = orjson.loads(out)
     assert doc["counts"] == {"rows": 5, "predicted": 1, "represented": 1, "refused": 0, "not_represented": 2,
                              "unreadable": 2, "skipped": 4, "with_measured_peak": 0}
-    by_id = {r["id"]: r for r in doc["rows"]}
-    assert by_id[1]["status"] == "predicted" and by_id[1]["error"] is not None
-    assert by_id[3]["status"] == "unreadable" and "total_s" in by_id[3]["reason"]
-    assert by_id[4]["reason"].startswith("no bundled model for Mochi")
-    assert "PipeFusion" in by_id[5]["reason"]
+    good, nonsense, fast, mochi, pipefusion = doc["rows"]  # in file order (the nonsense row's id is its index, 1)
+    assert good["status"] == "predicted" and good["error"] is not None
+    assert nonsense["status"] == "unreadable" and nonsense["reason"] == "row 1 is not an object"
+    assert fast["status"] == "unreadable" and "total_s" in fast["reason"]
+    assert mochi["reason"].startswith("no bundled model for Mochi")
+    assert "PipeFusion" in pipefusion["reason"]
     code, out, _ = cli("validate", "--data", str(data))
     assert code == 0
     assert out.splitlines()[0].startswith("predicted 1 of 5 rows: median signed ")
