@@ -201,14 +201,16 @@ def test_no_measured_run_beats_its_roofline(shipped: Any) -> None:
         assert r.bound_s < r.measured_s, r
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "issue 24 item 4, pending the time model of issue 24 item 2 (host overhead, multi-GPU): median signed error "
+    "-3.8% on the 92 Wan/FLUX rows shipped before; the 66 rows added (xDiT, ParaAttention, diffusers-torchao) were "
+    "not all predicted when this marker was written; remove the marker once the figure holds"))
 def test_the_shipped_set_is_not_biased(shipped: Any) -> None:
     """Issue 24 item 4: the median SIGNED error of the shipped rows stays within +-5% (a consistent bias is a
     defect even when the absolute median looks good).  The rows are the yardstick, never an input."""
     signed = shipped.median_signed_error
-    if abs(signed) > 0.05:
-        pytest.xfail(f"median signed error {100 * signed:+.1f}% on {len(shipped.predicted)} shipped rows "
-                     "(awaiting the host-overhead / multi-GPU time model, issue 24 item 2)")
-    assert abs(signed) <= 0.05
+    assert signed is not None and abs(signed) <= 0.05, \
+        f"median signed error {100 * signed:+.1f}% on {len(shipped.predicted)} shipped rows"
 
 
 def test_accuracy_on_the_published_rows_does_not_regress(shipped: Any) -> None:
