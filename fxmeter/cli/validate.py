@@ -9,12 +9,15 @@ from fxmeter.cli.options import progress_line
 
 @click.command("validate")
 @click.option("--data", type=click.Path(), default=None,
-              help="A measurement file (rows like fxmeter/data/published-timings.json); default: the shipped one.")
-@click.option("--json", "as_json", is_flag=True, help="Print every row as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Leave out the list of rows fxmeter cannot represent.")
+              help="A measurement file: a JSON list of rows, {\"rows\": [...]} or CSV with a header (spellings read with "
+                   "fxmeter/data/aliases.toml); default: the shipped fxmeter/data/published-timings.json.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the whole comparison as JSON: counts, summary, multi-GPU, memory, breakdowns, every row.")
+@click.option("-q", "--quiet", is_flag=True, help="Leave out the list of rows fxmeter could not read or represent.")
 @click.option("--progress", is_flag=True, help="One line per predicted row on stderr.")
 def validate(data: str | None, as_json: bool, quiet: bool, progress: bool) -> None:
-    """Predict every row of a measurement file fxmeter can represent; print predicted vs measured and the errors."""
+    """Predict every row of a measurement file fxmeter can represent; print the signed bias first, then predicted vs
+    measured seconds (and peak memory) per row, the breakdowns, and every row it could not read or represent."""
     from fxmeter.report.document import dumps
     from fxmeter.validate import render
     from fxmeter.validate import validate as run

@@ -223,7 +223,7 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
     main = model.component("transformer")
     if "transformer" not in rules:
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
-                            "(its adapter has no model_dims); use --gpus 1")
+                            "(its adapter has no model_dims): run it on one GPU (--gpus 1)")
     plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
     for name, r in rules.items():
         check_plan(plan, r.dims)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, divisible, video_frames
+from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, attention_dims, divisible, tp_roles, video_frames
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
@@ -72,6 +72,16 @@ class CogVideoXAdapter(Adapter):
         "num_attention_heads", "attention_head_dim", "in_channels", "time_embed_dim", "text_embed_dim", "num_layers",
         "sample_width", "sample_height", "sample_frames", "patch_size", "temporal_compression_ratio", "max_text_seq_length",
     )
+
+    # multi-GPU: text and video tokens are one joint sequence (CogVideoXBlock's attn1); xDiT splits the video part
+    sequence_symbols: tuple[str, ...] = ("latent_frames", "patches_h", "patches_w")
+    joint_text_symbols: tuple[str, ...] = ("text_len",)
+    tp_roles: tuple[tuple[str, str], ...] = tp_roles(("transformer_blocks",))
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, FFN 4 x hidden (diffusers ``FeedForward`` default),
+        ``num_layers`` blocks; the text (``text_len``) joins every block's attention."""
+        return attention_dims(config, int(config["num_layers"]), geometry.dims["text_len"], geometry.tokens)
 
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """No: ``image_rotary_emb`` is built from Python ints of the geometry (static export)."""
