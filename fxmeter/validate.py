@@ -524,6 +524,7 @@ class Scenario:
     model: str
     kwargs: Mapping[str, Any]
     assumptions: tuple[str, ...] = ()
+    runtime: str | None = None  # the measuring code's --runtime (alias table [sources]), for the memory comparison
 
 
 def _capabilities() -> set[str]:
@@ -616,35 +617,34 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
         return f"offload {row.get('offload')!r} is not a policy fxmeter can map"
     elif offload in ("", "none stated"):
         assumptions.append("offload not stated: taken as none")
-    return Scenario(mid, kw, tuple(assumptions))
+    src = aliases().sources.get(str(row.get("source_repo") or "").lower(), {})
+    runtime = src.get("runtime") if isinstance(src.get("runtime"), str) else None
+    if runtime == "wan" and "convert_model_dtype" in f"{row.get('offload')} {row.get('precision')}".lower():
+        runtime = "wan-bf16"
+    if runtime is not None and "runtime" not in caps:
+        runtime = None
+    return Scenario(mid, kw, tuple(assumptions), runtime)
 
 
 # -- predicting -------------------------------------------------------------------------------------
 def _predicted_peak(est: Any, kind: str) -> int | None:
     """The predicted peak memory per GPU in bytes for a measured peak of ``kind``.
 
-    The ONE place validate reads a memory figure from an estimate.  Today it reads the existing
-    per-GPU peak: on several GPUs ``Deployment.fit.required_bytes`` (weights per GPU + activations
-    per GPU), on one GPU the main device's fit (``DeviceEstimate.fit.required_bytes``: the offload
-    policy's resident weights at its peak stage + that stage's activations), else the weights +
-    denoiser activations.  It is the same figure for every ``kind`` (allocated, reserved,
-    nvidia-smi): no CUDA context, allocator rounding or library workspace is in it yet.  When the
-    estimate carries allocated / reserved peaks (``peak_allocated_bytes`` / ``peak_reserved_bytes``),
-    this function is where they are chosen by ``kind``.
+    The ONE place validate reads a memory figure from an estimate: the process-memory model
+    (:func:`fxmeter.estimate.memory.predicted_peak`: weights, activations, library workspaces and the
+    caching allocator's rounding, plus the CUDA context and NCCL buffers for what the driver shows).
+    ``allocated`` -> ``torch.cuda.max_memory_allocated``; ``reserved`` -> ``max_memory_reserved``;
+    ``nvidia-smi`` -> reserved + context + NCCL; a kind the source does not state -> reserved (the
+    middle of the three; the figure each kind gives is in the JSON beside it).
     """
-    dep = getattr(est, "deployment", None)
-    for name in (("peak_reserved_bytes",) if kind in ("reserved", "nvidia-smi") else ()) + ("peak_allocated_bytes",):
-        for holder in (dep, est):
-            v = getattr(holder, name, None) if holder is not None else None
-            if isinstance(v, int) and v > 0:
-                return v
-    if dep is not None:
-        return int(dep.fit.required_bytes)
-    devices = getattr(est, "devices", ())
-    if devices:
-        return int(devices[0].fit.required_bytes)
-    fit = getattr(est, "fit", None)
-    return int(fit.required_bytes) if fit is not None else None
+    from fxmeter.estimate.memory import predicted_peak
+
+    pm = predicted_peak(est)
+    if kind == "allocated":
+        return int(pm.peak_allocated_bytes)
+    if kind == "nvidia-smi":
+        return int(pm.peak_device_bytes)
+    return int(pm.peak_reserved_bytes)
 
 
 def predict(sc: Scenario, memo: dict[Any, Any], kind: str = "not stated") -> tuple[float, float, int | None]:
@@ -654,7 +654,7 @@ def predict(sc: Scenario, memo: dict[Any, Any], kind: str = "not stated") -> tup
     req = api.request(sc.model, **sc.kwargs)
     inputs = api.stage_inputs(req, memo=memo.setdefault("stage_inputs", {}))
     est = api.estimate_request(req, inputs, nodes=True, modules=True)
-    peak = _predicted_peak(est, kind)
+    peak = _memory_peak(sc, est, memo, kind)
     dep = getattr(est, "deployment", None)
     if dep is not None:
         return float(dep.predicted_seconds), float(dep.bound_seconds), peak
@@ -665,6 +665,25 @@ def predict(sc: Scenario, memo: dict[Any, Any], kind: str = "not stated") -> tup
     if pred is None or bound is None:
         raise FxmeterError("no device time")
     return float(pred), float(bound), peak
+
+
+def _memory_peak(sc: Scenario, est: Any, memo: dict[Any, Any], kind: str) -> int | None:
+    """The peak per GPU of the whole generation as the measuring runtime holds it (a peak covers every stage,
+    whatever the time's scope), read by :func:`_predicted_peak`."""
+    from fxmeter import api
+
+    kw = dict(sc.kwargs)
+    if kw.get("stages") == "all" and sc.runtime is None:
+        return _predicted_peak(est, kind)
+    kw["stages"] = "all"
+    if sc.runtime is not None:
+        kw["runtime"] = sc.runtime
+    try:
+        req = api.request(sc.model, **kw)
+        mem_est = api.estimate_request(req, api.stage_inputs(req, memo=memo.setdefault("stage_inputs", {})))
+    except FxmeterError:
+        return _predicted_peak(est, kind)
+    return _predicted_peak(mem_est, kind)
 
 
 # -- results --------------------------------------------------------------------------------------

@@ -393,14 +393,30 @@ def test_measured_peak_in_gib_is_converted_and_source_defaults_apply() -> None:
 
 
 def test_predicted_peak_reads_one_place() -> None:
-    fit = SimpleNamespace(required_bytes=30 * GIB)
-    dep = SimpleNamespace(fit=SimpleNamespace(required_bytes=20 * GIB))
-    assert _predicted_peak(SimpleNamespace(deployment=dep, devices=(SimpleNamespace(fit=fit),)), "allocated") == 20 * GIB
-    assert _predicted_peak(SimpleNamespace(deployment=None, devices=(SimpleNamespace(fit=fit),)), "allocated") == 30 * GIB
-    # once an estimate carries allocated / reserved peaks, the kind chooses between them
-    est = SimpleNamespace(deployment=None, devices=(), peak_allocated_bytes=11, peak_reserved_bytes=13)
-    assert _predicted_peak(est, "allocated") == 11 and _predicted_peak(est, "reserved") == 13
-    assert _predicted_peak(est, "nvidia-smi") == 13
+    """validate's memory figure is the process-memory model's, chosen by the kind the source measured."""
+    from fxmeter import api
+    from fxmeter.estimate.memory import predicted_peak
+
+    req = api.request("wan2.1-t2v-1.3b", workload="480p", hardware="h100", stages="all")
+    est = api.estimate_request(req, api.stage_inputs(req))
+    pm = predicted_peak(est)
+    assert _predicted_peak(est, "allocated") == pm.peak_allocated_bytes
+    assert _predicted_peak(est, "reserved") == pm.peak_reserved_bytes
+    assert _predicted_peak(est, "nvidia-smi") == pm.peak_device_bytes
+    assert _predicted_peak(est, "not stated") == pm.peak_reserved_bytes
+    # allocated <= reserved <= what the driver shows (reserved + CUDA context)
+    assert pm.peak_allocated_bytes <= pm.peak_reserved_bytes < pm.peak_device_bytes
+
+
+def test_wan_repository_rows_are_priced_under_wans_runtime() -> None:
+    row = {"model": "Wan2.1", "variant": "T2V-14B", "height": 720, "width": 1280, "frames": 81, "steps": 50,
+           "gpu": "H800", "n_gpus": 1, "total_s": 1000.0, "peak_mem_gb": 70.0, "source_repo": "Wan-Video/Wan2.1"}
+    sc = scenario(row)
+    assert not isinstance(sc, str) and sc.runtime == "wan"
+    sc2 = scenario({**row, "offload": "--convert_model_dtype"})
+    assert not isinstance(sc2, str) and sc2.runtime == "wan-bf16"
+    sc3 = scenario({**row, "source_repo": "xdit-project/xDiT"})
+    assert not isinstance(sc3, str) and sc3.runtime is None
 
 
 # -- labels ------------------------------------------------------------------------------------------------
