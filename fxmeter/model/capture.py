@@ -546,8 +546,7 @@ def _capture(
     }
     graph_bytes, read_bytes = graph_weights(ep, adapter.wrapped, copies)
     stack: set[str] = set()
-    for node in ep.graph.nodes:
-        st = node.meta.get("stack_trace")
+    for st in {n.meta.get("stack_trace") for n in ep.graph.nodes}:
         if isinstance(st, str):
             stack.update(_FRAME.findall(st))
     return Capture(
