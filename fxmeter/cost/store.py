@@ -260,6 +260,9 @@ def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False, check_de
         d = fileio.loads(payload)
     except orjson.JSONDecodeError as e:
         raise PayloadError(f"payload is not JSON ({e})") from None
+    meta = d.get("meta") if isinstance(d, dict) else None
+    if not isinstance(meta, dict) or meta.get("deps") != header.get("deps") or meta.get("rule_map") != header.get("rule_map"):
+        raise PayloadError("the payload's dependencies are not the header's")
     return check(d, _expect(k), walk=not shipped)
 
 
