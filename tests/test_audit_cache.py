@@ -103,7 +103,7 @@ TAMPER: dict[str, Callable[[dict[str, Any]], None]] = {
     "static-trace-under-the-dynamic-key": lambda d: d["meta"].update(mode="static", dims={"batch": 1}),
     "config-of-another-model": lambda d: d["meta"].update(config_sha256="0" * 64),
     "dtype-of-another-trace": lambda d: d["meta"].update(dtype="float16"),
-    "rules-of-other-code": lambda d: d["meta"].update(rules="0" * 16),
+    "deps-of-other-code": lambda d: d["meta"]["deps"].update({"fxmeter.rules/matmul.py": ["0" * 16, "0" * 16]}),
     "root-escapes-the-module-ids": lambda d: d["meta"].update(root="../../elsewhere"),
     "node-shape-index-out-of-range": lambda d: next(n for n in d["nodes"] if n["shape"])["shape"].update(m=10**9),
     "node-dtype-missing": lambda d: d["nodes"][0].pop("dtype"),

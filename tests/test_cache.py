@@ -1,8 +1,9 @@
 """The symbolic-model store: hit, miss, invalidation, corruption, guards, no torch when warm.
 
 No background processes: a cold run traces in-process and stores what it traced before it
-returns; a failed dynamic export is remembered and not retried; the key holds the
-fingerprint of the rules and analysis code, so editing a rule retraces.
+returns; a failed dynamic export is remembered and not retried; a stored trace lists the code it
+depends on (library files, the rules its ops use, adapter, engine), so editing a rule retraces the
+graphs that use it and a library upgrade only the stages whose code it changed.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ def test_store_then_load_round_trips(tiny_config: Path, tiny_sm: SymbolicModel, 
     assert got is not None and got.to_dict() == orjson.loads(orjson.dumps(tiny_sm.to_dict()))
     # the meta holds no model identity: one trace serves every model id with this config
     assert not {"model_id", "config", "slug", "config_source"} & set(tiny_sm.meta)
-    assert tiny_sm.meta["rules"] == fingerprint.rules_fingerprint() == k["rules"]
+    assert tiny_sm.meta["rules"] == fingerprint.rules_fingerprint()  # recorded, not keyed: deps say what it used
+    assert k["torch"] == store.torch_minor() and tiny_sm.meta["deps"] and tiny_sm.meta["rule_map"]
 
 
-def test_key_separates_dtype_replicate_config_versions_and_rules(
+def test_key_separates_dtype_replicate_config_and_torch(
     tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     comp = component(tiny_config)
@@ -79,16 +81,110 @@ def test_key_separates_dtype_replicate_config_versions_and_rules(
     assert store.load(store.key(comp2, "bfloat16")) is None
     # the same config under another model id is the same entry (the key holds no model id)
     assert store.key(resolve_model("wan2.1-t2v-14b").component("transformer"), "bfloat16") != store.key(comp, "bfloat16")
-    # a torch upgrade is a miss
+    # torch's major.minor (its export behaviour) is part of the key: another one is a miss
+    real_minor = store.torch_minor()
+    monkeypatch.setattr(store, "torch_minor", lambda: "99.0")
+    assert store.load(store.key(comp, "bfloat16")) is None
+    monkeypatch.setattr(store, "torch_minor", lambda: real_minor)
+    # package versions are not: an upgrade that leaves the traced code alone keeps the trace
     real = store.versions()
-    monkeypatch.setattr(store, "versions", lambda: dict(real, torch="99.0"))
-    assert store.load(store.key(comp, "bfloat16")) is None
-    monkeypatch.setattr(store, "versions", lambda: real)
+    monkeypatch.setattr(store, "versions", lambda: dict(real, diffusers="99.0", transformers="99.0"))
+    monkeypatch.setattr(store, "rules_fingerprint", lambda: "0" * 16)  # nor the global rules fingerprint
+    assert "versions" not in store.key(comp, "bfloat16") and "rules" not in store.key(comp, "bfloat16")
     assert store.load(store.key(comp, "bfloat16")) is not None
-    # other rules (another fingerprint) are a miss
-    monkeypatch.setattr(store, "rules_fingerprint", lambda: "0" * 16)
-    assert store.key(comp, "bfloat16")["rules"] == "0" * 16
-    assert store.load(store.key(comp, "bfloat16")) is None
+
+
+def test_trace_lists_what_it_depends_on(tiny_sm: SymbolicModel) -> None:
+    """A trace's dependencies: the library files that shaped its graph, the rule modules its ops use
+    (only those), its adapter's code and the engine; never torch's files."""
+    from fxmeter.cost import deps
+
+    files = tiny_sm.meta["deps"]
+    assert "diffusers/models/transformers/transformer_wan.py" in files  # the traced class
+    assert any(f.startswith("diffusers/models/attention") for f in files)  # its attention code ran
+    assert "fxmeter/model/adapters/wan.py" in files and "fxmeter/model/adapters/base.py" in files
+    assert set(deps.ENGINE) <= set(files)
+    assert "fxmeter.rules/matmul.py" in files and "fxmeter.rules/resample.py" not in files  # no upsampling here
+    assert not any(f.startswith(("torch/", "sympy/")) for f in files)
+    assert all(len(d) in (2, 3) and all(len(x) == 16 for x in d[:2]) for d in files.values())
+    # a shared helper file is kept to the definitions that ran (a release editing the rest keeps the trace)
+    helpers = {n: d[2] for n, d in files.items() if len(d) == 3}
+    assert helpers and all(isinstance(q, str) and q for qs in helpers.values() for q in qs), helpers
+    assert tiny_sm.meta["rule_map"]["aten.linear.default"] == "fxmeter.rules.matmul"
+    assert deps.changed(files) == []
+
+
+def test_changed_code_is_named_and_retraced(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stored trace whose library code changed is not used: one line names the change, then it is traced
+    again and stored; the next run reads it."""
+    comp = component(tiny_config)
+    name = "diffusers/models/transformers/transformer_wan.py"
+    old = {n: (["0" * 16, "0" * 16] if n == name else d) for n, d in tiny_sm.meta["deps"].items()}
+    stale = SymbolicModel(dict(tiny_sm.meta, deps=old, seconds=12.3), tiny_sm.formulas, tiny_sm.nodes,
+                          tiny_sm.modules, tiny_sm.categories, tiny_sm.unmodeled, tiny_sm.liveness)
+    k = store.key(comp, "bfloat16")
+    store.store(k, stale)
+    assert store.load(k) is None
+    with pytest.raises(store.Stale, match="diffusers changed models/transformers/transformer_wan.py"):
+        store.decode(store.entry_path(k).read_bytes(), k)
+    lines: list[str] = []
+    got = store.get(comp, "bfloat16", dict(api.request(None, "ci-tiny", config=tiny_config).geometry.dims),
+                    progress=lines.append)
+    assert got.source == "traced"
+    assert lines == ["diffusers changed models/transformers/transformer_wan.py (WanTransformer3DModel, transformer): "
+                     "re-tracing, ~12 s"]
+    assert store.load(k) is not None  # stored with this environment's digests
+    # a rule that moves to another module (or a new rule for an op that had none) is a change too
+    header = store.header_of(store.entry_path(k).read_bytes())
+    assert store.current(header) is None
+    assert "fxmeter.rules changed the rule of aten.linear.default" in (
+        store.current(dict(header, rule_map=dict(header["rule_map"], **{"aten.linear.default": "elsewhere"}))) or "")
+
+
+def test_dependency_digest_follows_code_not_docstrings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release that edits only docstrings or comments of a traced file keeps the trace; a code edit does not.
+    Files are found again by package name, without importing the package."""
+    from fxmeter.cost import deps
+
+    pkg = tmp_path / "fxm_fakepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    mod = pkg / "layer.py"
+    mod.write_text('def forward(x):\n    """Twice."""\n    return 2 * x  # double\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.import_module("fxm_fakepkg")
+    deps.root_of.cache_clear()
+    try:
+        named = deps.name_files([mod])
+        assert list(named) == ["fxm_fakepkg/layer.py"]
+        recorded = deps.digests(named)
+        assert deps.changed(recorded) == []
+        mod.write_text('def forward(x):\n    """Two times x."""\n    return 2 * x  # twice\n')
+        assert deps.changed(recorded) == []  # bytes differ, code does not
+        mod.write_text('def forward(x):\n    """Two times x."""\n    return 3 * x\n')
+        assert deps.changed(recorded) == ["fxm_fakepkg/layer.py"]
+        # a helper file: only the definitions that ran count
+        helper = pkg / "utils.py"
+        helper.write_text("def used(x):\n    return x + 1\n\n\nclass Other:\n    def unused(self):\n        return 0\n")
+        ran = deps.enclosing(helper, [2])
+        assert ran == ["used"] and deps.enclosing(helper, [7]) == ["Other.unused"]
+        kept = deps.digests({}, {"fxm_fakepkg/utils.py": (helper, ran)})
+        assert kept["fxm_fakepkg/utils.py"][2] == ["used"] and deps.changed(kept) == []
+        helper.write_text("import os\n\n\ndef used(x):\n    return x + 1\n\n\nclass Other:\n    def unused(self):\n"
+                          "        return 1\n")
+        assert deps.changed(kept) == []  # moved and surrounded by other edits: the same code ran
+        helper.write_text("def used(x):\n    return x + 2\n")
+        assert deps.changed(kept) == ["fxm_fakepkg/utils.py"]
+        mod.unlink()
+        assert deps.changed(recorded) == ["fxm_fakepkg/layer.py"]  # a file gone is a change
+        assert deps.describe(["diffusers/a.py", "diffusers/b.py", "diffusers/c.py", "transformers/x.py"]) == (
+            "diffusers changed a.py, b.py and 1 more; transformers changed x.py")
+    finally:
+        sys.modules.pop("fxm_fakepkg", None)
+        deps.root_of.cache_clear()
 
 
 def test_fingerprint_follows_code_not_comments_or_docstrings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -181,6 +277,7 @@ def test_cold_then_warm_gives_the_identical_report(tiny_config: Path, cache_dir:
     assert off["trace"]["cache"] == "disabled" and stable(off.data) == stable(cold.data)
 
 
+@pytest.mark.slow  # the 14B's three stages exported now, with no cache
 def test_warm_14b_report_equals_cold(report_720p: Any) -> None:
     """The session's 14B report (from the shipped traces, or traced and stored) equals a trace made now
     with no cache at all, every stage (text encoder, transformer, VAE): the shipped traces are current."""

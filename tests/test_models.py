@@ -63,6 +63,7 @@ def _flop_counter(model: str) -> int:
     return int(counter.get_total_flops())
 
 
+@pytest.mark.slow  # FlopCounterMode over every full model on meta
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_model_at_default_workload(reports: dict[str, Any], fxmeter_golden: Any, model: str) -> None:
     published, passes, mode = MODELS[model]

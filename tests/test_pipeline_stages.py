@@ -107,6 +107,7 @@ def _stages() -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.slow  # FlopCounterMode over every full stage on meta (the VAEs at their default frame counts)
 @pytest.mark.parametrize(("model_id", "stage"), _stages())
 def test_every_stage_counts_what_flop_counter_counts(model_id: str, stage: str) -> None:
     """fxmeter's tensor-core FLOPs of the stage (shipped trace, or traced now) == FlopCounterMode on the full meta stage."""

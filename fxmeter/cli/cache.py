@@ -24,7 +24,7 @@ def info() -> None:
     click.echo(f"failed exports    {i['failed_dynamic_exports']} (dynamic exports that failed and are not retried)")
     click.echo(f"shipped traces    {i['shipped']} ({si_bytes(i['shipped_bytes'])}) in the package")
     click.echo("versions          " + ", ".join(f"{k} {v}" for k, v in i["versions"].items()))
-    click.echo(f"rules fingerprint {i['rules']} (part of every key: editing a rule retraces)")
+    click.echo(f"rules fingerprint {i['rules']} (of all rules; a trace lists the rule files its ops use: editing one retraces those)")
 
 
 @cache.command("clear")

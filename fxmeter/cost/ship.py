@@ -3,11 +3,13 @@
 For every bundled model (``fxmeter models``) and every stage of its pipeline (text encoders,
 image encoder, VAE encode, transformer(s), VAE decode), this traces the real class on meta as
 the stage calls it (dynamic shapes where the adapter supports them, with the symbols it keeps
-constant, e.g. a VAE's latent frames, at the default workload; else static at the default workload) and writes ``fxmeter/data/traces/<digest>.fxc.xz``: the
-store's file format (:mod:`fxmeter.cost.store`), xz-compressed.  The digest holds the
-torch/diffusers/transformers versions and the rules fingerprint, so a shipped trace is used
-only with the code and versions it was built with; ``tests/test_shipped.py`` re-traces every
-model and fails when a shipped file is missing, stale or differs.
+constant, e.g. a VAE's latent frames, at the default workload; else static at the default
+workload) and writes ``fxmeter/data/traces/<digest>.fxc.xz``: the store's file format
+(:mod:`fxmeter.cost.store`), xz-compressed.  The digest says what the trace is (class, config,
+dtype, stage, torch major.minor); its header lists the files it depends on (library code, the
+rules its ops use, adapter, engine), so only the traces whose dependencies changed are traced
+again: editing one rule re-ships the graphs that use it, a library upgrade the stages whose code
+it changed.  ``tests/test_shipped.py`` fails when a shipped file is missing or stale.
 
 Run it after changing a rule, an adapter or the analysis (the test says when).  ``--check``
 only reports what is missing or stale.
@@ -88,12 +90,14 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:
         keep.add(name)
         path = target / name
         what = f"{item.model_id} {item.stage}"
-        if path.is_file():
+        changed = _changed(path, k) if path.is_file() else "missing"
+        if changed is None:
             print(f"ok       {what} -> {name} ({path.stat().st_size:,} bytes)", file=out)  # type: ignore[attr-defined]
             continue
         stale += 1
         if check:
-            print(f"MISSING  {what} ({'dynamic' if item.dynamic else 'static ' + str(item.dims)})", file=out)  # type: ignore[attr-defined]
+            print(f"{'MISSING' if changed == 'missing' else 'STALE  '}  {what} "  # type: ignore[attr-defined]
+                  f"({'dynamic' if item.dynamic else 'static ' + str(item.dims)}): {changed}", file=out)
             continue
         t0 = time.perf_counter()
         sm = item.trace()
@@ -112,6 +116,18 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:
     total = sum(p.stat().st_size for p in target.glob("*" + store.SUFFIX + ".xz"))
     print(f"{len(keep)} traces, {total:,} bytes", file=out)  # type: ignore[attr-defined]
     return stale
+
+
+def _changed(path: Path, k: dict[str, Any]) -> str | None:
+    """None when the shipped file at ``path`` is current for key ``k``, else why not."""
+    try:
+        blob = lzma.decompress(path.read_bytes())
+        header = store.header_of(blob)
+    except (OSError, lzma.LZMAError, ValueError) as e:
+        return f"unreadable ({e})"
+    if header.get("format") != store.FORMAT or header.get("key") != k:
+        return "other format or key"
+    return store.current(header)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,17 @@ Looking up a component's symbolic model for a workload tries, in order:
    workload), stored in the cache.  A dynamic export that failed is remembered
    (``<digest>.failed``) and not retried.
 
-The key (``<digest>`` is its sha256) holds everything the numbers depend on: the component's
-class, adapter and config hash, the dtype, replication, the torch/diffusers/transformers
-versions and the fingerprint of the rules and analysis code
-(:mod:`fxmeter.cost.fingerprint`).  So editing a rule changes the next trace's numbers, and a
-shipped trace is used only with the versions it was built with.  Files are a JSON header line
-(magic, key, payload sha256) and the payload; anything unusable is ignored with a warning
-and rebuilt (:func:`fxmeter.cost.symbolic.check`).  No background processes: what a command
+The key (``<digest>`` is its sha256) says what a trace *is*: the component's class, adapter
+name and config hash, the dtype, replication, the stage, and torch's major.minor (torch.export's
+behaviour).  No package versions: the file's header lists what the trace *depends on*
+(:mod:`fxmeter.cost.deps`: the library files whose code ran in the graph or defines its modules,
+the rule modules its ops use, the adapter's code and the capture/analysis engine, each with its
+digest), and a stored trace is used only while those files' code is unchanged.  So a library
+upgrade that leaves the traced code alone keeps every trace, one that changes it re-traces
+just the stages it touches (one line names the change), and editing one rule re-traces only
+the graphs that use it.  Files are a JSON header line (magic, key, dependencies, payload
+sha256) and the payload; anything unusable is ignored with a warning and rebuilt
+(:func:`fxmeter.cost.symbolic.check`).  No background processes: what a command
 prints never depends on a process it left behind.
 
 Why one long module: the three sources of a symbolic model (shipped, cache, trace now) share one
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 MAGIC = "fxmeter-symbolic-model"
-FORMAT = 2
+FORMAT = 3  # 3: keyed by identity, with the header's dependencies (no package versions in the key)
 SUFFIX = ".fxc"
 SHIPPED_PACKAGE = "fxmeter.data.traces"
 MAX_CACHE_BYTES = fileio.MAX_CACHE_BYTES
@@ -80,6 +84,17 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("fxmeter"))
+
+
+@functools.cache
+def torch_minor() -> str:
+    """torch's major.minor (what decides torch.export's behaviour), from package metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return ".".join(version("torch").split("+")[0].split(".")[:2])
+    except PackageNotFoundError:
+        return "missing"
 
 
 @functools.cache
@@ -123,7 +138,8 @@ def overlay_digest(overlay: Overlay | None) -> str | None:
 
 def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mapping[str, int] | None = None,
         overlay: str | None = None, root: str = "transformer", fixed: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """Everything a stored symbolic model depends on (``dims``: a static trace's workload).
+    """What a stored symbolic model is (``dims``: a static trace's workload); what it depends on is
+    in its header (:func:`current`).
 
     ``root`` (a stage other than the transformer: ``text_encoder_2``, ``vae``) and ``fixed`` (the
     symbols a dynamic trace keeps constant, e.g. a VAE's latent frames) are part of the key when
@@ -137,8 +153,7 @@ def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mappi
         "config_sha256": component.config_sha256,
         "dtype": dtype,
         "replicate": bool(replicate),
-        "versions": versions(),
-        "rules": rules_fingerprint(),
+        "torch": torch_minor(),
     }
     if dims is not None:
         k["dims"] = dict(sorted(dims.items()))
@@ -157,20 +172,65 @@ def digest(k: Mapping[str, Any]) -> str:
 
 def _expect(k: Mapping[str, Any]) -> dict[str, Any]:
     """Meta values a payload must carry for key ``k`` (a key with ``dims`` is a static trace of those dims)."""
-    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "rules": k["rules"], "adapter": k["adapter"],
+    return {"config_sha256": k["config_sha256"], "dtype": k["dtype"], "adapter": k["adapter"],
             "mode": "static" if "dims" in k else "dynamic", "dims": dict(k.get("dims") or {})}
 
 
+class Stale(PayloadError):
+    """A stored trace whose dependencies changed here: ``what`` names them, ``seconds`` its trace time."""
+
+    def __init__(self, what: str, seconds: float, cls: str):
+        super().__init__(f"{what} (stale)")
+        self.what, self.seconds, self.cls = what, seconds, cls
+
+
 def encode(k: Mapping[str, Any], sm: SymbolicModel) -> bytes:
-    """Header line + payload (the bytes written to disk)."""
+    """Header line + payload (the bytes written to disk); the header carries the trace's dependencies."""
     payload = fileio.dumps(sm.to_dict(), indent=False)
     header = {"magic": MAGIC, "format": FORMAT, "key": dict(k), "payload_sha256": hashlib.sha256(payload).hexdigest(),
-              "payload_bytes": len(payload)}
+              "payload_bytes": len(payload), "deps": dict(sm.meta.get("deps") or {}),
+              "rule_map": dict(sm.meta.get("rule_map") or {}), "seconds": sm.meta.get("seconds", 0),
+              "class": sm.meta.get("diffusers_class", "")}
     return fileio.dumps(header, indent=False) + b"\n" + payload
 
 
-def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False) -> SymbolicModel:
-    """The symbolic model in ``blob``; :class:`PayloadError` (a ValueError) says why it is unusable.
+def current(header: Mapping[str, Any]) -> str | None:
+    """None when the trace's dependencies (files and rule map) are unchanged here, else what changed."""
+    from fxmeter.cost import deps
+
+    files, rule_map = header.get("deps"), header.get("rule_map")
+    if not isinstance(files, dict) or not files or not isinstance(rule_map, dict):
+        return "no dependency list"
+    what = deps.changed(files)
+    now = deps.rule_modules(rule_map)
+    moved = sorted(t for t in rule_map if now.get(t) != rule_map[t])
+    deps.save_memo()
+    if what or moved:
+        text = deps.describe(what)
+        if moved:
+            text += ("; " if text else "") + f"fxmeter.rules changed the rule of {', '.join(moved[:2])}" + (
+                f" and {len(moved) - 2} more" if len(moved) > 2 else "")
+        return text
+    return None
+
+
+def header_of(blob: bytes) -> dict[str, Any]:
+    """The header of a stored trace (:class:`PayloadError` when there is none)."""
+    head, sep, _ = blob.partition(b"\n")
+    if not sep:
+        raise PayloadError("no header line")
+    try:
+        header = fileio.loads(head)
+    except orjson.JSONDecodeError as e:
+        raise PayloadError(f"header is not JSON ({e})") from None
+    if not isinstance(header, dict) or header.get("magic") != MAGIC:
+        raise PayloadError("not an fxmeter symbolic model file")
+    return header
+
+
+def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False, check_deps: bool = True) -> SymbolicModel:
+    """The symbolic model in ``blob``; :class:`PayloadError` (a ValueError) says why it is unusable,
+    :class:`Stale` (one) that its dependencies changed here.
 
     ``shipped``: a trace of the package itself; once its payload hash matches, its rows are the
     ones the build checked (``python -m fxmeter.cost.ship --check``, and a test), so only its meta is
@@ -187,13 +247,22 @@ def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False) -> Symbo
     if header.get("format") != FORMAT:
         raise PayloadError(f"format {header.get('format')!r} != {FORMAT}")
     if header.get("key") != dict(k):
-        raise PayloadError("key mismatch (other config, dtype, versions or rules)")
+        raise PayloadError("key mismatch (other config, dtype, stage or torch version)")
     if header.get("payload_bytes") != len(payload) or header.get("payload_sha256") != hashlib.sha256(payload).hexdigest():
         raise PayloadError("payload hash mismatch (truncated or modified)")
+    if check_deps:
+        what = current(header)
+        if what is not None:
+            sec = header.get("seconds")
+            raise Stale(what, float(sec) if isinstance(sec, (int, float)) and not isinstance(sec, bool) else 0.0,
+                        str(header.get("class") or ""))
     try:
         d = fileio.loads(payload)
     except orjson.JSONDecodeError as e:
         raise PayloadError(f"payload is not JSON ({e})") from None
+    meta = d.get("meta") if isinstance(d, dict) else None
+    if not isinstance(meta, dict) or meta.get("deps") != header.get("deps") or meta.get("rule_map") != header.get("rule_map"):
+        raise PayloadError("the payload's dependencies are not the header's")
     return check(d, _expect(k), walk=not shipped)
 
 
@@ -202,7 +271,7 @@ def entry_path(k: Mapping[str, Any]) -> Path:
     return cache_dir() / "symbolic" / (digest(k) + SUFFIX)
 
 
-def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | None:
+def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | Stale | None:
     import stat
 
     try:
@@ -218,6 +287,8 @@ def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | None:
         return None
     try:
         return decode(blob, k)
+    except Stale as e:
+        return e
     except (ValueError, RecursionError, MemoryError) as e:  # PayloadError and orjson.JSONDecodeError are ValueErrors
         LOG.warning("ignoring unusable trace cache %s: %s", path, e)
         return None
@@ -225,7 +296,8 @@ def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | None:
 
 def load(k: Mapping[str, Any]) -> SymbolicModel | None:
     """The cached symbolic model of key ``k``, or None (missing, stale, corrupted, tampered or foreign)."""
-    return _read_cache(entry_path(k), k)
+    got = _read_cache(entry_path(k), k)
+    return got if isinstance(got, SymbolicModel) else None
 
 
 def store(k: Mapping[str, Any], sm: SymbolicModel) -> Path | None:
@@ -244,22 +316,30 @@ def _failed_path(k: Mapping[str, Any]) -> Path:
     return cache_dir() / "symbolic" / (digest(k) + ".failed")
 
 
+def _versions_line() -> str:
+    return "versions: " + " ".join(f"{k}={v}" for k, v in _versions())
+
+
 def remember_failure(k: Mapping[str, Any], why: str) -> None:
-    """Record that the dynamic export of key ``k`` failed (it is not retried)."""
+    """Record that the dynamic export of key ``k`` failed (not retried until a package version changes)."""
     try:
         path = _failed_path(k)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fileio.atomic_write(path, why.encode()[:2000])
+        fileio.atomic_write(path, (_versions_line() + "\n" + why).encode()[:2000])
     except OSError:
         pass
 
 
 def failed(k: Mapping[str, Any]) -> str | None:
-    """Why the dynamic export of key ``k`` failed before, or None."""
+    """Why the dynamic export of key ``k`` failed before with these package versions, or None."""
     try:
-        return _failed_path(k).read_text(errors="replace")
+        text = _failed_path(k).read_text(errors="replace")
     except OSError:
         return None
+    first, sep, rest = text.partition("\n")
+    if first.startswith("versions: "):
+        return rest if first == _versions_line() else None
+    return text
 
 
 # -- traces shipped in the package -------------------------------------------------------------
@@ -271,16 +351,29 @@ def shipped_path(k: Mapping[str, Any]) -> Path | None:
     return Path(str(p)) if p.is_file() else None
 
 
-def load_shipped(k: Mapping[str, Any]) -> SymbolicModel | None:
-    """The shipped symbolic model of key ``k`` (None when none matches these versions and rules)."""
+def _read_shipped(k: Mapping[str, Any]) -> SymbolicModel | Stale | None:
     p = shipped_path(k)
     if p is None:
         return None
     try:
         return decode(lzma.decompress(p.read_bytes()), k, shipped=True)
+    except Stale as e:
+        return e
     except (OSError, lzma.LZMAError, ValueError, RecursionError) as e:
         LOG.warning("ignoring unusable shipped trace %s: %s", p, e)
         return None
+
+
+def load_shipped(k: Mapping[str, Any]) -> SymbolicModel | None:
+    """The shipped symbolic model of key ``k`` (None when none matches, or its dependencies changed here)."""
+    got = _read_shipped(k)
+    return got if isinstance(got, SymbolicModel) else None
+
+
+def shipped_stale(k: Mapping[str, Any]) -> str | None:
+    """What changed here since the shipped trace of ``k`` was built (None: current, or none shipped)."""
+    got = _read_shipped(k)
+    return got.what if isinstance(got, Stale) else None
 
 
 # -- tracing -----------------------------------------------------------------------------------
@@ -315,8 +408,30 @@ def trace(component: Component, dtype: str, dims: Mapping[str, int] | None, *, r
         "largest_module_bytes": cap.largest_module_bytes,
     }
     sm = analyze(cap, component.adapter, meta, root=root, overlay=overlay)
-    return SymbolicModel(dict(sm.meta, seconds=round(time.perf_counter() - t0, 3)), sm.formulas, sm.nodes, sm.modules,
-                         sm.categories, sm.unmodeled, sm.liveness)
+    rule_map, files = dependencies(cap.sources, component.adapter, (n["target"] for n in sm.nodes))
+    return SymbolicModel(dict(sm.meta, seconds=round(time.perf_counter() - t0, 3), deps=files, rule_map=rule_map),
+                         sm.formulas, sm.nodes, sm.modules, sm.categories, sm.unmodeled, sm.liveness)
+
+
+def dependencies(sources: Any, adapter: Any, targets: Any) -> tuple[dict[str, str], dict[str, list[Any]]]:
+    """(target -> rule module, file -> digest) of a trace (:mod:`fxmeter.cost.deps`): the library files
+    that shaped its graph (``sources``), the rule modules its ops use, the adapter's code and the engine,
+    whole; of the library functions those files import from elsewhere in their package, the definitions."""
+    from fxmeter.cost import deps
+
+    rule_map = deps.rule_modules(targets)
+    named = deps.name_files([*sources, *deps.rule_files(rule_map), *deps.adapter_files(adapter)])
+    named.update(deps.engine_files())
+    helpers: dict[str, tuple[Path, set[str]]] = {}
+    for name, path in named.items():
+        if name.split("/", 1)[0] in ("fxmeter", "fxmeter.rules"):
+            continue
+        for hname, (hpath, fns) in deps.imported_functions(name, path).items():
+            if hname not in named:
+                helpers.setdefault(hname, (hpath, set()))[1].update(fns)
+    files = deps.digests(named, {n: (p, sorted(f)) for n, (p, f) in helpers.items()})
+    deps.save_memo()
+    return rule_map, files
 
 
 def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate: bool = True, cache: bool = True,
@@ -346,24 +461,34 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
         return Traced(sm, source, time.perf_counter() - t0)
 
     have_dynamic = False  # a stored dynamic trace whose guards exclude dims: exporting it again gives the same guards
+    stale: Stale | None = None  # a stored trace whose dependencies changed here (named before tracing again)
     if use_cache and not overlay:
         for k in (dyn_key, static_key):
-            sm = load_shipped(k)
-            if sm is not None and not sm.guard_problems(dims):
-                return done(sm, "shipped")
-            have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
+            got = _read_shipped(k)
+            if isinstance(got, Stale):
+                stale = stale or got
+                continue
+            if got is not None and not got.guard_problems(dims):
+                return done(got, "shipped")
+            have_dynamic = have_dynamic or (got is not None and k is dyn_key)
     if use_cache:
         for k in (dyn_key, static_key):
-            sm = load(k)
-            if sm is not None and not sm.guard_problems(dims):
-                return done(sm, "cache")
-            have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
+            got = _read_cache(entry_path(k), k)
+            if isinstance(got, Stale):
+                stale = stale or got
+                continue
+            if got is not None and not got.guard_problems(dims):
+                return done(got, "cache")
+            have_dynamic = have_dynamic or (got is not None and k is dyn_key)
     cls = str(component.config.get("_class_name"))
+    if stale is not None and progress:
+        progress(f"{stale.what} ({stale.cls or cls}, {component.name}): re-tracing, ~{max(stale.seconds, 1):.0f} s")
+        progress = None  # one line per stage
     if (component.adapter.supports_dynamic(dict(component.config)) and not have_dynamic
             and not (use_cache and failed(dyn_key))):
         if progress:
             progress(f"tracing {cls} ({component.name}) on meta with dynamic shapes (once per config and "
-                     f"fxmeter version; cached afterwards)...")
+                     f"the code it runs; cached afterwards)...")
         try:
             sm = trace(component, dtype, None, replicate=replicate, overlay=overlay, root=root, fixed=fixed)
         except TraceError as e:

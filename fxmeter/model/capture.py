@@ -82,6 +82,10 @@ class Capture:
     weight_read_bytes: int = 0
     #: the largest own weights of one module (what sequential offload holds on the device at a time)
     largest_module_bytes: int = 0
+    #: the files of the graph nodes' stack traces (the forward methods that produced an op)
+    stack_files: tuple[str, ...] = ()
+    #: those and the files defining the classes of the model's modules, attention processors and config
+    sources: tuple[str, ...] = ()
 
 
 def target_name(target: Any) -> str:
@@ -436,7 +440,48 @@ def capture(
 
     A stage adapter (``adapter.build_module``) builds its own module: the component wrapped in
     the pipeline's call; module paths are the component's own (the wrapper attribute stripped).
+    ``Capture.sources`` lists the files whose code shaped the graph (:func:`source_files`).
     """
+    from dataclasses import replace
+
+    cap, model = _capture(model_config, adapter, dtype, dims, replicate, fixed)
+    return replace(cap, sources=source_files(cap.stack_files, model))
+
+
+def source_files(stack_files: tuple[str, ...], model: torch.nn.Module) -> tuple[str, ...]:
+    """The files whose code shaped the graph: those of the graph's stack traces (every ``forward`` that
+    produced an op) and those defining the classes of the model's modules, attention processors and
+    transformers config (their ``__init__`` builds the structure, their class attributes set dtypes)."""
+    import sys
+
+    mods: set[str] = set()
+    for m in model.modules():
+        mods.add(type(m).__module__)
+        proc = getattr(m, "processor", None)
+        if proc is not None:
+            mods.add(type(proc).__module__)
+        cfg = getattr(m, "config", None)
+        if cfg is not None and hasattr(type(cfg), "model_type"):
+            mods.add(type(cfg).__module__)
+    files = set(stack_files)
+    for name in mods:
+        f = getattr(sys.modules.get(name), "__file__", None)
+        if f:
+            files.add(f)
+    return tuple(sorted(f for f in files if f.endswith(".py")))
+
+
+_FRAME = re.compile(r'File "([^"]+)", line \d+')
+
+
+def _capture(
+    model_config: dict[str, Any],
+    adapter: Adapter,
+    dtype: str,
+    dims: dict[str, int] | None,
+    replicate: bool,
+    fixed: dict[str, int] | None,
+) -> tuple[Capture, torch.nn.Module]:
     t0 = time.perf_counter()
     overrides: dict[str, Any] = {}
     replicas: dict[str, int] = {}
@@ -500,7 +545,12 @@ def capture(
         if n.op == "placeholder" and n.name in user
     }
     graph_bytes, read_bytes = graph_weights(ep, adapter.wrapped, copies)
+    stack: set[str] = set()
+    for st in {n.meta.get("stack_trace") for n in ep.graph.nodes}:
+        if isinstance(st, str):
+            stack.update(_FRAME.findall(st))
     return Capture(
+        stack_files=tuple(sorted(stack)),
         weight_bytes_by_dtype=dict(sorted(wbytes.items())),
         parameters_by_dtype=dict(sorted(wcount.items())),
         inputs=inputs,
@@ -516,7 +566,7 @@ def capture(
         graph_weight_bytes=graph_bytes,
         weight_read_bytes=read_bytes,
         largest_module_bytes=max((m.weight_bytes for m in modules), default=0),
-    )
+    ), model
 
 
 def graph_weights(ep: torch.export.ExportedProgram, wrapped: str, copies: Any) -> tuple[int, int]:
