@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -538,7 +538,7 @@ class VerifyResult:
 
 #: The named keywords of :func:`verify` (besides the workload knobs).
 VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
-                   "output_root", "cache", "write", "progress", "stages")
+                   "output_root", "cache", "write", "progress", "stages", "before_commit")
 
 
 def verify(
@@ -556,6 +556,7 @@ def verify(
     write: bool = True,
     progress: Progress | None = None,
     stages: str | Sequence[str] | None = None,
+    before_commit: Callable[[VerifyResult, list[Path]], None] | None = None,
     **overrides: Any,
 ) -> VerifyResult:
     """Trace (or reuse the run's report.json), run FlopCounterMode, compare, write verify/*.json.
@@ -577,6 +578,8 @@ def verify(
         cache: use the trace cache when tracing.
         write: write report.json (if traced now) and verify/layers.json, verify/end2end.json, verify/stages.json.
         stages: the pipeline stages to trace and check (default all; see :func:`request`).
+        before_commit: called with the result and the paths about to be written, once they are
+            staged and before any is published (the CLI prints there: a failing stdout writes nothing).
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
     from fxmeter.base import fileio
@@ -638,7 +641,8 @@ def verify(
                 "stages": checked, "passed": all(s["layers"]["passed"] and s["end2end"]["passed"] for s in checked)})
         try:
             written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
-                                  whole=True, drop="verify".__eq__)
+                                  whole=True, drop="verify".__eq__,
+                                  before_commit=None if before_commit is None else lambda ps: before_commit(result, ps))
         except OutputExistsError:
             raise VerifyError(f"{out_dir / 'report.json'} was written by another run meanwhile; "
                               "run verify again to check it, or choose another --run-id") from None

@@ -60,6 +60,10 @@ class OneLineErrors(click.Group):
             line = error_line(e)
             if line is None:
                 raise
+            if isinstance(e, OSError) and not e.filename:  # e.g. stdout on a full disk: no second failure at exit
+                from fxmeter.cli.console import silence_stdout
+
+                silence_stdout()
             click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code if isinstance(e, click.ClickException) else 2)
         sys.exit(rv if isinstance(rv, int) else 0)
