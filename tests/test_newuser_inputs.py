@@ -1,0 +1,185 @@
+"""Issue 19 (a new user's first hour and a hostile-input run): items 1, 6, 13, 14 and parts of 15.
+
+Each test failed on main before its fix.  Bad input is ONE ``error: ...`` line on stderr and
+exit code 2; nothing is written to /dev/null here (a FIFO stands for a device node, and
+:func:`fxmeter.base.fileio.check_target` is asked about /dev/null without writing to it).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from fxmeter.base import fileio
+from fxmeter.cli.main import main
+from fxmeter.errors import OutputExistsError, OutputPathError
+
+from .reports_for_tests import make_report
+
+pytestmark = pytest.mark.fast
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def assert_error_line(code: int, err: str, *needles: str) -> None:
+    """Exit 2 and exactly one stderr line, ``error: ...``, holding every needle."""
+    lines = err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in needles:
+        assert n in lines[0], (n, err)
+
+
+def is_fifo(p: Path) -> bool:
+    return stat.S_ISFIFO(os.lstat(p).st_mode)
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, blocks in ((a, 3), (b, 5)):
+        d.mkdir()
+        (d / "report.json").write_bytes(orjson.dumps(make_report(blocks=blocks)))
+    return a, b
+
+
+# -- item 1: writers never replace a FIFO, device or folder; an existing file only with --force -------------
+def test_check_target_refuses_device_fifo_and_folder_without_writing(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for p in (Path(os.devnull), fifo, tmp_path):
+        with pytest.raises(OutputPathError):
+            fileio.check_target(p, force=True)
+    existing = tmp_path / "x.html"
+    existing.write_text("mine")
+    fileio.check_target(existing)  # fxmeter's own output: replaceable
+    with pytest.raises(OutputExistsError, match="--force"):
+        fileio.check_target(existing, user_path=True)
+    fileio.check_target(existing, user_path=True, force=True)
+    fileio.check_target(tmp_path / "missing", user_path=True)
+
+
+def test_atomic_write_never_replaces_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "cache.fxc"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputPathError):
+        fileio.atomic_write(fifo, b"x")
+    assert is_fifo(fifo)
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_html_output_onto_a_fifo_or_a_folder_is_refused(reports: tuple[Path, Path], tmp_path: Path,
+                                                        force: list[str]) -> None:
+    a, _ = reports
+    fifo = tmp_path / "page.html"
+    os.mkfifo(fifo)
+    code, _, err = run("html", str(a), "-o", str(fifo), *force)
+    assert_error_line(code, err, str(fifo), "not a regular file")
+    assert is_fifo(fifo)
+    (tmp_path / "d" / "report.html").mkdir(parents=True)  # -o FOLDER writes FOLDER/report.html: here a folder
+    code, _, err = run("html", str(a), "-o", str(tmp_path / "d"), *force)
+    assert_error_line(code, err, "is a folder")
+    assert (tmp_path / "d" / "report.html").is_dir()
+
+
+def test_html_output_onto_an_existing_file_needs_force(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = reports
+    mine = tmp_path / "notes.html"
+    mine.write_text("my notes")
+    code, _, err = run("html", str(a), "-o", str(mine))
+    assert_error_line(code, err, str(mine), "exists", "--force")
+    assert mine.read_text() == "my notes"
+    code, out, err = run("html", str(a), "-o", str(mine), "--force")
+    assert code == 0, err
+    assert mine.read_bytes().startswith(b"<!DOCTYPE html>") and f"wrote {mine}" in out
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temp file left
+    code, _, err = run("html", str(a))  # the default, beside the report: fxmeter's own file, replaced freely
+    code2, _, err2 = run("html", str(a))
+    assert code == code2 == 0, (err, err2)
+
+
+def test_compare_html_onto_a_fifo_or_an_existing_file(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = reports
+    fifo = tmp_path / "cmp.html"
+    os.mkfifo(fifo)
+    code, _, err = run("compare", str(a), str(b), "--html", str(fifo), "--force")
+    assert_error_line(code, err, "not a regular file")
+    assert is_fifo(fifo)
+    other = tmp_path / "other.html"
+    other.write_text("unrelated")
+    code, _, err = run("compare", str(a), str(b), "--html", str(other))
+    assert_error_line(code, err, "exists", "--force")
+    assert other.read_text() == "unrelated"
+    code, _, err = run("compare", str(a), str(b), "--html", str(other), "--force")
+    assert code == 0, err
+    assert other.read_text() != "unrelated"
+
+
+def test_summary_output_folder_existing_files_need_force_and_fifos_are_never_replaced(
+        reports: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = reports
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.md").write_text("my summary")
+    code, _, err = run("summary", str(a), "--no-plots", "-o", str(out))
+    assert_error_line(code, err, "summary.md", "exists", "--force")
+    assert (out / "summary.md").read_text() == "my summary"
+    code, _, err = run("summary", str(a), "--no-plots", "-o", str(out), "--force")
+    assert code == 0, err
+    assert (out / "summary.md").read_text().startswith("#")
+    (out / "summary.md").unlink()
+    os.mkfifo(out / "summary.md")
+    code, _, err = run("summary", str(a), "--no-plots", "-o", str(out), "--force")
+    assert_error_line(code, err, "not a regular file")
+    assert is_fifo(out / "summary.md")
+    code, _, err = run("summary", str(a), "--no-plots")  # beside the report: fxmeter's own folder, twice
+    assert code == 0 and run("summary", str(a), "--no-plots")[0] == 0, err
+
+
+def test_a_fifo_inside_a_run_folder_is_not_replaced_even_with_force(tiny_config: Path, tmp_path: Path) -> None:
+    args = ("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--output-root", str(tmp_path), "--run-id", "r")
+    code, _, err = run(*args)
+    assert code == 0, err
+    (folder,) = (tmp_path / "r" / "static_analysis").iterdir()
+    (folder / "summary.md").unlink()
+    os.mkfifo(folder / "summary.md")
+    code, _, err = run(*args, "--force")
+    assert_error_line(code, err, "summary.md", "not a regular file")
+    assert is_fifo(folder / "summary.md")
+
+
+# -- item 13: a stdout that fails (/dev/full) writes nothing ------------------------------------------------
+def cli_to_dev_full(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    with open("/dev/full", "w") as full:
+        return subprocess.run([sys.executable, "-m", "fxmeter", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=cwd, timeout=300, check=False)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_trace_with_stdout_on_a_full_disk_exits_2_and_leaves_no_run_folder(tiny_config: Path, tmp_path: Path) -> None:
+    p = cli_to_dev_full("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--output-root", str(tmp_path / "o"),
+                        "--run-id", "full", cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nothing was written" in lines[0], p.stderr
+    assert not (tmp_path / "o" / "full").exists()
+    assert not any(p.is_file() for p in (tmp_path / "o").rglob("*"))  # no temp file left either
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_html_with_stdout_on_a_full_disk_writes_no_page(reports: tuple[Path, Path], tmp_path: Path) -> None:
+    a, _ = reports
+    p = cli_to_dev_full("html", str(a), "-o", str(tmp_path / "page.html"), cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "page.html").exists()
