@@ -7,6 +7,7 @@ exit code 2; nothing is written to /dev/null here (a FIFO stands for a device no
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -183,3 +184,56 @@ def test_html_with_stdout_on_a_full_disk_writes_no_page(reports: tuple[Path, Pat
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "page.html").exists()
+
+
+# -- item 14: config files --------------------------------------------------------------------------------
+def write_config(tmp_path: Path, tiny_config: Path, text_edit: str | None = None, **changes: object) -> Path:
+    cfg = {**json.loads(tiny_config.read_text()), **changes}
+    text = json.dumps(cfg)
+    if text_edit is not None:
+        text = text[:-1] + text_edit + "}"
+    p = tmp_path / "config.json"
+    p.write_text(text)
+    return p
+
+
+def trace_config(cfg: Path, tmp_path: Path) -> tuple[int, str, str]:
+    return run("trace", "--config", str(cfg), "-w", "ci-tiny", "--output-root", str(tmp_path / "o"))
+
+
+def test_duplicate_config_key_is_an_error_naming_the_key(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, tiny_config, ', "num_layers": 2')  # json keeps the last: a 2-block model
+    code, _, err = trace_config(cfg, tmp_path)
+    assert_error_line(code, err, "'num_layers'", "twice")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("value", "needle"), [("NaN", "NaN"), ("Infinity", "Infinity"), ("1e999", "finite"),
+                                               ("-1", "out of range"), ("0", "out of range"), ("2.5", "out of range")])
+def test_eps_outside_its_domain_is_refused(value: str, needle: str, tiny_config: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, tiny_config, eps=1e-6)
+    cfg.write_text(cfg.read_text().replace("1e-06", value))
+    code, _, err = trace_config(cfg, tmp_path)
+    assert_error_line(code, err, needle)
+
+
+def test_a_5000_digit_integer_is_one_line(tiny_config: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, tiny_config)
+    cfg.write_text(cfg.read_text().replace('"num_layers": 3', '"num_layers": ' + "9" * 5000))
+    code, _, err = trace_config(cfg, tmp_path)
+    assert_error_line(code, err, "4300 digits")
+
+
+def test_unknown_config_keys_are_warned_by_name(tiny_config: Path, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from fxmeter.model.registry import resolve_model
+
+    cfg = write_config(tmp_path, tiny_config, num_layer=2, qk_nrom="x")  # misspelt: diffusers would ignore them
+    with caplog.at_level("WARNING", logger="fxmeter"):
+        resolve_model(None, cfg)
+    (line,) = [r.getMessage() for r in caplog.records if "not WanTransformer3DModel arguments" in r.getMessage()]
+    assert "'num_layer'" in line and "'qk_nrom'" in line and "ignored" in line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fxmeter"):
+        resolve_model(None, tiny_config)  # every key known: silent
+    assert not caplog.records
