@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -237,3 +238,64 @@ def test_unknown_config_keys_are_warned_by_name(tiny_config: Path, tmp_path: Pat
     with caplog.at_level("WARNING", logger="fxmeter"):
         resolve_model(None, tiny_config)  # every key known: silent
     assert not caplog.records
+
+
+# -- item 6: absurd values are bounded by physics, with the reason --------------------------------------------
+def device_file(tmp_path: Path, **changes: object) -> Path:
+    dev: dict[str, object] = {"name": "mine", "tensor_core": {"bf16": 100e12}, "cuda_core_fp32": 10e12,
+                              "memory_bandwidth": 1e12, "memory_gib": 16, **changes}
+    p = tmp_path / "dev.json"
+    p.write_text(json.dumps(dev))
+    return p
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"tensor_core": {"bf16": 1e-300}}, "tensor_core.bf16"),
+    ({"tensor_core": {"bf16": 1e19}}, "tensor_core.bf16"),
+    ({"cuda_core_fp32": 1e-300}, "cuda_core_fp32"),
+    ({"memory_bandwidth": 1e-300}, "memory_bandwidth"),
+    ({"memory_gib": 1e-9}, "memory_gib"),
+    ({"price_per_hour_usd": 5000}, "price_per_hour_usd"),
+])
+def test_device_file_values_outside_physics_are_one_line_with_the_reason(
+        changes: dict[str, object], needle: str, tiny_config: Path, tmp_path: Path) -> None:
+    p = device_file(tmp_path, **changes)
+    code, _, err = run("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware-file", str(p),
+                       "--hardware", "mine", "--output-root", str(tmp_path / "o"))
+    assert_error_line(code, err, needle, "out of range", "between")
+    assert not (tmp_path / "o").exists()  # no report that `top` would then reject
+
+
+@pytest.mark.parametrize(("option", "value", "needle"), [
+    ("--efficiency", "tc=1e-300", "--efficiency tc"), ("--efficiency", "bw=0.0001", "--efficiency bw"),
+    ("--price-per-hour", "1e308", "--price-per-hour"), ("--price-per-hour", "5000", "--price-per-hour"),
+])
+def test_efficiency_and_price_outside_physics_are_refused(option: str, value: str, needle: str, tiny_config: Path,
+                                                          tmp_path: Path) -> None:
+    code, _, err = run("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", "h100", option, value,
+                       "--output-root", str(tmp_path / "o"))
+    assert_error_line(code, err, needle, "out of range")
+
+
+def test_bounded_names_the_value_range_and_reason() -> None:
+    from fxmeter.base.bounds import bounded
+    from fxmeter.estimate.hardware import HardwareError
+
+    with pytest.raises(HardwareError, match=r"x = an integer of about 10\^400 is out of range \[1, 10\]: because"):
+        bounded("x", 10**400, 1, 10, "because", error=HardwareError)
+    with pytest.raises(HardwareError, match="must be a number"):
+        bounded("x", True, 0, 1, "why", error=HardwareError)
+    assert bounded("x", 10, 1, 10, "why") == 10.0
+
+
+def test_huge_step_counts_give_exact_flops_and_readable_seconds(tiny_config: Path, tmp_path: Path) -> None:
+    steps = 10**26  # legal, absurd: exact integers in the report, no 27-digit figures on the console
+    code, out, err = run("trace", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", "h100", "--steps",
+                         str(steps), "--output-root", str(tmp_path), "--run-id", "huge")
+    assert code == 0, err
+    assert not re.search(r"\d{1,3}(,\d{3}){6,}\.\d s", out), out  # no "162,692,...,712.0 s"
+    assert not re.search(r"\d{10,}\.\d\d [EPT]FLOP", out), out  # no "57108302162502394839040.00 EFLOP"
+    assert re.search(r"\d\.\d\de\+\d+ s", out), out
+    folder = tmp_path / "huge" / "static_analysis" / "wan"
+    code, _, err = run("top", str(folder))  # the report it wrote is one `top` reads
+    assert code == 0, err
