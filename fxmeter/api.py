@@ -359,6 +359,9 @@ def trace(
                   cache_skip=cache_skip, price_per_hour=price_per_hour, gpus=gpus, parallel=parallel, fsdp=fsdp,
                   stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
                   **overrides)
+    from fxmeter.cost.analyze import check_overlay
+
+    check_overlay(rules)  # before any trace: a bad overlay is one UsageError, not a raw TypeError mid-analysis
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
         unmodeled = [u for inp in inputs for u in inp.model.unmodeled]
@@ -426,8 +429,8 @@ def sweep(
                               offload=offload, t5_cpu=t5_cpu, **ov) if base is None else \
                     with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
             except WorkloadError as e:
-                raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: "
-                                    f"{e}") from None
+                point = ", ".join(f"{k} {v}" for k, v in ov.items() if k != "guidance_scale")
+                raise WorkloadError(f"sweep point with {point}: {e}" if point else str(e)) from None
             base = base or req
             points.append((device, req))
     if not points:

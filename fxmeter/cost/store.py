@@ -44,7 +44,7 @@ import orjson
 from fxmeter.base import fileio
 from fxmeter.cost.fingerprint import rules_fingerprint
 from fxmeter.cost.symbolic import SCHEMA, PayloadError, SymbolicModel, check
-from fxmeter.errors import TraceError
+from fxmeter.errors import OutputPathError, TraceError
 
 if TYPE_CHECKING:
     from fxmeter.cost.analyze import Overlay
@@ -237,6 +237,10 @@ def store(k: Mapping[str, Any], sm: SymbolicModel) -> Path | None:
     except OSError as e:
         LOG.warning("cannot write trace cache %s (%s)", path, e.strerror)
         return None
+    except OutputPathError as e:  # a FIFO or device where the entry goes: never replaced, never an error
+        LOG.warning("cannot write trace cache: %s", e)
+        return None
+    LOG.debug("stored the trace in %s", path)
     return path
 
 
@@ -343,19 +347,38 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     def done(sm: SymbolicModel, source: str) -> Traced:
         if sm.root != root:
             raise TraceError(f"stored trace of {component.name} has root {sm.root!r}, not {root!r}")
+        LOG.debug("%s: using the %s trace (%.2f s)", component.name, source, time.perf_counter() - t0)
         return Traced(sm, source, time.perf_counter() - t0)
+
+    def kind(k: Mapping[str, Any]) -> str:
+        return f"{'dynamic' if k is dyn_key else 'static'} {digest(k)[:12]}"
+
+    LOG.debug("%s (%s, %s): looking for a trace; dims %s; cache %s", component.name,
+              component.config.get("_class_name"), dtype, dict(dims),
+              "on" if use_cache else ("off (--no-cache)" if not cache else "off (the rule overlay has no source to hash)"))
 
     have_dynamic = False  # a stored dynamic trace whose guards exclude dims: exporting it again gives the same guards
     if use_cache and not overlay:
         for k in (dyn_key, static_key):
             sm = load_shipped(k)
-            if sm is not None and not sm.guard_problems(dims):
+            if sm is None:
+                LOG.debug("%s: no shipped %s trace for these versions and rules", component.name, kind(k))
+            elif sm.guard_problems(dims):
+                LOG.debug("%s: shipped %s trace does not hold for dims: %s", component.name, kind(k),
+                          "; ".join(sm.guard_problems(dims)))
+            else:
                 return done(sm, "shipped")
             have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
     if use_cache:
         for k in (dyn_key, static_key):
             sm = load(k)
-            if sm is not None and not sm.guard_problems(dims):
+            if sm is None:
+                LOG.debug("%s: no cached %s trace in %s", component.name, kind(k), entry_path(k))
+            elif sm.guard_problems(dims):
+                LOG.debug("%s: cached %s trace does not hold for dims: %s", component.name, kind(k),
+                          "; ".join(sm.guard_problems(dims)))
+            else:
+                LOG.debug("%s: cached trace %s", component.name, entry_path(k))
                 return done(sm, "cache")
             have_dynamic = have_dynamic or (sm is not None and k is dyn_key)
     cls = str(component.config.get("_class_name"))
@@ -375,6 +398,9 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
                 store(dyn_key, sm)
             if not sm.guard_problems(dims):
                 return done(sm, "traced" if use_cache else "disabled")
+    LOG.debug("%s: tracing statically for dims %s (%s)", component.name, dict(dims),
+              "no dynamic export for this adapter" if not component.adapter.supports_dynamic(dict(component.config))
+              else "the dynamic trace failed before or its guards exclude these dims")
     if progress:
         progress(f"tracing {cls} ({component.name}) on meta for this workload (static shapes)...")
     sm = trace(component, dtype, dims, replicate=replicate, overlay=overlay, root=root)
