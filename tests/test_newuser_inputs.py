@@ -299,3 +299,68 @@ def test_huge_step_counts_give_exact_flops_and_readable_seconds(tiny_config: Pat
     folder = tmp_path / "huge" / "static_analysis" / "wan"
     code, _, err = run("top", str(folder))  # the report it wrote is one `top` reads
     assert code == 0, err
+
+
+# -- item 15: typed errors and clean messages ---------------------------------------------------------------
+def test_trace_with_dtype_none_is_a_project_error() -> None:
+    import fxmeter
+    from fxmeter.errors import FxmeterError
+
+    with pytest.raises(FxmeterError, match="dtype must be one of bf16, fp16, fp32"):
+        fxmeter.trace("wan2.1-t2v-1.3b", dtype=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("rules", "needle"), [({"aten.linear.default": 5}, "must be a rule function"),
+                                               ([1], "must be a mapping"), ({3: len}, "aten target string")])
+def test_trace_with_a_bad_rule_overlay_is_a_project_error(rules: object, needle: str) -> None:
+    import fxmeter
+    from fxmeter.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        fxmeter.trace("wan2.1-t2v-1.3b", rules=rules)  # type: ignore[arg-type]
+
+
+def test_a_rule_overlay_that_raises_is_named(tiny_config: Path) -> None:
+    import fxmeter
+    from fxmeter.errors import TraceError
+
+    def broken(call: object) -> object:
+        raise ZeroDivisionError("oops")
+
+    with pytest.raises(TraceError, match=r"rules\['aten.linear.default'\] raised ZeroDivisionError: oops"):
+        fxmeter.trace(config=tiny_config, workload="ci-tiny", rules={"aten.linear.default": broken}, cache=False)
+
+
+@pytest.mark.parametrize("doc", [{}, [], {"tool": {"name": "fxmeter"}, "schema_version": 2}])
+def test_report_from_dict_of_a_non_report_is_a_report_error(doc: object) -> None:
+    from fxmeter.errors import ReportError
+    from fxmeter.report import Report
+
+    with pytest.raises(ReportError):
+        Report.from_dict(doc)  # type: ignore[arg-type]
+
+
+def test_sweep_of_an_impossible_resolution_names_the_point_cleanly(tiny_config: Path, tmp_path: Path) -> None:
+    code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "481",
+                       "--output-root", str(tmp_path))
+    assert_error_line(code, err, "sweep point with height 481:", "divisible")
+    assert "481x," not in err and " frames:" not in err
+
+
+def test_gpus_1_advice_does_not_suggest_gpus_1(tmp_path: Path) -> None:
+    code, _, err = run("trace", "cogvideox-5b", "--gpus", "1", "--hardware", "h100", "--output-root", str(tmp_path))
+    assert_error_line(code, err, "leave --gpus out")
+    assert "use --gpus 1" not in err
+
+
+def test_vv_logs_which_trace_was_used_and_why(tiny_config: Path, tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "fxmeter", "-vv", "trace", "--config", str(tiny_config), "-w", "ci-tiny",
+                        "--output-root", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr
+    debug = [ln for ln in p.stderr.splitlines() if ln.startswith("DEBUG fxmeter.cost.store:")]
+    assert any("looking for a trace" in ln and "cache on" in ln for ln in debug), p.stderr
+    assert any("using the " in ln and " trace (" in ln for ln in debug), p.stderr
+    assert not [ln for ln in p.stderr.splitlines() if ln.startswith("DEBUG") and "fxmeter" not in ln]  # no torch noise
+    q = subprocess.run([sys.executable, "-m", "fxmeter", "trace", "--config", str(tiny_config), "-w", "ci-tiny",
+                        "--output-root", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert q.returncode == 0 and "DEBUG" not in q.stderr, q.stderr
