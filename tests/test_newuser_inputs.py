@@ -21,7 +21,6 @@ from click.testing import CliRunner
 
 from fxmeter.base import fileio
 from fxmeter.cli.main import main
-from fxmeter.errors import OutputExistsError, OutputPathError
 
 from .reports_for_tests import make_report
 
@@ -57,6 +56,8 @@ def reports(tmp_path: Path) -> tuple[Path, Path]:
 
 # -- item 1: writers never replace a FIFO, device or folder; an existing file only with --force -------------
 def test_check_target_refuses_device_fifo_and_folder_without_writing(tmp_path: Path) -> None:
+    from fxmeter.errors import OutputExistsError, OutputPathError
+
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for p in (Path(os.devnull), fifo, tmp_path):
@@ -72,6 +73,8 @@ def test_check_target_refuses_device_fifo_and_folder_without_writing(tmp_path: P
 
 
 def test_atomic_write_never_replaces_a_fifo(tmp_path: Path) -> None:
+    from fxmeter.errors import OutputPathError
+
     fifo = tmp_path / "cache.fxc"
     os.mkfifo(fifo)
     with pytest.raises(OutputPathError):
