@@ -72,16 +72,6 @@ def test_check_target_refuses_device_fifo_and_folder_without_writing(tmp_path: P
     fileio.check_target(tmp_path / "missing", user_path=True)
 
 
-def test_atomic_write_never_replaces_a_fifo(tmp_path: Path) -> None:
-    from fxmeter.errors import OutputPathError
-
-    fifo = tmp_path / "cache.fxc"
-    os.mkfifo(fifo)
-    with pytest.raises(OutputPathError):
-        fileio.atomic_write(fifo, b"x")
-    assert is_fifo(fifo)
-
-
 @pytest.mark.parametrize("force", [[], ["--force"]])
 def test_html_output_onto_a_fifo_or_a_folder_is_refused(reports: tuple[Path, Path], tmp_path: Path,
                                                         force: list[str]) -> None:

@@ -44,7 +44,7 @@ import orjson
 from fxmeter.base import fileio
 from fxmeter.cost.fingerprint import rules_fingerprint
 from fxmeter.cost.symbolic import SCHEMA, PayloadError, SymbolicModel, check
-from fxmeter.errors import OutputPathError, TraceError
+from fxmeter.errors import TraceError
 
 if TYPE_CHECKING:
     from fxmeter.cost.analyze import Overlay
@@ -236,9 +236,6 @@ def store(k: Mapping[str, Any], sm: SymbolicModel) -> Path | None:
         fileio.atomic_write(path, encode(k, sm))
     except OSError as e:
         LOG.warning("cannot write trace cache %s (%s)", path, e.strerror)
-        return None
-    except OutputPathError as e:  # a FIFO or device where the entry goes: never replaced, never an error
-        LOG.warning("cannot write trace cache: %s", e)
         return None
     LOG.debug("stored the trace in %s", path)
     return path
