@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -369,6 +369,9 @@ def trace(
                   cache_skip=cache_skip, price_per_hour=price_per_hour, gpus=gpus, parallel=parallel, fsdp=fsdp,
                   stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
                   **overrides)
+    from fxmeter.cost.analyze import check_overlay
+
+    check_overlay(rules)  # before any trace: a bad overlay is one UsageError, not a raw TypeError mid-analysis
     inputs = stage_inputs(req, cache=cache, rules=rules, progress=progress)
     if strict:
         unmodeled = [u for inp in inputs for u in inp.model.unmodeled]
@@ -451,8 +454,8 @@ def sweep(
                               **ov) if base is None else \
                     with_workload(base, resolve(workload, base.model.default_workload or None, **ov))
             except WorkloadError as e:
-                raise WorkloadError(f"{ov.get('height', '')}x{ov.get('width', '')}, {ov.get('frames', '')} frames: "
-                                    f"{e}") from None
+                point = ", ".join(f"{k} {v}" for k, v in ov.items() if k != "guidance_scale")
+                raise WorkloadError(f"sweep point with {point}: {e}" if point else str(e)) from None
             base = base or req
             points.append((device, req))
     if not points:
@@ -579,7 +582,7 @@ class VerifyResult:
 
 #: The named keywords of :func:`verify` (besides the workload knobs).
 VERIFY_KEYWORDS = ("model", "workload", "device", "reference", "config", "dtype", "run_id", "tolerance",
-                   "output_root", "cache", "write", "progress", "stages")
+                   "output_root", "cache", "write", "progress", "stages", "before_commit")
 
 
 def verify(
@@ -597,6 +600,7 @@ def verify(
     write: bool = True,
     progress: Progress | None = None,
     stages: str | Sequence[str] | None = None,
+    before_commit: Callable[[VerifyResult, list[Path]], None] | None = None,
     **overrides: Any,
 ) -> VerifyResult:
     """Trace (or reuse the run's report.json), run FlopCounterMode, compare, write verify/*.json.
@@ -618,6 +622,8 @@ def verify(
         cache: use the trace cache when tracing.
         write: write report.json (if traced now) and verify/layers.json, verify/end2end.json, verify/stages.json.
         stages: the pipeline stages to trace and check (default all; see :func:`request`).
+        before_commit: called with the result and the paths about to be written, once they are
+            staged and before any is published (the CLI prints there: a failing stdout writes nothing).
         **overrides: workload knobs (frames, height, width, steps, text_len, batch, guidance_scale).
     """
     from fxmeter.base import fileio
@@ -679,7 +685,8 @@ def verify(
                 "stages": checked, "passed": all(s["layers"]["passed"] and s["end2end"]["passed"] for s in checked)})
         try:
             written = write_files(out_dir, files, "the verify files", claim="report.json" if traced else None,
-                                  whole=True, drop="verify".__eq__)
+                                  whole=True, drop="verify".__eq__,
+                                  before_commit=None if before_commit is None else lambda ps: before_commit(result, ps))
         except OutputExistsError:
             raise VerifyError(f"{out_dir / 'report.json'} was written by another run meanwhile; "
                               "run verify again to check it, or choose another --run-id") from None

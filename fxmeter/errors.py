@@ -29,6 +29,10 @@ class OutputExistsError(FxmeterError):
     pass
 
 
+class OutputPathError(FxmeterError):
+    """A path fxmeter would write is a FIFO, socket, device node or folder: never replaced."""
+
+
 class UnmodeledOpError(FxmeterError):
     pass
 

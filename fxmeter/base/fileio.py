@@ -12,6 +12,12 @@
   makes the rename fail, so two writers cannot both claim it); an fxmeter run
   folder that exists is rebuilt beside it and swapped in; temporary files left by
   a killed process are removed by the next write.
+* Writers are as careful as readers: a target that is not a regular file (a FIFO,
+  socket, device node or folder) is never replaced (:class:`OutputPathError`), and a
+  path the user named (``user_path``) replaces an existing file only with ``force``.
+  ``before_commit`` runs after every byte is staged and before the first rename, so a
+  command prints its console output there: a failing stdout (``/dev/full``) publishes
+  nothing.
 
 Why one long module: every byte fxmeter reads from or writes to disk goes through the
 three halves here (bounded reads, exact JSON, all-or-nothing publishing), which share their checks.
@@ -34,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from fxmeter.errors import FxmeterError, OutputExistsError
+from fxmeter.errors import FxmeterError, OutputExistsError, OutputPathError
 
 KiB, MiB = 2**10, 2**20
 #: Size limits of what fxmeter reads (bytes).
@@ -306,6 +312,29 @@ def _remove_empty(made: list[Path]) -> None:
             d.rmdir()
 
 
+def check_target(path: Path, *, user_path: bool = False, force: bool = False) -> None:
+    """Refuse to replace ``path`` unless it is missing or a regular file (``user_path``: missing, or ``force``).
+
+    A symlink is judged by what it points to (as readers do): one to ``/dev/null`` is refused.
+
+    Raises:
+        OutputPathError: ``path`` is a FIFO, socket, device node or folder.
+        OutputExistsError: ``user_path`` and ``path`` is an existing file and not ``force``.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # e.g. a parent that is a file: the write itself reports it
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputPathError(f"{path} is a folder; fxmeter writes files only and will not replace it")
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputPathError(f"{path} is not a regular file (a pipe, socket or device); fxmeter will not replace it")
+    if user_path and not force:
+        raise OutputExistsError(f"{path} exists; pass --force to replace it, or name another file")
+
+
 def publish(
     out: Path,
     files: Mapping[str, bytes],
@@ -314,6 +343,8 @@ def publish(
     force: bool = False,
     whole: bool = False,
     drop: Callable[[str], bool] | None = None,
+    user_path: bool = False,
+    before_commit: Callable[[list[Path]], None] | None = None,
 ) -> list[Path]:
     """Write ``files`` (relative names such as ``verify/layers.json``) into the folder ``out``, all or nothing.
 
@@ -329,38 +360,53 @@ def publish(
             in one step. Otherwise files are staged beside their targets and renamed in.
         drop: entries of an existing folder not to carry over (``whole`` only), e.g.
             outputs derived from the file being replaced.
+        user_path: the files are at paths the user named (``-o FILE``, ``--html FILE``): an
+            existing file is replaced only with ``force``, and a file that appears meanwhile is
+            never overwritten.
+        before_commit: called with the paths about to be published, after every byte is
+            staged and before the first rename; an exception from it publishes nothing.
 
     Raises:
-        OutputExistsError: ``claim`` exists and not ``force``.
+        OutputExistsError: ``claim`` exists and not ``force``; or (``user_path``) a target exists.
+        OutputPathError: a target is a FIFO, socket, device node or folder.
         OSError: anything the file system refuses; nothing of ``files`` was published.
     """
+    paths = [out / n for n in files]
+
+    def commit() -> None:
+        if before_commit is not None:
+            before_commit(paths)
+
     made = _makedirs(out.parent)
     try:
         with _locked(out.parent):
             clean_stale(out.parent, out.name)
             if claim is not None and not force and (out / claim).exists():
                 raise OutputExistsError(f"{out / claim} exists; pass --force or choose another --run-id")
+            for p in paths:
+                check_target(p, user_path=user_path, force=force)
             if not out.exists() and not out.is_symlink():
-                _publish_new(out, files, claim)
+                _publish_new(out, files, claim, commit)
             elif not out.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out))
             elif whole:
-                _publish_swap(out, files, drop)
+                _publish_swap(out, files, drop, commit)
             else:
-                _publish_files(out, files)
+                _publish_files(out, files, commit, no_replace=user_path and not force)
     except BaseException:
         _remove_empty(made)
         raise
-    return [out / n for n in files]
+    return paths
 
 
-def _publish_new(out: Path, files: Mapping[str, bytes], claim: str | None) -> None:
+def _publish_new(out: Path, files: Mapping[str, bytes], claim: str | None, commit: Callable[[], None]) -> None:
     """Build ``out`` under a temporary name and rename it into place (fails if it appeared)."""
     tmp = out.parent / _temp_name(out.name)
     try:
         tmp.mkdir()
         for name, payload in files.items():
             _write_new(tmp / name, payload)
+        commit()
         try:
             os.rename(tmp, out)  # an existing non-empty ``out`` makes this fail: the claim
         except OSError as e:
@@ -372,7 +418,8 @@ def _publish_new(out: Path, files: Mapping[str, bytes], claim: str | None) -> No
         raise
 
 
-def _publish_swap(out: Path, files: Mapping[str, bytes], drop: Callable[[str], bool] | None) -> None:
+def _publish_swap(out: Path, files: Mapping[str, bytes], drop: Callable[[str], bool] | None,
+                  commit: Callable[[], None]) -> None:
     """Rebuild ``out`` beside it (old entries linked, new files written), then swap the folders."""
     tmp = out.parent / _temp_name(out.name)
     old = out.parent / _temp_name(out.name, "old")
@@ -391,6 +438,7 @@ def _publish_swap(out: Path, files: Mapping[str, bytes], drop: Callable[[str], b
             if target.exists():
                 target.unlink()  # a hard link to the old file: replace, never write through it
             _write_new(target, payload)
+        commit()
         os.rename(out, old)
         try:
             os.rename(tmp, out)
@@ -421,9 +469,10 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _publish_files(out: Path, files: Mapping[str, bytes]) -> None:
+def _publish_files(out: Path, files: Mapping[str, bytes], commit: Callable[[], None], *,
+                   no_replace: bool = False) -> None:
     """Stage every file beside its target, then rename each in (a failure before the first
-    rename publishes nothing)."""
+    rename publishes nothing); ``no_replace``: link instead, so a file that appeared meanwhile stays."""
     for name in files:
         clean_stale((out / name).parent, Path(name).name)
     staged: list[tuple[Path, Path]] = []
@@ -435,8 +484,13 @@ def _publish_files(out: Path, files: Mapping[str, bytes]) -> None:
             tmp = target.parent / _temp_name(target.name)
             staged.append((tmp, target))
             _write_new(tmp, payload)
+        commit()
         for tmp, target in staged:
-            os.replace(tmp, target)
+            if no_replace:
+                _link_new(tmp, target)
+            else:
+                check_target(target)  # a FIFO or device swapped in since the first check
+                os.replace(tmp, target)
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
@@ -445,8 +499,28 @@ def _publish_files(out: Path, files: Mapping[str, bytes]) -> None:
         raise
 
 
+def _link_new(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target`` only if ``target`` does not exist (a hard link fails on EEXIST)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise OutputExistsError(f"{target} appeared while fxmeter was writing; pass --force to replace it") from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        check_target(target, user_path=True)  # a file system without hard links: check, then rename
+        os.replace(tmp, target)
+        return
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+
+
 def atomic_write(path: Path, payload: bytes) -> None:
-    """Write one file via a temp file in the same folder and a rename: never a half file."""
+    """Write one file via a temp file in the same folder and a rename: never a half file.
+
+    For fxmeter's own files (the trace cache): a FIFO planted at an entry's path is replaced
+    (the cache heals itself); paths a user names go through :func:`publish`, which refuses them.
+    """
     clean_stale(path.parent, path.name)
     tmp = path.parent / _temp_name(path.name)
     try:

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 
 def human(n: float, unit: str = "") -> str:
-    """1234567 -> '1.23 M'; past a float's range, exact scientific notation."""
+    """1234567 -> '1.23 M'; past a million E (1e24), exact scientific notation (never a 20-digit 'E' figure)."""
     for div, suffix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= div:
-            if abs(n) >= 1e300:
+            if abs(n) >= 1e24:
                 return f"{Decimal(n):.2e} {unit}".strip()
             return f"{n / div:.2f} {suffix}{unit}"
     return f"{n:g} {unit}".strip()
@@ -47,11 +47,14 @@ def with_unit(n: float, metric: str) -> str:
 
 
 def seconds(s: float) -> str:
-    """1234.5 -> '1,234.5 s'; 0.0123 -> '12.30 ms'; 2e-6 -> '2.0 us'; a difference keeps its sign (-238.0 s)."""
+    """1234.5 -> '1,234.5 s'; 0.0123 -> '12.30 ms'; 2e-6 -> '2.0 us'; 1.6e26 -> '1.60e+26 s';
+    a difference keeps its sign (-238.0 s)."""
     if s == 0:
         return "0 s"
     if s < 0:
         return "-" + seconds(-s)
+    if s >= 1e9:  # past ~32 years: a 30-digit figure of seconds says less than its exponent
+        return f"{s:.2e} s"
     if s >= 1:
         return f"{s:,.1f} s"
     if s >= 1e-3:

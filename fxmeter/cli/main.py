@@ -60,6 +60,10 @@ class OneLineErrors(click.Group):
             line = error_line(e)
             if line is None:
                 raise
+            if isinstance(e, OSError) and not e.filename:  # e.g. stdout on a full disk: no second failure at exit
+                from fxmeter.cli.console import silence_stdout
+
+                silence_stdout()
             click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code if isinstance(e, click.ClickException) else 2)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -70,8 +74,9 @@ class OneLineErrors(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
     """fxmeter: compute, memory, traffic and time of a diffusion transformer, from its torch.fx graph."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING - 10 * min(verbose, 2)  # -v INFO, -vv DEBUG (which trace was used and why)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    LOG.setLevel(level)  # fxmeter's loggers only: torch's and matplotlib's debug output stays out
 
 
 def _register() -> None:

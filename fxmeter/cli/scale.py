@@ -57,14 +57,14 @@ def scale(model: str | None, run_id: str | None, output_root: str, force: bool, 
     res = api_scale(model, gpus=gpus, parallel=parallel, fsdp=fsdp, workload=kw.pop("workload"), config=kw.pop("config"),
                     dtype=kw.pop("dtype"), batched_cfg=batched_cfg, cache=not no_cache, progress=progress_line,
                     run_id=rid, include_nodes=html, **dev, **ov, **kw)
-    paths = write(res, out, force=force, plot=not no_plot, html=html)
-    if as_json:
-        click.echo(res.to_json().decode())
-        return
-    for line in res.table():
-        click.echo(line)
-    for p in paths:
-        click.echo(f"wrote {p}")
+    from fxmeter.cli.console import print_then_commit
 
+    def console(paths: list[Any]) -> list[str]:
+        if as_json:
+            return [res.to_json().decode()]
+        return [*res.table(), *(f"wrote {p}" for p in paths)]
+
+    # printed once the files are staged, before any is published: a failing stdout writes nothing
+    write(res, out, force=force, plot=not no_plot, html=html, before_commit=print_then_commit(console))
 
 COMMANDS = (scale,)

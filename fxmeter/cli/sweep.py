@@ -55,15 +55,14 @@ def sweep(model: str | None, workload: str | None, frames: str | None, height: s
     res = api_sweep(model, grid=grid, workload=workload, config=config, dtype=dtype, cache=not no_cache,
                     guidance_scale=guidance_scale, progress=progress_line, stages=stages, stage_dtype=stage_dtype,
                     offload=offload, t5_cpu=t5_cpu, batched_cfg=batched_cfg, **dev)
-    paths = write(res, out, force=force, plot=not no_plot)
+    from fxmeter.cli.console import print_then_commit
+
     devices = list(dict.fromkeys(str(r["device"]) for r in res.rows if r.get("device")))
     per = f" x {len(devices)} devices ({', '.join(devices)})" if len(devices) > 1 else ""
-    click.echo(f"{res.model}: {len(res.rows) // max(1, len(devices))} workloads{per} "
-               f"(trace {res.trace['mode']}, from {res.trace['cache']})")
-    for line in res.table():
-        click.echo(line)
-    for p in paths:
-        click.echo(f"wrote {p}")
-
+    head = (f"{res.model}: {len(res.rows) // max(1, len(devices))} workloads{per} "
+            f"(trace {res.trace['mode']}, from {res.trace['cache']})")
+    # printed once the files are staged, before any is published: a failing stdout writes nothing
+    write(res, out, force=force, plot=not no_plot,
+          before_commit=print_then_commit(lambda paths: [head, *res.table(), *(f"wrote {p}" for p in paths)]))
 
 COMMANDS = (sweep,)

@@ -65,19 +65,21 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
         if st.unmodeled and not st.denoiser:
             click.echo(f"warning: stage {st.name}: {len(st.unmodeled)} op(s) have no rule and count as 0 (first: "
                        f"{st.unmodeled[0].op}); see pipeline.stages[].unmodeled_ops, --strict to fail", err=True)
-    out = rep.write(force=force, output_root=output_root, plots=plots, html=html)
-    if as_json:
-        click.echo(rep.to_json().decode())
-        return
-    from fxmeter.report.summary import console_lines, headline
+    from fxmeter.cli.console import print_then_commit
 
-    click.echo(headline(rep))
-    for line in console_lines(rep):
-        click.echo(line)
-    click.echo(f"wrote {out / 'report.json'}")
-    click.echo(f"wrote {out / 'summary.md'}" + (" (+ PNG charts)" if plots else ""))
-    if html:
-        click.echo(f"wrote {out / 'report.html'}")
+    def console(paths: list[Any]) -> list[str]:
+        if as_json:
+            return [rep.to_json().decode()]
+        from fxmeter.report.summary import console_lines, headline
+
+        out = paths[0].parent
+        return [headline(rep), *console_lines(rep), f"wrote {out / 'report.json'}",
+                f"wrote {out / 'summary.md'}" + (" (+ PNG charts)" if plots else ""),
+                *([f"wrote {out / 'report.html'}"] if html else [])]
+
+    # the console output is printed once every file is staged, before any is published:
+    # a stdout that fails (> /dev/full) leaves no run folder
+    rep.write(force=force, output_root=output_root, plots=plots, html=html, before_commit=print_then_commit(console))
 
 
 COMMANDS = (trace,)

@@ -55,57 +55,70 @@ def verify(model: str | None, device: str, reference: str, run_id: str | None, t
            output_root: str, all_rows: bool, no_cache: bool, stages: str, **kw: Any) -> None:
     """Check fxmeter's FLOPs against FlopCounterMode per module and end to end (exit 1 if the gate fails)."""
     from fxmeter.api import verify as api_verify
+    from fxmeter.cli.console import print_then_commit
 
     ov = overrides_from(kw)
+    written: list[Any] = []
+
+    def console(res: Any, paths: list[Any]) -> None:  # printed before the files are published
+        written.append(True)
+        print_then_commit(lambda ps: report_lines(res, ps, all_rows))(paths)
+
     res = api_verify(
         model, kw.pop("workload"), device=device, reference=reference, config=kw.pop("config"), dtype=kw.pop("dtype"),
         run_id=run_id, tolerance=tolerance, output_root=output_root, cache=not no_cache, progress=progress_line,
-        stages=stages, **ov,
+        stages=stages, before_commit=console, **ov,
     )
+    if not written:
+        print_then_commit(lambda ps: report_lines(res, ps, all_rows))([])
+    if not res.passed:
+        sys.exit(1)
+
+
+def report_lines(res: Any, paths: list[Any], all_rows: bool) -> list[str]:
+    """The console report of a verify result, then a "wrote" line per path."""
+    out: list[str] = []
     lay, e2e = res.layers, res.end2end
-    for line in table(lay, fold=not all_rows):
-        click.echo(line)
+    out += table(lay, fold=not all_rows)
     for u in lay["unmodeled"]:
-        click.echo(f"FAIL {u['message']}")
+        out.append(f"FAIL {u['message']}")
     for r in lay["layers"]:
         if not r["pass"]:
-            click.echo(f"FAIL {r['id']}: {r['message']}")
+            out.append(f"FAIL {r['id']}: {r['message']}")
     pf, ee = e2e["per_forward"], e2e["end_to_end"]
     from fxmeter.base.units import human
 
     def flop(n: int) -> str:
         return f"{n:,} ({human(n, 'FLOP')})"
 
-    click.echo(f"per forward : analytic {flop(pf['analytic_flops'])} reference {flop(pf['reference_flops'])} "
+    out.append(f"per forward : analytic {flop(pf['analytic_flops'])} reference {flop(pf['reference_flops'])} "
                f"rel err {_fmt_err(pf['rel_err'])}")
-    click.echo(
+    out.append(
         f"end to end  : analytic {flop(ee['analytic_flops'])} reference {flop(ee['reference_flops'])} rel err {_fmt_err(ee['rel_err'])} "
         f"({e2e['steps']} steps x {e2e['passes_per_step']} passes)"
     )
-    click.echo(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
+    out.append(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
                "FlopCounterMode counts them as 0")
     for st in res.stages:
         sl, se = st["layers"], st["end2end"]
         ok = sl["passed"] and se["passed"]
-        click.echo(f"stage {st['name']} ({st['class']}, {st['dtype']}, x{st['runs']}): {sl['compared']} modules compared "
+        out.append(f"stage {st['name']} ({st['class']}, {st['dtype']}, x{st['runs']}): {sl['compared']} modules compared "
                    f"on meta ({sl['reference']['mode']}), {sl['failed']} failed, max rel err {_fmt_err(sl['max_rel_err'])}; "
                    f"per run analytic {flop(se['per_forward']['analytic_flops'])} reference "
                    f"{flop(se['per_forward']['reference_flops'])} {'ok' if ok else 'FAIL'}")
         for r in sl["layers"]:
             if not r["pass"]:
-                click.echo(f"FAIL {r['id']}: {r['message']}")
+                out.append(f"FAIL {r['id']}: {r['message']}")
         for u in sl["unmodeled"]:
-            click.echo(f"FAIL {u['message']}")
+            out.append(f"FAIL {u['message']}")
     tol = lay["tolerance"]
     verdict = "PASS" if res.passed else "FAIL"
-    click.echo(
+    out.append(
         f"verify {verdict}: {lay['compared']} modules compared on {lay['device']} ({lay['reference']['mode']}, SDPA {lay['reference']['sdpa_backend']}), "
         f"{lay['failed']} failed, max rel err {_fmt_err(lay['max_rel_err'])} (tolerance layers {tol['layers']:g}, end2end {tol['end2end']:g})"
     )
-    for p in res.files:
-        click.echo(f"wrote {p}")
-    if not res.passed:
-        sys.exit(1)
+    out += [f"wrote {p}" for p in paths]
+    return out
 
 
 COMMANDS = (verify,)

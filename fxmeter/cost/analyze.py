@@ -19,6 +19,7 @@ from fxmeter.cost import tree
 from fxmeter.cost.formula import FormulaTable
 from fxmeter.cost.shapes import kernel_shape, out_dtype
 from fxmeter.cost.symbolic import SymbolicModel
+from fxmeter.errors import TraceError, UsageError
 from fxmeter.rules import ZERO, Cost, OpCall, Rule, is_free, lookup
 
 if TYPE_CHECKING:
@@ -31,12 +32,35 @@ LOG = logging.getLogger(__name__)
 Overlay = Mapping[str, Any]
 
 
+def check_overlay(overlay: Any) -> None:
+    """A per-call rule overlay: a mapping of aten target strings to rule functions (or ``Rule``\\ s).
+
+    Raises:
+        UsageError: anything else (one line naming the bad entry), before any trace.
+    """
+    if overlay is None:
+        return
+    if not isinstance(overlay, Mapping):
+        raise UsageError(f"rules must be a mapping of aten targets to rule functions, got {type(overlay).__name__}")
+    for target, rule in overlay.items():
+        if not isinstance(target, str) or not target.strip():
+            raise UsageError(f"rules: every key must be an aten target string such as 'aten.linear.default', "
+                             f"got {target!r}")
+        fn = rule.fn if isinstance(rule, Rule) else rule
+        if not callable(fn):
+            raise UsageError(f"rules[{target!r}] must be a rule function OpCall -> Cost (or a fxmeter.rules.Rule), "
+                             f"got {type(rule).__name__} {rule!r:.40}")
+
+
 def node_cost(target: str, call: OpCall, overlay: Overlay | None = None) -> tuple[str, Cost | None]:
     """(family, cost) of one node; cost None means no rule (unmodeled) or a rule that refused the call."""
     if overlay and target in overlay:
         rule = overlay[target]
         fn, family = (rule.fn, rule.family) if isinstance(rule, Rule) else (rule, getattr(rule, "family", "custom"))
-        return family, fn(call)
+        try:
+            return family, fn(call)
+        except Exception as e:  # the user's rule: one project error naming it, not its traceback
+            raise TraceError(f"rules[{target!r}] raised {type(e).__name__}: {e}") from None
     if is_free(target):
         return "free", ZERO
     found = lookup(target)

@@ -309,6 +309,7 @@ def store(k: Mapping[str, Any], sm: SymbolicModel) -> Path | None:
     except OSError as e:
         LOG.warning("cannot write trace cache %s (%s)", path, e.strerror)
         return None
+    LOG.debug("stored the trace in %s", path)
     return path
 
 
@@ -458,7 +459,15 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     def done(sm: SymbolicModel, source: str) -> Traced:
         if sm.root != root:
             raise TraceError(f"stored trace of {component.name} has root {sm.root!r}, not {root!r}")
+        LOG.debug("%s: using the %s trace (%.2f s)", component.name, source, time.perf_counter() - t0)
         return Traced(sm, source, time.perf_counter() - t0)
+
+    def kind(k: Mapping[str, Any]) -> str:
+        return f"{'dynamic' if k is dyn_key else 'static'} {digest(k)[:12]}"
+
+    LOG.debug("%s (%s, %s): looking for a trace; dims %s; cache %s", component.name,
+              component.config.get("_class_name"), dtype, dict(dims),
+              "on" if use_cache else ("off (--no-cache)" if not cache else "off (the rule overlay has no source to hash)"))
 
     have_dynamic = False  # a stored dynamic trace whose guards exclude dims: exporting it again gives the same guards
     stale: Stale | None = None  # a stored trace whose dependencies changed here (named before tracing again)
@@ -466,18 +475,31 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
         for k in (dyn_key, static_key):
             got = _read_shipped(k)
             if isinstance(got, Stale):
+                LOG.debug("%s: shipped %s trace is stale: %s", component.name, kind(k), got.what)
                 stale = stale or got
                 continue
-            if got is not None and not got.guard_problems(dims):
+            if got is None:
+                LOG.debug("%s: no shipped %s trace", component.name, kind(k))
+            elif got.guard_problems(dims):
+                LOG.debug("%s: shipped %s trace does not hold for dims: %s", component.name, kind(k),
+                          "; ".join(got.guard_problems(dims)))
+            else:
                 return done(got, "shipped")
             have_dynamic = have_dynamic or (got is not None and k is dyn_key)
     if use_cache:
         for k in (dyn_key, static_key):
             got = _read_cache(entry_path(k), k)
             if isinstance(got, Stale):
+                LOG.debug("%s: cached %s trace is stale: %s", component.name, kind(k), got.what)
                 stale = stale or got
                 continue
-            if got is not None and not got.guard_problems(dims):
+            if got is None:
+                LOG.debug("%s: no cached %s trace in %s", component.name, kind(k), entry_path(k))
+            elif got.guard_problems(dims):
+                LOG.debug("%s: cached %s trace does not hold for dims: %s", component.name, kind(k),
+                          "; ".join(got.guard_problems(dims)))
+            else:
+                LOG.debug("%s: cached trace %s", component.name, entry_path(k))
                 return done(got, "cache")
             have_dynamic = have_dynamic or (got is not None and k is dyn_key)
     cls = str(component.config.get("_class_name"))
@@ -500,6 +522,9 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
                 store(dyn_key, sm)
             if not sm.guard_problems(dims):
                 return done(sm, "traced" if use_cache else "disabled")
+    LOG.debug("%s: tracing statically for dims %s (%s)", component.name, dict(dims),
+              "no dynamic export for this adapter" if not component.adapter.supports_dynamic(dict(component.config))
+              else "the dynamic trace failed before or its guards exclude these dims")
     if progress:
         progress(f"tracing {cls} ({component.name}) on meta for this workload (static shapes)...")
     sm = trace(component, dtype, dims, replicate=replicate, overlay=overlay, root=root)

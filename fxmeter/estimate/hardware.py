@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fxmeter.base import bounds
 from fxmeter.base.fileio import MAX_HARDWARE_BYTES, read_text
 from fxmeter.errors import FxmeterError
 
@@ -287,7 +288,33 @@ def read_file(path: str | Path) -> list[Hardware]:
         raise HardwareError(f"hardware file {p} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except (RecursionError, ValueError) as e:  # nesting deeper than the parser's stack; a 5,000-digit integer
         raise HardwareError(f"hardware file {p} is not a device table ({str(e)[:80]})") from None
-    return parse_document(doc, str(p))
+    devices = parse_document(doc, str(p))
+    for d in devices:
+        check_physical(d)
+    return devices
+
+
+def check_physical(d: Hardware) -> None:
+    """A user's device within physics (:mod:`fxmeter.base.bounds`): peaks, bandwidths, memory, price.
+
+    ``parse_device`` accepts any positive number (the roofline's own tests use round toy
+    devices); a device file is held to real hardware, so 1e-300 FLOP/s cannot print ``inf s``.
+    """
+    where = f"{d.origin}: device {d.name!r}"
+    for prec, peak in d.tensor_core.items():
+        if peak is not None:
+            bounds.check(f"{where} tensor_core.{prec}", peak, bounds.PEAK_FLOPS, error=HardwareError)
+    bounds.check(f"{where} cuda_core_fp32", d.cuda_core_fp32, bounds.PEAK_FLOPS, error=HardwareError)
+    bounds.check(f"{where} memory_bandwidth", d.memory_bandwidth, bounds.BANDWIDTH, error=HardwareError)
+    bounds.check(f"{where} memory_gib", d.memory_bytes / 2**30, bounds.MEMORY_GIB, error=HardwareError)
+    for link in (d.nvlink, d.pcie):
+        if link is not None:
+            bounds.check(f"{where} links.{link.kind}.bandwidth", link.bandwidth, bounds.BANDWIDTH, error=HardwareError)
+            if link.bandwidth_bidirectional is not None:
+                bounds.check(f"{where} links.{link.kind}.bandwidth_bidirectional", link.bandwidth_bidirectional,
+                             bounds.BANDWIDTH, error=HardwareError)
+    if d.price_per_hour is not None:
+        bounds.check(f"{where} price_per_hour_usd", d.price_per_hour, bounds.PRICE_PER_HOUR, error=HardwareError)
 
 
 def builtin() -> list[Hardware]:
@@ -402,6 +429,7 @@ def parse_prices(spec: str | float | Mapping[str, float] | None, devices: Sequen
             raise HardwareError(f"--price-per-hour: {v!r} is not a number of dollars per GPU-hour{hint}") from None
         if not math.isfinite(price) or price < 0:
             raise HardwareError(f"--price-per-hour must be a finite number >= 0, got {v!r}")
+        bounds.check("--price-per-hour", price, bounds.PRICE_PER_HOUR, error=HardwareError)
         if k is None:
             out.update({d.name: price for d in devices})
         elif k.lower() not in names:
@@ -445,6 +473,7 @@ def parse_efficiency(spec: str | dict[str, float] | None) -> dict[str, float]:
             raise HardwareError(f"efficiency {key}={v!r} is not a number") from None
         if not 0 < f <= 1:
             raise HardwareError(f"efficiency {key}={f:g} must be in (0, 1] (1 = the peak)")
+        bounds.check(f"--efficiency {key}", f, bounds.EFFICIENCY, error=HardwareError)
         eff[key] = f
     return eff
 

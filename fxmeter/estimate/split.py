@@ -222,8 +222,10 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
     rules = split_rules(model, geometry)
     main = model.component("transformer")
     if "transformer" not in rules:
+        advice = ("leave --gpus out: one GPU is the default, and --gpus 1 asks for a deployment fxmeter cannot "
+                  "model for it" if gpus == 1 else "use one GPU (leave --gpus out)")
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
-                            "(its adapter has no model_dims): run it on one GPU (--gpus 1)")
+                            f"(its adapter has no model_dims); {advice}")
     plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
     for name, r in rules.items():
         check_plan(plan, r.dims)

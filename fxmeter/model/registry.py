@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -20,6 +22,9 @@ from fxmeter.errors import ConfigError, UnknownModelError, WorkloadError
 from fxmeter.model.adapters import Adapter, Geometry, adapter_for_class
 from fxmeter.model.pipeline import Component, StagePlan
 from fxmeter.model.workload import Workload, fits, presets_for
+
+LOG = logging.getLogger(__name__)
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
 @dataclass(frozen=True)
@@ -270,14 +275,48 @@ def _sha256(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canon).hexdigest()
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's ``object_pairs_hook``: a key given twice is an error (json keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _finite(text: str) -> float:
+    """json's ``parse_float``: ``1e999`` (inf to Python) is refused as NaN and Infinity are."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return v
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _read_json(path: Path, what: str = "config") -> dict[str, Any]:
+    """A JSON object from a user's file: duplicate keys, NaN/Infinity and numbers past a float or past
+    Python's 4,300-digit integer limit are one ConfigError naming what is wrong."""
     text = read_text(path, f"{what} file", limit=MAX_CONFIG_BYTES, error=ConfigError)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_float=_finite, parse_constant=_no_constant)
+    except _DuplicateKey as e:
+        raise ConfigError(f"{what} {path}: key {e.args[0]!r} appears twice in one object; "
+                          "JSON readers keep only one of them, so remove the other") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{what} {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
     except RecursionError:
         raise ConfigError(f"{what} {path} is nested too deeply to be a config") from None
+    except ValueError as e:  # NaN/Infinity, 1e999, an integer of more than 4,300 digits (int max str digits)
+        msg = str(e).split(";")[0].split(":")[0] if "digits" in str(e) else str(e)
+        raise ConfigError(f"{what} {path} holds a number fxmeter cannot use ({msg})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
     return data
@@ -337,6 +376,35 @@ def read_stage_configs(path: Path) -> tuple[dict[str, tuple[dict[str, Any], str]
 
 def _bundled(spec: ModelSpec) -> dict[str, Any]:
     return json.loads((resources.files("fxmeter.model.configs") / spec.config_file).read_text())  # type: ignore[no-any-return]
+
+
+def known_keys(class_name: str) -> frozenset[str] | None:
+    """Every config key of ``class_name`` in fxmeter's bundled configs (diffusers saves every
+    ``__init__`` argument of the class), or None when no bundled model has this class."""
+    keys: set[str] = set()
+    for spec in MODELS.values():
+        cfg = _bundled(spec)
+        if cfg.get("_class_name") == class_name:
+            keys |= set(_clean(cfg))
+    return frozenset(keys) if keys else None
+
+
+def warn_unknown_keys(cfg: Mapping[str, Any], class_name: str, source: str) -> list[str]:
+    """Warn (one line naming them) about keys of a user config that no bundled ``class_name`` config has.
+
+    diffusers' ``from_config`` ignores keys its class does not take (with its own warning, which
+    fxmeter silences while building), so a misspelt key (``num_layer``) changes nothing: the
+    user is told which keys were not used.  Returns the keys warned about.
+    """
+    known = known_keys(class_name)
+    if known is None:
+        return []
+    unknown = sorted(k for k in _clean(dict(cfg)) if k not in known)
+    if unknown and (source, tuple(unknown)) not in _WARNED:  # once per process (a sweep resolves the model twice)
+        _WARNED.add((source, tuple(unknown)))
+        LOG.warning("config %s: key(s) %s are not %s arguments and are ignored (as diffusers' from_config "
+                    "ignores them); check their spelling", source, ", ".join(repr(k) for k in unknown), class_name)
+    return unknown
 
 
 def _clean(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -490,6 +558,8 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
             )
     clean = _clean(cfg)
     clean["_class_name"] = class_name
+    if config is not None:
+        warn_unknown_keys(clean, class_name, source)
     if isinstance(cfg.get("_pipeline"), dict):  # pipeline-level settings (never passed to the model class)
         clean["_pipeline"] = cfg["_pipeline"]
     problems = adapter.check_config(clean)

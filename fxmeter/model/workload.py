@@ -115,6 +115,8 @@ def validate(wl: Workload) -> None:
 
 
 def normalize_dtype(dtype: str) -> str:
+    if not isinstance(dtype, str):
+        raise WorkloadError(f"dtype must be one of bf16, fp16, fp32 (a string), got {dtype!r}")
     d = DTYPE_ALIASES.get(dtype.lower(), dtype.lower())
     if d not in DTYPES:
         raise WorkloadError(f"unknown dtype {dtype!r}; use one of bf16, fp16, fp32")

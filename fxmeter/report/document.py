@@ -697,7 +697,20 @@ class ReportDocument:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: Path | None = None) -> Any:
-        """The typed report of a (validated) report.json document."""
+        """The typed report of a report.json document.
+
+        Raises:
+            ReportError: ``d`` is not a valid fxmeter report (the message names what is wrong);
+                a document :func:`validate` accepts is read without a second check.
+        """
+        try:
+            return cls._from_dict(d, path)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            validate(d, "the document")  # names the first wrong JSON path
+            raise ReportError(f"the document is not a report fxmeter can read ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _from_dict(cls, d: Mapping[str, Any], path: Path | None = None) -> Any:
         known = {f.name for f in fields(cls)} | {"schema_version", "unmodeled_ops"}
         return cls(
             run_id=d["run_id"], tool=d["tool"], model=ModelInfo.from_dict(d["model"]),

@@ -41,16 +41,19 @@ class Report(ReportDocument):
         return {"report.json": self.to_json(), **render_files(self, plots=plots, html=html)}
 
     def write(self, directory: str | Path | None = None, *, force: bool = False,
-              output_root: str | Path = "tmp/profile-output", plots: bool = False, html: bool = False) -> Path:
+              output_root: str | Path = "tmp/profile-output", plots: bool = False, html: bool = False,
+              before_commit: Callable[[list[Path]], None] | None = None) -> Path:
         """Write report.json and summary.md (and, with ``plots``, its PNG charts) into ``directory``.
 
         ``directory`` defaults to ``<output_root>/<run_id>/static_analysis/<slug>``.  An
         existing report there is not overwritten unless ``force``.  Charts are opt-in because
-        matplotlib costs ~1 s; ``fxmeter summary REPORT`` draws them later.
+        matplotlib costs ~1 s; ``fxmeter summary REPORT`` draws them later.  ``before_commit``
+        (e.g. printing the console output) runs once every file is staged; if it raises,
+        nothing is written.
         """
         out = self.output_dir(output_root) if directory is None else Path(directory)
         write_files(out, self.files(plots=plots, html=html), "the report", claim="report.json", force=force,
-                    whole=directory is None, drop=DERIVED_FROM_REPORT.__contains__)
+                    whole=directory is None, drop=DERIVED_FROM_REPORT.__contains__, before_commit=before_commit)
         return out
 
 
@@ -94,24 +97,34 @@ def check_writable(folder: str | Path) -> None:
 
 
 def write_files(out: Path, files: Mapping[str, bytes], what: str, *, claim: str | None = None, force: bool = False,
-                whole: bool = False, drop: Callable[[str], bool] | None = None) -> list[Path]:
+                whole: bool = False, drop: Callable[[str], bool] | None = None, user_path: bool = False,
+                before_commit: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """Write ``files`` into ``out`` all or nothing (:func:`fxmeter.base.fileio.publish`).
 
     ``claim`` (e.g. ``report.json``) refuses an existing output unless ``force``;
-    ``whole`` marks ``out`` as fxmeter's own run folder (swapped as a whole).
+    ``whole`` marks ``out`` as fxmeter's own run folder (swapped as a whole);
+    ``user_path``: the user named the destination, so an existing file needs ``force``.
+    A FIFO, device or folder in the way is never replaced.  ``before_commit`` runs once
+    everything is staged (an exception from it publishes nothing).
     An OS error is one ReportError line and leaves nothing of ``files`` behind.
     """
     try:
-        return fileio.publish(Path(out), files, claim=claim, force=force, whole=whole, drop=drop)
+        return fileio.publish(Path(out), files, claim=claim, force=force, whole=whole, drop=drop,
+                              user_path=user_path, before_commit=before_commit)
     except OSError as e:
         raise ReportError(f"cannot write {what} into {out}: {e.strerror or e}") from None
 
 
-def write_html(path: str | Path, page: bytes) -> Path:
+def write_html(path: str | Path, page: bytes, *, user_path: bool = True, force: bool = False,
+               before_commit: Callable[[list[Path]], None] | None = None) -> Path:
     """Write an HTML ``page`` to ``path`` atomically (a temp file and a rename); a folder gets ``report.html``.
+
+    ``user_path`` (the default): ``path`` was named by the user, so an existing file is
+    replaced only with ``force``; a FIFO, device or folder is never replaced.
 
     Raises:
         ReportError: the file cannot be written (one line, nothing half-written).
+        OutputExistsError / OutputPathError: see :func:`fxmeter.base.fileio.check_target`.
     """
     from fxmeter.report.html import HTML_NAME
 
@@ -120,7 +133,8 @@ def write_html(path: str | Path, page: bytes) -> Path:
         raise ReportError("empty output path: name a file, or leave -o out to write report.html beside the report")
     if p.is_dir():
         p = p / HTML_NAME
-    write_files(p.parent, {p.name: page}, "the HTML report")
+    write_files(p.parent, {p.name: page}, "the HTML report", user_path=user_path, force=force,
+                before_commit=before_commit)
     return p
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,8 @@ def figure(result: ScaleResult) -> Any:
     return fig
 
 
-def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = True, html: bool = False) -> list[Path]:
+def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = True, html: bool = False,
+          before_commit: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """scale.json, scale.csv (scale.png, report.html) into ``out``, all or nothing; an existing scale.json
     is kept unless ``force``."""
     from fxmeter.report.files import write_files
@@ -148,4 +149,4 @@ def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = T
 
         files["report.html"] = render_html(result.report.data)
     return write_files(out, files, "the scaling table", claim="scale.json", force=force, whole=True,
-                       drop=("scale.png", "report.html").__contains__)
+                       drop=("scale.png", "report.html").__contains__, before_commit=before_commit)

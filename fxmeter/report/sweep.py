@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,7 +288,8 @@ def figure(result: SweepResult) -> Any:
     return fig
 
 
-def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True, run_folder: bool = True) -> list[Path]:
+def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = True, run_folder: bool = True,
+          before_commit: Callable[[list[Path]], None] | None = None) -> list[Path]:
     """sweep.json, sweep.csv (and sweep.png) into ``out``, all or nothing; an existing
     sweep.json is kept unless ``force``.  ``run_folder``: ``out`` is fxmeter's run folder."""
     from fxmeter.report.files import write_files
@@ -296,4 +298,4 @@ def write(result: SweepResult, out: Path, *, force: bool = False, plot: bool = T
     if plot:
         files["sweep.png"] = plot_png(result)
     return write_files(out, files, "the sweep", claim="sweep.json", force=force, whole=run_folder,
-                       drop="sweep.png".__eq__)
+                       drop="sweep.png".__eq__, before_commit=before_commit)

@@ -8,6 +8,7 @@ transformer passes one denoising step takes, and maps modules to categories.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,32 @@ class SymbolAxis:
 
     symbol: str
     multiplier: int = 1
+
+
+#: float config keys and the range their meaning allows (lo, hi, inclusive lo?, why), by name pattern
+_FLOAT_DOMAINS: tuple[tuple[re.Pattern[str], float, float, bool, str], ...] = (
+    (re.compile(r"(^|_)(eps|epsilon)$"), 0.0, 1.0, False,
+     "a normalization epsilon is a small positive number added to the variance, e.g. 1e-6"),
+    (re.compile(r"dropout|drop_rate"), 0.0, 1.0, True, "a probability, 0 <= p < 1"),
+    (re.compile(r"(^|_)(rope_)?theta$"), 0.0, math.inf, False, "the rotary base frequency is positive"),
+)
+
+
+def float_domain_problems(config: dict[str, Any]) -> list[str]:
+    """Numbers outside what they can mean: any non-finite float, an epsilon <= 0 or >= 1, a dropout
+    outside [0, 1), a rotary theta <= 0 (one line per key, the reason stated)."""
+    bad: list[str] = []
+    for k, v in config.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            bad.append(f"{k} = {v!r}: expected a finite number")
+            continue
+        for pat, lo, hi, lo_ok, why in _FLOAT_DOMAINS:
+            if pat.search(k) and not ((lo <= v if lo_ok else lo < v) and v < hi):
+                bad.append(f"{k} = {v!r} is out of range: {why}")
+                break
+    return bad
 
 
 @dataclass
@@ -136,7 +163,7 @@ class Adapter:
         for k, allowed in self.choices.items():
             if k in config and config[k] not in allowed:
                 bad.append(f"{k} = {config[k]!r}: expected one of {', '.join(repr(a) for a in allowed)}")
-        return bad
+        return bad + float_domain_problems(config)
 
     # -- per-config hooks (defaults: nothing model-specific) ---------------
     def specialize(self, config: dict[str, Any]) -> Adapter:
