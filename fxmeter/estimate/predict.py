@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fxmeter.estimate.evaluate import NodeCost, StageCost
+from fxmeter.estimate.host import host_seconds, timeline
 from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model
 from fxmeter.estimate.roofline import Device, NodeTime, StageTime, assemble
 
@@ -65,8 +66,14 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
         t = kernel_time(call_of(n, compiled=settings.compile), device.hw, opts, km)
         times.append(NodeTime(t.seconds, t.limiter))
         fallbacks += t.fallback
+    host = ""
+    if km.host is not None:
+        times = timeline(stage.nodes, times, [host_seconds(n, km.host, compiled=settings.compile) for n in stage.nodes])
+        host = ("; the GPU waits for the host's dispatch where Python issues nodes more slowly than they run "
+                + ("(Inductor launcher + CUDA launch per fused kernel)" if settings.compile else
+                   "(eager: an ATen dispatch per node + a CUDA launch per kernel)"))
     text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
             f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
-            f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}; "
-            f"{fallbacks} node(s) priced from a stand-in device's measurement")
+            f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}"
+            f"{host}; {fallbacks} node(s) priced from a stand-in device's measurement")
     return assemble(stage, times, "predicted", text)
