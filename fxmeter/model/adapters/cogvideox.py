@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, divisible, video_frames
+from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, attention_dims, divisible, video_frames
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
@@ -73,9 +73,18 @@ class CogVideoXAdapter(Adapter):
         "sample_width", "sample_height", "sample_frames", "patch_size", "temporal_compression_ratio", "max_text_seq_length",
     )
 
+    sequence_symbols: tuple[str, ...] = ("latent_frames", "patches_h", "patches_w")
+    joint_text_symbols: tuple[str, ...] = ("text_len",)
+
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """No: ``image_rotary_emb`` is built from Python ints of the geometry (static export)."""
         return not config.get("use_rotary_positional_embeddings", False)
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, FFN 4 x hidden (diffusers ``FeedForward`` default in
+        ``CogVideoXBlock``), ``num_layers`` blocks; text and video tokens form one joint sequence (xDiT
+        ``xFuserCogVideoXPipeline`` splits the video tokens, CFG-parallel splits the two passes)."""
+        return attention_dims(config, int(config["num_layers"]), geometry.dims["text_len"], geometry.tokens)
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         p = int(config["patch_size"])

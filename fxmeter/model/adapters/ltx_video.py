@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, divisible, video_frames
+from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, attention_dims, divisible, video_frames
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
 from fxmeter.model.pipeline import StagePlan
 from fxmeter.model.workload import Workload
@@ -60,9 +60,17 @@ class LTXVideoAdapter(Adapter):
     # LTXAttention raises NotImplementedError for anything else
     choices: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {"qk_norm": ("rms_norm_across_heads",)})
 
+    sequence_symbols: tuple[str, ...] = ("latent_frames", "latent_h", "latent_w")
+
     def supports_dynamic(self, config: dict[str, Any]) -> bool:
         """No: the forward takes num_frames/height/width as Python ints for its RoPE."""
         return False
+
+    def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
+        """``num_attention_heads`` x ``attention_head_dim``, FFN 4 x hidden (diffusers ``FeedForward`` default in
+        ``LTXVideoTransformerBlock``), ``num_layers`` blocks, the video tokens as the split sequence (text is
+        cross-attended)."""
+        return attention_dims(config, int(config["num_layers"]), geometry.dims["text_len"], geometry.tokens)
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         frames, notes = video_frames(wl.frames, VAE_T, "LTXPipeline")
