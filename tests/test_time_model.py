@@ -16,8 +16,15 @@ from fxmeter.estimate.comm import Collective, LinkSpec, collective_seconds, load
 from fxmeter.estimate.evaluate import NodeCost
 from fxmeter.estimate.hardware import get as get_hardware
 from fxmeter.estimate.host import host_seconds, timeline
-from fxmeter.estimate.kernels import HostCosts, KernelCall, KernelModelError, KernelOptions, kernel_time, \
-    load_kernel_model, parse_model
+from fxmeter.estimate.kernels import (
+    HostCosts,
+    KernelCall,
+    KernelModelError,
+    KernelOptions,
+    kernel_time,
+    load_kernel_model,
+    parse_model,
+)
 from fxmeter.estimate.metrics import Metrics
 from fxmeter.estimate.roofline import NodeTime
 

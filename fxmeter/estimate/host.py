@@ -28,6 +28,7 @@ from fxmeter.estimate.evaluate import NodeCost
 from fxmeter.estimate.kernels import HostCosts
 from fxmeter.estimate.roofline import NodeTime
 
+
 def host_seconds(n: NodeCost, host: HostCosts, *, compiled: bool, repeats: int = 1) -> float:
     """Host seconds of issuing one instance of ``n`` (``repeats`` kernel calls, e.g. ring steps)."""
     if compiled:
