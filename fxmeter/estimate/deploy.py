@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from fxmeter.errors import ParallelError
 from fxmeter.estimate.comm import CommModel, LinkSpec, load_comm_model, pick_link
 from fxmeter.estimate.headroom import headroom
+from fxmeter.estimate.host import host_seconds, timeline
 from fxmeter.estimate.kernels import KernelModel, KernelOptions, kernel_time, load_kernel_model
 from fxmeter.estimate.memory import GIB, Fit
 from fxmeter.estimate.metrics import Metrics
@@ -173,17 +174,22 @@ def _times(stage: Stage, result: PlanResult, pricing: _Pricing) -> tuple[list[No
     cuda, bw = p["cuda_core_flops_per_s"], p["bytes_per_s"]
     eff = {**ONE, **pricing.device.efficiency}
     seq_fraction = result.activation_scale
-    pred, bound = [], []
+    pred, bound, hosts = [], [], []
+    km = pricing.model
     for n, share in zip(stage.cost.nodes, result.nodes):
         m = share_metrics(share)
         tc = tensor_core_peak(p, n.family)
         bound.append(NodeTime(*node_time(m, tc, cuda, bw, ONE)))
-        if pricing.kernels is None or pricing.model is None:
+        if pricing.kernels is None or km is None:
             pred.append(NodeTime(*node_time(m, tc, cuda, bw, eff)))
             continue
         call, repeats = gpu_call(n, share, result.plan, seq_fraction, compiled=pricing.compiled)
-        kt = kernel_time(call, pricing.hw, pricing.kernels, pricing.model)
+        kt = kernel_time(call, pricing.hw, pricing.kernels, km)
         pred.append(NodeTime(kt.seconds * repeats, kt.limiter))
+        if km.host is not None:
+            hosts.append(host_seconds(n, km.host, compiled=pricing.compiled, repeats=repeats))
+    if hosts:  # each GPU's host issues its own share of the graph (one process per GPU)
+        pred = timeline(stage.cost.nodes, pred, hosts)
     return pred, bound
 
 

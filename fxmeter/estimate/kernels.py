@@ -176,6 +176,27 @@ class AttentionTable:
 
 
 @dataclass(frozen=True)
+class HostCosts:
+    """Host (CPU) seconds of issuing work: one eager ATen op, one CUDA launch, one Inductor launcher call.
+
+    Read from ``kernels.json``'s ``host`` section, each with its source; the timeline that turns
+    them into GPU idle time is :mod:`fxmeter.estimate.host`.
+    """
+
+    eager_op: float
+    launch: float
+    compiled_launch: float
+    keys: tuple[str, str, str]
+
+    def node_seconds(self, *, launches: int, compiled: bool) -> float:
+        """Host seconds of one graph node: eager: an op's dispatch (views included) + a CUDA launch per kernel;
+        compiled: an Inductor launcher call + a CUDA launch per fused kernel it leads, nothing else."""
+        if compiled:
+            return launches * (self.compiled_launch + self.launch)
+        return self.eager_op + launches * self.launch
+
+
+@dataclass(frozen=True)
 class KernelModel:
     """The validated contents of ``kernels.json``."""
 
@@ -191,6 +212,9 @@ class KernelModel:
     sources: Mapping[str, str]  # every constant's source, by key (for tests and reports)
     origin: str = _SHIPPED
     _cache: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    host: HostCosts | None = None  # None: the file has no ``host`` section (no host-side term)
+    same_silicon: Mapping[str, str] = field(default_factory=dict)  # device -> the device whose die it is
+    prefer_sources: tuple[str, ...] = ()  # attention benchmarks preferred where one device has tables from several
 
     def order(self, hw: Hardware) -> tuple[str, ...]:
         """Compute-capability groups to search for a stand-in measurement, nearest first."""
@@ -380,7 +404,40 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
         if m.key in sources:
             raise r.fail(m.key, "duplicate key")
         sources[m.key] = m.source
-    return KernelModel(gemm, tile_m, tile_n, tile_q, kernels, tuple(tables), bandwidth, launch, order, sources, origin)
+    host = _host(r, doc, sources) if "host" in doc else None
+    twins: dict[str, str] = {}
+    if "same_silicon" in doc:
+        ss = r.obj(doc["same_silicon"], "same_silicon")
+        sources["same_silicon"] = r.text(ss, "source", "same_silicon")
+        for k, v in r.obj(r.get(ss, "devices", "same_silicon"), "same_silicon.devices").items():
+            if not isinstance(v, str) or not v.strip() or v.strip().lower() == k.strip().lower():
+                raise r.fail(f"same_silicon.devices.{k}", f"must name another device, got {v!r}")
+            twins[k.strip().lower()] = v.strip().lower()
+        prefer = r.list(ss.get("prefer_sources", []), "same_silicon.prefer_sources", nonempty=False)
+        if not all(isinstance(x, str) and x.strip() for x in prefer):
+            raise r.fail("same_silicon.prefer_sources", "must list source prefixes as strings")
+        prefer_sources = tuple(prefer)
+    else:
+        prefer_sources = ()
+    return KernelModel(gemm, tile_m, tile_n, tile_q, kernels, tuple(tables), bandwidth, launch, order, sources, origin,
+                       host=host, same_silicon=twins, prefer_sources=prefer_sources)
+
+
+def _host(r: _Reader, doc: dict[str, Any], sources: dict[str, str]) -> HostCosts:
+    h = r.obj(doc["host"], "host")
+    sources["host.timeline"] = r.text(h, "timeline", "host")
+    vals, keys = [], []
+    for part in ("eager_op", "launch", "compiled_launch"):
+        e = r.obj(r.get(h, part, "host"), f"host.{part}")
+        s = r.number(e, "seconds", f"host.{part}", hi=1e-3)
+        assert s is not None
+        key = r.text(e, "key", f"host.{part}")
+        if key in sources:
+            raise r.fail(key, "duplicate key")
+        sources[key] = r.text(e, "source", f"host.{part}")
+        vals.append(s)
+        keys.append(key)
+    return HostCosts(vals[0], vals[1], vals[2], (keys[0], keys[1], keys[2]))
 
 
 @lru_cache(maxsize=1)
@@ -488,9 +545,16 @@ def _hw_key(hw: Hardware) -> tuple[Any, ...]:
             tuple(sorted((k, v or 0.0) for k, v in hw.tensor_core.items())))
 
 
-def _is_device(hw: Hardware, names: tuple[str, ...] | str) -> bool:
+def _is_device(hw: Hardware, names: tuple[str, ...] | str, twins: Mapping[str, str] | None = None) -> bool:
+    """``hw`` is one of ``names`` (by name or alias), or the same silicon as one of them (``twins``: device ->
+    the device whose silicon it is, kernels.json ``same_silicon``)."""
     names = (names,) if isinstance(names, str) else names
-    return hw.name in names or any(a in names for a in hw.aliases)
+    if hw.name in names or any(a in names for a in hw.aliases):
+        return True
+    if not twins:
+        return False
+    mine = {twins.get(x, x) for x in (hw.name, *hw.aliases)}
+    return any(twins.get(x, x) in mine for x in names)
 
 
 def _closeness(peak: float | None, target: float | None) -> float:
@@ -503,7 +567,7 @@ def _pick(entries: tuple[Measured, ...] | list[Measured], hw: Hardware, model: K
           target: float | None) -> tuple[Measured, bool] | None:
     """The entry measured on ``hw`` (fallback False), else the nearest stand-in (fallback True)."""
     for e in entries:
-        if _is_device(hw, e.devices):
+        if _is_device(hw, e.devices, model.same_silicon):
             return e, False
     for group in model.order(hw):
         cands = [e for e in entries if e.compute_capability == group]
@@ -530,7 +594,7 @@ def _gemm_efficiency(model: KernelModel, hw: Hardware, precision: str, peak: flo
         bf16 = [e for e in model.gemm if e.precision == "bf16"]
         for p in {"fp8": ("fp8",), "int8": ("int8", "fp8")}.get(precision, ()):
             entries = [e for e in model.gemm if e.precision == p]
-            own = [e for e in entries if _is_device(hw, e.devices)]
+            own = [e for e in entries if _is_device(hw, e.devices, model.same_silicon)]
             group = [e for e in entries if e.compute_capability == model.order(hw)[0]]
             if own:
                 hit = (own[0], p != precision)
@@ -650,6 +714,14 @@ def _table_precision(opts: KernelOptions) -> str:
     return "fp8" if opts.attention_precision == "fp8" else "bf16"
 
 
+def _source_rank(model: KernelModel, source: str) -> int:
+    """Position of a table's benchmark in kernels.json ``same_silicon.prefer_sources`` (unlisted: after all)."""
+    for i, prefix in enumerate(model.prefer_sources):
+        if source.startswith(prefix):
+            return i
+    return len(model.prefer_sources)
+
+
 def _attention_tables(model: KernelModel, hw: Hardware, opts: KernelOptions) -> tuple[list[AttentionTable], float, bool]:
     """The tables of one device serving (kernel, precision) on ``hw``: (tables by head dim, scale, fallback).
 
@@ -665,11 +737,10 @@ def _attention_tables(model: KernelModel, hw: Hardware, opts: KernelOptions) -> 
         target = _attention_peak(hw, KernelCall("attention", 0, 0, 0), opts) if prec != "bf16" else hw.tc_peak("bf16")
         chosen: tuple[str, str] | None = None
         fallback = False
-        for kind in kinds:
-            own = [t for t in cands if t.kernel == kind and _is_device(hw, t.device)]
-            if own:
-                chosen = (kind, own[0].device)
-                break
+        own = [t for t in cands if _is_device(hw, t.device, model.same_silicon)]
+        if own:  # measured on hw or its silicon twin: the preferred benchmark first, then the kernel order, then file order
+            best = min(own, key=lambda t: (_source_rank(model, t.source), kinds.index(t.kernel)))
+            chosen = (best.kernel, best.device)
         if chosen is None:
             fallback = True
             for group in model.order(hw):
@@ -915,6 +986,7 @@ def kernel_time(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Kern
 
 
 __all__ = [
-    "ARCHS", "ARCH_OF_CC", "ATTENTION_KERNELS", "StandIn", "exp_balance", "stand_ins", "ATTENTION_PRECISIONS", "FAMILIES", "KernelCall", "KernelModel", "KernelModelError",
+    "ARCHS", "ARCH_OF_CC", "ATTENTION_KERNELS", "StandIn", "exp_balance", "stand_ins", "ATTENTION_PRECISIONS", "FAMILIES",
+    "HostCosts", "KernelCall", "KernelModel", "KernelModelError",
     "KernelOptions", "KernelTime", "check_kernel", "check_options", "kernel_time", "load_kernel_model", "parse_model",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fxmeter.estimate.evaluate import NodeCost, StageCost
+from fxmeter.estimate.host import host_seconds, timeline
 from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model, stand_ins
 from fxmeter.estimate.roofline import Device, NodeTime, StageTime, assemble
 
@@ -72,9 +73,15 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
             got = seen[key] = (NodeTime(t.seconds, t.limiter), bool(t.fallback))
         times.append(got[0])
         fallbacks += got[1]
+    host = ""
+    if km.host is not None:
+        times = timeline(stage.nodes, times, [host_seconds(n, km.host, compiled=settings.compile) for n in stage.nodes])
+        host = ("; the GPU waits for the host's dispatch where Python issues nodes more slowly than they run "
+                + ("(Inductor launcher + CUDA launch per fused kernel)" if settings.compile else
+                   "(eager: an ATen dispatch per node + a CUDA launch per kernel)"))
     text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
             f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
-            f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}; "
-            f"{fallbacks} node(s) priced from a stand-in device's measurement"
+            f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}"
+            f"{host}; {fallbacks} node(s) priced from a stand-in device's measurement"
             + ("" if not fallbacks else "".join(f"; {si.text()}" for si in stand_ins(km, device.hw, opts))))
     return assemble(stage, times, "predicted", text)
