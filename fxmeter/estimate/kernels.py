@@ -737,8 +737,12 @@ def _attention_tables(model: KernelModel, hw: Hardware, opts: KernelOptions) -> 
         target = _attention_peak(hw, KernelCall("attention", 0, 0, 0), opts) if prec != "bf16" else hw.tc_peak("bf16")
         chosen: tuple[str, str] | None = None
         fallback = False
-        own = [t for t in cands if _is_device(hw, t.device, model.same_silicon)]
-        if own:  # measured on hw or its silicon twin: the preferred benchmark first, then the kernel order, then file order
+        # measured on hw itself first; a silicon twin's tables only where hw has none of its own: two benchmarks of
+        # one die disagree by up to ~45% (GH100: the FA3 paper's H100 vs SageAttention's H800, clocks and power
+        # limits unstated), and a part's own measurement is the closer evidence for that part
+        own = [t for t in cands if _is_device(hw, t.device, {})] or \
+            [t for t in cands if _is_device(hw, t.device, model.same_silicon)]
+        if own:  # the preferred benchmark first, then the kernel order, then file order
             best = min(own, key=lambda t: (_source_rank(model, t.source), kinds.index(t.kernel)))
             chosen = (best.kernel, best.device)
         if chosen is None:
