@@ -1,5 +1,10 @@
 """``fxmeter validate``: predicted seconds (and peak memory) against published, measured runs.
 
+Why one long module: reading a row, mapping it to a request, predicting it and summarising
+the errors share one alias table and one row record, and a reader of the errors needs to see
+how each row was mapped; the parts are sections in file order (reading, mapping, predicting,
+results, rendering).
+
 Each row of a measurement file (the shipped ``fxmeter/data/published-timings.json``, or anyone's
 list of rows as JSON or CSV) is read with the one alias table ``fxmeter/data/aliases.toml`` (model,
 GPU, parallel, precision, compile, attention and column spellings) and mapped to the fxmeter

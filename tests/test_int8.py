@@ -169,4 +169,4 @@ def test_validate_maps_torchao_int8dq_to_precision_int8() -> None:
     sc = scenario(row)
     assert isinstance(sc, Scenario), sc
     assert sc.model == "flux.1-dev" and sc.kwargs["precision"] == "int8" and sc.kwargs["hardware"] == "h100"
-    assert any("int8dq taken as --precision int8" in a for a in sc.assumptions)
+    assert any("int8 dynamic quantization taken as --precision int8" in a for a in sc.assumptions)

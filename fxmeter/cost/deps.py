@@ -1,5 +1,9 @@
 """What a trace depends on: the source files whose code shaped its graph and its numbers.
 
+Why one long module: finding a dependency's files without importing its package, digesting
+their code (docstrings stripped), and checking a stored header against them are one contract
+that the store, the shipper and the tests read together; split, the three would drift apart.
+
 A stored trace (shipped or cached) is looked up by what it *is* (class, config, dtype, stage,
 adapter name, torch major.minor: :func:`fxmeter.cost.store.key`) and kept only while what it
 *depends on* is unchanged.  Its header lists those files with their digests:

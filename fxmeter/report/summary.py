@@ -1,5 +1,9 @@
 """summary.md and the console headline, rendered from the typed report alone (re-renderable).
 
+Why one long module: summary.md and the console lines print the same figures with the same
+labels (transformer alone vs whole generation, bound vs predicted, stand-ins named); keeping
+both renderers here keeps those labels identical.
+
 ``render(rep)`` gives the markdown; :func:`fxmeter.report.charts.charts_png` the PNG charts
 that go beside it; ``headline(rep)`` and ``device_lines(rep)`` what ``fxmeter trace`` prints.
 """
