@@ -340,7 +340,12 @@ def test_sweep_of_an_impossible_resolution_names_the_point_cleanly(tiny_config: 
     assert "481x," not in err and " frames:" not in err
 
 
-def test_gpus_1_advice_does_not_suggest_gpus_1(tmp_path: Path) -> None:
+def test_gpus_1_advice_does_not_suggest_gpus_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every bundled adapter now knows how it splits; an adapter without model_dims (a class fxmeter cannot split)
+    # is what gets this advice
+    from fxmeter.model.adapters.cogvideox import CogVideoXAdapter
+
+    monkeypatch.setattr(CogVideoXAdapter, "model_dims", lambda self, config, geometry: None)
     code, _, err = run("trace", "cogvideox-5b", "--gpus", "1", "--hardware", "h100", "--output-root", str(tmp_path))
     assert_error_line(code, err, "leave --gpus out")
     assert "use --gpus 1" not in err
