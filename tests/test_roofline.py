@@ -205,8 +205,11 @@ def test_roofline_markdown_and_chart(h100_720p: Any) -> None:
     section = md.split("## Time on the device")[1].split("## Unmodeled ops")[0]
     assert "**predicted (kernel model)**" in section and "| scope | bound seconds | predicted seconds |" in section
     lines = device_lines(h100_720p)
-    # the device, then both seconds labelled for what they are, then the fit
-    assert "predicted (kernel model)" in lines[1] and "bound (roofline at 100% of every peak" in lines[2]
-    assert "fits on one" in lines[3] and len(lines) == 4
+    # the device, the stand-ins it is priced with (named), then both seconds labelled for what they are, then the fit
+    stand_ins = [ln for ln in lines if ln.strip().startswith("stand-in:")]
+    assert all(" used for " in ln for ln in stand_ins)
+    rest = [ln for ln in lines if ln not in stand_ins]
+    assert "predicted (kernel model)" in rest[1] and "bound (roofline at 100% of every peak" in rest[2]
+    assert "fits on one" in rest[3] and len(rest) == 4
     assert roofline_png(h100_720p).startswith(b"\x89PNG")
     assert CHART_ROOFLINE in h100_720p.files(plots=True)
