@@ -235,15 +235,8 @@ def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False, check_de
     ``shipped``: a trace of the package itself; once its payload hash matches, its rows are the
     ones the build checked (``python -m fxmeter.cost.ship --check``, and a test), so only its meta is
     checked again."""
-    head, sep, payload = blob.partition(b"\n")
-    if not sep:
-        raise PayloadError("no header line")
-    try:
-        header = fileio.loads(head)
-    except orjson.JSONDecodeError as e:
-        raise PayloadError(f"header is not JSON ({e})") from None
-    if not isinstance(header, dict) or header.get("magic") != MAGIC:
-        raise PayloadError("not an fxmeter symbolic model file")
+    header = header_of(blob)
+    payload = blob.partition(b"\n")[2]
     if header.get("format") != FORMAT:
         raise PayloadError(f"format {header.get('format')!r} != {FORMAT}")
     if header.get("key") != dict(k):
