@@ -55,9 +55,9 @@ class Planned:
         return store.trace(self.component, self.dtype, self.dims, root=self.root)
 
 
-def planned() -> list[Planned]:
+def planned(only: tuple[str, ...] = ()) -> list[Planned]:
     """Every stage of every bundled model's pipeline at its default workload, each trace once
-    (Wan2.1-14B and -1.3B share one UMT5 trace)."""
+    (Wan2.1-14B and -1.3B share one UMT5 trace); ``only``: those models alone."""
     from fxmeter.model.registry import MODELS, resolve_model
     from fxmeter.model.workload import normalize_dtype, resolve
 
@@ -65,6 +65,8 @@ def planned() -> list[Planned]:
     out: list[Planned] = []
     seen: set[str] = set()
     for mid in MODELS:
+        if only and mid not in only:
+            continue
         model = resolve_model(mid)
         wl = resolve(None, model.default_workload)
         geometry = model.geometry(wl)
@@ -79,12 +81,14 @@ def planned() -> list[Planned]:
     return out
 
 
-def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:  # type: ignore[no-untyped-def]
-    """Write every planned trace into ``target``; remove files no plan needs.  Returns how many are (or were) stale."""
+def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout,  # type: ignore[no-untyped-def]
+          only: tuple[str, ...] = ()) -> int:
+    """Write every planned trace into ``target``; remove files no plan needs (never with ``only``:
+    the other models' traces are kept).  Returns how many are (or were) stale."""
     target.mkdir(parents=True, exist_ok=True)
     keep: set[str] = set()
     stale = 0
-    for item in planned():
+    for item in planned(only):
         k = item.key()
         name = store.digest(k) + store.SUFFIX + ".xz"
         keep.add(name)
@@ -108,7 +112,7 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout) -> int:
         print(f"traced   {what} in {time.perf_counter() - t0:.1f} s -> {name} ({len(blob):,} bytes)",  # type: ignore[attr-defined]
               file=out)
     for p in sorted(target.glob("*" + store.SUFFIX + ".xz")):
-        if p.name not in keep:
+        if p.name not in keep and not only:
             stale += 1
             print(f"{'STALE  ' if check else 'removed'}  {p.name}", file=out)  # type: ignore[attr-defined]
             if not check:
@@ -134,8 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fxmeter.cost.ship", description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only report missing or stale traces (exit 1 if any)")
     ap.add_argument("--target", type=Path, default=TARGET, help="where the traces go (default: the package's)")
+    ap.add_argument("--models", default="", help="comma-separated model ids: ship (or check) only these")
     args = ap.parse_args(argv)
-    stale = build(args.target, check=args.check)
+    only = tuple(m for m in args.models.split(",") if m)
+    from fxmeter.model.registry import MODELS
+
+    unknown = [m for m in only if m not in MODELS]
+    if unknown:
+        print(f"error: unknown model(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    stale = build(args.target, check=args.check, only=only)
     return 1 if (args.check and stale) else 0
 
 

@@ -66,3 +66,17 @@ class StagePlan:
     def denoiser(self) -> bool:
         """True for a stage of the denoising loop (the transformer, an expert)."""
         return self.steps > 0 or self.adapter is None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model fxmeter knows by name."""
+
+    id: str
+    config_file: str
+    slug: str  # artifact folder name under static_analysis/
+    default_workload: str
+    source: str
+    description: str
+    #: the other components the pipeline loads -> their bundled config folder (``configs/<folder>/config.json``)
+    stage_configs: Mapping[str, str] = field(default_factory=dict)

@@ -20,25 +20,11 @@ from typing import Any
 from fxmeter.base.fileio import MAX_CONFIG_BYTES, read_text
 from fxmeter.errors import ConfigError, UnknownModelError, WorkloadError
 from fxmeter.model.adapters import Adapter, Geometry, adapter_for_class
-from fxmeter.model.pipeline import Component, StagePlan
+from fxmeter.model.pipeline import Component, ModelSpec, StagePlan
 from fxmeter.model.workload import Workload, fits, presets_for
 
 LOG = logging.getLogger(__name__)
 _WARNED: set[tuple[str, tuple[str, ...]]] = set()
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model fxmeter knows by name."""
-
-    id: str
-    config_file: str
-    slug: str  # artifact folder name under static_analysis/
-    default_workload: str
-    source: str
-    description: str
-    #: the other components the pipeline loads -> their bundled config folder (``configs/<folder>/config.json``)
-    stage_configs: Mapping[str, str] = field(default_factory=dict)
 
 
 _WAN = {"text_encoder": "wan2.1/text_encoder", "vae": "wan2.1/vae"}
@@ -597,3 +583,30 @@ def resolve_model(model_id: str | None, config: str | Path | None = None) -> Res
         components=components,
         missing=missing,
     )
+
+
+def _install_zoo() -> None:
+    """Add the models of ``fxmeter/model/zoo/`` (one file each) to the registry, the adapters,
+    the presets and the stage calls; a zoo model that reuses a built-in id, preset or class is an
+    error at import (two declarations would disagree silently)."""
+    from fxmeter.model import workload, zoo
+    from fxmeter.model.adapters import ADAPTERS, register
+    from fxmeter.model.adapters.defaults import STAGE_ADAPTERS
+
+    found = zoo.discover()
+    for a in found.adapters:
+        if a.diffusers_class not in ADAPTERS:
+            register(a)
+    for w in found.presets:
+        if w.name in workload.PRESETS:
+            raise RuntimeError(f"zoo: preset {w.name} is already built in")
+        workload.PRESETS[w.name] = w
+    for m in found.models:
+        if m.id in MODELS:
+            raise RuntimeError(f"zoo: model {m.id} is already built in")
+        MODELS[m.id] = m
+    for cls, call in found.stage_adapters.items():
+        STAGE_ADAPTERS.setdefault(cls, call)
+
+
+_install_zoo()
