@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fxmeter.base import knobs
 from fxmeter.errors import FxmeterError, UnmodeledOpError
 from fxmeter.estimate.options import Options, check_traffic
 from fxmeter.model.registry import ResolvedModel, resolve_model
@@ -329,46 +330,24 @@ def trace(
     model: str | None = None,
     workload: str | Workload | None = None,
     *,
-    config: str | Path | None = None,
-    dtype: str = "bf16",
     run_id: str | None = None,
     strict: bool = False,
     cache: bool = True,
-    replicate: bool = True,
     include_nodes: bool = True,
-    hardware: str | Sequence[str] | None = None,
-    hardware_file: str | Path | None = None,
-    precision: str = "bf16",
-    traffic: str = "eager",
-    efficiency: str | Mapping[str, float] | None = None,
-    batched_cfg: bool = False,
-    attention: str = "sdpa",
-    attention_precision: str = "bf16",
-    compile: bool = False,
-    cache_skip: float = 0.0,
-    price_per_hour: str | float | Mapping[str, float] | None = None,
-    gpus: int | None = None,
-    parallel: str | None = None,
-    fsdp: bool = False,
     rules: Overlay | None = None,
     progress: Progress | None = None,
-    stages: str | Sequence[str] | None = None,
-    stage_dtype: str | Mapping[str, str] | None = None,
-    offload: str = "none",
-    t5_cpu: bool = False,
-    **overrides: Any,
+    **options: Any,
 ) -> Report:
-    """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report` (see :func:`fxmeter.trace`)."""
+    """Trace ``model`` for ``workload`` and return the :class:`~fxmeter.report.Report` (see :func:`fxmeter.trace`).
+
+    ``options``: the keywords of :func:`request` (every option of :class:`fxmeter.base.knobs.TraceOptions`
+    that changes what is estimated).
+    """
     from fxmeter.report.build import build
     from fxmeter.report.document import check_run_id
 
     rid = check_run_id(default_run_id() if run_id is None else run_id)
-    req = request(model, workload, config=config, dtype=dtype, hardware=hardware, hardware_file=hardware_file,
-                  precision=precision, traffic=traffic, efficiency=efficiency, batched_cfg=batched_cfg,
-                  replicate=replicate, attention=attention, attention_precision=attention_precision, compile=compile,
-                  cache_skip=cache_skip, price_per_hour=price_per_hour, gpus=gpus, parallel=parallel, fsdp=fsdp,
-                  stages=stages, stage_dtype=stage_dtype, offload=offload, t5_cpu=t5_cpu,
-                  **overrides)
+    req = request(model, workload, **options)
     from fxmeter.cost.analyze import check_overlay
 
     check_overlay(rules)  # before any trace: a bad overlay is one UsageError, not a raw TypeError mid-analysis
@@ -480,9 +459,8 @@ def sweep(
     return SweepResult(first.model.id, first.options.dtype, hardware, rows, trace)
 
 
-#: The keywords of :func:`request` a sweep passes to every point (besides the workload and pipeline ones).
-SWEEP_OPTIONS = ("precision", "traffic", "attention", "attention_precision", "compile", "cache_skip", "price_per_hour",
-                 "gpus", "parallel", "fsdp", "batched_cfg")
+#: The keywords of :func:`request` a sweep passes to every point (declared in :mod:`fxmeter.base.knobs`).
+SWEEP_OPTIONS = knobs.SWEEP_OPTIONS
 
 
 def scale(

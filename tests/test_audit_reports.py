@@ -429,19 +429,18 @@ def test_cost(fxmeter_golden):
 
 # -- 8. the Python API ------------------------------------------------------------------------------
 def test_trace_has_its_real_signature_and_docstring() -> None:
-    import fxmeter.api
+    from fxmeter.base import knobs
 
     sig = inspect.signature(fxmeter.trace)
-    api_sig = inspect.signature(fxmeter.api.trace)
-    knobs = ("frames", "height", "width", "steps", "text_len", "batch", "guidance_scale")
     named = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    # progress is the CLI's hook (one stderr line before a slow trace), not part of the public facade
-    api_named = [p for p in api_sig.parameters.values() if p.kind is not p.VAR_KEYWORD and p.name != "progress"]
-    # the same parameters, defaults and kinds as the implementation, plus the workload knobs spelled out
-    assert [(p.name, p.default, p.kind) for p in named[: len(api_named)]] == [(p.name, p.default, p.kind) for p in api_named]
-    assert [p.name for p in named[len(api_named):]] == list(knobs)
+    # generated from the one declaration: model, workload, then every declared option with its default
     assert tuple(p.name for p in named) == fxmeter.TRACE_KEYWORDS
-    assert "workload" in (fxmeter.trace.__doc__ or "") and "hardware" in (fxmeter.trace.__doc__ or "")
+    declared = {k.name: k.default for k in knobs.knobs()}
+    assert all(p.default == declared[p.name] for p in named if p.name != "model")
+    assert [p.name for p in named[-7:]] == ["frames", "height", "width", "steps", "text_len", "batch", "guidance_scale"]
+    doc = fxmeter.trace.__doc__ or ""
+    assert "workload" in doc and "hardware" in doc
+    assert all(f"{k.name}: " in doc for k in knobs.knobs() if k.name != "workload")
 
 
 def test_import_fxmeter_imports_no_torch() -> None:

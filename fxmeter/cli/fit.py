@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import model_options, overrides_from
+from fxmeter.cli.options import api_kwargs, knob_options
 
 
 def _gib(n: int) -> str:
@@ -18,34 +18,19 @@ def _gib(n: int) -> str:
 
 @click.command("fit")
 @click.argument("model", required=False)
-@model_options
-@click.option("--hardware", required=True, help="The device (see `fxmeter hardware`).")
-@click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device).")
-@click.option("--gpus", type=int, default=1, show_default=True,
-              help="GPUs of one node: the denoiser's activations split along the sequence, weights whole on each.")
-@click.option("--precision", type=click.Choice(["bf16", "fp8", "int8"]), default="bf16", show_default=True,
-              help="Matmul weight bytes of the denoiser.")
-@click.option("--runtime", default="diffusers", show_default=True,
-              help="Dtype policy of the code that runs it: diffusers, wan (Wan's repository: the DiT in fp32 under "
-                   "autocast), wan-bf16 (Wan's --convert_model_dtype).")
-@click.option("--vae-tiling", default="off", show_default=True,
-              help="vae.enable_tiling(): off, on (the VAE's own tile sizes) or a tile size in pixels.")
+@knob_options("fit")
 @click.option("--host-ram", type=float, default=None, help="Host RAM in GB (1e9 bytes): a policy must fit it too.")
 @click.option("--expandable-segments", is_flag=True,
               help="PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True (reserved = live sets in 2 MiB pages).")
-@click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def fit(model: str | None, hardware: str, hardware_file: str | None, gpus: int, precision: str, runtime: str,
-        vae_tiling: str, host_ram: float | None, expandable_segments: bool, batched_cfg: bool, as_json: bool,
-        **kw: Any) -> None:
+def fit(model: str | None, host_ram: float | None, expandable_segments: bool, as_json: bool, **kw: Any) -> None:
     """Per residency policy (--offload), the largest resolution, frame count and batch of MODEL that fit one
     --hardware device (peak device memory per GPU: allocated + allocator slack + CUDA context + NCCL), and
     the cheapest policy that fits the workload."""
     t0 = time.perf_counter()
-    ov = overrides_from(kw)
-    got = run_fit(model, kw.pop("workload"), config=kw.pop("config"), dtype=kw.pop("dtype"), hardware=hardware,
-                  hardware_file=hardware_file, gpus=gpus, precision=precision, runtime=runtime, vae_tiling=vae_tiling,
-                  host_ram=host_ram, expandable_segments=expandable_segments, batched_cfg=batched_cfg, **ov)
+    opts = api_kwargs("fit", kw)
+    gpus = opts["gpus"]
+    got = run_fit(model, opts.pop("workload"), host_ram=host_ram, expandable_segments=expandable_segments, **opts)
     req, prober, rows, best, search_s = got
     m, hw, wl = req.model, req.devices[0], req.workload
     video = wl.frames > 1

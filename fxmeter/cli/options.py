@@ -1,4 +1,5 @@
-"""Option decorators shared by several commands (one definition each)."""
+"""Click options generated from the one declaration of every option (:mod:`fxmeter.base.knobs`),
+plus the output options every writing command shares."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import click
 
+from fxmeter.base.knobs import Knob, knobs
 from fxmeter.model.workload import OVERRIDABLE
 
 F = Callable[..., Any]
@@ -18,21 +20,40 @@ def _apply(fn: F, opts: list[Callable[[F], F]]) -> F:
     return fn
 
 
+def _click_option(k: Knob) -> Callable[[F], F]:
+    """The click option of a declared knob (as one command offers it)."""
+    decls = [k.cli_flag, *([k.short] if k.short else []), k.cli_param]
+    extra: dict[str, Any] = {}
+    if k.kind == "flag":
+        extra["is_flag"] = True
+    else:
+        extra["default"] = k.default
+        extra["type"] = {"int": int, "float": float, "path": click.Path(), "choice": click.Choice(list(k.choices)),
+                         "str": None}[k.kind]
+    return click.option(*decls, help=k.help, show_default=k.show_default, required=k.required, **extra)
+
+
+def knob_options(command: str, *groups: str) -> Callable[[F], F]:
+    """Every option ``command`` offers (of ``groups`` when given), generated from
+    :class:`fxmeter.base.knobs.TraceOptions` in declaration order."""
+    opts = [_click_option(k) for k in knobs(command, *groups)]
+    return lambda fn: _apply(fn, opts)
+
+
+def api_kwargs(command: str, kw: dict[str, Any], *groups: str) -> dict[str, Any]:
+    """Pop the declared options of ``command`` out of a click command's keyword arguments, as the
+    library takes them (``--no-cache`` -> ``cache=False``, ``--compile`` -> ``compile=True``)."""
+    out: dict[str, Any] = {}
+    for k in knobs(command, *groups):
+        if k.cli_param in kw:
+            v = kw.pop(k.cli_param)
+            out[k.name] = (not v) if k.invert else v
+    return out
+
+
 def model_options(fn: F) -> F:
-    """``--workload``, the workload knobs, ``--dtype`` and ``--config``."""
-    return _apply(fn, [
-        click.option("--workload", "-w", default=None, help="Workload preset (see `fxmeter workloads`); default: the model's."),
-        click.option("--frames", type=int, help="Video frames (rounded to 4k+1 as the pipeline does)."),
-        click.option("--height", type=int, help="Height in pixels."),
-        click.option("--width", type=int, help="Width in pixels."),
-        click.option("--steps", type=int, help="Denoising steps."),
-        click.option("--text-len", type=int, help="Text-encoder sequence length."),
-        click.option("--batch", type=int, help="Videos (images) per prompt batch."),
-        click.option("--guidance-scale", type=float, help="CFG scale; <= 1 means one pass per step."),
-        click.option("--dtype", default="bf16", show_default=True, help="Parameter dtype: bf16, fp16 or fp32."),
-        click.option("--config", "config", type=click.Path(), default=None,
-                     help="Local diffusers config.json, model_index.json or model folder."),
-    ])
+    """``--workload``, the workload knobs, ``--dtype`` and ``--config`` (as ``fxmeter trace`` offers them)."""
+    return knob_options("trace", "model", "workload")(fn)
 
 
 def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
@@ -52,51 +73,18 @@ def output_options(fn: F) -> F:
 
 
 def device_options(fn: F) -> F:
-    """``--hardware``, ``--hardware-file``, ``--precision``, ``--traffic``, ``--efficiency``."""
-    return _apply(fn, [
-        click.option("--hardware", default=None,
-                     help="Time and fit on this device, or several side by side: h100,a100,l40s (see `fxmeter hardware`)."),
-        click.option("--hardware-file", type=click.Path(), default=None, help="JSON file with more devices (or one device)."),
-        click.option("--precision", type=click.Choice(["bf16", "fp8", "int8"]), default="bf16", show_default=True,
-                     help="Matmul precision: tensor-core peak and matmul weight bytes (int8: torchao int8 dynamic "
-                          "quantization, W8A8)."),
-        click.option("--traffic", type=click.Choice(["eager", "fused"]), default="eager", show_default=True,
-                     help="Memory-traffic model for bytes (fused: elementwise chains fused as torch.compile would)."),
-        click.option("--efficiency", default=None,
-                     help="Override the kernel model: predicted seconds = the roofline at these fractions, e.g. tc=0.6,bw=0.8."),
-        click.option("--attention", type=click.Choice(["sdpa", "fa2", "fa3", "cudnn", "sage"]), default="sdpa",
-                     show_default=True, help="Attention kernel the time model prices (fa3: Hopper only)."),
-        click.option("--attention-precision", type=click.Choice(["bf16", "fp8", "int8"]), default="bf16",
-                     show_default=True, help="fp8: FA3/cuDNN fp8 attention; int8: SageAttention's INT8 QK."),
-        click.option("--compile", "compile_", is_flag=True,
-                     help="torch.compile: fused traffic and one kernel launch per fusion group."),
-        click.option("--cache-skip", type=float, default=0.0, show_default=True,
-                     help="Fraction of transformer forwards a TeaCache/FBCache-style step cache skips."),
-        click.option("--price-per-hour", default=None,
-                     help="$ per GPU-hour: one number, or per device (h100=2.49,a100=1.29)."),
-    ])
+    """The device options of ``fxmeter trace`` (``--hardware``, ``--precision``, ``--attention``...)."""
+    return knob_options("trace", "device")(fn)
 
 
 def parallel_options(fn: F) -> F:
-    """``--gpus``, ``--parallel``, ``--fsdp`` (a generation on several GPUs of the ``--hardware`` device)."""
-    return _apply(fn, [
-        click.option("--gpus", type=int, default=None,
-                     help="Run on N GPUs of the --hardware device: per-GPU work, communication and time."),
-        click.option("--parallel", default=None,
-                     help="ulysses=U,ring=R,cfg=C,tp=T with U*R*C*T = --gpus (default: cfg=2 with two passes per "
-                          "step, the rest Ulysses)."),
-        click.option("--fsdp", is_flag=True, help="Shard the denoiser's weights block by block over the GPUs (FSDP)."),
-    ])
+    """``--gpus``, ``--parallel``, ``--fsdp``, ``--batched-cfg`` (a generation on several GPUs)."""
+    return knob_options("trace", "parallel")(fn)
 
 
 def device_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
-    """Pop the device options out of a command's keyword arguments (as api.trace takes them)."""
-    out: dict[str, Any] = {k: kw.pop(k) for k in ("hardware", "hardware_file", "precision", "traffic", "efficiency", "attention",
-                                  "attention_precision", "cache_skip", "price_per_hour", "gpus", "parallel", "fsdp")
-                           if k in kw}
-    if "compile_" in kw:
-        out["compile"] = kw.pop("compile_")
-    return out
+    """Pop the device and parallel options out of a command's keyword arguments (as api.trace takes them)."""
+    return api_kwargs("trace", kw, "device", "parallel")
 
 
 def progress_line(text: str) -> None:
@@ -105,16 +93,5 @@ def progress_line(text: str) -> None:
 
 
 def pipeline_options(fn: F) -> F:
-    """``--stages``, ``--stage-dtype``, ``--offload``, ``--t5-cpu``."""
-    return _apply(fn, [
-        click.option("--stages", default="all", show_default=True,
-                     help="Pipeline stages to cost: all, or names (text_encoder,transformer,vae; transformer = every "
-                          "denoising stage). The report's totals always describe the transformer."),
-        click.option("--stage-dtype", default=None,
-                     help="A stage's dtype instead of the pipeline's, e.g. vae=bf16 (Wan loads its VAE in fp32)."),
-        click.option("--offload", default="none", show_default=True,
-                     help="Residency policy: none, model (enable_model_cpu_offload), sequential "
-                          "(enable_sequential_cpu_offload), wan (Wan generate.py --offload_model True)."),
-        click.option("--t5-cpu", "t5_cpu", is_flag=True,
-                     help="Wan's --t5_cpu: the text encoder runs on the host CPU (no device memory; its time not modeled)."),
-    ])
+    """``--stages``, ``--stage-dtype``, ``--offload``, ``--t5-cpu``, ``--runtime``, ``--vae-tiling``."""
+    return knob_options("trace", "pipeline")(fn)

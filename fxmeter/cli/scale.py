@@ -6,35 +6,18 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import (
-    device_kwargs,
-    device_options,
-    model_options,
-    output_options,
-    overrides_from,
-    pipeline_options,
-    progress_line,
-)
+from fxmeter.cli.options import api_kwargs, knob_options, output_options, progress_line
 
 
 @click.command("scale")
 @click.argument("model", required=False)
-@model_options
+@knob_options("scale")
 @output_options
-@device_options
-@click.option("--gpus", default="1,2,4,8", show_default=True, help="GPU counts, comma-separated.")
-@click.option("--parallel", default=None,
-              help="ulysses=U,ring=R,cfg=C,tp=T for every count (omitted keys 1, ulysses the rest); "
-                   "default: each count's default plan (cfg=2 with two passes per step, the rest Ulysses).")
-@click.option("--fsdp", is_flag=True, help="Shard the denoiser's weights over the GPUs (counts above 1).")
-@click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch.")
-@click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")
 @click.option("--no-plot", is_flag=True, help="Skip scale.png (matplotlib, ~1 s).")
 @click.option("--html", "html", is_flag=True, help="Also write report.html (the largest count, with the scaling chart).")
 @click.option("--json", "as_json", is_flag=True, help="Print scale.json to stdout as well.")
-@pipeline_options
-def scale(model: str | None, run_id: str | None, output_root: str, force: bool, gpus: str, parallel: str | None,
-          fsdp: bool, batched_cfg: bool, no_cache: bool, no_plot: bool, html: bool, as_json: bool, **kw: Any) -> None:
+def scale(model: str | None, run_id: str | None, output_root: str, force: bool, no_plot: bool, html: bool, as_json: bool,
+          **kw: Any) -> None:
     """Predict MODEL on each GPU count of --gpus of the --hardware device: time, speed-up, efficiency,
     memory per GPU and communication share; write scale.json, scale.csv and scale.png."""
     from fxmeter.api import default_run_id
@@ -45,18 +28,15 @@ def scale(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from fxmeter.report.files import check_writable
     from fxmeter.report.scale import write
 
-    ov = overrides_from(kw)
-    dev = device_kwargs(kw)
-    if dev.get("hardware") is None and dev.get("hardware_file") is None:
+    opts = api_kwargs("scale", kw)
+    if opts.get("hardware") is None and opts.get("hardware_file") is None:
         raise ParallelError("fxmeter scale needs --hardware: the per-GPU time and the interconnect come from the device")
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     check_writable(output_root)
-    out = check_output_root(output_root) / rid / "static_analysis" / resolve_model(model, kw.get("config")).slug
+    out = check_output_root(output_root) / rid / "static_analysis" / resolve_model(model, opts.get("config")).slug
     if (out / "scale.json").exists() and not force:  # before any evaluation
         raise OutputExistsError(f"{out / 'scale.json'} exists; pass --force or choose another --run-id")
-    res = api_scale(model, gpus=gpus, parallel=parallel, fsdp=fsdp, workload=kw.pop("workload"), config=kw.pop("config"),
-                    dtype=kw.pop("dtype"), batched_cfg=batched_cfg, cache=not no_cache, progress=progress_line,
-                    run_id=rid, include_nodes=html, **dev, **ov, **kw)
+    res = api_scale(model, progress=progress_line, run_id=rid, include_nodes=html, **opts)
     from fxmeter.cli.console import print_then_commit
 
     def console(paths: list[Any]) -> list[str]:

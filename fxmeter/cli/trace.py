@@ -6,37 +6,18 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import (
-    device_kwargs,
-    device_options,
-    model_options,
-    output_options,
-    overrides_from,
-    parallel_options,
-    pipeline_options,
-    progress_line,
-)
+from fxmeter.cli.options import api_kwargs, knob_options, output_options, progress_line
 
 
 @click.command("trace")
 @click.argument("model", required=False)
-@model_options
+@knob_options("trace")
 @output_options
-@device_options
-@parallel_options
-@pipeline_options
-@click.option("--runtime", default="diffusers", show_default=True,
-              help="Dtype policy of the code that runs it: diffusers, wan (Wan's repository: DiT in fp32), wan-bf16.")
-@click.option("--vae-tiling", default=None, help="vae.enable_tiling(): on, off or a tile size in pixels.")
-@click.option("--batched-cfg", is_flag=True, help="CFG as one forward of 2x the batch (activation memory doubles).")
-@click.option("--strict", is_flag=True, help="Fail if any op has no rule.")
-@click.option("--no-cache", is_flag=True, help="Trace now: neither the shipped traces nor the user cache are used.")
-@click.option("--full-trace", is_flag=True, help="Trace every block instead of one per repeated list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON to stdout as well.")
 @click.option("--plots", is_flag=True, help="Also draw summary.md's PNG charts (matplotlib, ~1 s; `fxmeter summary` draws them later).")
 @click.option("--html", "html", is_flag=True, help="Also write report.html (interactive, self-contained).")
-def trace(model: str | None, run_id: str | None, output_root: str, force: bool, strict: bool, no_cache: bool,
-          full_trace: bool, as_json: bool, plots: bool, html: bool, **kw: Any) -> None:
+def trace(model: str | None, run_id: str | None, output_root: str, force: bool, as_json: bool, plots: bool, html: bool,
+          **kw: Any) -> None:
     """Trace MODEL for a workload; write report.json and summary.md."""
     from fxmeter.api import default_run_id
     from fxmeter.api import trace as api_trace
@@ -44,8 +25,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from fxmeter.report.document import check_output_root, check_run_id
     from fxmeter.report.files import check_writable
 
-    ov = overrides_from(kw)
-    dev = device_kwargs(kw)
+    opts = api_kwargs("trace", kw)
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     check_writable(output_root)
     if not force and model:  # refuse an existing run before spending seconds on a trace
@@ -54,10 +34,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
         out_dir = check_output_root(output_root) / rid / "static_analysis" / get_spec(model).slug
         if (out_dir / "report.json").exists():
             raise OutputExistsError(f"{out_dir / 'report.json'} exists; pass --force or choose another --run-id")
-    rep = api_trace(
-        model, kw.pop("workload"), config=kw.pop("config"), dtype=kw.pop("dtype"), run_id=rid, strict=strict,
-        cache=not no_cache, replicate=not full_trace, progress=progress_line, **dev, **kw, **ov,
-    )
+    rep = api_trace(model, run_id=rid, progress=progress_line, **opts)
     if rep.unmodeled_ops:
         click.echo(f"warning: {len(rep.unmodeled_ops)} op(s) have no rule and count as 0 (first: {rep.unmodeled_ops[0].op}); "
                    "see unmodeled_ops in report.json, --strict to fail", err=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import model_options, overrides_from, progress_line
+from fxmeter.cli.options import api_kwargs, knob_options, progress_line
 from fxmeter.verify.compare import DEVICES, REFERENCES
 
 
@@ -40,7 +40,7 @@ def table(layers: dict[str, Any], *, fold: bool = True) -> list[str]:
 
 @click.command("verify")
 @click.argument("model", required=False)
-@model_options
+@knob_options("verify")
 @click.option("--device", type=click.Choice(DEVICES), default="meta", show_default=True, help="Where FlopCounterMode runs the reference.")
 @click.option("--reference", type=click.Choice(REFERENCES), default="eager", show_default=True,
               help="eager: run the module; graph: run the torch.export graph through an fx Interpreter.")
@@ -48,27 +48,21 @@ def table(layers: dict[str, Any], *, fold: bool = True) -> list[str]:
 @click.option("--tolerance", type=float, default=None, help="Relative tolerance for every scope (default: tolerances.toml, 0.05).")
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
 @click.option("--all-rows", is_flag=True, help="Print every module instead of folding identical blocks.")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the trace cache.")
-@click.option("--stages", default="all", show_default=True,
-              help="Pipeline stages to check (the transformer on --device; text encoders, VAE... on meta).")
 def verify(model: str | None, device: str, reference: str, run_id: str | None, tolerance: float | None,
-           output_root: str, all_rows: bool, no_cache: bool, stages: str, **kw: Any) -> None:
+           output_root: str, all_rows: bool, **kw: Any) -> None:
     """Check fxmeter's FLOPs against FlopCounterMode per module and end to end (exit 1 if the gate fails)."""
     from fxmeter.api import verify as api_verify
     from fxmeter.cli.console import print_then_commit
 
-    ov = overrides_from(kw)
+    opts = api_kwargs("verify", kw)
     written: list[Any] = []
 
     def console(res: Any, paths: list[Any]) -> None:  # printed before the files are published
         written.append(True)
         print_then_commit(lambda ps: report_lines(res, ps, all_rows))(paths)
 
-    res = api_verify(
-        model, kw.pop("workload"), device=device, reference=reference, config=kw.pop("config"), dtype=kw.pop("dtype"),
-        run_id=run_id, tolerance=tolerance, output_root=output_root, cache=not no_cache, progress=progress_line,
-        stages=stages, before_commit=console, **ov,
-    )
+    res = api_verify(model, opts.pop("workload"), device=device, reference=reference, run_id=run_id, tolerance=tolerance,
+                     output_root=output_root, progress=progress_line, before_commit=console, **opts)
     if not written:
         print_then_commit(lambda ps: report_lines(res, ps, all_rows))([])
     if not res.passed:

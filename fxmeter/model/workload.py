@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from fxmeter.base.knobs import WORKLOAD_KNOBS
 from fxmeter.errors import WorkloadError
 
 DTYPES = ("bfloat16", "float16", "float32")
@@ -61,7 +62,7 @@ PRESETS: dict[str, Workload] = {
 }
 ALIASES = {"w-001": "ci-tiny", "W-001": "ci-tiny", "W-002": "w-002", "W-003": "w-003"}
 
-OVERRIDABLE = ("frames", "height", "width", "steps", "text_len", "batch", "guidance_scale")
+OVERRIDABLE = WORKLOAD_KNOBS  # declared in fxmeter.base.knobs
 
 
 def get_preset(name: str) -> Workload:
