@@ -651,7 +651,10 @@ def verify(
         check_cpu_budget(rep.data, settings)
     from fxmeter.verify.reference import run_reference
 
-    ref = run_reference(req.model.component("transformer"), dict(req.geometry.dims), req.options.dtype, device, reference)
+    # the report's per-forward numbers are its first denoising stage's forward (2x the batch when CFG is batched)
+    main = next(p for p in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg) if p.denoiser)
+    ref = run_reference(req.model.stage_component(main), req.model.stage_dims(main, req.geometry), req.options.dtype,
+                        device, reference)
     layers, end2end = compare(rep.data, ref, tol)
     checked = verify_stages(req, rep.data, tol, progress)
     result = VerifyResult(layers, end2end, rep, out_dir, traced=traced, stages=checked)
@@ -674,27 +677,33 @@ def verify(
 
 def verify_stages(req: Request, data: Mapping[str, Any], tol: Mapping[str, float],
                   progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Each pipeline stage of report ``data`` other than the denoisers against FlopCounterMode on meta.
+    """Each pipeline stage of report ``data`` other than the denoisers against FlopCounterMode on meta; a
+    denoising stage with its own module root (LTX-2's STG and modality passes: another call of the transformer)
+    is checked the same way, eagerly.
 
     The stage is built and called as the report's trace did (same config, call, dtype and
     symbol values); its module rows are compared per module (``layers``) and per run / end to
     end over its runs (``end2end``) with the same tolerances as the transformer.
     """
     from fxmeter.verify.compare import compare
-    from fxmeter.verify.reference import run_stage_reference
+    from fxmeter.verify.reference import run_reference, run_stage_reference
 
     pipeline = data.get("pipeline") or {}
     plans = {p.name: p for p in req.model.stages(req.workload, batched_cfg=req.options.batched_cfg)}
     out = []
     for row in pipeline.get("stages", ()):
-        if row["denoiser"] or row["name"] not in plans:
+        if (row["denoiser"] and row["root"] == "transformer") or row["name"] not in plans:
             continue
         if progress:
             progress(f"verifying stage {row['name']} ({row['class']}) under FlopCounterMode on meta...")
         comp = req.model.stage_component(plans[row["name"]])
-        ref = run_stage_reference(comp, dict(row["dims"]), row["dtype"], row["root"])
+        if row["denoiser"]:
+            ref = run_reference(comp, dict(row["dims"]), row["dtype"], "meta", root=row["root"])
+            ref = replace(ref, modules={})  # the report keeps no module rows of a second pass: totals
+        else:
+            ref = run_stage_reference(comp, dict(row["dims"]), row["dtype"], row["root"])
         stage_data = {
-            "run_id": data["run_id"], "model": data["model"], "modules": row["modules"],
+            "run_id": data["run_id"], "model": data["model"], "modules": row.get("modules", []),  # a denoiser row: totals only
             "unmodeled_ops": row.get("unmodeled_ops", []),
             "workload": {**data["workload"], "steps": 1, "passes_per_step": row["runs"]},
             "totals": {"per_forward": row["per_run"]},

@@ -291,7 +291,8 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
     main_device = Device(devices_hw[0], options.precision, dict(ONE), options.dtype, options.attention_peak) if devices_hw else None
     est = Estimate(
         stages=tuple(stages), options=options, steps=steps,
-        passes_per_step=1 if batched else passes_per_step,
+        # batched CFG folds the two CFG passes into one forward; other passes (LTX-2's STG, modality) stay
+        passes_per_step=passes_per_step - 1 if batched else passes_per_step,
         cfg="batched" if batched else ("separate passes" if passes_per_step == 2 else "none"),
         weights=weights, component_weights=weights_by_component, device=main_device, predicted_by=predicted_by,
     )

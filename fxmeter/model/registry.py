@@ -309,7 +309,7 @@ def _read_json(path: Path, what: str = "config") -> dict[str, Any]:
 
 
 #: components a pipeline folder may hold besides the transformer(s) and the scheduler, with their stages
-STAGE_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder", "vae")
+STAGE_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder", "connectors", "vae", "audio_vae", "vocoder")
 #: config keys of a component config that are provenance, not the class's arguments
 _PROVENANCE = ("_source", "_note", "_name_or_path", "_commit_hash", "transformers_version", "torch_dtype", "dtype",
                "_diffusers_version")

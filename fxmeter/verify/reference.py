@@ -120,8 +120,9 @@ def run_reference(
     dtype: str,
     device: str,
     mode: str = "eager",
+    root: str = ROOT,
 ) -> Reference:
-    """Run the full model (or its exported graph) under FlopCounterMode; counts per module id."""
+    """Run the full model (or its exported graph) under FlopCounterMode; counts per module id (under ``root``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -140,12 +141,12 @@ def run_reference(
             with FlopCounterMode(display=False) as fc:
                 model(**kwargs)
             for key, per_op in fc.get_flop_counts().items():
-                mid = _map_key(key, root_class)
+                mid = _map_key(key, root_class, root)
                 ops[mid] = {_op_name(o): int(n) for o, n in sorted(per_op.items(), key=lambda kv: _op_name(kv[0]))}
                 modules[mid] = sum(ops[mid].values())
             total = int(fc.get_total_flops())
         else:
-            modules, ops, total = _run_graph(model, kwargs)
+            modules, ops, total = _run_graph(model, kwargs, root)
             notes.append("reference ran the torch.export graph (ep.module()) through torch.fx.Interpreter, FLOPs per node's nn_module_stack")
     ops.setdefault("Global", {})
     modules.pop("Global", None)
