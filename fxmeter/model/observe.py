@@ -2,8 +2,8 @@
 
 The hand adapters say what a pipeline runs (``Adapter.stages``, ``pipeline_stages``); this module
 checks it by running the pipeline itself.  :func:`observe` builds the real pipeline class
-(``model_index.json``'s ``_class_name``, or the class the model's adapter names in
-:data:`PIPELINES`) with every component the real class on ``meta`` from the bundled (or the
+(``model_index.json``'s ``_class_name``, or the class the model's adapter variant runs,
+:data:`fxmeter.model.folder.PIPELINES`) with every component the real class on ``meta`` from the bundled (or the
 folder's) configs, and calls it as a user would: a prompt (and a negative prompt with
 classifier-free guidance), the workload's height, width, frames, steps, guidance scale and
 ``max_sequence_length``, a conditioning image for image-to-video pipelines.  Every call the
@@ -63,20 +63,6 @@ if TYPE_CHECKING:
     import torch
 
     from fxmeter.model.registry import ResolvedModel
-
-#: the pipeline class of each adapter (name, or family) when the config names none (bundled models)
-PIPELINES: dict[str, str] = {
-    "wan": "WanPipeline",
-    "wan-ti2v": "WanPipeline",
-    "wan-experts": "WanPipeline",
-    "wan-i2v": "WanImageToVideoPipeline",
-    "wan-i2v-experts": "WanImageToVideoPipeline",
-    "flux": "FluxPipeline",
-    "sd3": "StableDiffusion3Pipeline",
-    "hunyuan_video": "HunyuanVideoPipeline",
-    "cogvideox": "CogVideoXPipeline",
-    "ltx_video": "LTXPipeline",
-}
 
 #: the denoising components (their forward is recorded and answered from a cached real meta forward)
 DENOISERS = ("transformer", "transformer_2")
@@ -404,15 +390,18 @@ class _Recorder:
 
 # -- building ------------------------------------------------------------------------------------------
 def pipeline_class_name(model: ResolvedModel) -> str:
-    """model_index.json's ``_class_name`` (``_pipeline.class``), else the adapter's known pipeline."""
+    """model_index.json's ``_class_name`` (``_pipeline.class``), else the adapter's known pipeline
+    (:func:`fxmeter.model.folder.pipelines_for`)."""
     p = model.config.get("_pipeline")
     if isinstance(p, dict) and isinstance(p.get("class"), str):
         return str(p["class"])
-    a = model.adapter
-    name = PIPELINES.get(a.name) or PIPELINES.get(a.family)
-    if name is None:
-        raise ConfigError(f"{model.id}: no known diffusers pipeline for {a.diffusers_class} (adapter {a.name}); "
-                          "a model folder's model_index.json names it")
+    from fxmeter.model.folder import pipelines_for
+
+    names = pipelines_for(model.adapter)
+    if not names:
+        raise ConfigError(f"{model.id}: no known diffusers pipeline for {model.adapter.diffusers_class} (adapter "
+                          f"{model.adapter.name}); a pipeline folder's model_index.json names it")
+    name = names[0]
     return name
 
 
@@ -749,3 +738,59 @@ def _ftfy(pipe: Any) -> Iterator[None]:
         yield
     finally:
         del mod.ftfy  # type: ignore[attr-defined]
+
+
+def cfg_batched(obs: Observation) -> bool:
+    """True when the pipeline ran classifier-free guidance as one denoiser forward of twice the batch
+    per step (SD3, CogVideoX, LTX-Video concatenate the two branches; Wan runs two forwards)."""
+    dens = [s for s in obs.stages() if s.component in DENOISERS and s.steps]
+    return bool(dens) and all(s.calls_per_step == 1 and s.batch == 2 * obs.workload.batch for s in dens)
+
+
+def observe_model(model: str | None = None, workload: str | Workload | None = None, *, config: str | None = None,
+                  dtype: str = "bf16", **overrides: Any) -> tuple[ResolvedModel, Observation]:
+    """Resolve a model id or a pipeline folder (``model`` may be a path) and observe one generation."""
+    from fxmeter.model.folder import looks_like_path, resolve_folder
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import normalize_dtype, resolve
+
+    if model is not None and looks_like_path(model):
+        if config is not None:
+            raise ConfigError("give a pipeline folder or --config, not both")
+        resolved = resolve_folder(model)
+    else:
+        resolved = resolve_model(model, config)
+    wl = resolve(workload, resolved.default_workload or None, **overrides)
+    resolved.geometry(wl)  # a workload the model cannot run is refused before anything is built
+    return resolved, observe(resolved, wl, normalize_dtype(dtype))
+
+
+#: the workload knobs each adapter symbol follows (a symbol not named here is not checked)
+SYMBOL_KNOBS: dict[str, frozenset[str]] = {
+    "batch": frozenset({"batch"}),
+    "latent_frames": frozenset({"frames"}),
+    "patches_h": frozenset({"height"}), "latent_h": frozenset({"height"}),
+    "patches_w": frozenset({"width"}), "latent_w": frozenset({"width"}),
+    "text_len": frozenset({"text_len"}), "seq_len": frozenset({"text_len"}),
+    "image_tokens": frozenset({"height", "width"}),
+}
+
+
+def check_axes(model: ResolvedModel, axes: tuple[Axis, ...], wl: Workload) -> list[str]:
+    """Where the inferred axes of the denoisers disagree with the adapter's ``symbol_axes``: an axis the
+    adapter makes a symbol must follow that symbol's knobs (:data:`SYMBOL_KNOBS`), and an axis it keeps
+    constant must follow none (only knobs the observation varied are compared)."""
+    declared = model.adapter.symbol_axes(model.config)
+    out: list[str] = []
+    for a in axes:
+        if a.stage not in DENOISERS:
+            continue
+        sym = declared.get(a.name, {}).get(a.axis)
+        varied = set(a.sizes)
+        if sym is not None and sym.symbol not in SYMBOL_KNOBS:
+            continue
+        want = (SYMBOL_KNOBS[sym.symbol] if sym is not None else frozenset()) & varied
+        if set(a.follows) != want:
+            out.append(f"{a.stage}.{a.name}[{a.axis}]: adapter {sym.symbol if sym else 'constant'} "
+                       f"({', '.join(sorted(want)) or 'no knob'}), observed {', '.join(a.follows) or 'no knob'}")
+    return out
