@@ -107,9 +107,11 @@ def test_cli_observe_table_and_json(tiny: Path) -> None:
     assert lines[0].startswith("custom-tiny-wan @ ci-tiny: WanPipeline")
     assert any(ln.split()[:6] == ["transformer", "forward", "2", "1", "2", "1"] for ln in lines), out
     assert "plan: the hand adapter's plan agrees" in out
-    code, out, err = run("observe", str(tiny), "-w", "ci-tiny", "--steps", "3", "--json")
+    code, out, err = run("observe", str(tiny), "-w", "ci-tiny", "--steps", "3", "--json", "--axes")
     assert code == 0, err
     d = json.loads(out)
+    axes = {(a["stage"], a["input"], a["axis"]): a["follows"] for a in d["axes"]}
+    assert axes[("transformer", "hidden_states", 3)] == ["height"] and axes[("vae", "z", 0)] == ["batch"]
     tr = next(s for s in d["stages"] if s["name"] == "transformer")
     assert (tr["runs"], tr["steps"], tr["calls_per_step"]) == (6, 3, 2)
     assert tr["inputs"]["hidden_states"] == {"shape": [1, 4, 2, 32, 32], "dtype": "bfloat16"}
@@ -222,8 +224,9 @@ BATCHED_CFG = {"sd3.5-large", "cogvideox-5b", "ltx-video"}
 def _second(wl: Any) -> Any:
     """A smaller second workload of the same family (other sizes, fewer steps)."""
     video = wl.frames > 1
-    return replace(wl, name=f"{wl.name}-small", frames=(25 if video else 1), height=wl.height // 2,
-                   width=wl.width // 2, steps=4, text_len=wl.text_len // 2 if wl.text_len > 256 else wl.text_len)
+    return replace(wl, name=f"{wl.name}-small", frames=(25 if video else 1), height=max(wl.height // 2 // 64 * 64, 64),
+                   width=max(wl.width // 2 // 64 * 64, 64), steps=4,
+                   text_len=wl.text_len // 2 if wl.text_len > 256 else wl.text_len)
 
 
 @pytest.mark.slow

@@ -664,7 +664,13 @@ def planned_inputs(model: ResolvedModel, wl: Workload, plan: Any, dtype: str) ->
     kw = comp.adapter.inputs(dict(comp.config), dims, torch_dtype(plan.dtype or dtype))
     import torch
 
-    return {k: _spec(v) for k, v in kw.items() if isinstance(v, torch.Tensor)}
+    out: dict[str, TensorSpec] = {}
+    for k, v in kw.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = _spec(v)
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(x, torch.Tensor) for x in v):
+            out.update({f"{k}[{i}]": _spec(x) for i, x in enumerate(v)})  # CogVideoX's (cos, sin) RoPE tables
+    return out
 
 
 def compare_with_plan(model: ResolvedModel, obs: Observation, dtype: str = "bfloat16", *,
