@@ -23,6 +23,7 @@ from fxmeter.model import observe as ob
 from fxmeter.model.folder import PIPELINES, check_folder
 from fxmeter.model.registry import MODELS, resolve_model
 from fxmeter.model.workload import get_preset
+from tests.conftest import TINY_WAN
 from tests.test_pipeline_cli import INDEX, folder
 
 
@@ -116,6 +117,12 @@ def test_cli_observe_table_and_json(tiny: Path) -> None:
     assert (tr["runs"], tr["steps"], tr["calls_per_step"]) == (6, 3, 2)
     assert tr["inputs"]["hidden_states"] == {"shape": [1, 4, 2, 32, 32], "dtype": "bfloat16"}
     assert d["plan_differences"] == [] and d["cfg_batched"] is False
+
+
+def test_observe_needs_the_pipelines_components(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(TINY_WAN))
+    code, _, err = run("observe", "--config", str(tmp_path / "config.json"), "-w", "ci-tiny")
+    one_error(code, err, "WanPipeline needs text_encoder, vae", "observe a pipeline folder")
 
 
 def test_cli_observe_bad_input_is_one_line(tmp_path: Path) -> None:
@@ -245,3 +252,7 @@ def test_observation_equals_the_hand_plan(mid: str) -> None:
         assert ob.cfg_batched(obs) == (mid in BATCHED_CFG), (mid, w.name)
         diffs = ob.compare_with_plan(m, obs, batched_cfg=mid in BATCHED_CFG)
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])
+        plans = m.stages(w, denoise_only=True)
+        if len(plans) == 2:  # Wan2.2-A14B: the low-noise expert takes over after the high-noise expert's steps
+            switch = obs.expert_switch()
+            assert switch is not None and switch[0] == plans[0].steps and switch[1] == plans[1].timesteps[0]

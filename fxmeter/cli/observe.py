@@ -55,6 +55,10 @@ def observe(model: str | None, axes: bool, as_json: bool, **kw: Any) -> None:
         click.echo(f"{s.name:<16} {s.method:<8} {s.runs:>5} {steps:>5} {per:>8} {s.batch or '-':>5}  {_inputs(s.inputs)}{more}")
     if batched:
         click.echo("CFG: one denoiser forward of 2x the batch per step (fxmeter's --batched-cfg)")
+    switch = obs.expert_switch()
+    if switch is not None:
+        t = "" if switch[1] is None else f" (timestep {switch[1]:g})"
+        click.echo(f"experts: transformer_2 takes over at step {switch[0]}{t}")
     click.echo("patched: " + "; ".join(obs.patched))
     if diffs:
         click.echo(f"plan: {len(diffs)} difference(s) from the hand adapter's plan:")

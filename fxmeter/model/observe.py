@@ -161,12 +161,19 @@ class Observation:
                                      len(sigs), ts))
         return tuple(out)
 
+    def expert_switch(self) -> tuple[int, float | None] | None:
+        """(step, timestep) of the first ``transformer_2`` call (Wan2.2-A14B's low-noise expert), or None."""
+        c = next((c for c in self.calls if c.component == "transformer_2"), None)
+        return None if c is None or c.step is None else (c.step, c.timestep)
+
     def stage(self, name: str) -> ObservedStage | None:
         return next((s for s in self.stages() if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
+        switch = self.expert_switch()
         return {"model": self.model, "pipeline": self.pipeline, "scheduler": self.scheduler,
                 "workload": self.workload.to_dict(), "stages": [s.to_dict() for s in self.stages()],
+                "expert_switch": None if switch is None else {"step": switch[0], "timestep": switch[1]},
                 "patched": list(self.patched)}
 
 
@@ -507,6 +514,11 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
                 raise ConfigError(model.missing[pname])
             missing.append(pname)
             kwargs[pname] = None
+    absent = [m for m in missing if not m.startswith(("tokenizer", "image_processor", "feature_extractor"))]
+    if absent:
+        raise ConfigError(f"{model.id}: {name} needs {', '.join(absent)}, and {model.config_source} has no config for "
+                          f"{'it' if len(absent) == 1 else 'them'}; observe a pipeline folder (model_index.json and "
+                          "<component>/config.json) or a bundled model")
     if "expand_timesteps" in params and "expand_timesteps" not in kwargs and "transformer" in model.components:
         exp = getattr(model.adapter, "_expand_timesteps", None)
         if callable(exp) and exp(model.config):
