@@ -9,6 +9,19 @@ import click
 from fxmeter.cli.options import api_kwargs, knob_options, output_options, progress_line
 
 
+def model_or_folder(model: str | None, opts: dict[str, Any]) -> str | None:
+    """MODEL as a pipeline folder (``fxmeter trace PATH``): checked whole, then traced as ``--config PATH``."""
+    from fxmeter.model.folder import looks_like_path, resolve_folder
+
+    if model is None or not looks_like_path(model):
+        return model
+    if opts.get("config") is not None:
+        raise click.UsageError("give a pipeline folder or --config, not both")
+    resolve_folder(model)
+    opts["config"] = model
+    return None
+
+
 @click.command("trace")
 @click.argument("model", required=False)
 @knob_options("trace")
@@ -18,7 +31,7 @@ from fxmeter.cli.options import api_kwargs, knob_options, output_options, progre
 @click.option("--html", "html", is_flag=True, help="Also write report.html (interactive, self-contained).")
 def trace(model: str | None, run_id: str | None, output_root: str, force: bool, as_json: bool, plots: bool, html: bool,
           **kw: Any) -> None:
-    """Trace MODEL for a workload; write report.json and summary.md."""
+    """Trace MODEL (a model id, or a pipeline folder with model_index.json) for a workload; write report.json and summary.md."""
     from fxmeter.api import default_run_id
     from fxmeter.api import trace as api_trace
     from fxmeter.errors import OutputExistsError
@@ -26,6 +39,7 @@ def trace(model: str | None, run_id: str | None, output_root: str, force: bool, 
     from fxmeter.report.files import check_writable
 
     opts = api_kwargs("trace", kw)
+    model = model_or_folder(model, opts)
     rid = check_run_id(default_run_id() if run_id is None else run_id)
     check_writable(output_root)
     if not force and model:  # refuse an existing run before spending seconds on a trace
