@@ -85,9 +85,10 @@ def _register() -> None:
     for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
-    from fxmeter.cli import fit, train  # `fxmeter fit` (will it fit?), `fxmeter train` (training cost)
+    from fxmeter.cli import fit, plan, train  # `fxmeter fit` (will it fit?), `fxmeter train` (training cost),
+    # `fxmeter plan` / `diagnose` (which deployment; what explains a run)
 
-    for cmd in (*fit.COMMANDS, *train.COMMANDS):
+    for cmd in (*fit.COMMANDS, *train.COMMANDS, *plan.COMMANDS):
         main.add_command(cmd)
 
 
