@@ -105,3 +105,33 @@ def test_plan_contradictions_name_the_nearest_setup(args: list[str], needle: str
     assert res.exit_code == 1, res.output
     bad = [x for x in res.output.splitlines() if x.startswith("impossible:")]
     assert len(bad) == 1 and needle in bad[0] and "fxmeter trace flux.1-dev" in bad[0]
+
+
+# -- diagnose ---------------------------------------------------------------------------------------------
+def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
+    from fxmeter.estimate.diagnose import diagnose, price_options
+
+    secs, _ = price_options(MODEL, None, {"hardware": "h100", "attention": "fa2"})
+    d = diagnose(MODEL, measured=secs, hardware="h100", attention="fa3")  # the run's stated setup: fa3
+    top = [c.name for c in d.causes[:2]]
+    assert any("attention fa2" in n for n in top), top
+    assert d.causes[0].fix == "--attention fa3"
+
+
+def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off() -> None:
+    from fxmeter.estimate.diagnose import diagnose, price_options
+
+    secs, peak = price_options(MODEL, None, {"hardware": "l40s", "offload": "sequential"})
+    d = diagnose(MODEL, measured=secs, measured_peak_gb=peak / 1e9, hardware="l40s")
+    assert d.causes[0].name == "offload sequential" and d.causes[0].score < 1e-9
+    assert not d.explained
+    base, _ = price_options(MODEL, None, {"hardware": "l40s"})
+    ok = diagnose(MODEL, measured=base * 1.04, hardware="l40s")
+    assert ok.explained and "within 4%" in ok.lines()[1]
+
+
+def test_diagnose_cli_errors() -> None:
+    res = CliRunner().invoke(main, ["diagnose", MODEL, "--measured", "10"])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output
+    res = CliRunner().invoke(main, ["diagnose", MODEL, "--hardware", "h100", "--measured", "-1"])
+    assert res.exit_code == 2 and "--measured" in res.output

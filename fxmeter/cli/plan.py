@@ -170,4 +170,36 @@ def lines(fr: Any, fleet: Any = None) -> list[str]:
     return out
 
 
-COMMANDS = (plan,)
+
+
+@click.command("diagnose")
+@click.argument("model", required=False)
+@knob_options("trace", "model", "workload", "device", "parallel", "pipeline")
+@click.option("--measured", type=float, required=True, help="Seconds the run took (one generation, end to end).")
+@click.option("--measured-peak-gb", type=float, default=None, help="Peak GPU memory the run reached, GB (1e9 bytes).")
+@click.option("--trace", "trace_now", is_flag=True, help="Trace now the dtypes a cause needs (fp32) when not shipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def diagnose(model: str | None, measured: float, measured_peak_gb: float | None, trace_now: bool, as_json: bool,
+             **kw: Any) -> None:
+    """Which single setting explains a measured run of MODEL on --hardware (attention FA2/FA3/SDPA, offload,
+    fp32 weights, eager vs compiled, ring vs Ulysses, the VAE in fp32, host-bound dispatch): each cause with
+    the time it predicts and the change to make, best first; or "within N%" when nothing is off."""
+    from fxmeter.estimate.diagnose import diagnose as run
+    from fxmeter.estimate.planner import PlanError
+
+    opts = api_kwargs("trace", kw, "model", "workload", "device", "parallel", "pipeline")
+    _positive(measured, "--measured", zero=False)
+    _positive(measured_peak_gb, "--measured-peak-gb", zero=False)
+    if opts.get("hardware") is None:
+        raise PlanError("fxmeter diagnose needs --hardware: the device the run was measured on")
+    workload, config = opts.pop("workload"), opts.pop("config")
+    d = run(model, workload, measured=measured, measured_peak_gb=measured_peak_gb, config=config, trace=trace_now,
+            **opts)
+    if as_json:
+        click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
+        return
+    for line in d.lines():
+        click.echo(line)
+
+
+COMMANDS = (plan, diagnose)

@@ -457,6 +457,16 @@ def deployment_numbers(p: Pricer, est: Estimate, res: Residency, plan: ParallelP
     return total, w + activations, compute, exposed, moved, moved_bytes
 
 
+def stage_times(p: Pricer, est: Estimate, hw: Hardware) -> Estimate:
+    """``est`` with every stage's predicted seconds per forward from ``p`` on ``hw`` (the options' kernels)."""
+    o = est.options
+    stages = []
+    for s in est.stages:
+        k = KernelOptions(o.attention, o.precision if s.denoiser else "bf16", o.attention_precision, o.compile)
+        stages.append(replace(s, predicted=StageTime("predicted", p.stage_seconds(s.cost, hw, k), (), (), {}, "fast")))
+    return replace(est, stages=tuple(stages))
+
+
 # -- the search ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Variant:
@@ -599,13 +609,7 @@ def search(model: str | None, workload: Any = None, *, space: Space, config: Any
                                                   memo=evals)
                 opts = replace(est0.options, attention=ko.attention, attention_precision=ko.attention_precision,
                                compile=ko.compile, hardware=hw.name)
-                stages = []
-                for s in est0.stages:
-                    kopts = KernelOptions(ko.attention, ko.precision if s.denoiser else "bf16", ko.attention_precision,
-                                          ko.compile)
-                    sec = p.stage_seconds(s.cost, hw, kopts)
-                    stages.append(replace(s, predicted=StageTime("predicted", sec, (), (), {}, "fast")))
-                est = replace(est0, stages=tuple(stages), options=opts)
+                est = stage_times(p, replace(est0, options=opts), hw)
                 rkey = ko.precision
                 if rkey not in residencies:
                     residencies[rkey] = plan_residency(est, opts, adapter.offload_seq, policies, hw, i2v)[1]
