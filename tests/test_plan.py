@@ -135,3 +135,35 @@ def test_diagnose_cli_errors() -> None:
     assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output
     res = CliRunner().invoke(main, ["diagnose", MODEL, "--hardware", "h100", "--measured", "-1"])
     assert res.exit_code == 2 and "--measured" in res.output
+
+
+# -- fleet ------------------------------------------------------------------------------------------------
+def test_queueing_arithmetic() -> None:
+    import math
+
+    from fxmeter.estimate.fleet import erlang_c, gamma_p95, p95_latency, smallest_fleet
+
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)  # textbook: c=2, a=1 -> 1/3
+    assert gamma_p95(1, 2.0) == pytest.approx(-math.log(0.05) / 2.0, rel=1e-9)  # exponential quantile
+    assert gamma_p95(0, 2.0) == 0.0
+    lat, util = p95_latency(1.0, 1, 0.5, 1)  # M/M/1 bound, lambda 1/s, D 0.5 s: C = 0.5
+    assert util == pytest.approx(0.5) and lat == pytest.approx(math.log(0.5 / 0.05) / (2 - 1) + 0.5)
+    assert p95_latency(1.0, 1, 2.0, 1)[0] == math.inf  # utilisation 2: unstable
+    n, lat, util = smallest_fleet(3600.0, 1, 10.0, 20.0)  # 1 request/s, 10 s each: at least 11 replicas
+    assert n >= 11 and lat <= 20.0 and util < 1
+    assert p95_latency(1.0, 1, 10.0, n - 1)[0] > 20.0  # one fewer misses the target
+    assert smallest_fleet(3600.0, 1, 10.0, 5.0) is None  # the run alone exceeds the p95
+
+
+def test_plan_rate_cli() -> None:
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
+                                    "--price-per-hour", "0.86", "--rate", "600", "--p95", "60", "--json"])
+    assert res.exit_code == 0, res.output
+    fleet = json.loads(res.output)["fleet"]
+    best = fleet["options"][0]
+    assert best["p95"] <= 60 and best["utilisation"] < 1 and "M/D/c" in fleet["assumptions"]
+    assert best["cost_per_1000"] == pytest.approx(best["replicas"] * best["gpus_per_replica"] * 0.86 * 1000 / 600)
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
+                                    "--rate", "600", "--p95", "1"])
+    assert res.exit_code == 1 and "impossible: no fleet meets p95 1 s" in res.output

@@ -70,7 +70,7 @@ def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: 
     opts = api_kwargs("trace", kw, "model", "workload")
     _positive(slo, "--slo")
     _positive(budget, "--budget")
-    _positive(rate, "--rate")
+    _positive(rate, "--rate", zero=False)
     _positive(p95, "--p95", zero=False)
     if not 1 <= max_gpus <= 64:
         raise PlanError(f"--max-gpus must be between 1 and 64, got {max_gpus}")
