@@ -723,7 +723,12 @@ def _pct(a: float, b: float) -> str:
     return f"{(b - a) / b * 100:.0f}%"
 
 
-def reason(r: Priced, index: Mapping[Setup, Priced], rows: Sequence[Priced], pos: int, front: Sequence[Priced]) -> str:
+def _planless(s: Setup) -> Setup:
+    return replace(s, parallel=None, fsdp=False)
+
+
+def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Sequence[Priced]], pos: int,
+           front: Sequence[Priced]) -> str:
     """One line: where ``r`` sits on the frontier and the single setting that matters most to it."""
     if pos == 0:
         where = "fastest"
@@ -760,8 +765,7 @@ def reason(r: Priced, index: Mapping[Setup, Priced], rows: Sequence[Priced], pos
     if s.fsdp:
         consider(replace(s, fsdp=False), lambda a: "without --fsdp")
     if s.gpus > 1:  # the best other plan of the same count, and why this one beats it
-        others = [x for x in rows if x.setup.gpus == s.gpus and x.setup.device == s.device and x.fits
-                  and replace(x.setup, parallel=s.parallel, fsdp=s.fsdp) == s and x.setup != s]
+        others = [x for x in plans_of.get(_planless(s), ()) if x.fits and x.setup != s]
         if others:
             o = min(others, key=lambda x: x.seconds)
             if o.seconds > r.seconds:
@@ -816,7 +820,13 @@ def frontier(result: SearchResult, *, slo: float | None = None, budget: float | 
     quality = [r for r in every if not r.exact]
     cmd = command or (lambda s: "")
 
+    wanted = {(r.setup.device, r.setup.gpus) for r in (*exact, *quality) if r.setup.gpus > 1}
+    plans_of: dict[Setup, list[Priced]] = {}
+    for x in ok:  # the other plans of each frontier row's device, GPU count and settings
+        if (x.setup.device, x.setup.gpus) in wanted:
+            plans_of.setdefault(_planless(x.setup), []).append(x)
+
     def rows_of(front: list[Priced]) -> list[Row]:
-        return [Row(r, cmd(r.setup), reason(r, index, ok, i, front)) for i, r in enumerate(front)]
+        return [Row(r, cmd(r.setup), reason(r, index, plans_of, i, front)) for i, r in enumerate(front)]
 
     return Frontier(result, rows_of(exact), rows_of(quality), len(ok))
