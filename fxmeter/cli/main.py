@@ -85,9 +85,10 @@ def _register() -> None:
     for mod in (trace, verify, validate, top, compare, summary, html, sweep, scale, hardware, catalog, cache):
         for cmd in getattr(mod, "COMMANDS", ()):
             main.add_command(cmd)
-    from fxmeter.cli import fit, observe, train  # `fxmeter fit` (will it fit?), `fxmeter train` (training cost)
+    from fxmeter.cli import fit, observe, plan, train  # `fxmeter fit` (will it fit?), `fxmeter train` (training
+    # cost), `fxmeter observe` (the pipeline's calls), `fxmeter plan` / `diagnose` (which deployment; what explains a run)
 
-    for cmd in (*fit.COMMANDS, *train.COMMANDS, *observe.COMMANDS):
+    for cmd in (*fit.COMMANDS, *train.COMMANDS, *observe.COMMANDS, *plan.COMMANDS):
         main.add_command(cmd)
 
 

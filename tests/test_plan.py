@@ -1,0 +1,169 @@
+"""``fxmeter plan`` / ``diagnose``: the frontier's arithmetic, the fast search against the api path, the CLI's
+answers to bad and contradictory input, diagnose naming a known setting, and fleet sizing."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from fxmeter.cli.main import main
+from fxmeter.estimate.hardware import get_many
+from fxmeter.estimate.planner import Priced, Setup, Space, frontier, pareto, price_setup, search
+
+MODEL = "flux.1-dev"
+
+
+def _row(seconds: float, gpus: int, device: str = "h100", price: float | None = 2.0, **kw: object) -> Priced:
+    return Priced(Setup(device, gpus, **kw), seconds, 1, 2, price)  # type: ignore[arg-type]
+
+
+def test_pareto_on_a_hand_made_set() -> None:
+    a = _row(10.0, 1)  # 10 GPU-s: $0.00556
+    b = _row(6.0, 2)  # 12 GPU-s: faster, dearer, more GPUs -> on the frontier
+    c = _row(6.0, 4)  # same time as b with more GPUs and more cost -> dominated by b
+    d = _row(12.0, 1)  # slower than a at more cost, same GPUs -> dominated by a
+    e = _row(20.0, 1, price=0.5)  # slowest but cheapest ($0.00278) -> on the frontier
+    f = _row(2.0, 8)  # fastest -> on the frontier
+    front = pareto([a, b, c, d, e, f])
+    assert front == [f, b, a, e]
+    assert [round(r.dollars or 0, 6) for r in front] == [round(2.0 * 8 / 3600 * 2, 6), round(12 / 3600 * 2, 6),
+                                                        round(10 / 3600 * 2, 6), round(20 / 3600 * 0.5, 6)]
+    # no prices: the cost axis is GPU-seconds
+    g, h = _row(4.0, 2, price=None), _row(5.0, 1, price=None)
+    assert pareto([g, h]) == [g, h] and pareto([_row(4.0, 2, price=None), _row(3.0, 1, price=None)])[0].gpus == 1
+
+
+@pytest.fixture(scope="module")
+def small() -> object:
+    return search(MODEL, space=Space(get_many("h100,l40s"), max_gpus=2, quality=True))
+
+
+def test_search_prices_as_the_api_does(small: object) -> None:
+    rows = small.rows  # type: ignore[attr-defined]
+    picks = [r for r in rows if r.setup == Setup("h100", 2, "ulysses=1,ring=1,cfg=1,tp=2", False)]
+    picks += [r for r in rows if r.setup == Setup("l40s", 1, None, False, "model", attention="fa2", compile=True)]
+    picks += [r for r in rows if r.setup == Setup("l40s", 2, "ulysses=1,ring=2,cfg=1,tp=1", True, "sequential",
+                                                  precision="fp8", cache_skip=0.5)]
+    picks += [r for r in rows if r.setup.steps is not None][:1]
+    assert len(picks) == 4
+    for r in picks:
+        ref = price_setup(MODEL, None, r.setup)
+        assert r.seconds == pytest.approx(ref.seconds, rel=1e-9), r.setup
+        assert r.peak_bytes == ref.peak_bytes, r.setup
+    assert all(r.quality for r in picks[2:]) and not picks[0].quality
+
+
+def test_frontier_rows_are_exact_and_undominated(small: object) -> None:
+    fr = frontier(small, command=lambda s: "cmd")  # type: ignore[arg-type]
+    assert fr.exact and all(r.priced.exact and r.priced.fits for r in fr.exact)
+    assert all(not r.priced.exact for r in fr.quality)
+    fit = [r for r in small.rows if r.fits and r.exact]  # type: ignore[attr-defined]
+    for row in fr.exact:
+        p = row.priced
+        assert not any(q.seconds <= p.seconds and q.cost() <= p.cost() and q.gpus <= p.gpus and
+                       (q.seconds, q.cost(), q.gpus) != (p.seconds, p.cost(), p.gpus) for q in fit)
+    assert fr.exact[0].why.startswith("fastest")
+
+
+def test_plan_cli_row_command_reproduces_its_seconds(tmp_path: object) -> None:
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "2", "--exact-only", "--json",
+                                    "--price-per-hour", "0.86"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    row = doc["frontier"][-1]
+    assert row["command"].startswith("fxmeter trace flux.1-dev --hardware l40s")
+    args = shlex.split(row["command"])[1:] + ["--json", "--output-root", str(tmp_path), "--run-id", "p"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output[out.output.index("{"):])
+    dep = rep.get("deployment")
+    secs = dep["predicted_seconds"] if dep else rep["pipeline"]["end_to_end"]["predicted_seconds"]
+    assert secs == pytest.approx(row["seconds"], rel=1e-9)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--slo", "-1"], "--slo"), (["--rate", "-1"], "--rate"), (["--hardware", "h1000"], "unknown hardware"),
+    (["--budget", "0.01"], "--price-per-hour"), (["--max-gpus", "0"], "--max-gpus"), (["--p95", "10"], "--rate"),
+    (["--price-per-hour", "-3"], "price"),
+])
+def test_plan_invalid_input_is_one_error_line_exit_2(args: list[str], needle: str) -> None:
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", *args])
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], res.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--slo", "0"], "no setup generates in 0 s: the fastest"),
+    (["--budget", "0", "--price-per-hour", "0.86"], "no setup costs $0 or less"),
+])
+def test_plan_contradictions_name_the_nearest_setup(args: list[str], needle: str) -> None:
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only", *args])
+    assert res.exit_code == 1, res.output
+    bad = [x for x in res.output.splitlines() if x.startswith("impossible:")]
+    assert len(bad) == 1 and needle in bad[0] and "fxmeter trace flux.1-dev" in bad[0]
+
+
+# -- diagnose ---------------------------------------------------------------------------------------------
+def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
+    from fxmeter.estimate.diagnose import diagnose, price_options
+
+    secs, _ = price_options(MODEL, None, {"hardware": "h100", "attention": "fa2"})
+    d = diagnose(MODEL, measured=secs, hardware="h100", attention="fa3")  # the run's stated setup: fa3
+    top = [c.name for c in d.causes[:2]]
+    assert any("attention fa2" in n for n in top), top
+    assert d.causes[0].fix == "--attention fa3"
+
+
+def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off() -> None:
+    from fxmeter.estimate.diagnose import diagnose, price_options
+
+    secs, peak = price_options(MODEL, None, {"hardware": "l40s", "offload": "sequential"})
+    d = diagnose(MODEL, measured=secs, measured_peak_gb=peak / 1e9, hardware="l40s")
+    assert d.causes[0].name == "offload sequential" and d.causes[0].score < 1e-9
+    assert not d.explained
+    base, _ = price_options(MODEL, None, {"hardware": "l40s"})
+    ok = diagnose(MODEL, measured=base * 1.04, hardware="l40s")
+    assert ok.explained and "within 4%" in ok.lines()[1]
+
+
+def test_diagnose_cli_errors() -> None:
+    res = CliRunner().invoke(main, ["diagnose", MODEL, "--measured", "10"])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output
+    res = CliRunner().invoke(main, ["diagnose", MODEL, "--hardware", "h100", "--measured", "-1"])
+    assert res.exit_code == 2 and "--measured" in res.output
+
+
+# -- fleet ------------------------------------------------------------------------------------------------
+def test_queueing_arithmetic() -> None:
+    import math
+
+    from fxmeter.estimate.fleet import erlang_c, gamma_p95, p95_latency, smallest_fleet
+
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)  # textbook: c=2, a=1 -> 1/3
+    assert gamma_p95(1, 2.0) == pytest.approx(-math.log(0.05) / 2.0, rel=1e-9)  # exponential quantile
+    assert gamma_p95(0, 2.0) == 0.0
+    lat, util = p95_latency(1.0, 1, 0.5, 1)  # M/M/1 bound, lambda 1/s, D 0.5 s: C = 0.5
+    assert util == pytest.approx(0.5) and lat == pytest.approx(math.log(0.5 / 0.05) / (2 - 1) + 0.5)
+    assert p95_latency(1.0, 1, 2.0, 1)[0] == math.inf  # utilisation 2: unstable
+    n, lat, util = smallest_fleet(3600.0, 1, 10.0, 20.0)  # 1 request/s, 10 s each: at least 11 replicas
+    assert n >= 11 and lat <= 20.0 and util < 1
+    assert p95_latency(1.0, 1, 10.0, n - 1)[0] > 20.0  # one fewer misses the target
+    assert smallest_fleet(3600.0, 1, 10.0, 5.0) is None  # the run alone exceeds the p95
+
+
+def test_plan_rate_cli() -> None:
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
+                                    "--price-per-hour", "0.86", "--rate", "600", "--p95", "60", "--json"])
+    assert res.exit_code == 0, res.output
+    fleet = json.loads(res.output)["fleet"]
+    best = fleet["options"][0]
+    assert best["p95"] <= 60 and best["utilisation"] < 1 and "M/D/c" in fleet["assumptions"]
+    assert best["cost_per_1000"] == pytest.approx(best["replicas"] * best["gpus_per_replica"] * 0.86 * 1000 / 600)
+    res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
+                                    "--rate", "600", "--p95", "1"])
+    assert res.exit_code == 1 and "impossible: no fleet meets p95 1 s" in res.output
