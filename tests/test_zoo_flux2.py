@@ -1,10 +1,11 @@
-"""FLUX.2-dev (``fxmeter/model/zoo/flux2.py``): Flux2Pipeline's stages, geometry and FLOPs.
+"""FLUX.2-dev and FLUX.2-klein-4B (``fxmeter/model/zoo/flux2.py``): their pipelines' stages, geometry and FLOPs.
 
 Fast lane: the model and its preset are listed, ``fxmeter trace`` runs from the shipped traces, the
 stage list is Flux2Pipeline's (Mistral3 once, the transformer once per step, the VAE decode once), the
 geometry of the preset, the transformer's and the text encoder's tensor-core FLOPs written out by hand
 (evaluated from the shipped traces), and the transformer against FlopCounterMode on the full-size meta
-model at a small workload.  Slow: every stage against FlopCounterMode at the preset.
+model at a small workload; the same for FLUX.2-klein-4B (Flux2KleinPipeline: Qwen3-4B, no guidance input,
+CFG only for an undistilled config).  Slow: every stage against FlopCounterMode at the preset.
 """
 
 from __future__ import annotations
@@ -148,3 +149,108 @@ def test_every_stage_matches_flop_counter_at_the_preset(stage: str) -> None:
     for mid, n in ref.modules.items():
         if n and mid in by_id:
             assert by_id[mid] == n, mid
+
+
+# -- FLUX.2-klein-4B: Flux2KleinPipeline, Qwen3-4B, no guidance embedder, step-distilled -------------------------------
+KLEIN = "flux.2-klein-4b"
+
+
+def klein_transformer_flops(n: int, t: int) -> int:
+    """FLUX.2-klein-4B (convert_flux2_to_diffusers.py ``klein-4b``): 24 heads x 128 = 3072, 5 double + 20 single
+    blocks, joint_attention_dim 7680 (3 x Qwen3-4B's 2560), no guidance embedder."""
+    d, inner, seq = 24 * 128, 3 * 24 * 128, n + t
+
+    def stream(m: int) -> int:
+        return 4 * 2 * m * d * d + 2 * m * d * 2 * inner + 2 * m * inner * d
+
+    attention = 4 * seq * seq * d
+    double = stream(n) + stream(t) + attention
+    single = 2 * seq * d * (3 * d + 2 * inner) + 2 * seq * (d + inner) * d + attention
+    embed = 2 * n * IN * d + 2 * t * 7680 * d
+    temb = 2 * TGC * d + 2 * d * d  # the timestep embedder only
+    modulation = 2 * d * 6 * d * 2 + 2 * d * 3 * d
+    head = 2 * d * 2 * d + 2 * n * d * IN
+    return 5 * double + 20 * single + embed + temb + modulation + head
+
+
+def qwen3_4b_flops(s: int) -> int:
+    """Qwen3-4B (Qwen3ForCausalLM) at ``s`` tokens: 36 layers, 32 q / 8 kv heads x 128, SwiGLU 9728, LM head."""
+    h, q, kv, ffn, vocab = 2560, 32 * 128, 8 * 128, 9728, 151936
+    layer = 2 * s * h * q + 2 * 2 * s * h * kv + 2 * s * q * h + 3 * 2 * s * h * ffn + 4 * s * s * q
+    return 36 * layer + 2 * s * h * vocab
+
+
+def test_klein_stages_geometry_and_counts(tmp_path: Any) -> None:
+    import torch
+
+    m = resolve_model(KLEIN)
+    wl = resolve(None, m.default_workload)
+    assert (wl.name, wl.height, wl.width, wl.steps, wl.text_len, wl.guidance_scale) == (
+        "flux2-klein-1024", 1024, 1024, 4, 512, 1.0)
+    assert m.geometry(wl).dims == {"batch": 1, "image_tokens": 4096, "text_len": 512}
+    assert [(p.name, p.runs, m.stage_component(p).config["_class_name"]) for p in m.stages(wl)] == [
+        ("text_encoder", 1, "Qwen3ForCausalLM"), ("transformer", 4, "Flux2Transformer2DModel"),
+        ("vae", 1, "AutoencoderKLFlux2")]
+    # no guidance input (guidance=None), int64 4-D position ids
+    kw = m.adapter.inputs(m.config, m.geometry(wl).dims, torch.bfloat16)
+    assert "guidance" not in kw and tuple(kw["img_ids"].shape) == (1, 4096, 4)
+    # is_distilled: guidance_scale > 1 still one pass and one text-encoder call; the undistilled base model: CFG
+    cfg = resolve(None, m.default_workload, guidance_scale=4.0)
+    assert m.passes_per_step(cfg) == 1
+    base = {**m.config, "_pipeline": {"class": "Flux2KleinPipeline", "is_distilled": False}}
+    assert m.adapter.passes_per_step(base, cfg) == 2
+    assert [(p.name, p.runs) for p in m.adapter.pipeline_stages(base, cfg, m.geometry(cfg))[0]] == [("text_encoder", 2)]
+
+    out = CliRunner().invoke(main, ["trace", KLEIN, "--output-root", str(tmp_path), "--run-id", "k", "--strict"])
+    assert out.exit_code == 0, out.output
+    data = json.loads((tmp_path / "k" / "static_analysis" / "flux_2_klein" / "report.json").read_text())
+    assert data["trace"]["cache"] == "shipped"
+    assert data["totals"]["per_forward"]["tensor_core_flops"] == klein_transformer_flops(4096, 512)
+    stages = {s["name"]: s for s in data["pipeline"]["stages"]}
+    assert stages["text_encoder"]["per_run"]["tensor_core_flops"] == qwen3_4b_flops(512) == 4_273_425_350_656
+
+
+def test_klein_transformer_matches_flop_counter_at_a_small_workload() -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fxmeter.api import request, stage_inputs
+    from fxmeter.estimate.evaluate import evaluate
+    from fxmeter.model.capture import build_model
+
+    req = request(KLEIN, stages="transformer", height=256, width=192, text_len=16)
+    inp = next(i for i in stage_inputs(req) if i.plan.name == "transformer")
+    assert inp.source == "shipped"
+    ours = evaluate(inp.model, inp.dims, nodes=False)
+    net = build_model(req.model.config, "bfloat16")
+    kw = req.model.adapter.inputs(req.model.config, dict(inp.dims), torch.bfloat16)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net(**kw)
+    assert ours.total.tensor_core_flops == fc.get_total_flops() == klein_transformer_flops(192, 16)
+
+
+@pytest.mark.slow  # FlopCounterMode over Qwen3-4B's export graph and the full transformer at the preset
+@pytest.mark.parametrize("stage", ["text_encoder", "transformer"])
+def test_klein_stage_matches_flop_counter_at_the_preset(stage: str) -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fxmeter.api import request, stage_inputs
+    from fxmeter.estimate.evaluate import evaluate
+    from fxmeter.model.capture import build_model
+    from fxmeter.verify.reference import run_stage_reference
+
+    req = request(KLEIN, stages=stage)
+    inp = next(i for i in stage_inputs(req) if i.plan.name == stage)
+    ours = evaluate(inp.model, inp.dims)
+    assert ours.unmodeled == (), ours.unmodeled
+    if stage == "transformer":
+        net = build_model(req.model.config, "bfloat16")
+        kw = req.model.adapter.inputs(req.model.config, dict(inp.dims), torch.bfloat16)
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            net(**kw)
+        assert ours.total.tensor_core_flops == fc.get_total_flops() == klein_transformer_flops(4096, 512)
+        return
+    comp = req.model.stage_component(inp.plan)
+    ref = run_stage_reference(comp, dict(inp.dims), str(inp.model.meta["dtype"]), inp.plan.root)
+    assert ours.total.tensor_core_flops == ref.total == qwen3_4b_flops(512)

@@ -23,6 +23,13 @@ What the pipelines do (diffusers 0.42.1, ``pipelines/flux2/pipeline_flux2.py`` a
   elementwise ops outside the VAE, not counted), then ``vae.decode(latents, return_dict=False)[0]`` on
   ``(batch, 32, H/8, W/8)``, in the pipeline's dtype.
 
+Models: ``flux.2-dev`` (preset ``flux2-1024``: the pipeline's defaults, 1024x1024 from ``default_sample_size``
+128 x 8, 50 steps, guidance 4.0) and ``flux.2-klein-4b``, the step-distilled 4B (``model_index.json``:
+``Flux2KleinPipeline``, ``is_distilled`` true, kept in its config's ``_pipeline``; preset ``flux2-klein-1024``:
+1024x1024, 4 steps, guidance 1.0, as BFL runs the distilled klein models).  Both share the FLUX.2 VAE.
+The 9B klein and the undistilled "base" klein checkpoints run the same code with other configs
+(``--config``); they are not bundled.
+
 Configs: the transformer values of ``scripts/convert_flux2_to_diffusers.py`` (``get_flux2_transformer_config``:
 ``flux2-dev``, ``klein-4b``), the VAE as that script builds it (``AutoencoderKLFlux2()``, the class defaults),
 the text encoders' configs from the public copies named in each ``_source``.  FLUX.2-dev's Mistral config has
@@ -141,8 +148,8 @@ def klein(config: dict[str, Any]) -> bool:
 
 
 def _is_distilled(config: dict[str, Any]) -> bool:
-    pipe = config.get("_pipeline") if isinstance(config.get("_pipeline"), dict) else {}
-    return bool(pipe.get("is_distilled", False))
+    pipe = config.get("_pipeline")
+    return isinstance(pipe, dict) and bool(pipe.get("is_distilled", False))
 
 
 @dataclass
@@ -271,12 +278,20 @@ MODELS = (
               "convert_flux2_to_diffusers.py",
               "FLUX.2-dev text-to-image, 32B (Mistral-Small-3 24B text encoder; guidance-distilled: 1 pass/step)",
               {c: f"flux.2-dev/{c}" for c in ("text_encoder", "vae")}),
+    ModelSpec("flux.2-klein-4b", "flux.2-klein-4b/transformer/config.json", "flux_2_klein", "flux2-klein-1024",
+              "https://github.com/huggingface/diffusers/blob/207bae7a5e772ce97e6a446cdf16fba5b9acca24/scripts/"
+              "convert_flux2_to_diffusers.py",
+              "FLUX.2-klein-4B text-to-image, 4B (Qwen3-4B text encoder; step-distilled: 4 steps, 1 pass/step)",
+              {"text_encoder": "flux.2-klein-4b/text_encoder", "vae": "flux.2-dev/vae"}),
 )
 
 PRESETS = (
     Workload("flux2-1024", 1, 1024, 1024, 50, TEXT_LEN, guidance_scale=4.0,
              description="FLUX.2-dev Flux2Pipeline: 1024x1024 (default_sample_size 128 x 8), 50 steps, distilled "
                          "guidance 4.0 (1 pass), Mistral 512 tokens", family="flux2"),
+    Workload("flux2-klein-1024", 1, 1024, 1024, 4, TEXT_LEN, guidance_scale=1.0,
+             description="FLUX.2-klein-4B (distilled) Flux2KleinPipeline: 1024x1024, 4 steps, guidance 1.0 (no CFG: "
+                         "1 pass), Qwen3 512 tokens", family="flux2"),
 )
 
 STAGE_ADAPTERS = {
