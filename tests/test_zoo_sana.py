@@ -111,7 +111,7 @@ def _flop_counter_transformer(dims: dict[str, int]) -> int:
 
 
 def test_transformer_counts_what_flop_counter_counts_at_256px() -> None:
-    rep = fxmeter.trace(MODEL, run_id="zoo-sana-256", height=256, width=256)
+    rep = fxmeter.trace(MODEL, run_id="zoo-sana-256", height=256, width=256, stages="transformer")
     dims = rep.data["workload"]["dims"]
     assert dims == {"batch": 1, "patches_h": 8, "patches_w": 8, "text_len": 300}
     assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == _flop_counter_transformer(dims)
