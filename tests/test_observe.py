@@ -256,3 +256,13 @@ def test_observation_equals_the_hand_plan(mid: str) -> None:
         if len(plans) == 2:  # Wan2.2-A14B: the low-noise expert takes over after the high-noise expert's steps
             switch = obs.expert_switch()
             assert switch is not None and switch[0] == plans[0].steps and switch[1] == plans[1].timesteps[0]
+
+
+def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fxmeter.model.folder import looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wan2.1-t2v-1.3b").mkdir()
+    (tmp_path / "mine").mkdir()
+    assert not looks_like_path("wan2.1-t2v-1.3b") and not looks_like_path("flux.1-dev")
+    assert looks_like_path("mine") and looks_like_path("./x") and looks_like_path("model_index.json")
