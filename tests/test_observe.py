@@ -266,3 +266,8 @@ def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch:
     (tmp_path / "mine").mkdir()
     assert not looks_like_path("wan2.1-t2v-1.3b") and not looks_like_path("flux.1-dev")
     assert looks_like_path("mine") and looks_like_path("./x") and looks_like_path("model_index.json")
+
+
+def test_plan_differences_for_a_zoo_models_test(tiny: Path) -> None:
+    assert ob.plan_differences(str(tiny), "ci-tiny", steps=2) == []
+    assert ob.plan_differences(str(tiny), "ci-tiny", batched_cfg=True)[0].startswith("transformer: runs: plan 1, observed 2")

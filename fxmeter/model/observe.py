@@ -835,3 +835,15 @@ def check_axes(model: ResolvedModel, axes: tuple[Axis, ...], wl: Workload) -> li
             out.append(f"{a.stage}.{a.name}[{a.axis}]: adapter {sym.symbol if sym else 'constant'} "
                        f"({', '.join(sorted(want)) or 'no knob'}), observed {', '.join(a.follows) or 'no knob'}")
     return out
+
+
+def plan_differences(model: str, workload: str | Workload | None = None, *, batched_cfg: bool | None = None,
+                     dtype: str = "bf16", **overrides: Any) -> list[str]:
+    """Observe ``model`` (an id or a pipeline folder) at ``workload`` (default: its preset) and return
+    where its hand plan disagrees, one line each (empty: they agree).  ``batched_cfg`` None: as the
+    pipeline ran it (:func:`cfg_batched`).  A zoo model's test can assert ``plan_differences(id) == []``."""
+    from fxmeter.model.workload import normalize_dtype
+
+    resolved, obs = observe_model(model, workload, dtype=dtype, **overrides)
+    batched = cfg_batched(obs) if batched_cfg is None else batched_cfg
+    return [str(m) for m in compare_with_plan(resolved, obs, normalize_dtype(dtype), batched_cfg=batched)]
