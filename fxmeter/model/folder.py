@@ -67,7 +67,11 @@ def known_pipelines() -> tuple[str, ...]:
 
 
 def looks_like_path(arg: str) -> bool:
-    """True when a MODEL argument is a path rather than a model id (ids have no slash)."""
+    """True when a MODEL argument is a path rather than a model id (a registered id always wins)."""
+    from fxmeter.model.registry import MODELS
+
+    if arg in MODELS:
+        return False
     return "/" in arg or "\\" in arg or arg in (".", "..") or arg.endswith(".json") or Path(arg).is_dir()
 
 

@@ -39,6 +39,29 @@ What cannot be seen this way: the dtype a user loads each component in (taken fr
 ``StagePlan.dtype``, else the workload dtype), tiling/slicing the user turns on, and anything the
 pipeline does with token values (prompt length beyond :data:`PROMPT_TOKENS`).
 
+What the observation found or cannot see, per bundled model (``tests/test_observe.py`` pins each one;
+every other stage, run count, step, batch, input name, shape and dtype equals the hand plan at the
+preset and at a second workload):
+
+* every model: tokenizers are :class:`ShapeTokenizer` (the prompt's token count in the mask is a
+  placeholder); a component's dtype is the plan's (what the pipeline's docstring loads); VAE
+  tiling/slicing is off; the scheduler is the model's ``scheduler_config.json`` where one is bundled
+  (Wan2.2-A14B's UniPC), else the class the pipeline's ``__init__`` names with its defaults (timestep
+  *values* may differ from a checkpoint's; counts and shapes do not).
+* Wan2.2-T2V/I2V-A14B: UniPC's timesteps are int64, so the transformer gets an int64 ``timestep``; the
+  adapter builds float32 (found by the observation; the expert split and the timesteps agree).
+* Wan2.1 T2V/I2V, Wan2.2-TI2V: no scheduler config is bundled; their checkpoints ship UniPC too (int64
+  timesteps), which the class default (FlowMatchEuler, float32) does not show.
+* Wan I2V: the pipeline takes any ``max_sequence_length``; fxmeter pins 512 text tokens (the attention
+  processor hard-codes them), so the text_len knob is not observed there.  Its ``image_processor`` is
+  ``CLIPImageProcessor()``'s defaults (224 px), as the checkpoint's.
+* HunyuanVideo: the pipeline passes ``encoder_attention_mask`` in the transformer dtype (the adapter:
+  int64), and step 0's ``timestep`` is float32 (the latents are float32 until the first scheduler step)
+  while steps 1.. are bf16 (the adapter: bf16 for all).
+* SD3.5, CogVideoX, LTX-Video: classifier-free guidance is one forward of twice the batch
+  (``torch.cat([latents] * 2)``), i.e. fxmeter's ``--batched-cfg``; the default plan's two passes cost the
+  same FLOPs.
+
 :func:`infer_axes` runs the pipeline at the base workload and at one variant per workload knob
 (frames, height, width, text_len, batch) and says which knobs each input axis follows.
 :func:`compare_with_plan` checks an observation against the hand adapter's plan (components,
@@ -812,3 +835,15 @@ def check_axes(model: ResolvedModel, axes: tuple[Axis, ...], wl: Workload) -> li
             out.append(f"{a.stage}.{a.name}[{a.axis}]: adapter {sym.symbol if sym else 'constant'} "
                        f"({', '.join(sorted(want)) or 'no knob'}), observed {', '.join(a.follows) or 'no knob'}")
     return out
+
+
+def plan_differences(model: str, workload: str | Workload | None = None, *, batched_cfg: bool | None = None,
+                     dtype: str = "bf16", **overrides: Any) -> list[str]:
+    """Observe ``model`` (an id or a pipeline folder) at ``workload`` (default: its preset) and return
+    where its hand plan disagrees, one line each (empty: they agree).  ``batched_cfg`` None: as the
+    pipeline ran it (:func:`cfg_batched`).  A zoo model's test can assert ``plan_differences(id) == []``."""
+    from fxmeter.model.workload import normalize_dtype
+
+    resolved, obs = observe_model(model, workload, dtype=dtype, **overrides)
+    batched = cfg_batched(obs) if batched_cfg is None else batched_cfg
+    return [str(m) for m in compare_with_plan(resolved, obs, normalize_dtype(dtype), batched_cfg=batched)]
