@@ -650,12 +650,15 @@ __all__ = ["PlanError", "Priced", "Pricer", "SearchResult", "Setup", "Space", "d
 
 
 def price_setup(model: str | None, workload: Any, setup: Setup, *, config: Any = None, dtype: str = "bf16",
-                price: float | None = None, **overrides: Any) -> Priced:
-    """``setup`` priced through :mod:`fxmeter.api` (what its ``fxmeter trace`` line prints)."""
+                price: float | None = None, memo: dict[str, Any] | None = None, **overrides: Any) -> Priced:
+    """``setup`` priced through :mod:`fxmeter.api` (what its ``fxmeter trace`` line prints).  ``memo``: the
+    stage inputs and evaluated stages of earlier calls (as a sweep shares them), reused where they repeat."""
     from fxmeter import api
 
+    m = {} if memo is None else memo
     req = api.request(model, workload, config=config, dtype=dtype, **setup.options(price), **overrides)
-    est = api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
+    est = api.estimate_request(req, api.stage_inputs(req, memo=m.setdefault("inputs", {})), nodes=False,
+                               modules=False, memo=m.setdefault("stages", {}))
     hw = req.devices[0]
     pr = req.prices.get(hw.name, hw.price_per_hour)
     q = setup.changes_output(api.request(model, workload, config=config, dtype=dtype, **overrides).workload.steps)
