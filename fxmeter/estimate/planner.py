@@ -498,6 +498,7 @@ class SearchResult:
     seconds: float  # wall seconds of the search
     kernel_points: int
     pricer: Pricer
+    notes: list[str] = field(default_factory=list)
 
     @property
     def fitting(self) -> list[Priced]:
@@ -585,6 +586,7 @@ def search(model: str | None, workload: Any = None, *, space: Space, config: Any
     rules = split_rules(m, base.geometry)
     rows: list[Priced] = []
     plans = parallel_plans(base, space.max_gpus) if space.max_gpus > 1 else []
+    unpriced: dict[str, str] = {}
     points = 0
     for steps, skip in variants(base, space.quality):
         ov = dict(overrides)
@@ -623,7 +625,7 @@ def search(model: str | None, workload: Any = None, *, space: Space, config: Any
                                        compute_seconds=secs - (res.transfer_seconds or 0.0),
                                        transfer_seconds=res.transfer_seconds or 0.0,
                                        quality=setup.changes_output(base.workload.steps)))
-                for plan in plans:
+                for plan in plans if hw.name not in unpriced else ():
                     denoised: dict[str, _Denoised] = {}
                     for res in residencies[rkey]:
                         try:
@@ -631,12 +633,16 @@ def search(model: str | None, workload: Any = None, *, space: Space, config: Any
                                                                                ko, denoised)
                         except ParallelError:
                             break
+                        except FxmeterError as e:  # e.g. a device whose GPU link has no communication constants
+                            unpriced[hw.name] = str(e)
+                            break
                         setup = Setup(hw.name, plan.gpus, plan.spec(), plan.fsdp, res.policy, res.t5_cpu,
                                       ko.precision, ko.attention, ko.attention_precision, ko.compile, skip, steps)
                         rows.append(Priced(setup, secs, peak, hw.memory_bytes, price, comp, exp, mv, cb,
                                            _link_name(p.link(hw, plan.gpus)),
                                            quality=setup.changes_output(base.workload.steps)))
-    return SearchResult(m.id, base.workload, base.workload.steps, rows, time.perf_counter() - t0, points, p)
+    notes = [f"{d}: one GPU only; its multi-GPU setups cannot be priced ({why})" for d, why in unpriced.items()]
+    return SearchResult(m.id, base.workload, base.workload.steps, rows, time.perf_counter() - t0, points, p, notes)
 
 
 def _link_name(link: LinkSpec) -> str:
