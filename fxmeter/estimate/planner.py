@@ -751,10 +751,9 @@ def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Se
     if pos == len(front) - 1 and len(front) > 1:
         where = "cheapest" + ("" if r.gpus > min(x.gpus for x in front) else " and fewest GPUs")
     s = r.setup
-    best: tuple[float, str] | None = None
+    found: list[tuple[float, str]] = []
 
     def consider(alt_setup: Setup, text: Callable[[Priced], str]) -> None:
-        nonlocal best
         alt = index.get(alt_setup)
         if alt is None or alt is r:
             return
@@ -766,8 +765,7 @@ def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Se
             line = f"{text(alt)} would take {alt.seconds:,.1f} s"
         else:
             return
-        if best is None or gain > best[0]:
-            best = (gain, line)
+        found.append((gain, line))
 
     if s.attention != "sdpa" or s.attention_precision != "bf16":
         consider(replace(s, attention="sdpa", attention_precision="bf16"), lambda a: "with torch SDPA attention it")
@@ -786,14 +784,14 @@ def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Se
                 if o.comm_seconds > r.comm_seconds:
                     text += (f" (moves {o.comm_bytes / 1e9:,.1f} GB per GPU per generation over {o.comm_link}, "
                              f"{o.comm_seconds:,.1f} s exposed vs {r.comm_seconds:,.1f} s)")
-                g = o.seconds / r.seconds
-                if best is None or g > best[0]:
-                    best = (g, text)
+                found.append((o.seconds / r.seconds, text))
         one = replace(s, gpus=1, parallel=None, fsdp=False)
         alt = index.get(one)
-        if alt is not None and alt.fits and (best is None or alt.seconds / r.seconds > best[0]):
-            best = (alt.seconds / r.seconds, f"one GPU takes {alt.seconds:,.1f} s")
-    why = where + (f"; {best[1]}" if best else "")
+        if alt is not None and alt.fits:
+            found.append((alt.seconds / r.seconds, f"one GPU takes {alt.seconds:,.1f} s"))
+    found.sort(key=lambda x: -x[0])  # what this setup needs (would not fit without), then the largest time gain
+    shown = found[:1] + [f for f in found[1:2] if math.isinf(found[0][0]) and not math.isinf(f[0])]
+    why = where + "".join(f"; {line}" for _, line in shown)
     if s.t5_cpu:
         why += "; the T5 encode runs on the host CPU and its time is not modelled (optimistic)"
     if r.quality:
