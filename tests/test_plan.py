@@ -156,6 +156,22 @@ def test_queueing_arithmetic() -> None:
     assert smallest_fleet(3600.0, 1, 10.0, 5.0) is None  # the run alone exceeds the p95
 
 
+def test_fleet_from_a_frontier(small: object) -> None:
+    from fxmeter.estimate.fleet import size_fleet
+
+    fr = frontier(small, command=lambda s: "cmd")  # type: ignore[arg-type]
+    fleet = size_fleet(small, fr, rate=1000.0, p95=120.0, model=MODEL, workload=None, config=None, dtype="bf16",
+                       overrides={}, command=lambda s: "cmd", batches=(1,))
+    assert fleet.impossible is None and fleet.options
+    costs = [o.cost_per_hour for o in fleet.options]
+    assert costs == sorted(costs)
+    for o in fleet.options:  # no prices in the fixture: the cost is GPU-hours per hour
+        assert o.cost_per_hour == o.replicas * o.gpus_per_replica and o.p95 <= 120.0
+        assert o.utilisation == pytest.approx(1000.0 / 3600.0 * o.seconds_per_batch / o.replicas)
+        assert o.per_1000(1000.0) == pytest.approx(o.cost_per_hour)
+
+
+@pytest.mark.slow
 def test_plan_rate_cli() -> None:
     res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
                                     "--price-per-hour", "0.86", "--rate", "600", "--p95", "60", "--json"])

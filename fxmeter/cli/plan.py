@@ -121,6 +121,7 @@ def to_json(fr: Any, fleet: Any = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "model": res.model, "workload": res.workload.name, "priced": len(res.rows), "fit": len(res.fitting),
         "meeting_constraints": fr.kept, "search_seconds": res.seconds, "impossible": fr.impossible,
+        "notes": list(res.notes),
         "frontier": [_row_json(r) for r in fr.exact], "changes_output": [_row_json(r) for r in fr.quality],
         "cost_axis": "dollars" if any(r.priced.dollars is not None for r in fr.exact) else "gpu_seconds"}
     if fleet is not None:
@@ -153,8 +154,9 @@ def lines(fr: Any, fleet: Any = None) -> list[str]:
     devices = sorted({r.setup.device for r in res.rows})
     head = (f"{res.model}, workload {wl.name} ({shape}): {len(res.rows):,} setups priced exactly on "
             f"{len(devices)} device(s) in {res.seconds:.1f} s, {len(res.fitting):,} fit")
+    notes = [f"note: {n}" for n in res.notes]
     if fr.impossible is not None:
-        return [head, f"impossible: {fr.impossible}"]
+        return [head, *notes, f"impossible: {fr.impossible}"]
     out = [head + f", {fr.kept:,} meet the constraints"]
     priced = any(r.priced.dollars is not None for r in fr.exact)
     out.append("Pareto frontier (seconds, " + ("$" if priced else "GPU-seconds") + " and GPUs per generation; "
@@ -167,7 +169,7 @@ def lines(fr: Any, fleet: Any = None) -> list[str]:
         out.append("(no prices: the cost axis is GPU-seconds per generation; --price-per-hour gives $)")
     if fleet is not None:
         out += fleet.lines()
-    return out
+    return out + notes
 
 
 

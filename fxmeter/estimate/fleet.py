@@ -182,13 +182,14 @@ def size_fleet(res: Any, fr: Any, *, rate: float, p95: float | None, model: str 
     priced = any(c.price_per_hour is not None for c in cands)
     found: list[Option] = []
     fastest: tuple[float, Any] | None = None
+    memo: dict[str, Any] = {}
     for c in cands:
         for b in batches:
             if b == 1:
                 secs, fits = c.seconds, c.fits
             else:
                 try:
-                    got = price_setup(model, workload, c.setup, config=config, dtype=dtype,
+                    got = price_setup(model, workload, c.setup, config=config, dtype=dtype, memo=memo,
                                       **{**overrides, "batch": b * int(overrides.get("batch") or 1)})
                 except FxmeterError:
                     continue
