@@ -17,8 +17,8 @@ The pipeline (diffusers 0.42.1, ``pipelines/cogview4/pipeline_cogview4.py``), co
   ``original_size``/``target_size``/``crop_coords`` ``(B, 2)`` tensors in the text encoder's dtype.  CFG 5.0:
   the conditional and the unconditional pass are two separate forwards per step, 50 steps.  The
   unconditional pass sees the negative prompt's 16 tokens: with the default workload (``text_len`` 16)
-  both passes are the same forward; with ``--text-len`` above 16 fxmeter runs both at ``text_len`` (the
-  unconditional one is then overestimated, by its extra text tokens).
+  both passes are the same forward (2 passes per step); with a longer prompt the unconditional pass is a
+  denoising stage of its own, ``transformer_uncond`` (the same weights, ``text_len`` 16, once per step).
 * **VAE**: ``vae.decode(latents / scaling_factor, return_dict=False)[0]``, bf16 (the docstring loads the
   pipeline with ``torch_dtype=torch.bfloat16``; so are the text encoder and the transformer).
 
@@ -142,9 +142,6 @@ class CogView4Adapter(Adapter):
         notes = image_only(wl.frames, "CogView4")
         lh, lw = wl.height // VAE_SCALE, wl.width // VAE_SCALE
         dims = {"batch": wl.batch, "patches_h": lh // p, "patches_w": lw // p, "text_len": wl.text_len}
-        if wl.guidance_scale > 1.0 and wl.text_len != NEGATIVE_TOKENS:
-            notes.append(f"the unconditional pass is costed at text_len {wl.text_len}; the pipeline's empty negative "
-                         f"prompt has {NEGATIVE_TOKENS} tokens")
         tokens = (lh // p) * (lw // p)
         return Geometry(dims, (wl.batch, int(config["in_channels"]), lh, lw), tokens, 1, tuple(notes))
 
@@ -186,6 +183,17 @@ class CogView4Adapter(Adapter):
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
         return {"batch": 2, "patches_h": 5, "patches_w": 7, "text_len": 9}
+
+    def stages(self, config: dict[str, Any], wl: Workload, *, batched_cfg: bool = False) -> tuple[StagePlan, ...]:
+        """Two forwards per step with CFG; the unconditional one sees the empty negative prompt's 16 tokens, so a
+        longer prompt makes it a stage of its own (same weights, ``text_len`` 16)."""
+        dims = self.geometry(config, wl).dims
+        if wl.guidance_scale <= 1.0 or dims["text_len"] == NEGATIVE_TOKENS:
+            return super().stages(config, wl, batched_cfg=batched_cfg)
+        return (StagePlan("transformer", "transformer", "denoiser (conditional pass)", runs=wl.steps, steps=wl.steps),
+                StagePlan("transformer_uncond", "transformer",
+                          f"denoiser (unconditional pass: the empty negative prompt, {NEGATIVE_TOKENS} text tokens)",
+                          runs=wl.steps, steps=wl.steps, dims={**dims, "text_len": NEGATIVE_TOKENS}))
 
     def pipeline_stages(self, config: dict[str, Any], wl: Workload,
                         geometry: Geometry) -> tuple[tuple[StagePlan, ...], tuple[StagePlan, ...]]:
