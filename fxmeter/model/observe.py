@@ -629,7 +629,8 @@ def variants(wl: Workload, video: bool) -> dict[str, Workload]:
         out["frames"] = replace(wl, name=f"{wl.name}+frames", frames=wl.frames + 8 if wl.frames > 1 else 9)
     out["height"] = replace(wl, name=f"{wl.name}+height", height=wl.height + 64)
     out["width"] = replace(wl, name=f"{wl.name}+width", width=wl.width + 128)
-    out["text_len"] = replace(wl, name=f"{wl.name}+text_len", text_len=wl.text_len + 16)
+    # shorter text: pipelines cap max_sequence_length (Flux at 512)
+    out["text_len"] = replace(wl, name=f"{wl.name}+text_len", text_len=wl.text_len - 16 if wl.text_len > 32 else wl.text_len + 16)
     out["batch"] = replace(wl, name=f"{wl.name}+batch", batch=wl.batch + 1)
     return out
 
@@ -820,7 +821,11 @@ SYMBOL_KNOBS: dict[str, frozenset[str]] = {
 def check_axes(model: ResolvedModel, axes: tuple[Axis, ...], wl: Workload) -> list[str]:
     """Where the inferred axes of the denoisers disagree with the adapter's ``symbol_axes``: an axis the
     adapter makes a symbol must follow that symbol's knobs (:data:`SYMBOL_KNOBS`), and an axis it keeps
-    constant must follow none (only knobs the observation varied are compared)."""
+    constant must follow none (only knobs the observation varied are compared).  An adapter that exports
+    once per workload (``supports_dynamic`` False: LTX-Video's packed tokens, CogVideoX's RoPE tables)
+    declares no axes to check; its inputs are compared per workload by :func:`compare_with_plan`."""
+    if not model.adapter.supports_dynamic(model.config):
+        return []
     declared = model.adapter.symbol_axes(model.config)
     out: list[str] = []
     for a in axes:
