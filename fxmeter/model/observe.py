@@ -176,7 +176,9 @@ class Observation:
         for name, calls in groups.items():
             steps = tuple(sorted({c.step for c in calls if c.step is not None}))
             sigs = Counter(c.inputs for c in calls)
-            common = max(sigs, key=lambda k: sigs[k])  # the most frequent (HunyuanVideo's step 0 differs)
+            last = {c.inputs: i for i, c in enumerate(calls)}
+            # the most frequent, ties to the latest (the steady state: HunyuanVideo's step 0 differs)
+            common = max(sigs, key=lambda k: (sigs[k], last[k]))
             first = next(c for c in calls if c.inputs == common)
             ts = tuple(dict.fromkeys(c.timestep for c in calls if c.timestep is not None))
             out.append(ObservedStage(name, calls[0].component, calls[0].method, len(calls), steps,
@@ -286,6 +288,7 @@ class _Recorder:
         self.step: int | None = None  # set once the scheduler's timesteps are set (the loop has begun)
         self.cache: dict[tuple[Any, ...], Any] = {}
         self.patched: list[str] = []
+        self.masked: list[str] = []  # text encoders whose meta call needed the mask dropped
 
     def record(self, component: str, method: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ts = _scalar_timestep(args, kwargs, fn) if component in DENOISERS else None
@@ -335,7 +338,6 @@ class _Recorder:
                     self.masked.append(name)
                 return real(*bound.args, **bound.kwargs)
 
-        self.masked: list[str] = getattr(self, "masked", [])
         module.forward = forward  # type: ignore[method-assign]
 
     def vae(self, name: str, module: torch.nn.Module) -> None:
@@ -611,7 +613,7 @@ def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     if _needs_ftfy(built.pipe):
         patched.append("ftfy (not installed): fix_text is the identity (prompt cleaning; no shape depends on it)")
     patched.append("tokenizers: ShapeTokenizer (padded input_ids / attention_mask of the pipeline's max_length)")
-    for name in getattr(rec, "masked", []):
+    for name in rec.masked:
         patched.append(f"{name}: output computed without attention_mask on meta (transformers reads mask values)")
     return Observation(model_id, built.pipeline, built.scheduler, wl, tuple(rec.calls), tuple(patched))
 
