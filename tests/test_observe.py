@@ -119,6 +119,7 @@ def test_cli_observe_table_and_json(tiny: Path) -> None:
     d = json.loads(out)
     axes = {(a["stage"], a["input"], a["axis"]): a["follows"] for a in d["axes"]}
     assert axes[("transformer", "hidden_states", 3)] == ["height"] and axes[("vae", "z", 0)] == ["batch"]
+    assert d["axis_differences"] == []
     tr = next(s for s in d["stages"] if s["name"] == "transformer")
     assert (tr["runs"], tr["steps"], tr["calls_per_step"]) == (6, 3, 2)
     assert tr["inputs"]["hidden_states"] == {"shape": [1, 4, 2, 32, 32], "dtype": "bfloat16"}
@@ -271,3 +272,22 @@ def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch:
 def test_plan_differences_for_a_zoo_models_test(tiny: Path) -> None:
     assert ob.plan_differences(str(tiny), "ci-tiny", steps=2) == []
     assert ob.plan_differences(str(tiny), "ci-tiny", batched_cfg=True)[0].startswith("transformer: runs: plan 1, observed 2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mid", HAND_PLANNED)
+def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
+    """One workload per knob at a small size: the denoiser's axes follow the adapter's symbols, and the
+    plan agrees with every variant (Wan I2V: fxmeter pins 512 text tokens, so its text knob is not varied)."""
+    m = resolve_model(mid)
+    wl = replace(_second(get_preset(m.default_workload)), steps=2)
+    knobs = tuple(k for k in ob.KNOBS if not ("i2v" in mid and k == "text_len"))
+    if "i2v" in mid:
+        wl = replace(wl, text_len=512)
+    axes, obs = ob.infer_axes(m, wl, knobs=knobs)
+    assert set(obs) == {"base", *(k for k in knobs if k != "frames" or wl.frames > 1)}
+    assert ob.check_axes(m, axes, wl) == [], mid
+    assert any(a.follows == ("batch",) for a in axes if a.stage == "transformer")
+    for knob, o in obs.items():
+        diffs = ob.compare_with_plan(m, o, batched_cfg=mid in BATCHED_CFG)
+        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])

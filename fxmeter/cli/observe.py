@@ -33,8 +33,10 @@ def observe(model: str | None, axes: bool, as_json: bool, **kw: Any) -> None:
     batched = ob.cfg_batched(obs)
     diffs = ob.compare_with_plan(resolved, obs, normalize_dtype(opts.get("dtype") or "bf16"), batched_cfg=batched)
     found: list[ob.Axis] = []
+    axis_diffs: list[str] = []
     if axes:
         found = list(ob.infer_axes(resolved, obs.workload, normalize_dtype(opts.get("dtype") or "bf16"))[0])
+        axis_diffs = ob.check_axes(resolved, tuple(found), obs.workload)
     if as_json:
         d = obs.to_dict()
         d["cfg_batched"] = batched
@@ -42,6 +44,7 @@ def observe(model: str | None, axes: bool, as_json: bool, **kw: Any) -> None:
         if axes:
             d["axes"] = [{"stage": a.stage, "input": a.name, "axis": a.axis, "size": a.size, "follows": list(a.follows),
                           "sizes": dict(a.sizes)} for a in found]
+            d["axis_differences"] = axis_diffs
         click.echo(json.dumps(d, indent=2))
         return
     wl = obs.workload
@@ -72,6 +75,14 @@ def observe(model: str | None, axes: bool, as_json: bool, **kw: Any) -> None:
             if a.follows:
                 click.echo(f"  {a.stage}.{a.name}[{a.axis}] = {a.size}: {', '.join(a.follows)} "
                            f"({', '.join(f'{k} -> {v}' for k, v in a.sizes.items() if k in a.follows)})")
+        if axis_diffs:
+            click.echo(f"axes: {len(axis_diffs)} difference(s) from the adapter's symbol_axes:")
+            for line in axis_diffs:
+                click.echo(f"  {line}")
+        elif not resolved.adapter.supports_dynamic(resolved.config):
+            click.echo("axes: static export (one trace per workload): the plan's inputs are compared per workload")
+        else:
+            click.echo("axes: the denoiser's axes follow the adapter's symbol_axes")
 
 
 def _overrides() -> tuple[str, ...]:

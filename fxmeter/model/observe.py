@@ -176,7 +176,9 @@ class Observation:
         for name, calls in groups.items():
             steps = tuple(sorted({c.step for c in calls if c.step is not None}))
             sigs = Counter(c.inputs for c in calls)
-            common = max(sigs, key=lambda k: sigs[k])  # the most frequent (HunyuanVideo's step 0 differs)
+            last = {c.inputs: i for i, c in enumerate(calls)}
+            # the most frequent, ties to the latest (the steady state: HunyuanVideo's step 0 differs)
+            common = max(sigs, key=lambda k: (sigs[k], last[k]))
             first = next(c for c in calls if c.inputs == common)
             ts = tuple(dict.fromkeys(c.timestep for c in calls if c.timestep is not None))
             out.append(ObservedStage(name, calls[0].component, calls[0].method, len(calls), steps,
@@ -286,6 +288,7 @@ class _Recorder:
         self.step: int | None = None  # set once the scheduler's timesteps are set (the loop has begun)
         self.cache: dict[tuple[Any, ...], Any] = {}
         self.patched: list[str] = []
+        self.masked: list[str] = []  # text encoders whose meta call needed the mask dropped
 
     def record(self, component: str, method: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ts = _scalar_timestep(args, kwargs, fn) if component in DENOISERS else None
@@ -335,7 +338,6 @@ class _Recorder:
                     self.masked.append(name)
                 return real(*bound.args, **bound.kwargs)
 
-        self.masked: list[str] = getattr(self, "masked", [])
         module.forward = forward  # type: ignore[method-assign]
 
     def vae(self, name: str, module: torch.nn.Module) -> None:
@@ -611,7 +613,7 @@ def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     if _needs_ftfy(built.pipe):
         patched.append("ftfy (not installed): fix_text is the identity (prompt cleaning; no shape depends on it)")
     patched.append("tokenizers: ShapeTokenizer (padded input_ids / attention_mask of the pipeline's max_length)")
-    for name in getattr(rec, "masked", []):
+    for name in rec.masked:
         patched.append(f"{name}: output computed without attention_mask on meta (transformers reads mask values)")
     return Observation(model_id, built.pipeline, built.scheduler, wl, tuple(rec.calls), tuple(patched))
 
@@ -629,7 +631,8 @@ def variants(wl: Workload, video: bool) -> dict[str, Workload]:
         out["frames"] = replace(wl, name=f"{wl.name}+frames", frames=wl.frames + 8 if wl.frames > 1 else 9)
     out["height"] = replace(wl, name=f"{wl.name}+height", height=wl.height + 64)
     out["width"] = replace(wl, name=f"{wl.name}+width", width=wl.width + 128)
-    out["text_len"] = replace(wl, name=f"{wl.name}+text_len", text_len=wl.text_len + 16)
+    # shorter text: pipelines cap max_sequence_length (Flux at 512)
+    out["text_len"] = replace(wl, name=f"{wl.name}+text_len", text_len=wl.text_len - 16 if wl.text_len > 32 else wl.text_len + 16)
     out["batch"] = replace(wl, name=f"{wl.name}+batch", batch=wl.batch + 1)
     return out
 
@@ -820,7 +823,11 @@ SYMBOL_KNOBS: dict[str, frozenset[str]] = {
 def check_axes(model: ResolvedModel, axes: tuple[Axis, ...], wl: Workload) -> list[str]:
     """Where the inferred axes of the denoisers disagree with the adapter's ``symbol_axes``: an axis the
     adapter makes a symbol must follow that symbol's knobs (:data:`SYMBOL_KNOBS`), and an axis it keeps
-    constant must follow none (only knobs the observation varied are compared)."""
+    constant must follow none (only knobs the observation varied are compared).  An adapter that exports
+    once per workload (``supports_dynamic`` False: LTX-Video's packed tokens, CogVideoX's RoPE tables)
+    declares no axes to check; its inputs are compared per workload by :func:`compare_with_plan`."""
+    if not model.adapter.supports_dynamic(model.config):
+        return []
     declared = model.adapter.symbol_axes(model.config)
     out: list[str] = []
     for a in axes:
