@@ -38,6 +38,18 @@ PIPELINES: dict[str, str] = {
     "hunyuan_video": "HunyuanVideoPipeline",
     "cogvideox": "CogVideoXPipeline",
     "ltx_video": "LTXPipeline",
+    # the zoo's models (fxmeter/model/zoo/), by adapter name
+    "flux2": "Flux2Pipeline",
+    "qwen_image": "QwenImagePipeline",
+    "z_image": "ZImagePipeline",
+    "ltx2": "LTX2Pipeline",
+    "wan-vace": "WanVACEPipeline",
+    "skyreels-v2": "SkyReelsV2Pipeline",
+    "sana": "SanaPipeline",
+    "sana_video": "SanaVideoPipeline",
+    "cogview4": "CogView4Pipeline",
+    "chroma": "ChromaPipeline",
+    "allegro": "AllegroPipeline",
 }
 
 #: component names / class suffixes that are not models (no config.json of their own)
