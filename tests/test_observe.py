@@ -291,3 +291,16 @@ def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
     for knob, o in obs.items():
         diffs = ob.compare_with_plan(m, o, batched_cfg=mid in BATCHED_CFG)
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
+
+
+def test_observe_a_pipeline_that_names_no_scheduler_class_is_one_error_line() -> None:
+    """AllegroPipeline annotates its scheduler with an enum of names: no class to build, one clear line."""
+    from click.testing import CliRunner
+
+    from fxmeter.cli.main import main
+
+    out = CliRunner().invoke(main, ["observe", "allegro", "--height", "256", "--width", "256", "--steps", "2"])
+    assert out.exit_code == 2, out.output
+    lines = [ln for ln in out.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "names no scheduler class" in lines[0]
+    assert "Traceback" not in out.output

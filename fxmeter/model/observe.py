@@ -462,7 +462,11 @@ def _scheduler(cls: Any, model: ResolvedModel) -> Any:
         return scls.from_config({k: v for k, v in cfg.items() if not k.startswith("_")})
     ann = inspect.signature(cls.__init__, eval_str=True).parameters["scheduler"].annotation
     args = typing.get_args(ann) or (ann,)
-    return args[0]()
+    classes = [a for a in args if isinstance(a, type) and issubclass(a, diffusers.SchedulerMixin)]
+    if not classes:  # e.g. AllegroPipeline: `scheduler: KarrasDiffusionSchedulers` (an enum of names)
+        raise ConfigError(f"{cls.__name__} names no scheduler class ({ann!r}) and the model bundles no scheduler "
+                          "config (its zoo file's _pipeline.scheduler)")
+    return classes[0]()
 
 
 def _dtype_of(model: ResolvedModel, wl: Workload, dtype: str) -> dict[str, str]:
