@@ -195,8 +195,9 @@ def candidates(req: Any, setup: Mapping[str, Any]) -> list[tuple[str, dict[str, 
                     if k in ("fa2", "sdpa") and att == "fa3" else ""))
     off = setup.get("offload", "none")
     for pol in policies_for(req.model.adapter.extra_policies):
-        if pol != off:
-            out.append((f"offload {pol}", {**setup, "offload": pol}, f"--offload {off}",
+        if pol != off:  # --t5-cpu is a policy of Wan's (residency plans it with `wan` only)
+            out.append((f"offload {pol}", {**setup, "offload": pol, "t5_cpu": bool(setup.get("t5_cpu")) and pol == "wan"},
+                        f"--offload {off}",
                         "weights copied between host and device during the run"))
         if pol == "wan" and not setup.get("t5_cpu"):
             out.append(("offload wan + t5_cpu", {**setup, "offload": "wan", "t5_cpu": True}, f"--offload {off}",
