@@ -183,3 +183,22 @@ def test_plan_rate_cli() -> None:
     res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "1", "--exact-only",
                                     "--rate", "600", "--p95", "1"])
     assert res.exit_code == 1 and "impossible: no fleet meets p95 1 s" in res.output
+
+
+def test_frontier_contradictions_on_a_hand_made_set() -> None:
+    from fxmeter.estimate.planner import Pricer, SearchResult
+
+    def result(rows: list[Priced]) -> SearchResult:
+        return SearchResult("m", None, 50, rows, 0.0, 1, Pricer())
+
+    big = Priced(Setup("l4", 1), 10.0, 30 * 2**30, 24 * 2**30, 0.5)
+    fr = frontier(result([big]))
+    assert fr.impossible is not None and fr.impossible.startswith("no setup fits: the nearest, 1x l4")
+    assert "30.0 GiB per GPU of 24 GiB" in fr.impossible
+    fast, cheap = _row(2.0, 4), _row(10.0, 1, price=0.5)
+    fr = frontier(result([fast, cheap]), slo=1.0, command=lambda s: f"cmd {s.gpus}")
+    assert fr.impossible == "no setup generates in 1 s: the fastest that fits takes 2.0 s (4x h100, attn sdpa); cmd 4"
+    fr = frontier(result([fast, cheap]), slo=5.0, budget=0.002)  # cheap: $0.0014 but 10 s; fast: 2 s at $0.0044
+    assert fr.impossible is not None and fr.impossible.startswith("no setup meets both --slo 5 s and --budget $0.002: within the budget the fastest takes 10.0 s")
+    fr = frontier(result([fast, cheap]), slo=5.0)
+    assert [r.priced for r in fr.exact] == [fast] and fr.kept == 1

@@ -4,7 +4,7 @@ The run is described as fxmeter's setup for it (the device, the GPU count and pl
 states; everything else at fxmeter's defaults).  Each candidate cause is that setup with ONE setting
 changed, priced exactly as ``fxmeter trace`` prices it (:func:`fxmeter.estimate.planner.price_options`):
 
-* the attention kernel (sdpa, fa2, fa3, cudnn: FA3 is Hopper-only; a run that silently fell back to FA2);
+* the attention kernel (sdpa, fa2, fa3, cudnn, sage: FA3 is Hopper-only; a run that silently fell back to FA2);
 * an offload policy (diffusers ``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, Wan's
   ``--offload_model``, with and without ``--t5_cpu``);
 * eager vs ``torch.compile``;
@@ -183,20 +183,22 @@ def candidates(req: Any, setup: Mapping[str, Any]) -> list[tuple[str, dict[str, 
     hw = req.devices[0]
     out: list[tuple[str, dict[str, Any], str, str]] = []
     att = setup.get("attention", "sdpa")
-    for k in ("fa2", "fa3", "sdpa", "cudnn"):
+    for k in ("fa2", "fa3", "sdpa", "cudnn", "sage"):
         if k == att:
             continue
+        ap = "int8" if k == "sage" else "bf16"  # SageAttention: INT8 Q K^T
         try:
-            check_kernel(KernelOptions(attention=k, precision=setup.get("precision", "bf16")), hw)
+            check_kernel(KernelOptions(attention=k, precision=setup.get("precision", "bf16"), attention_precision=ap), hw)
         except _E:
             continue
-        out.append((f"attention {k} instead of {att}", {**setup, "attention": k, "attention_precision": "bf16"},
+        out.append((f"attention {k} instead of {att}", {**setup, "attention": k, "attention_precision": ap},
                     f"--attention {att}", "FA3 needs Hopper and flash_attn_interface; without it FA2 or SDPA runs"
                     if k in ("fa2", "sdpa") and att == "fa3" else ""))
     off = setup.get("offload", "none")
     for pol in policies_for(req.model.adapter.extra_policies):
-        if pol != off:
-            out.append((f"offload {pol}", {**setup, "offload": pol}, f"--offload {off}",
+        if pol != off:  # --t5-cpu is a policy of Wan's (residency plans it with `wan` only)
+            out.append((f"offload {pol}", {**setup, "offload": pol, "t5_cpu": bool(setup.get("t5_cpu")) and pol == "wan"},
+                        f"--offload {off}",
                         "weights copied between host and device during the run"))
         if pol == "wan" and not setup.get("t5_cpu"):
             out.append(("offload wan + t5_cpu", {**setup, "offload": "wan", "t5_cpu": True}, f"--offload {off}",

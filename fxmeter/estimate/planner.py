@@ -706,7 +706,7 @@ class Frontier:
 
 def _setup_text(s: Setup) -> str:
     parts = [f"{s.gpus}x {s.device}"]
-    if s.gpus > 1:
+    if s.gpus > 1 and s.parallel:
         plan = ",".join(kv for kv in (s.parallel or "").split(",") if not kv.endswith("=1")) or "ulysses=1"
         parts.append(plan + (",fsdp" if s.fsdp else ""))
     parts.append(f"attn {s.attention}" + (f"/{s.attention_precision}" if s.attention_precision != "bf16" else ""))

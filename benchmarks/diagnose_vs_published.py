@@ -1,0 +1,101 @@
+"""Does ``fxmeter diagnose`` name the setting a published run used?
+
+Run from the repository root::
+
+    python benchmarks/diagnose_vs_published.py [--every K] [--limit N] [--json]
+
+For every row of ``fxmeter/data/published-timings.json`` that ``fxmeter validate`` can represent (its mapping,
+:func:`fxmeter.validate.scenario`), and for each setting the row states that differs from fxmeter's default
+(an attention kernel other than sdpa, an offload policy, ``--compile``), the run is described to ``diagnose``
+WITHOUT that setting (everything else as the row states it) with the row's measured seconds; the check passes
+when that setting is among diagnose's top two causes.  Printed: the share of (row, setting) cases named in the
+top two (acceptance: the stated setting among the top two), and each miss.  A row stating FlashAttention-2 is
+left out: fxmeter's default attention (torch SDPA) is FA2 in its kernel model, so such a run does not differ
+from the default by that setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+#: a setting of the row -> (the option it is, its default, the words of diagnose's cause that name it)
+SETTINGS = {"attention": ("sdpa", "attention {v} instead of"), "offload": ("none", "offload {v}"),
+            "compile": (False, "torch.compile")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=0, help="at most this many cases (0: all)")
+    ap.add_argument("--every", type=int, default=1, help="every K-th case (a spread-out sample; 1: all)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from fxmeter.errors import FxmeterError
+    from fxmeter.estimate.diagnose import diagnose
+    from fxmeter.validate import _capabilities, load_rows, read_row, scenario
+
+    rows, _ = load_rows(None)
+    caps = _capabilities()
+    cases: list[dict[str, Any]] = []
+    same = 0
+    for i, row in enumerate(rows):
+        m = read_row(row, i)
+        if isinstance(m, str):
+            continue
+        sc = scenario(row, caps, m)
+        if isinstance(sc, str):
+            continue
+        for name, (default, words) in SETTINGS.items():
+            value = sc.kwargs.get(name, default)
+            if value == default:
+                continue
+            if name == "attention" and value == "fa2":
+                same += 1  # torch SDPA's flash backend IS FlashAttention-2 in the kernel model: not a difference
+                continue
+            drop = {name, *(("t5_cpu",) if name == "offload" else ()), *(("attention_precision",) if name == "attention" else ())}
+            setup = {k: v for k, v in sc.kwargs.items() if k not in drop}
+            if sc.runtime:
+                setup["runtime"] = sc.runtime
+            cases.append({"id": row.get("id", i), "model": sc.model, "setting": name, "value": value,
+                          "measured": m.measured_s, "setup": setup,
+                          "words": words.format(v=value)})
+    cases = cases[::max(args.every, 1)]
+    if args.limit:
+        cases = cases[:args.limit]
+    named = 0
+    misses = []
+    done = 0
+    for c in cases:
+        try:
+            d = diagnose(c["model"], measured=c["measured"], **c["setup"])
+        except (FxmeterError, StopIteration) as e:  # one case's failure is listed, never ends the run
+            c["error"] = f"{type(e).__name__}: {e}"
+            misses.append(c)
+            continue
+        done += 1
+        top = [x.name for x in d.causes[:2]]
+        c["top"] = top
+        if any(c["words"] in t for t in top):
+            named += 1
+        else:
+            misses.append(c)
+    doc = {"cases": len(cases), "fa2_rows_left_out": same, "diagnosed": done, "named_in_top_two": named,
+           "share": named / done if done else float("nan"),
+           "misses": [{k: v for k, v in c.items() if k != "setup"} for c in misses]}
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print(f"{named} of {done} published runs: the stated setting is among diagnose's top two causes "
+              f"({doc['share'] * 100:.0f}%); {len(cases) - done} case(s) not diagnosed; {same} fa2 case(s) left out "
+              "(SDPA is FlashAttention-2 in the kernel model, so fa2 is fxmeter's default)")
+        for c in misses:
+            print(f"  row {c['id']} {c['model']}: {c['setting']}={c['value']}: top two "
+                  f"{c.get('top', c.get('error'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
