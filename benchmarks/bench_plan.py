@@ -4,11 +4,11 @@ Run from the repository root::
 
     python benchmarks/bench_plan.py [--model wan2.1-t2v-14b] [--hardware h100,l40s] [--max-gpus 8] [--sample 12]
 
-* ``search``: :func:`fxmeter.estimate.planner.search` over the whole space (device x GPUs x parallel plan x
+* ``search``: :func:`fxmeter.advise.planner.search` over the whole space (device x GPUs x parallel plan x
   offload x kernels x compile x step cache / fewer steps), from the shipped traces: seconds, setups priced,
   seconds per setup;
 * ``baseline``: ``--sample`` setups drawn from the same space (fixed seed), each priced as ``fxmeter trace``
-  with that setup's options prices it (:func:`fxmeter.estimate.planner.price_setup`: a request, the stage
+  with that setup's options prices it (:func:`fxmeter.advise.planner.price_setup`: a request, the stage
   inputs, the estimate, the deployment): seconds per setup.  Every sampled setup's seconds must agree with the
   search's to 1e-9 (the search is exact, not sampled), or the script fails.
 
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
+    from fxmeter.advise.planner import Space, price_setup, search
     from fxmeter.estimate.hardware import get_many
-    from fxmeter.estimate.planner import Space, price_setup, search
 
     t0 = time.perf_counter()
     res = search(args.model, space=Space(get_many(args.hardware), args.max_gpus))

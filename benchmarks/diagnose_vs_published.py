@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
+    from fxmeter.advise.diagnose import diagnose
     from fxmeter.errors import FxmeterError
-    from fxmeter.estimate.diagnose import diagnose
     from fxmeter.validate import _capabilities, load_rows, read_row, scenario
 
     rows, _ = load_rows(None)

@@ -9,9 +9,9 @@ import shlex
 import pytest
 from click.testing import CliRunner
 
+from fxmeter.advise.planner import Priced, Setup, Space, frontier, pareto, price_setup, search
 from fxmeter.cli.main import main
 from fxmeter.estimate.hardware import get_many
-from fxmeter.estimate.planner import Priced, Setup, Space, frontier, pareto, price_setup, search
 
 MODEL = "flux.1-dev"
 
@@ -109,7 +109,7 @@ def test_plan_contradictions_name_the_nearest_setup(args: list[str], needle: str
 
 # -- diagnose ---------------------------------------------------------------------------------------------
 def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
-    from fxmeter.estimate.diagnose import diagnose, price_options
+    from fxmeter.advise.diagnose import diagnose, price_options
 
     secs, _ = price_options(MODEL, None, {"hardware": "h100", "attention": "fa2"})
     d = diagnose(MODEL, measured=secs, hardware="h100", attention="fa3")  # the run's stated setup: fa3
@@ -119,7 +119,7 @@ def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
 
 
 def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off() -> None:
-    from fxmeter.estimate.diagnose import diagnose, price_options
+    from fxmeter.advise.diagnose import diagnose, price_options
 
     secs, peak = price_options(MODEL, None, {"hardware": "l40s", "offload": "sequential"})
     d = diagnose(MODEL, measured=secs, measured_peak_gb=peak / 1e9, hardware="l40s")
@@ -141,7 +141,7 @@ def test_diagnose_cli_errors() -> None:
 def test_queueing_arithmetic() -> None:
     import math
 
-    from fxmeter.estimate.fleet import erlang_c, gamma_p95, p95_latency, smallest_fleet
+    from fxmeter.advise.fleet import erlang_c, gamma_p95, p95_latency, smallest_fleet
 
     assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = rho
     assert erlang_c(2, 1.0) == pytest.approx(1 / 3)  # textbook: c=2, a=1 -> 1/3
@@ -157,7 +157,7 @@ def test_queueing_arithmetic() -> None:
 
 
 def test_fleet_from_a_frontier(small: object) -> None:
-    from fxmeter.estimate.fleet import size_fleet
+    from fxmeter.advise.fleet import size_fleet
 
     fr = frontier(small, command=lambda s: "cmd")  # type: ignore[arg-type]
     fleet = size_fleet(small, fr, rate=1000.0, p95=120.0, model=MODEL, workload=None, config=None, dtype="bf16",
@@ -186,7 +186,7 @@ def test_plan_rate_cli() -> None:
 
 
 def test_frontier_contradictions_on_a_hand_made_set() -> None:
-    from fxmeter.estimate.planner import Pricer, SearchResult
+    from fxmeter.advise.planner import Pricer, SearchResult
 
     def result(rows: list[Priced]) -> SearchResult:
         return SearchResult("m", None, 50, rows, 0.0, 1, Pricer())

@@ -22,7 +22,7 @@ def _devices(hardware: str | None, hardware_file: str | None) -> list[Any]:
 
 
 def _positive(value: float | None, flag: str, *, zero: bool = True) -> None:
-    from fxmeter.estimate.planner import PlanError
+    from fxmeter.advise.planner import PlanError
 
     if value is None:
         return
@@ -64,8 +64,8 @@ def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: 
     Pareto frontier of seconds, $ and GPUs per generation, each row with its `fxmeter trace` line and why it
     wins.  Settings that change the output are listed apart.  Exit 1 when the constraints leave nothing (one
     line names the nearest setup), 2 on invalid input."""
+    from fxmeter.advise.planner import PlanError, Space, frontier, search
     from fxmeter.estimate.hardware import parse_prices
-    from fxmeter.estimate.planner import PlanError, Space, frontier, search
 
     opts = api_kwargs("trace", kw, "model", "workload")
     _positive(slo, "--slo")
@@ -96,7 +96,7 @@ def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: 
     fr = frontier(res, slo=slo, budget=budget if budget is None else budget, command=cmd)
     fleet = None
     if rate is not None and fr.impossible is None:
-        from fxmeter.estimate.fleet import size_fleet
+        from fxmeter.advise.fleet import size_fleet
 
         fleet = size_fleet(res, fr, rate=rate, p95=p95, model=model, workload=workload, config=config, dtype=dtype,
                            overrides=overrides, command=cmd)
@@ -142,7 +142,7 @@ def _table(rows: Any) -> list[str]:
 
 
 def _label(s: Any) -> str:
-    from fxmeter.estimate.planner import describe
+    from fxmeter.advise.planner import describe
 
     return describe(s)
 
@@ -186,8 +186,8 @@ def diagnose(model: str | None, measured: float, measured_peak_gb: float | None,
     """Which single setting explains a measured run of MODEL on --hardware (attention FA2/FA3/SDPA, offload,
     fp32 weights, eager vs compiled, ring vs Ulysses, the VAE in fp32, host-bound dispatch): each cause with
     the time it predicts and the change to make, best first; or "within N%" when nothing is off."""
-    from fxmeter.estimate.diagnose import diagnose as run
-    from fxmeter.estimate.planner import PlanError
+    from fxmeter.advise.diagnose import diagnose as run
+    from fxmeter.advise.planner import PlanError
 
     opts = api_kwargs("trace", kw, "model", "workload", "device", "parallel", "pipeline")
     _positive(measured, "--measured", zero=False)

@@ -2,7 +2,7 @@
 
 The run is described as fxmeter's setup for it (the device, the GPU count and plan, the options the user
 states; everything else at fxmeter's defaults).  Each candidate cause is that setup with ONE setting
-changed, priced exactly as ``fxmeter trace`` prices it (:func:`fxmeter.estimate.planner.price_options`):
+changed, priced exactly as ``fxmeter trace`` prices it (:func:`fxmeter.advise.planner.price_options`):
 
 * the attention kernel (sdpa, fa2, fa3, cudnn, sage: FA3 is Hopper-only; a run that silently fell back to FA2);
 * an offload policy (diffusers ``enable_model_cpu_offload`` / ``enable_sequential_cpu_offload``, Wan's
@@ -142,8 +142,8 @@ def price_options(model: str | None, workload: Any, options: Mapping[str, Any], 
     inputs = api.stage_inputs(req, progress=refuse)
     est = api.estimate_request(req, inputs, nodes=host_factor != 1.0, modules=host_factor != 1.0)
     if host_factor != 1.0:
+        from fxmeter.advise.planner import Pricer, deployment_numbers, stage_times
         from fxmeter.estimate.kernels import load_kernel_model
-        from fxmeter.estimate.planner import Pricer, deployment_numbers, stage_times
         from fxmeter.estimate.split import split_rules
 
         km = load_kernel_model()

@@ -127,14 +127,14 @@ class Fleet:
         unit = "$" if self.priced else "GPU-h"
         out = [head, f"  {'replicas':>8} {'GPUs/rep':>8} {'batch':>5} {'s/batch':>8} {'util':>5} {'p95 s':>8} "
                      f"{unit + '/h':>9} {unit + '/1k gen':>11}  setup"]
-        from fxmeter.estimate.planner import describe
+        from fxmeter.advise.planner import describe
 
         for o in self.options:
             out.append(f"  {o.replicas:>8,} {o.gpus_per_replica:>8} {o.batch:>5} {o.seconds_per_batch:>8,.1f} "
                        f"{o.utilisation * 100:>4.0f}% {o.p95:>8,.1f} {o.cost_per_hour:>9,.2f} {o.per_1000(self.rate):>11,.2f}  "
                        f"{describe(o.setup)}")
             out.append(f"      {o.command}")
-        out.append(f"  (queueing model: {ASSUMPTIONS}; see fxmeter/estimate/fleet.py)")
+        out.append(f"  (queueing model: {ASSUMPTIONS}; see fxmeter/advise/fleet.py)")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,8 +175,8 @@ def size_fleet(res: Any, fr: Any, *, rate: float, p95: float | None, model: str 
                config: Any, dtype: str, overrides: Mapping[str, Any], command: Callable[[Any], str],
                batches: tuple[int, ...] = BATCHES, top: int = 5) -> Fleet:
     """The cheapest fleets built from the frontier's exact setups (each at batch 1, 2, 4 where it fits)."""
+    from fxmeter.advise.planner import describe, price_setup
     from fxmeter.errors import FxmeterError
-    from fxmeter.estimate.planner import describe, price_setup
 
     cands = [r.priced for r in fr.exact]
     priced = any(c.price_per_hour is not None for c in cands)
