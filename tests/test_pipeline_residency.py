@@ -5,6 +5,8 @@ Weights in GB-ish round numbers so the arithmetic reads off the comments.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fxmeter.errors import StageError
@@ -107,3 +109,15 @@ def test_policies_a_pipeline_does_not_have_are_refused() -> None:
     with pytest.raises(StageError, match="unknown --offload policy 'disk'"):
         check_policy("disk", False, policies_for(("wan",)), "wan")
     assert check_policy(" Model ", False, policies_for(()), "flux") == "model"
+
+
+def test_t5_cpu_under_diffusers_model_offload_is_priced_not_a_traceback(tmp_path: Path) -> None:
+    """--t5-cpu beside --offload model (not Wan's own policy): T5 on the host, the rest offloaded per model."""
+    from click.testing import CliRunner
+
+    from fxmeter.cli.main import main
+
+    out = CliRunner().invoke(main, ["trace", "wan2.1-t2v-1.3b", "--hardware", "h100", "--offload", "model", "--t5-cpu",
+                                    "--output-root", str(tmp_path), "--run-id", "t5"])
+    assert out.exit_code == 0, out.output
+    assert "--offload model+t5_cpu" in out.output

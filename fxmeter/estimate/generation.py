@@ -346,7 +346,8 @@ def plan_residency(est: Estimate, options: Options, offload_seq: Sequence[str], 
     every = []
     for name in policies:
         every.append(plan(name, loads, offload_seq, i2v=i2v, copy_seconds=copy))
-        if name == "wan":
+        # Wan's --t5_cpu: listed beside Wan's own policy; under another policy when asked for it
+        if name == "wan" or (options.t5_cpu and name == options.offload):
             every.append(plan(name, loads, offload_seq, t5_cpu=True, i2v=i2v, copy_seconds=copy))
     chosen = next(r for r in every if r.policy == options.offload and r.t5_cpu == options.t5_cpu)
     return chosen, tuple(every)
