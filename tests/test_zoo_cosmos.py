@@ -1,7 +1,8 @@
-"""Cosmos Predict2 text-to-image (``fxmeter/model/zoo/cosmos.py``): CosmosTransformer3DModel in Cosmos2TextToImagePipeline.
+"""Cosmos Predict2 2B (``fxmeter/model/zoo/cosmos.py``): CosmosTransformer3DModel in Cosmos2TextToImagePipeline and
+Cosmos2VideoToWorldPipeline.
 
-The registry lists the 2B checkpoint, its preset is the pipeline's ``__call__`` defaults, the stages are the
-pipeline's calls (T5 11B twice, 70 transformer forwards, one decode), the geometry is written out, the shipped
+The registry lists both checkpoints, their presets are the pipelines' ``__call__`` defaults, the stages are the
+pipelines' calls (T5 11B twice, [the condition video's VAE encode,] 70 transformer forwards, one decode), the geometry is written out, the shipped
 traces report without tracing, the checkpoints of the class's other pipelines are refused, the padding-mask
 resize fxmeter installs where torchvision is missing is nearest-neighbour, and the FLOPs equal the count by
 hand and FlopCounterMode (the full-size model at a tiny workload in the fast lane, every full-size stage at the
@@ -25,16 +26,17 @@ from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import resolve
 
 MID = "cosmos-predict2-2b-t2i"
+V2W = "cosmos-predict2-2b-v2w"
 TINY_WL = {"height": 64, "width": 96, "steps": 1, "text_len": 8}
+TINY_V2W = {"frames": 9, "height": 64, "width": 96, "steps": 1, "text_len": 8}
 
 
-def _call_defaults() -> dict[str, Any]:
-    """Cosmos2TextToImagePipeline.__call__'s defaults and offload order, read from diffusers' source (no import)."""
+def _call_defaults(module: str = "pipeline_cosmos2_text2image", name: str = "Cosmos2TextToImagePipeline") -> dict[str, Any]:
+    """A Cosmos2 pipeline's ``__call__`` defaults and offload order, read from diffusers' source (no import)."""
     spec = importlib.util.find_spec("diffusers")
     assert spec is not None and spec.origin is not None
-    src = Path(spec.origin).parent / "pipelines" / "cosmos" / "pipeline_cosmos2_text2image.py"
-    cls = next(n for n in ast.parse(src.read_text()).body
-               if isinstance(n, ast.ClassDef) and n.name == "Cosmos2TextToImagePipeline")
+    src = Path(spec.origin).parent / "pipelines" / "cosmos" / f"{module}.py"
+    cls = next(n for n in ast.parse(src.read_text()).body if isinstance(n, ast.ClassDef) and n.name == name)
     call = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__call__")
     args = call.args.args[len(call.args.args) - len(call.args.defaults):]
     out = {a.arg: ast.literal_eval(d) for a, d in zip(args, call.args.defaults) if isinstance(d, ast.Constant)}
@@ -44,11 +46,12 @@ def _call_defaults() -> dict[str, Any]:
     return out
 
 
-def test_listed_with_its_preset() -> None:
+def test_listed_with_their_presets() -> None:
     res = CliRunner().invoke(main, ["models"])
     assert res.exit_code == 0, res.output
-    line = next(ln for ln in res.output.splitlines() if ln.startswith(MID + " "))
-    assert "cosmos-predict2-t2i" in line
+    for mid, preset in ((MID, "cosmos-predict2-t2i"), (V2W, "cosmos-predict2-v2w")):
+        line = next(ln for ln in res.output.splitlines() if ln.startswith(mid + " "))
+        assert preset in line
 
 
 def test_the_preset_is_the_pipelines_call_defaults() -> None:
@@ -85,7 +88,7 @@ def test_stages_as_the_pipeline_runs_them() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "needle"), [
-    ("in_channels", 17, "Cosmos2VideoToWorldPipeline"),
+    ("in_channels", 18, "condition mask"),
     ("extra_pos_embed_type", "learnable", "Cosmos 1.0"),
     ("use_crossattn_projection", True, "Cosmos 2.5"),
 ])
@@ -158,16 +161,92 @@ def test_one_forward_at_a_tiny_workload_counts_what_flop_counter_counts() -> Non
     assert {k: v for k, v in ref.modules.items() if v} == {k: ours[k] for k, v in ref.modules.items() if v}
 
 
-@pytest.mark.slow  # FlopCounterMode over every full-size stage on meta (28 blocks, T5 11B, the VAE decode)
-def test_every_full_size_stage_counts_what_flop_counter_counts() -> None:
+# -- video-to-world ---------------------------------------------------------------------------------------------
+
+def test_the_v2w_preset_is_the_pipelines_call_defaults() -> None:
+    sig = _call_defaults("pipeline_cosmos2_video2world", "Cosmos2VideoToWorldPipeline")
+    wl = resolve(None, resolve_model(V2W).default_workload)
+    got = (wl.height, wl.width, wl.frames, wl.steps, wl.guidance_scale, wl.text_len)
+    assert got == tuple(sig[k] for k in ("height", "width", "num_frames", "num_inference_steps", "guidance_scale",
+                                         "max_sequence_length")) == (704, 1280, 93, 35, 7.0, 512)
+    from fxmeter.model.zoo.cosmos import V2W_FPS
+
+    assert sig["fps"] == V2W_FPS == 16
+    assert "->".join(resolve_model(V2W).adapter.offload_seq) == sig["model_cpu_offload_seq"]
+
+
+def test_v2w_geometry_and_stages() -> None:
+    import torch
+
+    rm = resolve_model(V2W)
+    assert rm.config["in_channels"] == rm.config["out_channels"] + 1 == 17  # + the condition mask
+    wl = resolve(None, rm.default_workload)
+    g = rm.geometry(wl)
+    # 93 frames -> (93 - 1) / 4 + 1 = 24 latent frames; 704 x 1280 / 8 = 88 x 160; patches 2 x 2 -> 44 x 80
+    assert g.latent_shape == (1, 16, 24, 88, 160)
+    assert g.dims == {"batch": 1, "latent_frames": 24, "patches_h": 44, "patches_w": 80, "text_len": 512}
+    assert g.tokens == 24 * 44 * 80 == 84_480
+    plans = {p.name: p for p in rm.stages(wl)}
+    assert list(plans) == ["text_encoder", "vae_encode", "transformer", "vae"]
+    assert [p.runs for p in plans.values()] == [2, 1, 70, 1]
+    assert plans["vae_encode"].dims == plans["vae"].dims == {"batch": 1, "latent_frames": 24, "latent_h": 88,
+                                                             "latent_w": 160}
+    kw = rm.adapter.inputs(rm.config, g.dims, torch.bfloat16)
+    assert {k: tuple(v.shape) for k, v in kw.items() if hasattr(v, "shape")} == {
+        "hidden_states": (1, 16, 24, 88, 160), "timestep": (1, 1, 24, 1, 1), "encoder_hidden_states": (1, 512, 1024),
+        "condition_mask": (1, 1, 24, 88, 160), "padding_mask": (1, 1, 704, 1280)}
+    assert kw["fps"] == 16
+
+
+def test_v2w_reports_from_the_shipped_traces_alone(tmp_path: Path) -> None:
+    from fxmeter.api import request, stage_inputs
+
+    assert {i.source for i in stage_inputs(request(V2W))} == {"shipped"}
+    res = CliRunner().invoke(main, ["trace", V2W, "--run-id", "s", "--output-root", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "84,480 tokens (latent 1x16x24x88x160), 35 steps x 2 passes" in res.output
+    assert "whole generation (text_encoder x2, vae_encode x1, transformer x70, vae x1)" in res.output
+    data = json.loads((tmp_path / "s" / "static_analysis" / "cosmos_predict2" / "report.json").read_text())
+    assert data["unmodeled_ops"] == [] and data["model"]["id"] == V2W and data["trace"]["mode"] == "dynamic"
+
+
+def test_v2w_forward_counted_by_hand() -> None:
+    """As the text-to-image count, with 84,480 tokens, 18 patch-embed channels (16 + condition mask + padding
+    mask), and the 5-D timestep: one embedding per latent frame (24 rows), broadcast to every token, so the
+    adaLN-LoRA layers run on all L rows."""
+    rep = fxmeter.trace(V2W, stages="transformer")
+    L, T, c, d, f, F = 84_480, 512, 1024, 2048, 8192, 24
+    block = (8 * L * d * d + 4 * L * L * d + 4 * L * d * d + 4 * T * c * d + 4 * L * T * d + 4 * L * d * f
+             + 3 * L * (2 * d * 256 + 2 * 256 * 3 * d))
+    outside = 2 * L * 18 * 4 * d + F * (2 * d * d + 2 * d * 3 * d) + L * (2 * d * 256 + 2 * 256 * 2 * d) + 2 * L * d * 64
+    assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == 28 * block + outside == 1_954_944_642_973_696
+    # parameters: text-to-image's plus the condition-mask channel's 4 patch-embed inputs (1 x 2 x 2) x 2,048
+    assert rep.data["model"]["parameters"] == 1_956_405_248 + 4 * d == 1_956_413_440
+
+
+def test_v2w_tiny_forward_counts_what_flop_counter_counts() -> None:
+    from fxmeter.api import request
+    from fxmeter.verify.reference import run_reference
+
+    rep = fxmeter.trace(V2W, stages="transformer", **TINY_V2W)
+    assert rep.data["unmodeled_ops"] == [] and rep.data["trace"]["mode"] == "dynamic"
+    req = request(V2W, **TINY_V2W)
+    assert req.geometry.dims == {"batch": 1, "latent_frames": 3, "patches_h": 4, "patches_w": 6, "text_len": 8}
+    ref = run_reference(req.model.component("transformer"), dict(req.geometry.dims), "bfloat16", "meta")
+    assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == ref.total > 0
+
+
+@pytest.mark.slow  # FlopCounterMode over every full-size stage on meta (28 blocks, T5 11B, the VAE encode and decode)
+@pytest.mark.parametrize(("mid", "stages"), [(MID, ["text_encoder", "vae"]), (V2W, ["text_encoder", "vae_encode", "vae"])])
+def test_every_full_size_stage_counts_what_flop_counter_counts(mid: str, stages: list[str]) -> None:
     """`fxmeter verify` at the preset: every module and every stage exactly equal to FlopCounterMode."""
     from fxmeter.api import verify
 
-    res = verify(MID, write=False)
+    res = verify(mid, write=False)
     assert res.passed and res.layers["max_rel_err"] == 0.0
     pf = res.end2end["per_forward"]
     assert pf["analytic_flops"] == pf["reference_flops"] > 0
-    assert [s["name"] for s in res.stages] == ["text_encoder", "vae"]
+    assert [s["name"] for s in res.stages] == stages
     for s in res.stages:
         run = s["end2end"]["per_forward"]
         assert run["analytic_flops"] == run["reference_flops"] > 0, s["name"]

@@ -1,4 +1,5 @@
-"""Cosmos Predict2 text-to-image (diffusers ``CosmosTransformer3DModel`` driven by ``Cosmos2TextToImagePipeline``), 2B.
+"""Cosmos Predict2 2B (diffusers ``CosmosTransformer3DModel``): text-to-image (``Cosmos2TextToImagePipeline``)
+and video-to-world (``Cosmos2VideoToWorldPipeline``, one conditioning image).
 
 What one generation runs, as ``Cosmos2TextToImagePipeline.__call__`` (diffusers 0.42.1) does with its defaults
 (768 x 1360, one frame, 35 steps, ``guidance_scale`` 7.0, ``max_sequence_length`` 512; everything in the
@@ -13,23 +14,36 @@ pipeline's ``torch_dtype``, bfloat16 in the docstring):
   latents ``(B, 16, 1, H/8, W/8)`` times ``c_in`` in bf16, ``timestep = current_t.expand(B)`` in bf16 (1-D:
   one timestep per sample), ``encoder_hidden_states`` ``(B, 512, 1024)``, and ``padding_mask`` a zero
   ``(1, 1, H, W)`` tensor at *pixel* size that the model resizes (torchvision ``resize``, nearest) to the
-  latent grid and concatenates as a 17th channel (``concat_padding_mask``).  The 28 blocks are identical
+  latent grid and concatenates as a 17th channel (``concat_padding_mask``; without torchvision installed
+  fxmeter gives the module torchvision's tensor path, :func:`ensure_padding_mask_resize`).  The 28 blocks are identical
   (no ``img_context``, no controlnet): traced once, replicated.
 * ``vae``: ``vae.decode`` of the one latent frame (``AutoencoderKLWan``, Wan2.1's VAE: the script converts
   ``Wan-AI/Wan2.1-T2V-1.3B-Diffusers``' ``vae``), in the pipeline dtype.
 
+Video-to-world (``Cosmos2VideoToWorldPipeline.__call__`` defaults: 704 x 1280, 93 frames, fps 16, 35 steps,
+``guidance_scale`` 7.0, 512 tokens; the Video2World checkpoint has ``in_channels`` 17 = 16 + the condition mask):
+
+* ``text_encoder``: as above.
+* ``vae_encode``: ``prepare_latents`` pads the conditioning image to ``num_frames`` by repeating it and encodes
+  each video of the batch on its own, ``retrieve_latents(vae.encode(vid.unsqueeze(0)), generator)``: a sample
+  of the latent distribution (the one conditioned latent frame of the 24 keeps it; the other frames are noise).
+* ``transformer``: two forwards per step, ``hidden_states`` ``(B, 16, 24, 88, 160)``, ``timestep`` of shape
+  ``(B, 1, 24, 1, 1)`` (``t_conditioning`` on the conditioned frames), ``condition_mask`` ``(B, 1, 24, 88, 160)``
+  concatenated inside the model, ``fps`` 16 (it scales the temporal RoPE), the padding mask as above.
+* ``vae``: the 24 latent frames decoded.
+
 The safety checker (``cosmos_guardrail``: text and video classifiers outside diffusers) is not modeled.
 
-Configs: the transformer is ``TRANSFORMER_CONFIGS['Cosmos-2.0-Diffusion-2B-Text2Image']`` of diffusers'
-``scripts/convert_cosmos_to_diffusers.py`` (huggingface/diffusers@58eb52c), the keys it leaves out at the class
-defaults.  The text encoder is google-t5/t5-11b (``T5EncoderModel.from_pretrained(args.text_encoder_path)``
+Configs: the transformers are ``TRANSFORMER_CONFIGS['Cosmos-2.0-Diffusion-2B-Text2Image']`` and
+``['Cosmos-2.0-Diffusion-2B-Video2World']`` of diffusers' ``scripts/convert_cosmos_to_diffusers.py``
+(huggingface/diffusers@58eb52c), the keys it leaves out at the class defaults.  The text encoder is google-t5/t5-11b (``T5EncoderModel.from_pretrained(args.text_encoder_path)``
 with ``--text_encoder_path google-t5/t5-11b`` in the script's docstring): its own bundled config (the T5-XXL
 configs of SD3.5 / Flux are a different model).  The VAE is the bundled Wan2.1 one (same checkpoint).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.errors import WorkloadError
@@ -44,18 +58,21 @@ from fxmeter.model.adapters._common import (
     divisible,
     image_only,
     tp_roles,
+    video_frames,
 )
 from fxmeter.model.adapters.base import Adapter, Builder, Geometry, SymbolAxis
 from fxmeter.model.adapters.stage import meta_tensor
 from fxmeter.model.adapters.text_encoders import T5Encoder
-from fxmeter.model.adapters.vaes import VAE_DECODE
-from fxmeter.model.pipeline import ModelSpec
+from fxmeter.model.adapters.vaes import VAE_DECODE, VaeEncode
+from fxmeter.model.pipeline import ModelSpec, StagePlan
 from fxmeter.model.workload import Workload
 
 if TYPE_CHECKING:
     import torch
 
 VAE_SCALE_SPATIAL = 8  # 2 ** len(vae.temperal_downsample) of Wan2.1's VAE
+VAE_SCALE_TEMPORAL = 4  # 2 ** sum(vae.temperal_downsample)
+V2W_FPS = 16  # Cosmos2VideoToWorldPipeline.__call__ fps default: the transformer's RoPE scales time by base_fps / fps
 MAX_SEQUENCE_LENGTH = 512  # Cosmos2TextToImagePipeline.__call__ default (padding="max_length")
 
 _B = r"^transformer_blocks\.\d+"
@@ -137,17 +154,30 @@ class CosmosAdapter(Adapter):
     sequence_symbols: tuple[str, ...] = ("patches_h", "patches_w")
     tp_roles: tuple[tuple[str, str], ...] = tp_roles(("transformer_blocks",))
 
+    @staticmethod
+    def video2world(config: dict[str, Any]) -> bool:
+        """A Video2World checkpoint: one more input channel than it predicts (the condition mask)."""
+        return int(config.get("in_channels", 16)) == int(config.get("out_channels", 16)) + 1
+
+    def specialize(self, config: dict[str, Any]) -> Adapter:
+        if self.video2world(config):
+            return replace(self, name="cosmos-predict2-v2w", default_workload="cosmos-predict2-v2w",
+                           symbols=("batch", "latent_frames", "patches_h", "patches_w", "text_len"),
+                           sequence_symbols=("latent_frames", "patches_h", "patches_w"))
+        return self
+
     def check_config(self, config: dict[str, Any]) -> list[str]:
-        """The base checks, and the text-to-image checkpoint's settings (the other pipelines of the class --
-        Video2World's condition-mask channel, Cosmos 2.5's projections and image context, Transfer's
+        """The base checks, and the Predict2 checkpoints' settings (the other pipelines of the class --
+        Cosmos 2.5's projections and image context, Transfer's
         controlnet, Cosmos 1.0's learnable position embedding -- are not modeled)."""
         bad = super().check_config(config)
         ps = config.get("patch_size")
         if "patch_size" in config and not (isinstance(ps, (list, tuple)) and len(ps) == 3):
             bad.append(f"patch_size = {ps!r}: expected 3 positive integers (t, h, w)")
-        if int(config.get("in_channels", 16)) != int(config.get("out_channels", 16)):
-            bad.append("in_channels != out_channels: a Video2World checkpoint (condition-mask channel, "
-                       "Cosmos2VideoToWorldPipeline, not modeled)")
+        cin, cout = int(config.get("in_channels", 16)), int(config.get("out_channels", 16))
+        if cin not in (cout, cout + 1):
+            bad.append(f"in_channels {cin} is neither out_channels {cout} (text-to-image) nor out_channels + 1 "
+                       "(Video2World's condition mask)")
         if config.get("extra_pos_embed_type"):
             bad.append("extra_pos_embed_type set: a Cosmos 1.0 checkpoint (CosmosTextToWorldPipeline, not modeled); "
                        "Cosmos Predict2 uses None")
@@ -161,20 +191,28 @@ class CosmosAdapter(Adapter):
         return bad
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
-        """768 x 1360 -> latents 96 x 170 (VAE 8x) -> 48 x 85 patches (2 x 2): 4,080 tokens."""
+        """Text-to-image: 768 x 1360 -> latents 96 x 170 (VAE 8x) -> 48 x 85 patches (2 x 2): 4,080 tokens.
+        Video2World: 93 frames -> (93 - 1) / 4 + 1 = 24 latent frames, 704 x 1280 -> 88 x 160 -> 44 x 80:
+        84,480 tokens."""
         p_t, p_h, p_w = (int(v) for v in config["patch_size"])
-        divisible(wl.height, wl.width, 16, "Cosmos2TextToImagePipeline.check_inputs raises otherwise")
-        notes = image_only(wl.frames, "Cosmos Predict2 text-to-image")
+        divisible(wl.height, wl.width, 16, "the Cosmos2 pipelines' check_inputs raise otherwise")
+        if self.video2world(config):
+            frames, notes = video_frames(wl.frames, VAE_SCALE_TEMPORAL, "Cosmos2VideoToWorldPipeline")
+            lf = (frames - 1) // VAE_SCALE_TEMPORAL + 1
+        else:
+            frames, notes, lf = 1, image_only(wl.frames, "Cosmos Predict2 text-to-image"), 1
         lh, lw = wl.height // VAE_SCALE_SPATIAL, wl.width // VAE_SCALE_SPATIAL
-        if lh % p_h or lw % p_w:
-            raise WorkloadError(f"latent grid {lh} x {lw} not divisible by the patch {p_h} x {p_w}")
-        ph, pw = lh // p_h, lw // p_w
-        max_t, max_h, max_w = (int(v) for v in config.get("max_size", (128, 240, 240)))
+        if lh % p_h or lw % p_w or lf % p_t:
+            raise WorkloadError(f"latent grid {lf} x {lh} x {lw} not divisible by the patch {p_t} x {p_h} x {p_w}")
+        pf, ph, pw = lf // p_t, lh // p_h, lw // p_w
+        _, max_h, max_w = (int(v) for v in config.get("max_size", (128, 240, 240)))
         if ph > max_h // p_h or pw > max_w // p_w:
             notes.append(f"{ph} x {pw} patches exceed the RoPE table of max_size {max_h // p_h} x {max_w // p_w}: "
                          "diffusers slices a shorter position range (the cost is unchanged)")
         dims = {"batch": wl.batch, "patches_h": ph, "patches_w": pw, "text_len": wl.text_len}
-        return Geometry(dims, (wl.batch, int(config["in_channels"]), 1, lh, lw), ph * pw, 1, tuple(notes))
+        if self.video2world(config):
+            dims = {"batch": wl.batch, "latent_frames": pf, **{k: v for k, v in dims.items() if k != "batch"}}
+        return Geometry(dims, (wl.batch, int(config["out_channels"]), lf, lh, lw), pf * ph * pw, frames, tuple(notes))
 
     def model_dims(self, config: dict[str, Any], geometry: Geometry) -> dict[str, int | None] | None:
         return attention_dims(config, int(config["num_layers"]), geometry.dims["text_len"], geometry.tokens,
@@ -189,41 +227,102 @@ class CosmosAdapter(Adapter):
         ensure_padding_mask_resize()  # the reference runs the model with these inputs without build_module
         p_t, p_h, p_w = (int(v) for v in config["patch_size"])
         b, ph, pw = dims["batch"], dims["patches_h"], dims["patches_w"]
+        f, h, w = dims.get("latent_frames", 1) * p_t, ph * p_h, pw * p_w
         s = VAE_SCALE_SPATIAL
-        return {
-            "hidden_states": meta_tensor(b, int(config["in_channels"]), p_t, ph * p_h, pw * p_w, dtype=dtype),
-            "timestep": meta_tensor(b, dtype=dtype),  # current_t.expand(B).to(transformer_dtype)
+        kw: dict[str, Any] = {
+            "hidden_states": meta_tensor(b, int(config["out_channels"]), f, h, w, dtype=dtype),
+            # text-to-image: current_t.expand(B); Video2World: (B, 1, T, 1, 1), the conditioned frames at t_conditioning
+            "timestep": meta_tensor(b, 1, f, 1, 1, dtype=dtype) if self.video2world(config) else meta_tensor(b, dtype=dtype),
             "encoder_hidden_states": meta_tensor(b, dims["text_len"], int(config["text_embed_dim"]), dtype=dtype),
-            # latents.new_zeros(1, 1, height, width, dtype=transformer_dtype): pixel size, batch 1
-            "padding_mask": meta_tensor(1, 1, ph * p_h * s, pw * p_w * s, dtype=dtype),
-            "return_dict": False,
         }
+        if self.video2world(config):
+            kw["condition_mask"] = meta_tensor(b, 1, f, h, w, dtype=dtype)  # cond_mask.to(transformer_dtype)
+        # latents.new_zeros(1, 1, height, width, dtype=transformer_dtype): pixel size, batch 1
+        kw["padding_mask"] = meta_tensor(1, 1, h * s, w * s, dtype=dtype)
+        if self.video2world(config):
+            # after every tensor: fxmeter's dynamic export pairs the tensor inputs with the graph's user inputs in order
+            kw["fps"] = V2W_FPS
+        kw["return_dict"] = False
+        return kw
 
     def symbol_axes(self, config: dict[str, Any]) -> dict[str, dict[int, SymbolAxis]]:
-        _, p_h, p_w = (int(v) for v in config["patch_size"])
+        p_t, p_h, p_w = (int(v) for v in config["patch_size"])
         s = VAE_SCALE_SPATIAL
-        return {
-            "hidden_states": {0: SymbolAxis("batch"), 3: SymbolAxis("patches_h", p_h), 4: SymbolAxis("patches_w", p_w)},
+        hs = {0: SymbolAxis("batch"), 3: SymbolAxis("patches_h", p_h), 4: SymbolAxis("patches_w", p_w)}
+        axes = {
+            "hidden_states": hs,
             "timestep": {0: SymbolAxis("batch")},
             "encoder_hidden_states": {0: SymbolAxis("batch"), 1: SymbolAxis("text_len")},
             "padding_mask": {2: SymbolAxis("patches_h", p_h * s), 3: SymbolAxis("patches_w", p_w * s)},
         }
+        if self.video2world(config):
+            hs[2] = SymbolAxis("latent_frames", p_t)
+            axes["timestep"] = {0: SymbolAxis("batch"), 2: SymbolAxis("latent_frames", p_t)}
+            axes["condition_mask"] = dict(hs)
+        return axes
 
     def symbol_bounds(self, config: dict[str, Any]) -> dict[str, tuple[int, int]]:
-        return {"batch": (1, 1024), "patches_h": (2, 1 << 10), "patches_w": (2, 1 << 10), "text_len": (2, 1 << 16)}
+        # the export guards latent_frames <= 128 (max_size[0], the RoPE table's frames)
+        max_t = int(config.get("max_size", (128, 240, 240))[0]) // int(config["patch_size"][0])
+        return {"batch": (1, 1024), "latent_frames": (2, max_t), "patches_h": (2, 1 << 10),
+                "patches_w": (2, 1 << 10), "text_len": (2, 1 << 16)}
 
     def example_dims(self, config: dict[str, Any]) -> dict[str, int]:
-        return {"batch": 2, "patches_h": 4, "patches_w": 5, "text_len": 7}
+        dims = {"batch": 2, "latent_frames": 3, "patches_h": 4, "patches_w": 5, "text_len": 7}
+        return {k: dims[k] for k in self.symbols}
 
     def pipeline_stages(self, config: dict[str, Any], wl: Workload, geometry: Geometry) -> plans.Plans:
-        """T5 11B (prompt, and the negative prompt with CFG) at 512 padded tokens; one Wan2.1 VAE decode."""
+        """T5 11B (prompt, and the negative prompt with CFG) at 512 padded tokens; Video2World: the condition
+        video through the VAE encoder; one Wan2.1 VAE decode."""
         b, tl = geometry.dims["batch"], geometry.dims["text_len"]
-        _, lh, lw = geometry.latent_shape[2:]
-        before = (plans.text("text_encoder", T5_BOOL_MASK, f"T5 11B (google-t5/t5-11b), masked, {tl} tokens",
-                             plans.cfg_runs(wl), {"batch": b, "seq_len": tl}),)
-        after = (plans.decode(VAE_DECODE, "AutoencoderKLWan (Wan2.1), one latent frame",
-                              {"batch": b, "latent_frames": 1, "latent_h": lh, "latent_w": lw}),)
+        _, lf, lh, lw = geometry.latent_shape[1:]
+        before: tuple[StagePlan, ...] = (
+            plans.text("text_encoder", T5_BOOL_MASK, f"T5 11B (google-t5/t5-11b), masked, {tl} tokens",
+                       plans.cfg_runs(wl), {"batch": b, "seq_len": tl}),)
+        if self.video2world(config):
+            before += (StagePlan(
+                "vae_encode", "vae", f"VAE encode of the {geometry.frames}-frame condition video (the image, its last "
+                "frame repeated)", runs=b, root="vae", adapter=VAE_ENCODE_SAMPLE,
+                dims={"batch": 1, "latent_frames": lf, "latent_h": lh, "latent_w": lw},
+                notes=("vae_encode: Cosmos2VideoToWorldPipeline.prepare_latents pads the one conditioning image to "
+                       f"num_frames ({geometry.frames}) by repeating it and encodes each video of the batch on its own "
+                       "(vae.encode(vid.unsqueeze(0)).latent_dist.sample())",)),)
+        what = f"{lf} latent frames one at a time with its causal cache" if lf > 1 else "one latent frame"
+        after = (plans.decode(VAE_DECODE, f"AutoencoderKLWan (Wan2.1), {what}",
+                              {"batch": b, "latent_frames": lf, "latent_h": lh, "latent_w": lw}),)
         return before, after
+
+
+def _encode_sample_wrapper(vae: torch.nn.Module) -> torch.nn.Module:
+    import torch
+
+    class VaeEncodeSample(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.component: Any = vae
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # retrieve_latents(vae.encode(vid), generator) with its default sample_mode="sample"
+            return self.component.encode(x).latent_dist.sample()
+
+    return VaeEncodeSample()
+
+
+@dataclass
+class VaeEncodeSample(VaeEncode):
+    """``retrieve_latents(vae.encode(x), generator)``: a sample of the latent distribution (mean + std * noise)."""
+
+    name: str = "vae-encode-sample"
+
+    def supports_dynamic(self, config: dict[str, Any]) -> bool:
+        """No: ``randn_tensor(mean.shape)`` needs concrete sizes (exported once per workload)."""
+        return False
+
+    def wrap(self, model: torch.nn.Module, config: dict[str, Any]) -> torch.nn.Module:
+        return _encode_sample_wrapper(model)
+
+
+VAE_ENCODE_SAMPLE = VaeEncodeSample()
 
 
 @dataclass
@@ -245,15 +344,22 @@ ADAPTERS = (CosmosAdapter(),)
 
 _SCRIPT = ("https://github.com/huggingface/diffusers/blob/58eb52c0803ea9af3abec60841c2a093bdf1f951/scripts/"
            "convert_cosmos_to_diffusers.py")
+_STAGES = {"text_encoder": "cosmos-predict2-2b/text_encoder", "vae": "wan2.1/vae"}
 
 MODELS = (
     ModelSpec("cosmos-predict2-2b-t2i", "cosmos-predict2-2b/text2image/transformer/config.json", "cosmos_predict2",
               "cosmos-predict2-t2i", f"{_SCRIPT}#L336-L350",
               "Cosmos Predict2 text-to-image, 2B (T5 11B text encoder, Wan2.1 VAE)",
-              {"text_encoder": "cosmos-predict2-2b/text_encoder", "vae": "wan2.1/vae"}),
+              _STAGES),
+    ModelSpec("cosmos-predict2-2b-v2w", "cosmos-predict2-2b/video2world/transformer/config.json", "cosmos_predict2",
+              "cosmos-predict2-v2w", f"{_SCRIPT}#L366-L380",
+              "Cosmos Predict2 video-to-world (image-conditioned), 2B (T5 11B text encoder, Wan2.1 VAE)", _STAGES),
 )
 
 PRESETS = (
     Workload("cosmos-predict2-t2i", 1, 768, 1360, 35, MAX_SEQUENCE_LENGTH, guidance_scale=7.0, family="cosmos-predict2",
              description="Cosmos2TextToImagePipeline __call__ defaults: 1360x768, 35 steps, CFG 7.0, text 512"),
+    Workload("cosmos-predict2-v2w", 93, 704, 1280, 35, MAX_SEQUENCE_LENGTH, guidance_scale=7.0, family="cosmos-predict2",
+             description="Cosmos2VideoToWorldPipeline __call__ defaults: 1280x704, 93 frames (fps 16) from one image, "
+                         "35 steps, CFG 7.0, text 512"),
 )
