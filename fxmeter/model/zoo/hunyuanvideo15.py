@@ -137,8 +137,9 @@ class HunyuanVideo15Adapter(Adapter):
     diffusers_class: str = "HunyuanVideo15Transformer3DModel"
     repeated: dict[str, str] = field(default_factory=lambda: {"transformer_blocks": "num_layers"})
     symbols: tuple[str, ...] = ("batch", "latent_frames", "latent_h", "latent_w", "text_len")
-    # the valid prompt length only moves slices of the reorder (no FLOP, no shape of any costed op): a constant
-    fixed_symbols: tuple[str, ...] = ("text_len",)
+    # text_len, the valid prompt length, only moves slices of the reorder (no FLOP, no shape of any costed op): a constant
+    # batch: the reorder loop iterates over the batch (zip over tensors unbinds dim 0), a Python-level count
+    fixed_symbols: tuple[str, ...] = ("batch", "text_len")
     required_keys: tuple[str, ...] = (
         "in_channels", "out_channels", "num_attention_heads", "attention_head_dim", "num_layers", "text_embed_dim",
         "text_embed_2_dim", "image_embed_dim", "patch_size", "patch_size_t",
