@@ -153,6 +153,21 @@ def test_the_t2v_forward_computes_what_the_real_one_computes() -> None:
     assert torch.equal(want, got)
 
 
+def test_the_vae_stage_builds_the_classs_causal_mask() -> None:
+    """The decode stage's mid-block mask (one masked_fill) equals the class's row-by-row loop."""
+    import torch
+    from diffusers.models.autoencoders.autoencoder_kl_hunyuanvideo15 import HunyuanVideo15AttnBlock
+
+    from fxmeter.model.zoo.hunyuanvideo15 import vectorized_causal_mask
+
+    for frames, hw in ((1, 1), (3, 4), (5, 6), (2, 7)):
+        for batch in (None, 2):
+            want = HunyuanVideo15AttnBlock.prepare_causal_attention_mask(frames, hw, torch.bfloat16, "cpu", batch)
+            assert torch.equal(want, vectorized_causal_mask(frames, hw, torch.bfloat16, "cpu", batch))
+    # the patch is scoped to the stage's call
+    assert HunyuanVideo15AttnBlock.__dict__["prepare_causal_attention_mask"].__func__.__name__ == "prepare_causal_attention_mask"
+
+
 def test_reports_from_the_shipped_traces_alone(tmp_path: Path) -> None:
     from fxmeter.api import request, stage_inputs
 
