@@ -154,6 +154,7 @@ class HunyuanVideo15Adapter(Adapter):
     family: str = "hunyuan_video15"
     default_workload: str | None = "hunyuanvideo1.5-480p"
     offload_seq: tuple[str, ...] = ("text_encoder", "transformer", "vae")  # model_cpu_offload_seq, ByT5 idle
+    pipelines: tuple[str, ...] = ("HunyuanVideo15Pipeline",)  # fxmeter.model.folder.pipelines_for
     positive_keys: tuple[str, ...] = (
         "in_channels", "out_channels", "num_attention_heads", "attention_head_dim", "num_layers", "patch_size",
         "patch_size_t", "text_embed_dim", "text_embed_2_dim", "image_embed_dim", "rope_axes_dim",
