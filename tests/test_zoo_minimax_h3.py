@@ -240,3 +240,11 @@ def test_new_rules_arithmetic() -> None:
     assert (c.bytes_read, c.bytes_written) == (64 * 32 * 7 * 4 + 64 * 4, 64 * 32 * 7 * 4)
     c = wn.fn(OpCall("aten._weight_norm.default", (v, g, -1), {}, (t(64, 32, 7, dtype="float32"),)))
     assert c.cuda_core_flops == 3 * 64 * 32 * 7 + 2
+
+
+@pytest.mark.parametrize("steps", [1, 2, 7, 49, 50, 333])
+def test_distinct_timesteps_written_out_equal_the_scheduler(steps: int) -> None:
+    """The per-forward timestep counts the stage plan uses without importing diffusers equal MiniMaxH3Scheduler's."""
+    from fxmeter.model.zoo.minimax_h3 import distinct_timesteps, scheduler_timesteps
+
+    assert distinct_timesteps(steps) == scheduler_timesteps(steps)

@@ -1,5 +1,9 @@
 """``fxmeter plan``: every deployment of one model and workload, priced exactly, and its Pareto frontier.
 
+Why one long module: the search space, its enumeration, the shared per-stage evaluation, the
+frontier and the reasons are one algorithm over one set of records; split, each part would import
+the others' private caches.
+
 The space is a product: device x GPU count x parallel plan (Ulysses, Ring, their product, CFG, TP, FSDP)
 x offload policy x matmul precision x attention kernel and precision x ``--compile`` x the quality knobs
 (step cache, fewer steps).  Every point is priced by the same formulas as ``fxmeter trace`` (the kernel

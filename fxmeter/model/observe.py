@@ -1,5 +1,9 @@
 """Observe the real diffusers pipeline on ``meta``: which component it calls, how often, with what.
 
+Why one long module: building the pipeline on meta, the narrow patches that let it run there
+(tokenizers, scheduler, forwards) and the recorder they feed are one mechanism; the patches are
+only correct together with the recorder's bookkeeping.
+
 The hand adapters say what a pipeline runs (``Adapter.stages``, ``pipeline_stages``); this module
 checks it by running the pipeline itself.  :func:`observe` builds the real pipeline class
 (``model_index.json``'s ``_class_name``, or the class the model's adapter variant runs,

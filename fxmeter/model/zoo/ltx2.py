@@ -1,5 +1,8 @@
 """LTX-2 (diffusers ``LTX2VideoTransformer3DModel``), every stage as ``LTX2Pipeline`` (diffusers 0.42.1) runs it.
 
+Why one long module: a model is one file (fxmeter/model/zoo): LTX-2's eight stages, their
+adapters and presets are that one declaration.
+
 One generation of ``LTX2Pipeline.__call__`` at its defaults (512 x 768, 121 frames at 24 fps, 30 steps,
 ``max_sequence_length`` 1024, ``guidance_scale`` 3.0 / ``audio_guidance_scale`` 7.0, ``stg_scale`` 1.0 with
 ``spatio_temporal_guidance_blocks=[28]``, ``modality_scale`` 3.0):

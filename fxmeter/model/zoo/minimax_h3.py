@@ -1,5 +1,8 @@
 """MiniMax-H3 (diffusers ``MiniMaxH3Transformer3DModel``), as ``MiniMaxH3ModularPipeline``'s ``t2va`` workflow runs it.
 
+Why one long module: a model is one file (fxmeter/model/zoo): the packed-sequence layout, the
+scheduler's timestep counts, the tiled VAE plan and the stages are that one declaration.
+
 MiniMax-H3 generates a 24 fps video with a 32 kHz stereo soundtrack from one transformer that denoises
 **one packed sequence** ``[text | target audio (L then R) | target video]`` with full self-attention
 (no cross-attention, no CFG: the checkpoint is guidance-distilled, one forward per step).  Everything
@@ -98,7 +101,21 @@ def audio_latents(frames: int) -> int:
 def distinct_timesteps(steps: int) -> list[int]:
     """Per forward, how many distinct timesteps ``MiniMaxH3SetTimestepsStep`` hands the transformer for ``steps``
     denoising steps (``num_inference_steps = steps + 1`` grid points): the video and audio schedules of
-    ``MiniMaxH3Scheduler`` (shift 12 and 3) zipped, text rows on the video timestep."""
+    ``MiniMaxH3Scheduler`` (shift 12 and 3) zipped, text rows on the video timestep.
+
+    Both grids start at sigma 1 (``s * 1 / (1 + (s - 1) * 1)`` is exactly 1 in float32: one timestep, 0) and
+    differ at every later point (``12b/(1+11b)`` and ``3b/(1+2b)`` meet only at b = 0 and 1, and adjacent
+    float32 grid points stay distinct below about a million points), so below that the answer is written
+    out without importing the scheduler (a warm trace imports no torch); above it the real scheduler
+    decides (its ``unique_consecutive`` may collapse grid points).  ``tests/test_zoo_minimax_h3.py`` checks
+    both against the scheduler."""
+    if steps + 1 < 1_000_000:
+        return [1] + [2] * (steps - 1)
+    return scheduler_timesteps(steps)
+
+
+def scheduler_timesteps(steps: int) -> list[int]:
+    """:func:`distinct_timesteps` from the real ``MiniMaxH3Scheduler`` grids."""
     from diffusers.schedulers.scheduling_minimax_h3 import MiniMaxH3Scheduler
 
     video, audio = MiniMaxH3Scheduler(shift=VIDEO_SHIFT), MiniMaxH3Scheduler(shift=AUDIO_SHIFT)
