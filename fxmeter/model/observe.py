@@ -220,6 +220,9 @@ class ShapeTokenizer:
         self.pad_token_id = 0
         self.eos_token_id = 1
         self.added_tokens_encoder: dict[str, int] = {}  # diffusers' textual-inversion prompt check reads it
+        self.pad_token = "<pad>"  # LTX-2 sets pad_token = eos_token when it is None
+        self.eos_token = "</s>"
+        self.padding_side = "right"
 
     def __call__(self, text: str | list[str], padding: Any = False, max_length: int | None = None,
                  truncation: bool = False, return_tensors: str | None = None, **kw: Any) -> Any:
@@ -241,6 +244,31 @@ class ShapeTokenizer:
 
     def tokenize(self, text: str, **kw: Any) -> list[str]:
         return text.split()
+
+    def encode(self, text: str, **kw: Any) -> list[int]:
+        """:data:`PROMPT_TOKENS` placeholder ids: the real count needs the real vocabulary (Sana's
+        instruction length is one; the observation reports the difference instead of guessing)."""
+        return [1] * PROMPT_TOKENS
+
+    def apply_chat_template(self, conversation: Any, tokenize: bool = True, **kw: Any) -> Any:
+        """The conversation's text (``tokenize=False``: what Z-Image and FLUX.2-klein then tokenize with
+        ``padding="max_length"``), or its tokens as :meth:`__call__` pads them (FLUX.2's batched call)."""
+        batch = conversation if conversation and isinstance(conversation[0], (list, tuple)) else [conversation]
+
+        def text(messages: Any) -> str:
+            parts = []
+            for m in messages:
+                c = m.get("content", "") if isinstance(m, dict) else m
+                if isinstance(c, list):  # multimodal content: the text items
+                    c = " ".join(str(x.get("text", "")) for x in c if isinstance(x, dict))
+                parts.append(str(c))
+            return "\n".join(parts)
+
+        texts = [text(m) for m in batch]
+        if not tokenize:
+            return texts if batch is conversation else texts[0]
+        keep = {k: kw[k] for k in ("padding", "max_length", "truncation", "return_tensors") if k in kw}
+        return self(texts, **keep)
 
     def batch_decode(self, ids: Any, **kw: Any) -> list[str]:
         return ["" for _ in range(len(ids))]
