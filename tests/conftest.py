@@ -52,15 +52,20 @@ def report_720p() -> Any:
 
 
 def stable_report(data: Any) -> dict[str, Any]:
-    """A report's JSON minus what changes from run to run: the run id and where each trace came from and
-    how long it took (``trace.cache``/``trace.seconds``, and each pipeline stage's)."""
+    """A report's JSON minus what changes from run to run: the run id, where each trace came from, how long
+    it took and the rules package's fingerprint when it was made (``trace.cache``/``seconds``/``rules``,
+    and each pipeline stage's)."""
     import orjson
 
     d = orjson.loads(data.to_json() if hasattr(data, "to_json") else orjson.dumps(data))
     d.pop("run_id", None)
+    # ``rules`` is the whole rules package's fingerprint when the trace was made: a shipped trace is current
+    # by its own key (the rule files its graph uses), so adding an unrelated rule file changes only this
     d["trace"].pop("seconds", None)
     d["trace"].pop("cache", None)
+    d["trace"].pop("rules", None)
     for st in (d.get("pipeline") or {}).get("stages", []):
         st["trace"].pop("cache", None)
         st["trace"].pop("seconds", None)
+        st["trace"].pop("rules", None)
     return d  # type: ignore[no-any-return]
