@@ -476,11 +476,24 @@ def test_browser_14b_compare_page(browser: Any, wan14b: dict[str, Any], tmp_path
     page.close()
 
 
+def plan_document() -> dict[str, Any]:
+    """The toy report with a ``plan`` section (``fxmeter plan --write``): two exact rows, one that changes the output."""
+    from fxmeter.report.plan import PlanInfo, PlanRow
+
+    rows = (PlanRow(10.0, 0.011, 20.0, 2, "h100", 2**33, {"hardware": "h100", "gpus": 2}, (), "fxmeter trace toy --gpus 2",
+                    "fastest"),
+            PlanRow(18.0, 0.009, 18.0, 1, "h100", 2**33, {"hardware": "h100"}, (), "fxmeter trace toy", "cheapest"))
+    q = (PlanRow(5.0, 0.003, 5.0, 1, "h100", 2**32, {"hardware": "h100"}, ("fp8 matmuls",), "fxmeter trace toy --precision fp8",
+                 "fastest; changes the output: fp8 matmuls"),)
+    return {**make_report(), "plan": PlanInfo("toy", "w", 12, 10, 10, 0.1, "dollars", {}, rows, q).to_dict()}
+
+
 def test_browser_small_documents(browser: Any, tmp_path: Path) -> None:
     """The toy report (no hardware) and one with stages, devices and GPU counts: drawn without a console error."""
     for name, data, charts in (
         ("plain", make_report(), ["categories", "treemap"]),
         ("future", future_document(), ["categories", "devices", "scaling", "treemap"]),
+        ("plan", plan_document(), ["categories", "plan", "treemap"]),
     ):
         path = tmp_path / f"{name}.html"
         path.write_bytes(render_html(data))

@@ -814,6 +814,10 @@ def frontier(result: SearchResult, *, slo: float | None = None, budget: float | 
         return Frontier(result, [], [], 0, f"no setup fits: the nearest, {describe(near.setup)}, needs "
                         f"{near.peak_bytes / GIB:,.1f} GiB per GPU of {near.memory_bytes / GIB:,.0f} GiB "
                         "(try --max-gpus higher or a device with more memory)")
+    index = {r.setup: r for r in rows}
+    # --t5-cpu leaves the T5 encode's host time out (not modelled): such a setup is only offered where the same
+    # setup with T5 on the device does not fit, never as a faster one (nor as the nearest setup of a refusal)
+    fit = [r for r in fit if not r.setup.t5_cpu or not getattr(index.get(replace(r.setup, t5_cpu=False)), "fits", False)]
     ok = [r for r in fit if (slo is None or r.seconds <= slo) and (budget is None or (r.dollars or 0.0) <= budget)]
     if not ok:
         if slo is not None and not any(r.seconds <= slo for r in fit):
@@ -831,10 +835,6 @@ def frontier(result: SearchResult, *, slo: float | None = None, budget: float | 
                    f"takes {near.seconds:,.1f} s ({describe(near.setup)}, ${near.dollars or 0.0:,.4f})")
         line = command(near.setup) if command else ""
         return Frontier(result, [], [], 0, msg + (f"; {line}" if line else ""))
-    index = {r.setup: r for r in rows}
-    # --t5-cpu leaves the T5 encode's host time out (not modelled): such a setup is only offered where the same
-    # setup with T5 on the device does not fit, never as a faster one
-    ok = [r for r in ok if not r.setup.t5_cpu or not getattr(index.get(replace(r.setup, t5_cpu=False)), "fits", False)]
     exact = pareto(r for r in ok if r.exact)
     every = pareto(ok)
     quality = [r for r in every if not r.exact]

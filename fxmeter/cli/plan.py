@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from fxmeter.cli.options import api_kwargs, knob_options
+from fxmeter.cli.options import api_kwargs, knob_options, output_options
 
 
 def _devices(hardware: str | None, hardware_file: str | None) -> list[Any]:
@@ -56,9 +56,15 @@ def command_for(model: str, base: dict[str, Any], setup: Any, price: float | Non
               help="Generations per hour the fleet must serve: replicas x GPUs x batch at the lowest cost.")
 @click.option("--p95", type=float, default=None, help="With --rate: 95th-percentile latency in seconds (queue + run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the frontier as JSON.")
+@click.option("--write", is_flag=True,
+              help="Also write a run folder: report.json (the fastest frontier row's report, the search as its "
+                   "`plan` section), summary.md, and with --html report.html with the frontier chart.")
+@output_options
+@click.option("--html", "html", is_flag=True, help="With --write: also write report.html (the frontier chart).")
 def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: int, slo: float | None,
          budget: float | None, price_per_hour: str | None, exact_only: bool, rate: float | None, p95: float | None,
-         as_json: bool, **kw: Any) -> None:
+         as_json: bool, write: bool, run_id: str | None, output_root: str, force: bool, html: bool,
+         **kw: Any) -> None:
     """Search every deployment of MODEL that fxmeter can price (device x GPUs x parallel plan x offload x
     attention kernel and precision x --compile x step cache / fewer steps), keep those that fit, and print the
     Pareto frontier of seconds, $ and GPUs per generation, each row with its `fxmeter trace` line and why it
@@ -76,6 +82,9 @@ def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: 
         raise PlanError(f"--max-gpus must be between 1 and 64, got {max_gpus}")
     if p95 is not None and rate is None:
         raise PlanError("--p95 is the latency of a fleet: give the --rate it must serve")
+    if not write and (html or run_id is not None or force):
+        raise PlanError("--html, --run-id and --force are options of --write (the run folder): add --write")
+    out = _claim(model, opts.get("config"), run_id, output_root, force) if write else None
     devices = _devices(hardware, hardware_file)
     prices = parse_prices(price_per_hour, devices)
     if budget is not None and not prices:
@@ -100,28 +109,74 @@ def plan(model: str | None, hardware: str, hardware_file: str | None, max_gpus: 
 
         fleet = size_fleet(res, fr, rate=rate, p95=p95, model=model, workload=workload, config=config, dtype=dtype,
                            overrides=overrides, command=cmd)
-    if as_json:
-        click.echo(json.dumps(to_json(fr, fleet), indent=2, sort_keys=True))
-    else:
-        for line in lines(fr, fleet):
+    impossible = fr.impossible is not None or (fleet is not None and fleet.impossible is not None)
+    doc = to_json(fr, fleet, constraints={"hardware": hardware, "max_gpus": max_gpus, "slo": slo, "budget": budget,
+                                          "price_per_hour": price_per_hour, "exact_only": exact_only, "rate": rate,
+                                          "p95": p95})
+    text = [json.dumps(doc, indent=2, sort_keys=True)] if as_json else lines(fr, fleet)
+    if out is None or impossible:
+        for line in text:
             click.echo(line)
-    if fr.impossible is not None or (fleet is not None and fleet.impossible is not None):
+        if out is not None:
+            click.echo("nothing written: the constraints leave no setup", err=True)
+    else:
+        _write(out, output_root, doc, fr, res.model, base, prices, price_per_hour, force, html, text)
+    if impossible:
         sys.exit(1)
+
+
+def _claim(model: str | None, config: Any, run_id: str | None, output_root: str, force: bool) -> Any:
+    """The run folder ``--write`` will fill, refused before the search when a report is there (no ``--force``)."""
+    from fxmeter.api import default_run_id
+    from fxmeter.errors import OutputExistsError
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.report.document import check_output_root, check_run_id
+    from fxmeter.report.files import check_writable
+
+    rid = check_run_id(default_run_id() if run_id is None else run_id)
+    check_writable(output_root)
+    out = check_output_root(output_root) / rid / "static_analysis" / resolve_model(model, config).slug
+    if (out / "report.json").exists() and not force:
+        raise OutputExistsError(f"{out / 'report.json'} exists; pass --force or choose another --run-id")
+    return out
+
+
+def _write(out: Any, output_root: str, doc: dict[str, Any], fr: Any, model: str, base: dict[str, Any], prices: dict[str, float],
+           price_per_hour: str | None, force: bool, html: bool, text: list[str]) -> None:
+    """report.json of the fastest frontier row (through :func:`fxmeter.api.trace`, as its command line would
+    write it) with the search as ``plan``; summary.md; report.html with ``--html``.  All or nothing."""
+    from dataclasses import replace
+
+    from fxmeter.api import trace as api_trace
+    from fxmeter.cli.console import print_then_commit
+    from fxmeter.report.plan import PlanInfo
+
+    best = fr.exact[0].priced.setup
+    price = prices.get(best.device) if price_per_hour is not None else None
+    rep = api_trace(model, run_id=out.parent.parent.name, **{**base, **best.options(price)})
+    rep = replace(rep, plan=PlanInfo.from_dict(doc))
+
+    def console(paths: list[Any]) -> list[str]:
+        return [*text, *(f"wrote {p}" for p in paths)]
+
+    rep.write(force=force, output_root=output_root, html=html, before_commit=print_then_commit(console))
 
 
 def _row_json(r: Any) -> dict[str, Any]:
     p = r.priced
-    return {"seconds": p.seconds, "dollars": p.dollars, "gpu_seconds": p.gpu_seconds, "gpus": p.gpus,
-            "device": p.setup.device, "peak_gib": p.peak_bytes / 2**30, "setup": p.setup.options(),
-            "changes_output": list(p.quality), "command": r.command, "why": r.why}
+    from fxmeter.report.plan import PlanRow
+
+    return PlanRow(p.seconds, p.dollars, p.gpu_seconds, p.gpus, p.setup.device, int(p.peak_bytes), p.setup.options(),
+                   tuple(p.quality), r.command, r.why).to_dict()
 
 
-def to_json(fr: Any, fleet: Any = None) -> dict[str, Any]:
+def to_json(fr: Any, fleet: Any = None, constraints: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The search as a document: what ``--json`` prints and report.json's ``plan`` section (``--write``)."""
     res = fr.result
     doc: dict[str, Any] = {
         "model": res.model, "workload": res.workload.name, "priced": len(res.rows), "fit": len(res.fitting),
         "meeting_constraints": fr.kept, "search_seconds": res.seconds, "impossible": fr.impossible,
-        "notes": list(res.notes),
+        "notes": list(res.notes), "constraints": dict(constraints or {}),
         "frontier": [_row_json(r) for r in fr.exact], "changes_output": [_row_json(r) for r in fr.quality],
         "cost_axis": "dollars" if any(r.priced.dollars is not None for r in fr.exact) else "gpu_seconds"}
     if fleet is not None:

@@ -29,6 +29,7 @@ from fxmeter.base import fileio
 from fxmeter.errors import ReportError, RunIdError
 from fxmeter.estimate.metrics import Metrics
 from fxmeter.report.deployment import DeploymentInfo, ScalingRow
+from fxmeter.report.plan import PlanInfo
 from fxmeter.report.schema import report_schema, schema_problem, schema_validator, short
 
 SCHEMA_VERSION = 2
@@ -589,6 +590,7 @@ class ReportDocument:
     deployment: DeploymentInfo | None = None  # a generation on several GPUs (--gpus)
     scaling: tuple[ScalingRow, ...] | None = None  # one row per GPU count (fxmeter scale)
     pipeline: PipelineInfo | None = None
+    plan: PlanInfo | None = None  # fxmeter plan --write: the search this report is the fastest row of
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections of later schemas this fxmeter passes through
     path: Path | None = field(default=None, compare=False)  # the report.json it was loaded from
 
@@ -687,6 +689,8 @@ class ReportDocument:
             d["scaling"] = [r.to_dict() for r in self.scaling]
         if self.pipeline is not None:
             d["pipeline"] = self.pipeline.to_dict()
+        if self.plan is not None:
+            d["plan"] = self.plan.to_dict()
         for k, v in self.extra.items():
             d.setdefault(k, v)
         return d
@@ -727,6 +731,7 @@ class ReportDocument:
             deployment=DeploymentInfo.from_dict(d.get("deployment")),
             scaling=tuple(ScalingRow.from_dict(r) for r in d["scaling"]) if d.get("scaling") else None,
             pipeline=PipelineInfo.from_dict(d.get("pipeline")),
+            plan=PlanInfo.from_dict(d.get("plan")),
             extra={k: v for k, v in d.items() if k not in known},
             path=path,
         )

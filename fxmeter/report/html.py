@@ -33,6 +33,7 @@ from typing import Any
 from fxmeter.base import fileio
 from fxmeter.cost.tree import fold_id, natural_key
 from fxmeter.cost.tree import foldable_parents as _foldable
+from fxmeter.report.plan import chart_rows
 
 __all__ = ["render_compare_html", "render_html", "view_model", "compare_model", "si", "si_bytes",
            "seconds"]
@@ -389,6 +390,7 @@ def view_model(data: Mapping[str, Any]) -> dict[str, Any]:
         "roofline": _roofline(data),
         "devices": _device_rows(data),
         "scaling": _scaling_rows(data),
+        "plan": chart_rows(data.get("plan")),
     }
 
 
@@ -660,6 +662,37 @@ def _scaling(data: Mapping[str, Any]) -> str:
             + '<div class="chart short" id="scaling-chart"></div>' + _table(head, body, "data") + "</section>")
 
 
+def _plan(data: Mapping[str, Any]) -> str:
+    plan = data.get("plan")
+    if not isinstance(plan, Mapping) or not plan.get("frontier"):
+        return ""
+    dollars = plan.get("cost_axis") == "dollars"
+    head = ["predicted s, whole generation", "$ per generation" if dollars else "GPU-seconds per generation", "GPUs",
+            "peak per GPU (allocated)", "why", "command"]
+
+    def body(rows: Any) -> list[list[str]]:
+        out = []
+        for r in rows or ():
+            if isinstance(r, Mapping):
+                cost = r.get("dollars") if dollars else r.get("gpu_seconds")
+                out.append([quantity("seconds", r.get("seconds")), "—" if cost is None else f"{_num(cost) or 0:,.4f}"
+                            if dollars else f"{_num(cost) or 0:,.0f}", _exact(r.get("gpus")),
+                            si_bytes(_int(r.get("peak_bytes"))), str(r.get("why", "")),
+                            str(r.get("command", ""))])
+        return out
+
+    text = (f'{_exact(plan.get("priced"))} setups priced exactly, {_exact(plan.get("fit"))} fit in memory, '
+            f'{_exact(plan.get("meeting_constraints"))} meet the constraints; this report is the fastest frontier row. '
+            'Seconds are predicted (kernel model) for the whole generation on the row\'s GPUs.')
+    parts = ['<section id="plan"><h2>Plan: the Pareto frontier</h2><p class="note">' + _esc(text) + "</p>",
+             '<div class="chart short" id="plan-chart"></div>', "<h3>Same output as the default setup</h3>",
+             _table(head, body(plan.get("frontier")), "data")]
+    if plan.get("changes_output"):
+        parts += ['<h3 class="warn">Faster or cheaper still, but changing the output</h3>',
+                  _table(head, body(plan.get("changes_output")), "data")]
+    return "".join(parts) + "</section>"
+
+
 def _deployment(data: Mapping[str, Any]) -> str:
     dep = data.get("deployment")
     if not isinstance(dep, Mapping) or not dep:
@@ -854,7 +887,8 @@ def render_html(data: Mapping[str, Any]) -> bytes:
     sections = [("headline", "Headline"), ("tree", "Module tree")]
     body = [_header(data), "", _headline(data), _tree_section(vm)]
     for sid, title, text in (("stages", "Stages", _stages(data)), ("devices", "Devices", _devices(data)),
-                             ("scaling", "GPU counts", _scaling(data)), ("deployment", "Deployment", _deployment(data)),
+                             ("scaling", "GPU counts", _scaling(data)), ("plan", "Plan", _plan(data)),
+                             ("deployment", "Deployment", _deployment(data)),
                              ("components", "Components", _components(data))):
         if text:
             sections.append((sid, title))

@@ -16,7 +16,7 @@ from typing import Any
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes, with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label
 from fxmeter.estimate.roofline import LIMITERS
-from fxmeter.report import deployment
+from fxmeter.report import deployment, plan
 from fxmeter.report.document import ReportDocument, Total
 from fxmeter.report.top import top
 
@@ -90,6 +90,8 @@ def render(rep: ReportDocument, charts: Sequence[tuple[str, str]] = ()) -> str:
         out.append("\n" + device_markdown(rep))
     if rep.deployment is not None:
         out.append("\n" + deployment.markdown(rep.deployment, _price(rep, rep.deployment.device.get("name"))))
+    if rep.plan is not None:
+        out.append("\n" + plan.markdown(rep.plan))
     out.append("\n## Unmodeled ops\n")
     if rep.unmodeled_ops:
         out.append("| op | count | modules |\n|---|---:|---|")

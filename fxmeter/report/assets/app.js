@@ -376,6 +376,24 @@
       ] });
   }
 
+  // -- the plan's frontier: predicted seconds against cost, exact and output-changing apart ---------
+  function drawPlan() {
+    var el = document.getElementById('plan-chart');
+    if (!el || !D.plan || !D.plan.exact || !D.plan.exact.length) return;
+    var chart = echarts.init(el, null, { renderer: 'svg' });
+    FX.charts.plan = chart;
+    function pts(rows) { return rows.map(function (r) { return { value: [r.seconds, r.cost, r.gpus], row: r }; }); }
+    chart.setOption({ animation: false, legend: { top: 0 }, grid: { left: 80, right: 30, top: 40, bottom: 50 },
+      tooltip: { trigger: 'item', formatter: function (p) {
+        var r = p.data.row; return secs(r.seconds) + ', ' + r.cost.toPrecision(4) + ' (' + D.plan.cost_axis + '), ' + r.gpus + ' GPU(s)<br>' + r.why + '<br><code>' + r.label + '</code>'; } },
+      xAxis: { type: 'log', name: 'predicted seconds, whole generation', nameLocation: 'middle', nameGap: 30, axisLabel: { formatter: secs } },
+      yAxis: { type: 'log', name: D.plan.cost_axis },
+      series: [
+        { type: 'line', step: false, name: 'Pareto frontier (same output)', symbolSize: function (v) { return 6 + 2 * v[2]; }, itemStyle: { color: '#4e79a7' }, data: pts(D.plan.exact) },
+        { type: 'scatter', name: 'changes the output', symbol: 'diamond', symbolSize: function (v) { return 6 + 2 * v[2]; }, itemStyle: { color: '#e15759' }, data: pts(D.plan.quality || []) }
+      ] });
+  }
+
   // -- the module table --------------------------------------------------------
   var table = { sort: null, desc: true };
 
@@ -506,5 +524,6 @@
   drawRoofline();
   drawDevices();
   drawScaling();
+  drawPlan();
   FX.ready = true;
 })();
