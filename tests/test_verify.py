@@ -213,3 +213,26 @@ def test_cli_cpu_refuses_full_size(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["verify", "wan2.1-t2v-14b", "-w", "ci-tiny", "--device", "cpu", "--output-root", str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert "--device cpu is for small configs" in r.output and "Traceback" not in r.output
+
+
+def test_a_forward_reading_values_on_meta_is_one_error_line() -> None:
+    """A stage whose forward reads tensor values (``.item()``, ``nonzero``) cannot run on meta: one VerifyError
+    line naming it (the CLI prints ``error: ...``), not a traceback; other errors pass through unchanged."""
+    import torch
+
+    from fxmeter.cli.main import error_line
+    from fxmeter.errors import VerifyError
+    from fxmeter.verify.reference import _meta_values
+
+    for read in (lambda x: x.sum().item(), lambda x: torch.nonzero(x)):
+        with pytest.raises(VerifyError) as e:
+            with _meta_values("stage text_encoder_2 (CLIPTextModel)"):
+                read(torch.ones(3, device="meta"))
+        line = error_line(e.value)
+        assert line is not None and "\n" not in line and line.startswith("stage text_encoder_2 (CLIPTextModel) reads")
+    with pytest.raises(RuntimeError, match="boom"):  # not a meta value read: surfaces as it is
+        with _meta_values("stage x"):
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="meta"):  # on cpu/cuda a meta message is not ours to rewrite
+        with _meta_values("stage x", on_meta=False):
+            torch.ones(3, device="meta").sum().item()

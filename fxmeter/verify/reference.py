@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from fxmeter.errors import VerifyError
 from fxmeter.verify.compare import _SDPA_BACKENDS, ROOT, Reference
 
 if TYPE_CHECKING:
@@ -138,7 +141,8 @@ def run_reference(
     ops: dict[str, dict[str, int]] = {}
     with torch.no_grad(), _sdpa_context(device):
         if mode == "eager":
-            with FlopCounterMode(display=False) as fc:
+            with FlopCounterMode(display=False) as fc, _meta_values(root_class, device == "meta",
+                                                                   "try --device cpu at a small workload"):
                 model(**kwargs)
             for key, per_op in fc.get_flop_counts().items():
                 mid = _map_key(key, root_class, root)
@@ -156,6 +160,21 @@ def run_reference(
     else:
         name = device
     return Reference(total, modules, ops, device, name, mode, _backend(ops["Global"], device), torch.__version__, notes)
+
+
+@contextmanager
+def _meta_values(what: str, on_meta: bool = True, hint: str = "a stage always runs on meta, so fxmeter cannot "
+                 "check it against FlopCounterMode") -> Iterator[None]:
+    """A forward that reads tensor values (``.item()``, ``nonzero``, a mask's sum) cannot run on meta: one
+    :class:`VerifyError` line naming the module, not a traceback."""
+    try:
+        yield
+    except (RuntimeError, NotImplementedError) as e:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if not on_meta or "meta" not in str(e):
+            raise
+        raise VerifyError(f"{what} reads tensor values, which the FlopCounterMode reference on meta cannot run "
+                          f"({text[:160]}); {hint}") from None
 
 
 def _run_graph(model: torch.nn.Module, kwargs: dict[str, Any], root: str = ROOT,
@@ -223,7 +242,7 @@ def run_stage_reference(component: Component, dims: dict[str, int], dtype: str, 
     ops: dict[str, dict[str, int]] = {}
     with torch.no_grad():
         if mode == "eager":
-            with FlopCounterMode(display=False) as fc:
+            with FlopCounterMode(display=False) as fc, _meta_values(f"stage {root} ({type(model).__name__})"):
                 model(**kwargs)
             root_class = type(model).__name__
             for key, per_op in fc.get_flop_counts().items():
