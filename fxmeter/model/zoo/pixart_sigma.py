@@ -22,7 +22,9 @@ Everything copied from diffusers 0.42.1 ``pipelines/pixart_alpha/pipeline_pixart
   the export is static (one trace per workload, the preset's shipped).
 * **VAE.**  ``vae.decode(latents / scaling_factor, return_dict=False)[0]``: a plain ``AutoencoderKL`` decode.
 
-Everything runs in the pipeline's ``torch_dtype`` (the docstring loads float16).
+Everything runs in the pipeline's ``torch_dtype`` (the docstring loads float16).  ``fxmeter observe
+pixart-sigma-1024`` agrees with this plan (the transformer config's ``_pipeline.scheduler`` names the conversion
+script's ``DPMSolverMultistepScheduler``: the pipeline's annotation is an enum of names).
 
 Configs: the transformer's as the PixArt-sigma repo's conversion script builds PixArt-Sigma-XL-2-1024-MS
 (``tools/convert_pixart_to_diffusers.py``); the T5 v1.1 XXL encoder the one bundled for FLUX.1-dev
