@@ -38,6 +38,10 @@ added; each replaced expression must occur once, else nothing is built).  Every 
 class's own; capture and ``fxmeter verify``'s FlopCounterMode reference both build this class (``model_class``).  The lengths are
 Python ints, so the export is static (one trace per workload, the preset's shipped).
 
+``fxmeter observe lumina-image-2.0`` records the same calls, shapes and dtypes; it counts the unconditional
+forwards under ``transformer`` (60 calls of equal shapes: only the mask's values differ), the plan's
+``transformer_uncond``.
+
 Configs: the transformer's from a public copy of the published ``transformer/config.json``; Gemma-2-2B the one
 bundled for Sana (``sana-1600m-1024/text_encoder``, itself from kohya-ss' Lumina-2 loader, whose GEMMA2_CONFIG is
 the google/gemma-2-2b config Lumina-Image-2.0 ships); the VAE the FLUX.1 one (``flux.1-dev/vae``).  Each
