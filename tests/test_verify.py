@@ -236,3 +236,20 @@ def test_a_forward_reading_values_on_meta_is_one_error_line() -> None:
     with pytest.raises(RuntimeError, match="meta"):  # on cpu/cuda a meta message is not ours to rewrite
         with _meta_values("stage x", on_meta=False):
             torch.ones(3, device="meta").sum().item()
+
+
+def test_end_to_end_runs_the_transformer_stage_as_often_as_the_pipeline_does() -> None:
+    """verify's end-to-end line multiplies the compared forward by its own stage's runs: a denoiser split into
+    stages of different forwards (Lumina's unconditional pass, Wan2.2's second expert) names the others, which
+    are verified as stages; a bare transformer (no pipeline) is steps x passes."""
+    from fxmeter.verify.compare import forwards_of_this_forward
+
+    wl = {"steps": 30, "passes_per_step": 2}
+    lumina = {"workload": wl, "pipeline": {"stages": [
+        {"name": "text_encoder", "runs": 2, "denoiser": False}, {"name": "transformer", "runs": 30, "denoiser": True},
+        {"name": "transformer_uncond", "runs": 30, "denoiser": True}]}}
+    assert forwards_of_this_forward(lumina) == (30, "transformer x30 forwards; transformer_uncond x30: stages of "
+                                                    "their own")
+    batched = {"workload": wl, "pipeline": {"stages": [{"name": "transformer", "runs": 60, "denoiser": True}]}}
+    assert forwards_of_this_forward(batched) == (60, "transformer x60 forwards")
+    assert forwards_of_this_forward({"workload": wl}) == (60, "30 steps x 2 passes")

@@ -89,7 +89,7 @@ def report_lines(res: Any, paths: list[Any], all_rows: bool) -> list[str]:
                f"rel err {_fmt_err(pf['rel_err'])}")
     out.append(
         f"end to end  : analytic {flop(ee['analytic_flops'])} reference {flop(ee['reference_flops'])} rel err {_fmt_err(ee['rel_err'])} "
-        f"({e2e['steps']} steps x {e2e['passes_per_step']} passes)"
+        f"({e2e.get('forwards_text') or str(e2e['steps']) + ' steps x ' + str(e2e['passes_per_step']) + ' passes'})"
     )
     out.append(f"not compared: cuda_core_flops ({flop(lay['analytic_cuda_core_flops_per_forward'])} per forward in fxmeter); "
                "FlopCounterMode counts them as 0")

@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -233,7 +234,7 @@ def compare(data: dict[str, Any], ref: Reference, tol: dict[str, float]) -> tupl
         max_rel_err=max_err,
         passed=passed,
     )
-    k = int(wl["steps"]) * int(wl["passes_per_step"])
+    k, runs_text = forwards_of_this_forward(data)
     pf_a = data["totals"]["per_forward"][METRIC]
     pf = compare_values("per_forward", pf_a, ref.total, tol["end2end"])
     e2e = compare_values("end_to_end", pf_a * k, ref.total * k, tol["end2end"])
@@ -241,12 +242,32 @@ def compare(data: dict[str, Any], ref: Reference, tol: dict[str, float]) -> tupl
         common,
         steps=wl["steps"],
         passes_per_step=wl["passes_per_step"],
+        forwards=k,
+        forwards_text=runs_text,
         per_forward=pf.row(),
         end_to_end=e2e.row(),
         rel_err=e2e.rel_err,
         passed=pf.passed and e2e.passed,
     )
     return layers, end2end
+
+
+def forwards_of_this_forward(data: Mapping[str, Any]) -> tuple[int, str]:
+    """How many times a generation runs the forward ``verify`` compared, and those words.
+
+    With a pipeline, the runs of its ``transformer`` stage: a denoiser split into stages of different forwards
+    (Wan2.2's second expert, Lumina-Image-2.0's unconditional pass, LTX-2's STG and modality passes) has each
+    other stage verified on its own line, so steps x passes x this forward would count them at this forward's
+    cost.  Without one (a bare transformer config), steps x passes.
+    """
+    wl = data["workload"]
+    stages = [st for st in (data.get("pipeline") or {}).get("stages") or () if st.get("denoiser")]
+    main = next((st for st in stages if st.get("name") == "transformer"), None)
+    if main is None:
+        return int(wl["steps"]) * int(wl["passes_per_step"]), f"{wl['steps']} steps x {wl['passes_per_step']} passes"
+    others = [f"{st['name']} x{st['runs']}" for st in stages if st is not main]
+    text = f"transformer x{main['runs']} forwards" + (f"; {', '.join(others)}: stages of their own" if others else "")
+    return int(main["runs"]), text
 
 
 def _natural(s: str) -> list[Any]:
