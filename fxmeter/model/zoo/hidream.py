@@ -41,6 +41,12 @@ shapes these counts give.  What this assumption moves:
   ``tokens / 2`` tokens; a routing that leaves an expert idle reads fewer weights, an unbalanced one runs
   bigger and smaller matmuls (time on a device may differ).
 
+``fxmeter observe hidream-i1-full`` runs the real pipeline on meta and agrees on every stage, run count, batch and
+dtype; it reports 77 T5 / Llama tokens where this plan has 128 only because its stand-in tokenizer's
+``model_max_length`` is 77 and the pipeline pads to ``min(128, tokenizer.model_max_length)``: the T5 v1.1 and
+Llama-3.1 tokenizers' limits (512; 131,072) are above 128 (the hub's tokenizer files were not reachable to check
+HiDream's copies).
+
 Preset ``hidream-i1-full-1024``: the ``HiDreamImagePipeline`` docstring's call for HiDream-I1-Full
 (1024 x 1024, 50 steps, ``guidance_scale`` 5.0; ``max_sequence_length`` 128, the default).
 
