@@ -658,7 +658,9 @@ def predict(sc: Scenario, memo: dict[Any, Any], kind: str = "not stated") -> tup
 
     req = api.request(sc.model, **sc.kwargs)
     inputs = api.stage_inputs(req, memo=memo.setdefault("stage_inputs", {}))
-    est = api.estimate_request(req, inputs, nodes=True, modules=True)
+    # rows that repeat a stage's workload (one model and workload on several devices or GPU counts) share its
+    # evaluation and its time per device (the memo a sweep uses): the same objects a fresh evaluation gives
+    est = api.estimate_request(req, inputs, nodes=True, modules=True, memo=memo.setdefault("stages", {}))
     peak = _memory_peak(sc, est, memo, kind)
     dep = getattr(est, "deployment", None)
     if dep is not None:
@@ -685,7 +687,8 @@ def _memory_peak(sc: Scenario, est: Any, memo: dict[Any, Any], kind: str) -> int
         kw["runtime"] = sc.runtime
     try:
         req = api.request(sc.model, **kw)
-        mem_est = api.estimate_request(req, api.stage_inputs(req, memo=memo.setdefault("stage_inputs", {})))
+        mem_est = api.estimate_request(req, api.stage_inputs(req, memo=memo.setdefault("stage_inputs", {})),
+                                       memo=memo.setdefault("stages", {}))
     except FxmeterError:
         return _predicted_peak(est, kind)
     return _predicted_peak(mem_est, kind)
