@@ -87,6 +87,32 @@ def test_models_command_lists_every_model() -> None:
         assert model in out
 
 
+def test_models_command_details_stages_parameters_and_runs() -> None:
+    """``fxmeter models MODEL``: the default workload, every stage with its class, dtype, parameters and runs per
+    generation (Wan2.1-14B 720p: T5 twice, the transformer 50 steps x 2 CFG passes, the VAE once)."""
+    import json
+
+    res = CliRunner().invoke(main, ["models", "wan2.1-t2v-14b", "--json"])
+    assert res.exit_code == 0, res.output
+    (d,) = json.loads(res.stdout)
+    assert d["class"] == "WanTransformer3DModel" and d["parameters"] == 14_288_491_584
+    assert d["workload"] == {"name": "720p", "width": 1280, "height": 720, "frames": 81, "steps": 50,
+                             "guidance_scale": 5.0, "passes_per_step": 2, "batch": 1, "text_len": 512,
+                             "tokens": 21 * 45 * 80}
+    runs = {s["name"]: (s["class"], s["runs"], s["dtype"]) for s in d["stages"]}
+    assert runs == {"text_encoder": ("UMT5EncoderModel", 2, "bfloat16"),
+                    "transformer": ("WanTransformer3DModel", 50 * 2, "bfloat16"),
+                    "vae": ("AutoencoderKLWan", 1, "float32")}
+    assert next(s for s in d["stages"] if s["name"] == "transformer")["parameters"] == 14_288_491_584
+    text = CliRunner().invoke(main, ["models", "wan2.1-t2v-14b"]).stdout
+    assert "default workload 720p: 1280x720, 81 frames, 50 steps, guidance 5 (2 passes per step)" in text
+    assert "  transformer            WanTransformer3DModel" in text and "14,288,491,584" in text
+    for bad, needle in ((["models", "no-such-model"], "unknown model 'no-such-model'"),
+                        (["models", "--json"], "--json describes models named")):
+        r = CliRunner().invoke(main, bad)
+        assert r.exit_code == 2 and r.output.startswith("error:") and needle in r.output, r.output
+
+
 def test_flux_geometry() -> None:
     from fxmeter.model.registry import resolve_model
     from fxmeter.model.workload import resolve

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -19,15 +21,66 @@ def workloads() -> None:
 
 
 @click.command("models")
-def models() -> None:
-    """List the models with bundled configs."""
+@click.argument("model", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="With MODEL: print the details as JSON.")
+def models(model: tuple[str, ...], as_json: bool) -> None:
+    """List the models with bundled configs; with MODEL (one or more ids), each one's default workload, stages,
+    their classes, parameters, dtypes and runs per generation (from the shipped traces, ~1 s a model)."""
     from fxmeter.model.registry import MODELS
 
-    wid = max(len(m.id) for m in MODELS.values())
-    wwl = max(len(m.default_workload) for m in MODELS.values())
-    click.echo(f"{'model':<{wid}}  {'workload':<{wwl}}  description")
-    for m in MODELS.values():
-        click.echo(f"{m.id:<{wid}}  {m.default_workload:<{wwl}}  {m.description}")
+    if not model:
+        if as_json:
+            raise click.UsageError("--json describes models named on the command line: fxmeter models MODEL --json")
+        wid = max(len(m.id) for m in MODELS.values())
+        wwl = max(len(m.default_workload) for m in MODELS.values())
+        click.echo(f"{'model':<{wid}}  {'workload':<{wwl}}  description")
+        for m in MODELS.values():
+            click.echo(f"{m.id:<{wid}}  {m.default_workload:<{wwl}}  {m.description}")
+        click.echo("(fxmeter models MODEL: its default workload, stages, classes, parameters and runs per generation)")
+        return
+    docs = [describe(m) for m in model]
+    if as_json:
+        import json
+
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for d in docs:
+        click.echo("\n".join(detail_lines(d)))
+
+
+def describe(model: str) -> dict[str, Any]:
+    """One model at its default workload: the workload, and every stage the pipeline runs (the shipped traces)."""
+    import fxmeter
+    from fxmeter.model.registry import get_spec
+
+    spec = get_spec(model)
+    rep = fxmeter.trace(spec.id, run_id="models", include_nodes=False)
+    d, wl = rep.data, rep.data["workload"]
+    stages = [{"name": s["name"], "class": s["class"], "component": s["component"], "dtype": s["dtype"],
+               "parameters": s["parameters"], "runs": s["runs"], "denoiser": s["denoiser"]}
+              for s in (d.get("pipeline") or {}).get("stages") or ()]
+    return {"id": spec.id, "description": spec.description, "class": d["model"]["diffusers_class"],
+            "adapter": d["model"]["adapter"], "parameters": d["model"]["parameters"],
+            "config_source": d["model"].get("config_source"),
+            "workload": {k: wl[k] for k in ("name", "width", "height", "frames", "steps", "guidance_scale",
+                                            "passes_per_step", "batch", "text_len", "tokens")},
+            "stages": stages}
+
+
+def detail_lines(d: dict[str, Any]) -> list[str]:
+    wl = d["workload"]
+    shape = f"{wl['width']}x{wl['height']}" + (f", {wl['frames']} frames" if wl["frames"] > 1 else "")
+    out = [f"{d['id']}: {d['description']}",
+           f"  default workload {wl['name']}: {shape}, {wl['steps']} steps, guidance {wl['guidance_scale']:g} "
+           f"({wl['passes_per_step']} pass{'es' if wl['passes_per_step'] != 1 else ''} per step), batch {wl['batch']}, "
+           f"text {wl['text_len']} tokens, {wl['tokens']:,} transformer tokens",
+           f"  transformer {d['class']} (adapter {d['adapter']}): {d['parameters']:,} parameters",
+           f"  {'stage':<22} {'class':<38} {'dtype':<9} {'parameters':>15} {'runs/generation':>15}"]
+    for s in d["stages"]:
+        out.append(f"  {s['name']:<22} {s['class']:<38} {s['dtype']:<9} {s['parameters']:>15,} {s['runs']:>15,}")
+    if d.get("config_source"):
+        out.append(f"  config: {d['config_source']}")
+    return out
 
 
 COMMANDS = (workloads, models)
