@@ -45,6 +45,11 @@ FlopCounterMode FLOPs.  The cache (``QwenImage21KVCache``, a plain object) enter
 per-layer K/V (registered once, :func:`_register_cache_pytree`); for the cached stage it holds meta K/V of
 ``(B, text_len, heads, head_dim)``, what step 0 stored.
 
+``fxmeter observe qwen-image-2.1`` refuses (one error line): ``QwenImage21Pipeline`` needs a ``Qwen3VLProcessor``
+(its ``__init__`` calls ``apply_chat_template`` and ``tokenizer.encode``), which is not bundled, and
+``_extract_masked_hidden`` splits the encoder output by the mask's values; the stage plan here is read off the
+pipeline's source instead.
+
 Preset ``qwen-image-2.1-1024``: the pipeline's defaults: ``output_resolution`` 1024 (1024x1024), 40 steps
 (``num_inference_steps``; the published ``model_index.json``'s ``sample_sigmas``, when set, fix the count: the ports
 read the card's 40), ``true_cfg_scale`` 1.0 (one pass), KV cache on; ``text_len`` 128 is an assumed prompt of 120
