@@ -310,7 +310,7 @@ DYNAMIC = sorted(m for m in MODELS if resolve_model(m).adapter.supports_dynamic(
 
 def test_dynamic_models_are_the_expected_ones() -> None:
     assert set(MODELS) - set(DYNAMIC) == {"cogvideox-5b", "ltx-video", "wan2.2-ti2v-5b", "qwen-image", "ltx-2", "z-image-turbo", "chroma", "allegro",
-                                            "lumina-image-2.0", "pixart-sigma-1024", "hidream-i1-full"}
+                                            "lumina-image-2.0", "pixart-sigma-1024", "hidream-i1-full", "qwen-image-2.1"}
 
 
 @pytest.mark.slow
