@@ -130,6 +130,20 @@ def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off()
     assert ok.explained and "within 4%" in ok.lines()[1]
 
 
+def test_diagnose_never_ranks_a_change_that_changes_nothing() -> None:
+    """On H100 torch SDPA runs FlashAttention-2 (the same kernel table): "fa2 instead of sdpa" predicts the stated
+    setup's own seconds, so it cannot explain a difference; it is listed as such, never ranked."""
+    from fxmeter.advise.diagnose import diagnose, price_options
+
+    secs, _ = price_options(MODEL, None, {"hardware": "h100"})
+    fa2, _ = price_options(MODEL, None, {"hardware": "h100", "attention": "fa2"})
+    assert fa2 == secs
+    d = diagnose(MODEL, measured=secs * 1.3, hardware="h100")
+    assert not any(c.name.startswith("attention fa2") for c in d.causes)
+    assert any(x.startswith("attention fa2 instead of sdpa (the same prediction") for x in d.skipped)
+    assert all(c.seconds != secs for c in d.causes if not c.note.startswith("kernels wait"))
+
+
 def test_diagnose_cli_errors() -> None:
     res = CliRunner().invoke(main, ["diagnose", MODEL, "--measured", "10"])
     assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output

@@ -95,7 +95,7 @@ class Diagnosis:
             off = "" if c.seconds is None else f" ({(self.measured / c.seconds - 1) * 100:+.0f}% vs measured)"
             out.append(f"  {i}. {c.name}: predicts {pred}{peak}{off}; fix: {c.fix}" + (f" [{c.note}]" if c.note else ""))
         for s in self.skipped:
-            out.append(f"  not priced: {s}")
+            out.append(f"  not ranked: {s}" if "(the same prediction" in s else f"  not priced: {s}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,6 +267,12 @@ def diagnose(model: str | None, workload: Any = None, *, measured: float, measur
             continue
         except FxmeterError as e:
             skipped.append(f"{name} ({e})")
+            continue
+        if note != "host" and pk == peak and abs(s - secs) <= 1e-9 * max(secs, 1e-12):
+            # the same numbers as the stated setup (e.g. FA2 where torch SDPA runs FlashAttention-2): in fxmeter's
+            # model this change changes nothing, so it cannot explain a difference; never ranked
+            skipped.append(f"{name} (the same prediction as the stated setup in fxmeter's model: it cannot explain "
+                           "a difference)")
             continue
         causes.append(Cause(name, opts, fix, s, pk, _score(s, pk, measured, mpeak), note))
     causes.sort(key=lambda c: c.score)
