@@ -1,5 +1,7 @@
 """HiDream-I1-Full (diffusers ``HiDreamImageTransformer2DModel``, 17B, MoE), as ``HiDreamImagePipeline`` drives it.
 
+Why one long module: a model is one file (fxmeter/model/zoo): HiDream's four text encoders, the MoE routing replacement, its stages and presets are that one declaration.
+
 Everything copied from diffusers 0.42.1 ``pipelines/hidream_image/pipeline_hidream_image.py``:
 
 * **Text.**  Four encoders, every one at ``max_sequence_length`` 128 (``padding="max_length"``):

@@ -1,5 +1,7 @@
 """Qwen-Image-2.1 (diffusers ``QwenImage21Transformer2DModel``, 7B single-stream), as ``QwenImage21Pipeline`` drives it.
 
+Why one long module: a model is one file (fxmeter/model/zoo): Qwen-Image-2.1's prompt layout, the mask-value replacement, the KV-cache stages and presets are that one declaration.
+
 Everything copied from diffusers 0.42.1 ``pipelines/qwenimage21/pipeline_qwenimage21.py`` (text-to-image: no
 condition ``image``):
 
