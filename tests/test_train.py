@@ -160,3 +160,34 @@ def test_backward_peak_liveness() -> None:
     assert _backward_peak(records, {"a": 100}) == 100 + 50 + 50
     # a saved tensor the backward never reads stays live (it was saved): 30 more at the peak
     assert _backward_peak(records, {"a": 100, "b": 30}) == 230
+
+
+def test_tensor_attributes_are_lifted_for_the_training_trace() -> None:
+    """A plain tensor attribute (Qwen-Image's RoPE tables) becomes a non-persistent buffer: AOTAutograd then
+    passes it as a fake input instead of meeting a real meta tensor inside the trace."""
+    import torch
+
+    from fxmeter.model.training import as_exporting, lift_tensor_attributes
+
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    m[0].table = torch.zeros(3)
+    assert lift_tensor_attributes(m) == ["0.table"]
+    assert "table" in dict(m[0].named_buffers()) and "0.table" not in m.state_dict()
+    before = torch.compiler.is_exporting
+    with as_exporting():
+        assert torch.compiler.is_exporting()
+    assert torch.compiler.is_exporting is before
+
+
+def test_lumina2_traces_for_training() -> None:
+    """Lumina2 keeps its RoPE tables in a plain list of tensors: lifted, the training trace runs and is exact."""
+    ours, ref, _ = _reference("lumina-image-2.0", None, 4, height=128, width=128)
+    assert ours == ref
+
+
+def test_qwen_image_traces_for_training() -> None:
+    """Qwen-Image (a tensor attribute and lru-cached RoPE) traces for training.  Known, not yet explained:
+    at 128x128 ours is 0.53% below eager FlopCounterMode (16,407,819,190,272 vs 16,494,943,272,960); the
+    block extrapolation is not the cause (every block traced gives the same count)."""
+    ours, ref, _ = _reference("qwen-image", None, 4, height=128, width=128)
+    assert 0 < ref - ours < ref // 100

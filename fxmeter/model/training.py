@@ -128,6 +128,61 @@ def attention_kernel(attention: str) -> Iterator[None]:
         F.scaled_dot_product_attention = orig
 
 
+def lift_tensor_attributes(model: torch.nn.Module) -> list[str]:
+    """Register every plain tensor attribute of a submodule as a non-persistent buffer; the lifted paths.
+
+    AOTAutograd passes parameters and buffers to the traced function as fake tensors; a tensor held in a
+    plain attribute (Qwen-Image's ``QwenEmbedRope.pos_freqs``, Lumina2's RoPE tables) would enter the trace
+    as a real ``meta`` tensor and fail it ("Please convert all Tensors to FakeTensors first").
+    ``torch.export`` (the inference trace) lifts them as constants itself."""
+    lifted = []
+    for path, mod in model.named_modules():
+        for name, val in list(vars(mod).items()):
+            where = f"{path}.{name}" if path else name
+            if isinstance(val, torch.Tensor) and not isinstance(val, torch.nn.Parameter):
+                delattr(mod, name)
+                mod.register_buffer(name, val, persistent=False)
+                lifted.append(where)
+            elif (isinstance(val, (list, tuple)) and val and not name.startswith("_")
+                  and all(isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter) for t in val)):
+                for i, t in enumerate(val):  # a list of tensors (Lumina2's freqs_cis): one buffer each
+                    mod.register_buffer(f"_fxmeter_{name}_{i}", t, persistent=False)
+                setattr(mod, name, _BufferList(mod, name, len(val)))
+                lifted.append(where)
+    return lifted
+
+
+class _BufferList:
+    """A lifted list of tensors: item ``i`` read from the module's buffer each time (AOTAutograd swaps buffers)."""
+
+    def __init__(self, mod: torch.nn.Module, name: str, n: int) -> None:
+        self._mod, self._name, self._n = mod, name, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return getattr(self._mod, f"_fxmeter_{self._name}_{i % self._n}")  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self[i] for i in range(self._n))
+
+
+@contextlib.contextmanager
+def as_exporting() -> Iterator[None]:
+    """``torch.compiler.is_exporting()`` True while tracing, as under ``torch.export``: diffusers'
+    ``lru_cache_unless_export`` (Qwen-Image's RoPE frequencies) then recomputes instead of returning a tensor
+    cached by an earlier run (a real tensor inside the fake trace)."""
+    orig = torch.compiler.is_exporting
+    torch.compiler.is_exporting = lambda: True  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.compiler.is_exporting = orig  # type: ignore[assignment]
+
+
 @dataclass
 class JointGraph:
     """The forward and backward graphs of one training step (one micro-batch), static shapes."""
@@ -233,7 +288,8 @@ def capture_joint(
     for v in kwargs.values():
         if isinstance(v, torch.Tensor):
             v.requires_grad_(False)
-    with attention_kernel(attention):
+    lift_tensor_attributes(model)
+    with attention_kernel(attention), as_exporting():
         block_inputs = _block_inputs(model, adapter.repeated, kwargs)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     lora_layers: list[str] = []
@@ -249,7 +305,7 @@ def capture_joint(
         return compiler
 
     try:
-        with warnings.catch_warnings(), attention_kernel(attention):
+        with warnings.catch_warnings(), attention_kernel(attention), as_exporting():
             warnings.simplefilter("ignore")
             compiled = aot_module(model, fw_compiler=keep("forward"), bw_compiler=keep("backward"),
                                   partition_fn=default_partition)  # what eager saves; no recompute
