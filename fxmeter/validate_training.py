@@ -72,7 +72,9 @@ def _setup(row: dict[str, Any]) -> Any:
 
     ck = row.get("gradient_checkpointing", "none")
     ck = {True: "full", False: "none"}.get(ck, ck)
+    targets = row.get("lora_targets") or ["blocks"]
     return TrainSetup(method=row["method"], lora_rank=int(row.get("lora_rank") or 16), optimizer=row.get("optimizer", "adamw"),
+                      lora_targets=tuple(targets),
                       checkpointing=ck, blocks_to_swap=int(row.get("blocks_to_swap") or 0),
                       base_precision=row.get("base_precision", "bf16"), gpus=int(row.get("n_gpus") or 1),
                       fsdp=row.get("parallelism") == "fsdp", batch=int(row.get("batch_size") or 1),
@@ -96,12 +98,13 @@ def validate(path: str | Path | None = None, progress: Callable[[str], None] | N
             try:
                 setup = _setup(row)
                 hw = hwmod.get(str(row["gpu"]))
-                key = (row["model"], row["height"], row["width"], row["frames"], setup.lora_rank if setup.method == "lora" else 0)
+                key = (row["model"], row["height"], row["width"], row["frames"], setup.lora_rank if setup.method == "lora" else 0,
+                       setup.lora_targets)
                 if key not in traces:
                     if progress:
                         progress(f"tracing {row['model']} {row['frames']}x{row['height']}x{row['width']} for {rid} ...")
                     traces[key] = trace_step(row["model"], height=row["height"], width=row["width"], frames=row["frames"],
-                                             lora_rank=key[-1])[0]
+                                             lora_rank=key[4], lora_targets=setup.lora_targets)[0]
                 costs = traces[key]
                 setup.check(sum(costs.blocks.values()))
             except FxmeterError as e:

@@ -68,3 +68,13 @@ def test_a_measured_row_is_predicted(tmp_path: Path) -> None:
     assert got["peak_error"] == pytest.approx(got["predicted_peak_gib"] * 2**30 / 10e9 - 1)
     assert got["seconds_error"] == pytest.approx(got["predicted_s"] / 1.0 - 1)
     assert res["unrepresentable"] == [{"id": "y", "reason": "advice"}]
+
+
+def test_row_lora_targets_are_read() -> None:
+    """A row's lora_targets (musubi-tuner's Qwen-Image module set: the blocks' Linears without img_mod/txt_mod) reach the
+    setup; without them the default, every Linear of the repeated blocks."""
+    from fxmeter.validate_training import _setup
+
+    row = {"method": "lora", "lora_targets": [r"^transformer_blocks\.\d+\.(?!img_mod|txt_mod)"]}
+    assert _setup(row).lora_targets == (r"^transformer_blocks\.\d+\.(?!img_mod|txt_mod)",)
+    assert _setup({"method": "lora"}).lora_targets == ("blocks",)
