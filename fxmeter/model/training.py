@@ -21,6 +21,9 @@ kernel for masked ones); ``attention="math"`` keeps torch's meta dispatch.
 Repeated blocks: the graphs are traced at one block per repeated list, and once more per list at
 two blocks; :func:`fxmeter.estimate.training` extrapolates (block k costs what the second block
 added), which is exact because the blocks are identical.  ``replicate=False`` traces every block.
+
+Why one long module: the LoRA wrapper, the attention-kernel and tensor-attribute preparations and the
+joint-graph capture are one trace of one model; split apart, each would only be called from here.
 """
 
 from __future__ import annotations
