@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from diffusers.schedulers import KarrasDiffusionSchedulers
 
 from fxmeter.cli.main import main
 from fxmeter.model import observe as ob
@@ -293,14 +294,19 @@ def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
 
 
+class EnumPipeline:
+    def __init__(self, scheduler: KarrasDiffusionSchedulers) -> None:
+        pass
+
+
 def test_observe_a_pipeline_that_names_no_scheduler_class_is_one_error_line() -> None:
-    """AllegroPipeline annotates its scheduler with an enum of names: no class to build, one clear line."""
-    from click.testing import CliRunner
+    """A pipeline that annotates its scheduler with an enum of names (AllegroPipeline's
+    ``KarrasDiffusionSchedulers``) and has no scheduler config: no class to build, one clear error.
+    Allegro itself has one (``ob.PIPELINE_EXTRAS``: its reference script's EulerAncestralDiscreteScheduler)."""
+    from types import SimpleNamespace
 
-    from fxmeter.cli.main import main
+    from fxmeter.errors import ConfigError
 
-    out = CliRunner().invoke(main, ["observe", "allegro", "--height", "256", "--width", "256", "--steps", "2"])
-    assert out.exit_code == 2, out.output
-    lines = [ln for ln in out.output.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1 and "names no scheduler class" in lines[0]
-    assert "Traceback" not in out.output
+    with pytest.raises(ConfigError, match="names no scheduler class"):
+        ob._scheduler(EnumPipeline, SimpleNamespace(config={}))  # type: ignore[arg-type]
+    assert "AllegroPipeline" in ob.PIPELINE_EXTRAS
