@@ -19,9 +19,19 @@ What is patched, and why (nothing else is; the pipeline's own code runs unchange
 
 * **Tokenizers** are :class:`ShapeTokenizer`: the pipeline never reads token *values* for shapes,
   only the padded ``input_ids`` / ``attention_mask`` it asks for (``padding="max_length"`` at its
-  own ``max_length``), so a tokenizer that returns those shapes (the first
-  :data:`PROMPT_TOKENS` positions marked as prompt in the mask) shows the text encoders exactly the
-  shapes real tokenizers do.  No tokenizer files exist offline; this is the one stand-in.
+  own ``max_length``), so a tokenizer that returns those shapes shows the text encoders exactly the
+  shapes real tokenizers do.  The prompt fills the workload's ``text_len`` tokens (after the chat
+  template's prefix the pipeline drops, its ``prompt_template_encode_start_idx``): pipelines that
+  hand the transformer only the prompt's tokens (Z-Image, Qwen-Image, Kandinsky 5) see the
+  ``text_len`` the plans cost.  Its ``model_max_length`` is the paired encoder's (CLIP 77, T5 512,
+  else unbounded: HiDream reads it).  No tokenizer files exist offline; this is the one stand-in.
+* **Known values** (:func:`_known_values_mode`): pipelines read mask values (``hidden[mask]``,
+  ``mask.sum(1).tolist()``, ``cu_seqlens.max().item()``, ``torch.equal``), impossible on meta.  A
+  small meta tensor whose values are fixed (moved from the CPU: the tokenizer's output; made by a
+  factory: ``arange``, ``ones``) keeps a CPU twin, ops on such tensors keep theirs, and value reads
+  are answered from it: what the pipeline computes from those masks on a device.  A CPU tensor that
+  meets meta ones (the scheduler's sigmas) joins them on meta.  Activations, weights and latents
+  have no values; reading theirs still fails.
 * **The denoiser's forward** (``transformer``, ``transformer_2``) records its inputs and returns
   the output of the *real* forward on meta, run once per distinct input signature and reused
   (a 50-step generation makes one or two real meta forwards, not 100).
@@ -29,12 +39,20 @@ What is patched, and why (nothing else is; the pipeline's own code runs unchange
   mask check reads tensor values (``.item()``), impossible on meta: when a text encoder's call
   fails on meta it is re-run without its ``attention_mask`` (shapes do not depend on it); the
   recorded call keeps the mask.
+* **Components the bundled configs lack** (:data:`PIPELINE_EXTRAS`, each cited): Allegro's scheduler
+  (its reference script's ``EulerAncestralDiscreteScheduler()``; the pipeline annotates an enum),
+  HunyuanVideo-1.5's guider (the workload's ``guidance_scale``) and its ByT5 ``text_encoder_2``, which
+  runs only on quoted glyph text: :class:`_Unused` (its ``config.d_model`` and ``dtype``; calling it
+  is an error).  Cosmos's guardrail (``cosmos_guardrail``, not installed, no plan stage) is
+  :class:`_PassGuardrail`.  The VAEs of :data:`TILED_VAES` decode tiled as the plan (Allegro's only
+  decodes tiled).  The denoiser is diffusers' own class, never an adapter's export class.
 * **The scheduler** runs on CPU: ``set_timesteps`` puts its timesteps on the CPU whatever device
   the pipeline asks for (so ``for t in timesteps``, ``t >= boundary_timestep`` and
   ``t.expand(batch)`` are real numbers), and ``step`` / ``scale_model_input`` run the real
   scheduler code on 1-element CPU tensors (one per meta argument, same rank and dtype), then hand
   back meta tensors of the sample's shape: the scheduler's state (step index, multistep history)
-  advances exactly as in a real generation.
+  advances exactly as in a real generation.  The patch is a same-named subclass, so a copy the
+  pipeline makes (LTX-2's ``copy.deepcopy(self.scheduler)`` for audio) keeps it and its own state.
 * **The execution device** is meta (every component is on meta): latents, masks and embeddings are
   meta tensors; ``output_type="pt"`` keeps the decoded result on meta.
 * The progress bar is disabled.
@@ -65,6 +83,16 @@ preset and at a second workload):
 * SD3.5, CogVideoX, LTX-Video: classifier-free guidance is one forward of twice the batch
   (``torch.cat([latents] * 2)``), i.e. fxmeter's ``--batched-cfg``; the default plan's two passes cost the
   same FLOPs.
+* Zoo models (``tests/test_observe.py::test_zoo_observation_equals_the_hand_plan``, at the preset): every
+  one agrees but these.  A plan that splits one component's calls into stages (CogView4's
+  ``text_encoder_negative``, Lumina's ``transformer_uncond``, LTX-2's ``transformer_stg`` /
+  ``transformer_modality``) is matched call by call (:func:`_compare_split`); where an export class names
+  inputs otherwise, :data:`PIPELINE_INPUT_NAMES` maps them (Kandinsky 5, LTX-2's connectors and vocoder).
+  SkyReels-V2: int64 UniPC timesteps, as Wan2.2.  Sana / SANA-Video: the prompt's encoder call is
+  ``len(tokenizer.encode(instruction)) + max_sequence_length - 2`` tokens, and the instruction's count needs
+  Gemma's vocabulary (the plan's 208 / 221); the shape tokenizer counts :data:`PROMPT_TOKENS`.  Refused,
+  one error line each: MiniMax-H3 (a modular pipeline), Qwen-Image-2.1 (no ``Qwen3VLProcessor`` bundled),
+  HiDream-I1 (its MoE router's ``bincount`` of routing values inside the forward has no meta kernel).
 
 :func:`infer_axes` runs the pipeline at the base workload and at one variant per workload knob
 (frames, height, width, text_len, batch) and says which knobs each input axis follows.
@@ -122,6 +150,10 @@ PIPELINE_EXTRAS: dict[str, dict[str, Any]] = {
 PIPELINE_INPUT_NAMES: dict[str, dict[str, str]] = {
     "kandinsky5": {"visual_rope_t": "visual_rope_pos[0]", "visual_rope_h": "visual_rope_pos[1]",
                    "visual_rope_w": "visual_rope_pos[2]"},
+    # LTX2Pipeline: connectors(prompt_embeds, attention_mask) binds to LTX2TextConnectors.forward(
+    # text_encoder_hidden_states, attention_mask); vocoder(mel) to LTX2Vocoder.forward(hidden_states)
+    "ltx2-connectors": {"prompt_embeds": "text_encoder_hidden_states", "prompt_attention_mask": "attention_mask"},
+    "ltx2-vocoder": {"mel": "hidden_states"},
 }
 #: VAE stage adapters whose plan decodes tiled, as the pipeline's docstring sets (``pipe.vae.enable_tiling()``;
 #: ``AutoencoderKLAllegro`` decodes only tiled): observe turns tiling on for them
@@ -355,7 +387,7 @@ def _scalar_timestep(args: tuple[Any, ...], kwargs: dict[str, Any], fn: Any) -> 
 KNOWN_VALUES_MAX = 1 << 22
 #: value reads: a known meta tensor answers them from its CPU values
 _READS = frozenset({"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "__len__",
-                    "__format__", "__repr__", "numpy"})
+                    "__format__", "__repr__", "numpy", "equal", "allclose", "is_nonzero"})
 
 
 def _known_values_mode() -> Any:
