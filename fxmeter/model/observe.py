@@ -93,6 +93,8 @@ preset and at a second workload):
   Gemma's vocabulary (the plan's 208 / 221); the shape tokenizer counts :data:`PROMPT_TOKENS`.  Refused,
   one error line each: MiniMax-H3 (a modular pipeline), Qwen-Image-2.1 (no ``Qwen3VLProcessor`` bundled),
   HiDream-I1 (its MoE router's ``bincount`` of routing values inside the forward has no meta kernel).
+  At a non-preset size PixArt-Sigma, Sana and SANA-Video run the aspect-ratio bin of the requested size
+  (``use_resolution_binning``), which their plans do not model (``PRESET_ONLY`` in the test).
 
 :func:`infer_axes` runs the pipeline at the base workload and at one variant per workload knob
 (frames, height, width, text_len, batch) and says which knobs each input axis follows.
@@ -495,6 +497,7 @@ class _Recorder:
         self.cache: dict[tuple[Any, ...], Any] = {}
         self.patched: list[str] = []
         self.masked: list[str] = []  # text encoders whose meta call needed the mask dropped
+        self.guardrail: Any = None  # Cosmos's _PassGuardrail
 
     def record(self, component: str, method: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ts = _scalar_timestep(args, kwargs, fn) if component in DENOISERS else None
@@ -879,6 +882,7 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
     pipe.set_progress_bar_config(disable=True)
     if isinstance(getattr(pipe, "safety_checker", None), _PassGuardrail):
         pipe.safety_checker.pipe = pipe
+        rec.guardrail = pipe.safety_checker  # put back before each run (it leaves after the prompt check)
     rec.scheduler(pipe.scheduler)
     del torch
     image = any(plan.name == "vae_encode" for plan in model.stages(wl))
@@ -928,6 +932,8 @@ def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     import torch
 
     rec = built.recorder
+    if rec.guardrail is not None:
+        built.pipe.safety_checker = rec.guardrail
     rec.calls = []
     rec.step = None
     for tok in _tokenizers(built.pipe):
