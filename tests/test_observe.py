@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from diffusers.schedulers import KarrasDiffusionSchedulers
 
 from fxmeter.cli.main import main
 from fxmeter.model import observe as ob
@@ -226,6 +227,28 @@ KNOWN: dict[str, dict[tuple[str, str], str]] = {
                         ("transformer_2", "input timestep"): "int64 UniPC timesteps"},
     # HunyuanVideoPipeline casts prompt_attention_mask to the transformer dtype; the adapter passes int64
     "hunyuanvideo": {("transformer", "input encoder_attention_mask"): "the pipeline passes the mask in bf16"},
+    # SkyReels-V2 ships UniPCMultistepScheduler as Wan2.2 does: int64 timesteps; the adapter feeds float32
+    "skyreels-v2-t2v-14b-540p": {("transformer", "input timestep"): "int64 UniPC timesteps"},
+    "skyreels-v2-t2v-14b-720p": {("transformer", "input timestep"): "int64 UniPC timesteps"},
+    # Sana / SANA-Video prefix the prompt with a complex human instruction and size the encoder call by
+    # len(tokenizer.encode(instruction)) (208 / 221 Gemma tokens, fxmeter.model.adapters.gemma): the count needs
+    # Gemma's vocabulary; the shape-only tokenizer counts PROMPT_TOKENS, so the prompt's encoder call has other
+    # lengths (the negative prompt's call, without the instruction, agrees)
+    **{mid: {("text_encoder", "runs"): "instruction tokens need Gemma's vocabulary",
+             ("text_encoder", "input input_ids"): "instruction tokens need Gemma's vocabulary",
+             ("text_encoder", "input attention_mask"): "instruction tokens need Gemma's vocabulary",
+             ("text_encoder", "calls no plan stage's inputs match"): "instruction tokens need Gemma's vocabulary"}
+       for mid in ("sana-1600m-1024", "sana-video-2b-480p")},
+}
+#: bundled models observe refuses, each with the one error line's reason (a substring of it)
+REFUSED: dict[str, str] = {
+    # a modular pipeline (MiniMax-H3's blocks), not a DiffusionPipeline class observe can call
+    "minimax-h3": "no known diffusers pipeline",
+    # QwenImage21Pipeline needs a Qwen3VLProcessor (its chat template and vision preprocessing), not bundled
+    "qwen-image-2.1": "needs processor",
+    # HiDream's MoE router counts tokens per expert (torch.bincount of the routing's values) inside the
+    # transformer forward: data-dependent, no meta kernel (the plan costs an even routing)
+    "hidream-i1-full": "bincount",
 }
 #: pipelines that concatenate the two CFG branches (one forward of 2x the batch per step): their
 #: __call__ does torch.cat([latents] * 2); fxmeter's default (separate passes) is --batched-cfg for them
@@ -257,6 +280,45 @@ def test_observation_equals_the_hand_plan(mid: str) -> None:
         if len(plans) == 2:  # Wan2.2-A14B: the low-noise expert takes over after the high-noise expert's steps
             switch = obs.expert_switch()
             assert switch is not None and switch[0] == plans[0].steps and switch[1] == plans[1].timesteps[0]
+
+
+#: zoo models observed at their preset only, not at :func:`_second`'s smaller workload, and why (found by the
+#: observation; the plans cost the workload as given)
+PRESET_ONLY: dict[str, str] = {
+    # use_resolution_binning=True (the __call__ default): the pipeline runs the nearest aspect-ratio bin of its
+    # table (a 1024 bin for 512x512) and resizes the output; the plan costs the requested size (the presets are bins)
+    "pixart-sigma-1024": "resolution binning",
+    "sana-1600m-1024": "resolution binning",
+    "sana-video-2b-480p": "resolution binning",
+    # the plan's text encoder always runs max_sequence_length = 512 tokens (text_len is the prompt's length);
+    # the observation passes text_len as max_sequence_length, so a shorter text_len shrinks the encoder call
+    "z-image-turbo": "text_len is not max_sequence_length",
+    "chronoedit-14b": "text_len is not max_sequence_length",
+}
+#: every other bundled model (a zoo model): observed at its preset
+ZOO = tuple(m for m in MODELS if m not in HAND_PLANNED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mid", ZOO)
+def test_zoo_observation_equals_the_hand_plan(mid: str) -> None:
+    """Each zoo model's pipeline on meta at its preset and a smaller second workload (not for
+    :data:`PRESET_ONLY`): the same stages, runs, steps, batch and input shapes
+    and dtypes as its hand plan (CFG batching as the pipeline ran it), but for :data:`KNOWN`; the models in
+    :data:`REFUSED` stop with one error naming why."""
+    from fxmeter.errors import ConfigError, TraceError
+
+    if mid in REFUSED:
+        with pytest.raises((ConfigError, TraceError), match=REFUSED[mid]):
+            ob.observe_model(mid)
+        return
+    m = resolve_model(mid)
+    wl = get_preset(m.default_workload)
+    built = ob.build(m, wl)
+    for w in (wl,) if mid in PRESET_ONLY else (wl, _second(wl)):
+        obs = ob.run(built, w, mid)
+        diffs = ob.compare_with_plan(m, obs, batched_cfg=ob.cfg_batched(obs))
+        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])
 
 
 def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,14 +355,19 @@ def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
 
 
+class EnumPipeline:
+    def __init__(self, scheduler: KarrasDiffusionSchedulers) -> None:
+        pass
+
+
 def test_observe_a_pipeline_that_names_no_scheduler_class_is_one_error_line() -> None:
-    """AllegroPipeline annotates its scheduler with an enum of names: no class to build, one clear line."""
-    from click.testing import CliRunner
+    """A pipeline that annotates its scheduler with an enum of names (AllegroPipeline's
+    ``KarrasDiffusionSchedulers``) and has no scheduler config: no class to build, one clear error.
+    Allegro itself has one (``ob.PIPELINE_EXTRAS``: its reference script's EulerAncestralDiscreteScheduler)."""
+    from types import SimpleNamespace
 
-    from fxmeter.cli.main import main
+    from fxmeter.errors import ConfigError
 
-    out = CliRunner().invoke(main, ["observe", "allegro", "--height", "256", "--width", "256", "--steps", "2"])
-    assert out.exit_code == 2, out.output
-    lines = [ln for ln in out.output.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1 and "names no scheduler class" in lines[0]
-    assert "Traceback" not in out.output
+    with pytest.raises(ConfigError, match="names no scheduler class"):
+        ob._scheduler(EnumPipeline, SimpleNamespace(config={}))  # type: ignore[arg-type]
+    assert "AllegroPipeline" in ob.PIPELINE_EXTRAS

@@ -50,6 +50,8 @@ PIPELINES: dict[str, str] = {
     "cogview4": "CogView4Pipeline",
     "chroma": "ChromaPipeline",
     "allegro": "AllegroPipeline",
+    "cosmos-predict2": "Cosmos2TextToImagePipeline",
+    "cosmos-predict2-v2w": "Cosmos2VideoToWorldPipeline",
 }
 
 #: component names / class suffixes that are not models (no config.json of their own)

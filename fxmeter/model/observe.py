@@ -19,9 +19,19 @@ What is patched, and why (nothing else is; the pipeline's own code runs unchange
 
 * **Tokenizers** are :class:`ShapeTokenizer`: the pipeline never reads token *values* for shapes,
   only the padded ``input_ids`` / ``attention_mask`` it asks for (``padding="max_length"`` at its
-  own ``max_length``), so a tokenizer that returns those shapes (the first
-  :data:`PROMPT_TOKENS` positions marked as prompt in the mask) shows the text encoders exactly the
-  shapes real tokenizers do.  No tokenizer files exist offline; this is the one stand-in.
+  own ``max_length``), so a tokenizer that returns those shapes shows the text encoders exactly the
+  shapes real tokenizers do.  The prompt fills the workload's ``text_len`` tokens (after the chat
+  template's prefix the pipeline drops, its ``prompt_template_encode_start_idx``): pipelines that
+  hand the transformer only the prompt's tokens (Z-Image, Qwen-Image, Kandinsky 5) see the
+  ``text_len`` the plans cost.  Its ``model_max_length`` is the paired encoder's (CLIP 77, T5 512,
+  else unbounded: HiDream reads it).  No tokenizer files exist offline; this is the one stand-in.
+* **Known values** (:func:`_known_values_mode`): pipelines read mask values (``hidden[mask]``,
+  ``mask.sum(1).tolist()``, ``cu_seqlens.max().item()``, ``torch.equal``), impossible on meta.  A
+  small meta tensor whose values are fixed (moved from the CPU: the tokenizer's output; made by a
+  factory: ``arange``, ``ones``) keeps a CPU twin, ops on such tensors keep theirs, and value reads
+  are answered from it: what the pipeline computes from those masks on a device.  A CPU tensor that
+  meets meta ones (the scheduler's sigmas) joins them on meta.  Activations, weights and latents
+  have no values; reading theirs still fails.
 * **The denoiser's forward** (``transformer``, ``transformer_2``) records its inputs and returns
   the output of the *real* forward on meta, run once per distinct input signature and reused
   (a 50-step generation makes one or two real meta forwards, not 100).
@@ -29,12 +39,20 @@ What is patched, and why (nothing else is; the pipeline's own code runs unchange
   mask check reads tensor values (``.item()``), impossible on meta: when a text encoder's call
   fails on meta it is re-run without its ``attention_mask`` (shapes do not depend on it); the
   recorded call keeps the mask.
+* **Components the bundled configs lack** (:data:`PIPELINE_EXTRAS`, each cited): Allegro's scheduler
+  (its reference script's ``EulerAncestralDiscreteScheduler()``; the pipeline annotates an enum),
+  HunyuanVideo-1.5's guider (the workload's ``guidance_scale``) and its ByT5 ``text_encoder_2``, which
+  runs only on quoted glyph text: :class:`_Unused` (its ``config.d_model`` and ``dtype``; calling it
+  is an error).  Cosmos's guardrail (``cosmos_guardrail``, not installed, no plan stage) is
+  :class:`_PassGuardrail`.  The VAEs of :data:`TILED_VAES` decode tiled as the plan (Allegro's only
+  decodes tiled).  The denoiser is diffusers' own class, never an adapter's export class.
 * **The scheduler** runs on CPU: ``set_timesteps`` puts its timesteps on the CPU whatever device
   the pipeline asks for (so ``for t in timesteps``, ``t >= boundary_timestep`` and
   ``t.expand(batch)`` are real numbers), and ``step`` / ``scale_model_input`` run the real
   scheduler code on 1-element CPU tensors (one per meta argument, same rank and dtype), then hand
   back meta tensors of the sample's shape: the scheduler's state (step index, multistep history)
-  advances exactly as in a real generation.
+  advances exactly as in a real generation.  The patch is a same-named subclass, so a copy the
+  pipeline makes (LTX-2's ``copy.deepcopy(self.scheduler)`` for audio) keeps it and its own state.
 * **The execution device** is meta (every component is on meta): latents, masks and embeddings are
   meta tensors; ``output_type="pt"`` keeps the decoded result on meta.
 * The progress bar is disabled.
@@ -65,6 +83,18 @@ preset and at a second workload):
 * SD3.5, CogVideoX, LTX-Video: classifier-free guidance is one forward of twice the batch
   (``torch.cat([latents] * 2)``), i.e. fxmeter's ``--batched-cfg``; the default plan's two passes cost the
   same FLOPs.
+* Zoo models (``tests/test_observe.py::test_zoo_observation_equals_the_hand_plan``, at the preset): every
+  one agrees but these.  A plan that splits one component's calls into stages (CogView4's
+  ``text_encoder_negative``, Lumina's ``transformer_uncond``, LTX-2's ``transformer_stg`` /
+  ``transformer_modality``) is matched call by call (:func:`_compare_split`); where an export class names
+  inputs otherwise, :data:`PIPELINE_INPUT_NAMES` maps them (Kandinsky 5, LTX-2's connectors and vocoder).
+  SkyReels-V2: int64 UniPC timesteps, as Wan2.2.  Sana / SANA-Video: the prompt's encoder call is
+  ``len(tokenizer.encode(instruction)) + max_sequence_length - 2`` tokens, and the instruction's count needs
+  Gemma's vocabulary (the plan's 208 / 221); the shape tokenizer counts :data:`PROMPT_TOKENS`.  Refused,
+  one error line each: MiniMax-H3 (a modular pipeline), Qwen-Image-2.1 (no ``Qwen3VLProcessor`` bundled),
+  HiDream-I1 (its MoE router's ``bincount`` of routing values inside the forward has no meta kernel).
+  At a non-preset size PixArt-Sigma, Sana and SANA-Video run the aspect-ratio bin of the requested size
+  (``use_resolution_binning``), which their plans do not model (``PRESET_ONLY`` in the test).
 
 :func:`infer_axes` runs the pipeline at the base workload and at one variant per workload knob
 (frames, height, width, text_len, batch) and says which knobs each input axis follows.
@@ -97,6 +127,39 @@ DENOISERS = ("transformer", "transformer_2")
 PROMPT_TOKENS = 8
 #: workload knobs :func:`infer_axes` varies, and how (a function of the base value)
 KNOBS = ("frames", "height", "width", "text_len", "batch")
+
+
+_HV15_SCRIPT = ("https://github.com/huggingface/diffusers/blob/38c42b4de1b98bee31cb35d98aa0bf3398a960cb/scripts/"
+                "convert_hunyuan_video1_5_to_diffusers.py")
+#: what a pipeline class needs that the bundled configs do not hold (each cited), merged under a model's
+#: ``_pipeline``: a scheduler its ``__init__`` names no class of, a guider, a component it takes but does
+#: not run for a plain prompt (``_stand_in``: :class:`_Unused`)
+PIPELINE_EXTRAS: dict[str, dict[str, Any]] = {
+    "AllegroPipeline": {"scheduler": {
+        "_class_name": "EulerAncestralDiscreteScheduler",
+        "_source": "https://github.com/rhymes-ai/Allegro single_inference.py: scheduler = EulerAncestralDiscreteScheduler() "
+                   "(the class defaults)"}},
+    "HunyuanVideo15Pipeline": {
+        "guider": {"_class_name": "ClassifierFreeGuidance", "guidance_scale": 6.0,
+                   "_source": f"{_HV15_SCRIPT} (the 480p_t2v guider; the workload's guidance_scale replaces 6.0)"},
+        "text_encoder_2": {"_stand_in": "ByT5 runs only on quoted glyph text (_get_byt5_prompt_embeds); for a plain "
+                                        "prompt the pipeline reads config.d_model and dtype for zero embeddings",
+                           "d_model": 1472,
+                           "_source": f"{_HV15_SCRIPT} (ByT5-small; d_model = the transformer's text_embed_2_dim)"}},
+}
+#: the denoiser inputs an adapter's export class takes under other names than the pipeline passes them
+#: (Kandinsky 5's ``t2v_class`` takes ``visual_rope_pos`` as three tensors): compared under the pipeline's
+PIPELINE_INPUT_NAMES: dict[str, dict[str, str]] = {
+    "kandinsky5": {"visual_rope_t": "visual_rope_pos[0]", "visual_rope_h": "visual_rope_pos[1]",
+                   "visual_rope_w": "visual_rope_pos[2]"},
+    # LTX2Pipeline: connectors(prompt_embeds, attention_mask) binds to LTX2TextConnectors.forward(
+    # text_encoder_hidden_states, attention_mask); vocoder(mel) to LTX2Vocoder.forward(hidden_states)
+    "ltx2-connectors": {"prompt_embeds": "text_encoder_hidden_states", "prompt_attention_mask": "attention_mask"},
+    "ltx2-vocoder": {"mel": "hidden_states"},
+}
+#: VAE stage adapters whose plan decodes tiled, as the pipeline's docstring sets (``pipe.vae.enable_tiling()``;
+#: ``AutoencoderKLAllegro`` decodes only tiled): observe turns tiling on for them
+TILED_VAES = frozenset({"vae-decode-allegro"})
 
 
 # -- records -------------------------------------------------------------------------------------------
@@ -134,7 +197,12 @@ class Call:
     @property
     def batch(self) -> int | None:
         """The leading dimension of its first tensor input."""
-        return self.inputs[0][1].shape[0] if self.inputs and self.inputs[0][1].shape else None
+        if not self.inputs:
+            return None
+        name, spec = self.inputs[0]
+        if name.endswith("[0]"):  # a list of per-sample tensors (Z-Image's x, cap_feats): its length
+            return sum(1 for n, _ in self.inputs if n.startswith(name[:-3] + "["))
+        return spec.shape[0] if spec.shape else None
 
 
 @dataclass(frozen=True)
@@ -217,6 +285,10 @@ class ShapeTokenizer:
 
     def __init__(self, model_max_length: int = 77) -> None:
         self.model_max_length = model_max_length
+        #: tokens of the prompt (:func:`run` sets the workload's ``text_len``: the prompt fills it) and of the
+        #: chat template's prefix the pipeline drops (its ``prompt_template_encode_start_idx``)
+        self.prompt_tokens = PROMPT_TOKENS
+        self.prefix_tokens = 0
         self.pad_token_id = 0
         self.eos_token_id = 1
         self.added_tokens_encoder: dict[str, int] = {}  # diffusers' textual-inversion prompt check reads it
@@ -230,7 +302,8 @@ class ShapeTokenizer:
         from transformers import BatchEncoding
 
         prompts = [text] if isinstance(text, str) else list(text)
-        n = PROMPT_TOKENS if max_length is None else min(PROMPT_TOKENS, max_length)
+        n = self.prompt_tokens + self.prefix_tokens
+        n = n if max_length is None else min(n, max_length)
         length = max_length if padding == "max_length" and max_length else n
         if max_length and truncation:
             length = min(length, max_length)
@@ -312,6 +385,109 @@ def _scalar_timestep(args: tuple[Any, ...], kwargs: dict[str, Any], fn: Any) -> 
     return None
 
 
+#: the largest tensor (elements) :class:`KnownValues` keeps CPU values for (masks, positions, lengths)
+KNOWN_VALUES_MAX = 1 << 22
+#: value reads: a known meta tensor answers them from its CPU values
+_READS = frozenset({"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "__len__",
+                    "__format__", "__repr__", "numpy", "equal", "allclose", "is_nonzero"})
+
+
+def _known_values_mode() -> Any:
+    """A ``TorchFunctionMode`` that keeps the CPU values of the small meta tensors whose values are known.
+
+    A meta tensor has a shape and no values; the pipelines read values the shape-only tokenizer fixed
+    (the attention mask: ``hidden_states[mask.bool()]``, ``mask.sum(1).tolist()``, ``cu_seqlens.max().item()``,
+    ``torch.nonzero``) and that positions or lengths built from ``arange`` / ``ones`` on the execution
+    device fix.  A tensor moved to meta from the CPU (the tokenizer's output), or made on meta by a
+    factory (``arange``, ``ones``, ``full``, ``tensor``...), keeps its CPU twin; an op whose meta inputs
+    all have twins runs on the twins and its meta result keeps that result as its twin.  Value reads
+    (``item``, ``tolist``, ``bool``, a boolean-mask index) are answered from the twin: exactly what the
+    pipeline computes from the tokenizer's mask on a real device.  Tensors with no known values (weights,
+    activations, latents) stay meta-only; twins over :data:`KNOWN_VALUES_MAX` elements are dropped.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_flatten, tree_map
+    from torch.utils.weak import WeakIdKeyDictionary
+
+    def is_meta(v: Any) -> bool:
+        return isinstance(v, torch.Tensor) and v.device.type == "meta"
+
+    def meta_device(v: Any) -> bool:
+        return (isinstance(v, torch.device) and v.type == "meta") or (isinstance(v, str) and v == "meta")
+
+    class KnownValues(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.twins: Any = WeakIdKeyDictionary()
+
+        def twin(self, meta: Any, cpu: Any) -> Any:
+            if isinstance(cpu, torch.Tensor) and cpu.numel() <= KNOWN_VALUES_MAX:
+                self.twins[meta] = cpu
+            return meta
+
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", "")
+            flat, _ = tree_flatten((args, kwargs))
+            metas = [v for v in flat if is_meta(v)]
+            known = [v for v in metas if v in self.twins]
+            if metas and len(known) == len(metas):
+                cpu_args, cpu_kwargs = tree_map(lambda v: self.twins[v] if is_meta(v) else v, (args, kwargs))
+                if name in ("to", "cuda", "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor") \
+                        or "device" in cpu_kwargs:
+                    cpu_args, cpu_kwargs = tree_map(lambda v: "cpu" if meta_device(v) else v, (cpu_args, cpu_kwargs))
+                try:
+                    out = func(*cpu_args, **cpu_kwargs)
+                except Exception:
+                    return func(*args, **kwargs)
+                if name in _READS:
+                    return out
+                if name == "cpu" or (name == "to" and not any(meta_device(v) for v in flat)
+                                     and any(isinstance(v, (str, torch.device)) and str(v) == "cpu" for v in flat)):
+                    return out.clone() if any(out is t for t in cpu_args + tuple(cpu_kwargs.values())) else out
+                if isinstance(out, torch.Tensor) or (isinstance(out, (tuple, list)) and out
+                                                     and all(isinstance(o, torch.Tensor) for o in out)):
+                    ins = {id(self.twins[m]): m for m in known}
+
+                    def back(o: Any) -> Any:
+                        if not isinstance(o, torch.Tensor):
+                            return o
+                        if id(o) in ins:  # an in-place op returned its (twinned) input
+                            return ins[id(o)]
+                        return self.twin(o.to("meta"), o)
+
+                    return tree_map(back, out)
+                if out is None:  # in-place on the twins (__setitem__): the meta tensors keep their shapes
+                    return func(*args, **kwargs) if name != "__setitem__" else None
+                return func(*args, **kwargs)  # device, dtype, shape...: the meta tensor's own
+            if known and name in ("__getitem__", "__setitem__"):  # an untwinned tensor indexed by a known mask
+                idx = tree_map(lambda v: self.twins[v] if is_meta(v) and v in self.twins else v, args[1])
+                return func(args[0], idx, *args[2:], **kwargs)
+            try:
+                out = func(*args, **kwargs)
+            except RuntimeError as e:
+                if not metas or "device" not in str(e):
+                    raise
+                # a CPU tensor (the scheduler's sigmas, kept on the CPU) meets meta ones: on a real device both
+                # are there; it joins them on meta, its values known
+                moved = tree_map(lambda v: self.twin(v.to("meta"), v) if isinstance(v, torch.Tensor)
+                                 and v.device.type == "cpu" else v, (args, kwargs))
+                return self.__torch_function__(func, types, moved[0], moved[1])
+            if not metas and is_meta(out) and out.numel() <= KNOWN_VALUES_MAX:
+                # made on meta from CPU values or from nothing: Tensor.to("meta"), arange/ones/full(device=meta)
+                cpu_args, cpu_kwargs = tree_map(lambda v: "cpu" if meta_device(v) else v, (args, kwargs))
+                try:
+                    cpu = func(*cpu_args, **cpu_kwargs)
+                except Exception:
+                    return out
+                if isinstance(cpu, torch.Tensor) and cpu.device.type == "cpu" and cpu.shape == out.shape:
+                    self.twin(out, cpu.clone() if any(cpu is v for v in flat) else cpu)
+            return out
+
+    return KnownValues()
+
+
 class _Recorder:
     """Holds the calls and the step counter; installs the patches on one pipeline."""
 
@@ -321,6 +497,7 @@ class _Recorder:
         self.cache: dict[tuple[Any, ...], Any] = {}
         self.patched: list[str] = []
         self.masked: list[str] = []  # text encoders whose meta call needed the mask dropped
+        self.guardrail: Any = None  # Cosmos's _PassGuardrail
 
     def record(self, component: str, method: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         ts = _scalar_timestep(args, kwargs, fn) if component in DENOISERS else None
@@ -386,40 +563,42 @@ class _Recorder:
 
     # -- scheduler -------------------------------------------------------------------------------
     def scheduler(self, sched: Any) -> None:
+        """Patch ``sched``'s class (a subclass of the same name): a copy the pipeline makes
+        (``copy.deepcopy(self.scheduler)``: LTX-2's audio scheduler) keeps its own state and the patches."""
         import torch
 
-        real_set = sched.set_timesteps
+        cls = type(sched)
+        primary = sched
+        rec = self
 
-        @functools.wraps(real_set)
-        def set_timesteps(*args: Any, **kwargs: Any) -> Any:
+        def set_timesteps(self_: Any, *args: Any, **kwargs: Any) -> Any:
             if "device" in kwargs:
                 kwargs["device"] = "cpu"
             else:
                 try:
-                    bound = inspect.signature(real_set).bind_partial(*args, **kwargs)
+                    bound = inspect.signature(cls.set_timesteps).bind_partial(self_, *args, **kwargs)
                     if "device" in bound.arguments:
                         bound.arguments["device"] = "cpu"
-                        args, kwargs = bound.args, bound.kwargs
+                        args, kwargs = bound.args[1:], bound.kwargs
                 except TypeError:
                     pass
-            out = real_set(*args, **kwargs)
-            self.step = 0
+            out = cls.set_timesteps(self_, *args, **kwargs)
+            if self_ is primary:
+                rec.step = 0
             return out
 
         def on_cpu(fn: Any, advance: bool) -> Any:
             @functools.wraps(fn)  # pipelines read the step's signature (eta, generator)
-            def wrapped(*args: Any, **kwargs: Any) -> Any:
+            def wrapped(self_: Any, *args: Any, **kwargs: Any) -> Any:
                 shapes: dict[int, torch.Size] = {}
-                devs: dict[int, tuple[torch.Size, torch.dtype]] = {}
 
                 def small(v: Any) -> Any:
                     if isinstance(v, torch.Tensor) and v.device.type == "meta":
                         shapes.setdefault(v.dim(), v.shape)
-                        devs.setdefault(v.dim(), (v.shape, v.dtype))
                         return torch.zeros((1,) * v.dim(), dtype=v.dtype)
                     return v
 
-                out = fn(*(small(a) for a in args), **{k: small(v) for k, v in kwargs.items()})
+                out = fn(self_, *(small(a) for a in args), **{k: small(v) for k, v in kwargs.items()})
 
                 def big(v: Any) -> Any:
                     if isinstance(v, torch.Tensor) and v.device.type == "cpu" and v.dim() in shapes \
@@ -438,17 +617,19 @@ class _Recorder:
                             setattr(out, k, big(v))
                 else:
                     out = big(out)
-                if advance and self.step is not None:
-                    self.step += 1
+                if advance and self_ is primary and rec.step is not None:
+                    rec.step += 1
                 return out
 
             return wrapped
 
-        sched.set_timesteps = set_timesteps
-        sched.step = on_cpu(sched.step, True)
-        if hasattr(sched, "scale_model_input"):
-            sched.scale_model_input = on_cpu(sched.scale_model_input, False)
-        self.patched.append(f"scheduler {type(sched).__name__}: timesteps on CPU; step/scale_model_input run on "
+        ns: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                              "set_timesteps": functools.wraps(cls.set_timesteps)(set_timesteps),
+                              "step": on_cpu(cls.step, True)}
+        if hasattr(cls, "scale_model_input"):
+            ns["scale_model_input"] = on_cpu(cls.scale_model_input, False)
+        sched.__class__ = type(cls.__name__, (cls,), ns)
+        self.patched.append(f"scheduler {cls.__name__}: timesteps on CPU; step/scale_model_input run on "
                             "1-element CPU tensors and return meta tensors of the sample's shape")
 
 
@@ -487,6 +668,7 @@ def _scheduler(cls: Any, model: ResolvedModel) -> Any:
 
     p = model.config.get("_pipeline")
     cfg = p.get("scheduler") if isinstance(p, dict) else None
+    cfg = cfg if cfg is not None else PIPELINE_EXTRAS.get(cls.__name__, {}).get("scheduler")
     if isinstance(cfg, dict) and isinstance(cfg.get("_class_name"), str):
         scls = getattr(diffusers, cfg["_class_name"], None)
         if scls is None:
@@ -509,6 +691,97 @@ def _dtype_of(model: ResolvedModel, wl: Workload, dtype: str) -> dict[str, str]:
     return out
 
 
+class _Unused:
+    """A component the pipeline takes but does not run for the observed prompt (the model's ``_pipeline``
+    names it with ``_stand_in``: why, and the config values the pipeline reads from it, e.g.
+    HunyuanVideo-1.5's ByT5, run only on quoted glyph text).  It has that ``config`` and ``dtype``; calling
+    it is an error (the plan's claim that it does not run would be wrong)."""
+
+    def __init__(self, name: str, values: Mapping[str, Any], dtype: str) -> None:
+        import types
+
+        from fxmeter.model.adapters.stage import torch_dtype
+
+        self.name = name
+        self.config = types.SimpleNamespace(**{k: v for k, v in values.items() if not k.startswith("_")})
+        self.dtype = torch_dtype(dtype)
+
+    def to(self, *args: Any, **kwargs: Any) -> _Unused:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TraceError(f"the pipeline ran {self.name}, which the model's plan says it does not run")
+
+
+def _from_config(values: Mapping[str, Any], wl: Workload) -> Any:
+    """A pipeline object from its config (``_pipeline.<name>``): a guider takes the workload's
+    ``guidance_scale`` (HunyuanVideo-1.5's ``__call__`` has none; its guider holds it)."""
+    import diffusers
+
+    cls = getattr(diffusers, str(values["_class_name"]), None)
+    if cls is None:
+        raise ConfigError(f"diffusers has no class {values['_class_name']!r}")
+    kw = {k: v for k, v in values.items() if not k.startswith("_")}
+    if "guidance_scale" in inspect.signature(cls.__init__).parameters:
+        kw["guidance_scale"] = wl.guidance_scale
+    with _quiet():  # "Guiders are currently an experimental feature"
+        return cls(**kw)
+
+
+class _PassGuardrail:
+    """Cosmos's ``CosmosSafetyChecker`` stand-in (``cosmos_guardrail`` is not installed; fxmeter's plan has no
+    guardrail stage): it passes the prompt (``check_text_safety``), and once the pipeline moves it back to
+    the CPU after that check it leaves the pipeline (``safety_checker = None``), so the decoded video is
+    post-processed as without a guardrail (its video check reads pixel values on the CPU as NumPy)."""
+
+    def __init__(self) -> None:
+        self.pipe: Any = None
+
+    def to(self, device: Any) -> _PassGuardrail:
+        if str(device) == "cpu" and self.pipe is not None:
+            self.pipe.safety_checker = None
+        return self
+
+    def check_text_safety(self, prompt: str) -> bool:
+        return True
+
+    def check_video_safety(self, video: Any) -> Any:
+        return video
+
+
+def _model_max_length(encoder: Any) -> int:
+    """The ``model_max_length`` of the tokenizer paired with ``encoder``, which pipelines read (HiDream's
+    ``min(max_sequence_length, tokenizer_3.model_max_length)``): CLIP's position count (77), T5's 512 (its
+    tokenizers' ``max_model_input_sizes``), else unbounded (transformers' ``VERY_LARGE_INTEGER``, what a Llama /
+    Qwen / Gemma tokenizer without a limit reports)."""
+    cfg = getattr(encoder, "config", None)
+    kind = str(getattr(cfg, "model_type", "") or "")
+    if kind.startswith("clip"):
+        return int(getattr(cfg, "max_position_embeddings", 77))
+    if kind in ("t5", "umt5", "mt5"):
+        return 512
+    return int(1e30)
+
+
+def _diffusers_denoiser(cfg: dict[str, Any], dtype: str) -> Any:
+    """The denoiser as diffusers' own class (capture's builder, which may substitute an adapter's
+    ``model_class`` with an export-friendly forward: Kandinsky 5's, HunyuanVideo-1.5's)."""
+    import diffusers
+    import torch
+
+    from fxmeter.model.capture import DTYPES, apply_dtype_policy, build_model
+
+    cls = getattr(diffusers, str(cfg.get("_class_name")), None)
+    mod = build_model(cfg, dtype)
+    if cls is None or type(mod) is cls:
+        return mod
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        mod = cls.from_config({k: v for k, v in cfg.items() if not k.startswith("_")})
+    apply_dtype_policy(mod, DTYPES[dtype])
+    return mod.eval()
+
+
 @dataclass
 class Built:
     """A pipeline on meta with its recorder."""
@@ -518,6 +791,7 @@ class Built:
     pipeline: str
     scheduler: str
     missing: tuple[str, ...] = field(default_factory=tuple)
+    image: bool = False  # the plan encodes a conditioning image (vae_encode): pass ``image`` even where optional
 
 
 def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
@@ -535,6 +809,7 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
     missing: list[str] = []
     p = model.config.get("_pipeline") if isinstance(model.config.get("_pipeline"), dict) else {}
     assert isinstance(p, dict)
+    p = {**PIPELINE_EXTRAS.get(name, {}), **p}
     for pname, param in params.items():
         if pname == "self":
             continue
@@ -545,7 +820,10 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
                 warnings.simplefilter("ignore")
                 if pname in DENOISERS:
                     cfg = {k: v for k, v in comp.config.items() if k != "_pipeline"}
-                    mod = build_model(cfg, cdtype)
+                    mod = _diffusers_denoiser(cfg, cdtype)
+                    # the adapter's module hook, for its side effect only (Cosmos installs the torchvision resize
+                    # its forward calls); the module observed is always the diffusers class itself
+                    comp.adapter.build_module(dict(cfg), cdtype, build_model)
                     rec.denoiser(pname, mod)
                 else:
                     from fxmeter.model.adapters.stage import StageAdapter
@@ -553,7 +831,10 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
                     call = comp.adapter
                     assert isinstance(call, StageAdapter)
                     mod = call.build_component(dict(comp.config), cdtype, build_model)
-                    if pname.startswith("vae"):
+                    if call.name in TILED_VAES and hasattr(mod, "enable_tiling"):
+                        tile: Any = mod.enable_tiling
+                        tile()  # the plan's VAE decodes tiled (Allegro's: only tiled decoding exists)
+                    if pname.startswith("vae") or pname.endswith("_vae"):  # LTX-2's audio_vae
                         rec.vae(pname, mod)
                     else:
                         rec.encoder(pname, mod)
@@ -568,6 +849,12 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 kwargs[pname] = CLIPImageProcessor()  # class defaults: 224 px crop (Wan2.1-I2V's)
+        elif isinstance(p.get(pname), dict) and p[pname].get("_stand_in"):
+            kwargs[pname] = _Unused(pname, p[pname], dtypes.get(pname, dtype))
+        elif isinstance(p.get(pname), dict) and isinstance(p[pname].get("_class_name"), str):
+            kwargs[pname] = _from_config(p[pname], wl)
+        elif pname == "safety_checker" and name.startswith("Cosmos"):
+            kwargs[pname] = _PassGuardrail()
         elif pname in p and p[pname] is not None:
             kwargs[pname] = p[pname]
         elif param.default is inspect.Parameter.empty:
@@ -575,6 +862,9 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
                 raise ConfigError(model.missing[pname])
             missing.append(pname)
             kwargs[pname] = None
+    for pname, tok in kwargs.items():
+        if isinstance(tok, ShapeTokenizer):
+            tok.model_max_length = _model_max_length(kwargs.get(pname.replace("tokenizer", "text_encoder", 1)))
     absent = [m for m in missing if not m.startswith(("tokenizer", "image_processor", "feature_extractor"))]
     if absent:
         raise ConfigError(f"{model.id}: {name} needs {', '.join(absent)}, and {model.config_source} has no config for "
@@ -590,9 +880,13 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
         warnings.simplefilter("ignore")
         pipe = cls(**kwargs)
     pipe.set_progress_bar_config(disable=True)
+    if isinstance(getattr(pipe, "safety_checker", None), _PassGuardrail):
+        pipe.safety_checker.pipe = pipe
+        rec.guardrail = pipe.safety_checker  # put back before each run (it leaves after the prompt check)
     rec.scheduler(pipe.scheduler)
     del torch
-    return Built(pipe, rec, name, type(pipe.scheduler).__name__, tuple(missing))
+    image = any(plan.name == "vae_encode" for plan in model.stages(wl))
+    return Built(pipe, rec, name, type(pipe.scheduler).__name__, tuple(missing), image)
 
 
 def _call_kwargs(built: Built, wl: Workload) -> dict[str, Any]:
@@ -613,7 +907,7 @@ def _call_kwargs(built: Built, wl: Workload) -> dict[str, Any]:
         kw["prompt"] = [kw["prompt"]] * wl.batch
         if "negative_prompt" in kw:
             kw["negative_prompt"] = [kw["negative_prompt"]] * wl.batch
-    if "image" in params and inspect.signature(type(built.pipe).__call__).parameters["image"].default is inspect.Parameter.empty:
+    if "image" in params and (params["image"].default is inspect.Parameter.empty or built.image):
         from PIL import Image
 
         kw["image"] = Image.new("RGB", (wl.width, wl.height))
@@ -629,14 +923,23 @@ def _max_sequence_length(built: Built, wl: Workload) -> int:
     return wl.text_len
 
 
+def _tokenizers(pipe: Any) -> list[ShapeTokenizer]:
+    return [v for v in vars(pipe).values() if isinstance(v, ShapeTokenizer)]
+
+
 def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     """One generation of ``wl`` on the built pipeline; the calls it made."""
     import torch
 
     rec = built.recorder
+    if rec.guardrail is not None:
+        built.pipe.safety_checker = rec.guardrail
     rec.calls = []
     rec.step = None
-    with warnings.catch_warnings(), torch.no_grad(), _quiet(), _ftfy(built.pipe):
+    for tok in _tokenizers(built.pipe):
+        tok.prompt_tokens = wl.text_len
+        tok.prefix_tokens = int(getattr(built.pipe, "prompt_template_encode_start_idx", 0) or 0)
+    with warnings.catch_warnings(), torch.no_grad(), _quiet(), _ftfy(built.pipe), _known_values_mode():
         warnings.simplefilter("ignore")
         try:
             built.pipe(**_call_kwargs(built, wl))
@@ -739,6 +1042,10 @@ def planned_inputs(model: ResolvedModel, wl: Workload, plan: Any, dtype: str) ->
     import torch
 
     out: dict[str, TensorSpec] = {}
+    # an adapter whose export class takes a pipeline argument under other names says which (Kandinsky 5's
+    # visual_rope_pos list as three tensors): compared under the pipeline's names
+    names = PIPELINE_INPUT_NAMES.get(comp.adapter.name, {})
+    kw = {names.get(k, k): v for k, v in kw.items()}
     for k, v in kw.items():
         if isinstance(v, torch.Tensor):
             out[k] = _spec(v)
@@ -754,13 +1061,28 @@ def compare_with_plan(model: ResolvedModel, obs: Observation, dtype: str = "bflo
     Per stage of the plan: present, ``runs``, the steps of a denoiser, its batch (the
     workload's batch x ``batch_factor``) and every tensor input the adapter builds (name, shape
     and dtype).  Stages the pipeline ran that the plan lacks are mismatches too.
+
+    A plan may split one component's calls into stages the pipeline does not name (CogView4's
+    ``text_encoder`` and ``text_encoder_negative``, Lumina's ``transformer`` and
+    ``transformer_uncond``, LTX-2's ``transformer`` / ``transformer_stg`` / ``transformer_modality``):
+    plan stages of one component with no observed stage of their own are checked together against
+    that component's calls (:func:`_compare_split`), each call matched to the plan stage whose inputs
+    it has.
     """
     wl = obs.workload
     plans = model.stages(wl, batched_cfg=batched_cfg)
     out: list[Mismatch] = []
     seen = {s.name: s for s in obs.stages()}
+    groups: dict[str, list[Any]] = {}
     for plan in plans:
-        st = seen.pop(plan.name, None)
+        target = plan.name if plan.name in seen else plan.component if plan.component in seen else plan.name
+        groups.setdefault(target, []).append(plan)
+    for target, group in groups.items():
+        st = seen.pop(target, None)
+        if len(group) > 1 and st is not None:
+            out += _compare_split(model, obs, st, group, dtype)
+            continue
+        plan = group[0]
         if st is None:
             out.append(Mismatch(plan.name, "stage", plan.runs, None))
             continue
@@ -779,6 +1101,45 @@ def compare_with_plan(model: ResolvedModel, obs: Observation, dtype: str = "bflo
                 out.append(Mismatch(plan.name, f"input {name}", str(spec), str(have.get(name))))
     for name, st in seen.items():
         out.append(Mismatch(name, "stage", None, st.runs))
+    return out
+
+
+def _compare_split(model: ResolvedModel, obs: Observation, st: ObservedStage, group: list[Any],
+                   dtype: str) -> list[Mismatch]:
+    """Plan stages that share one observed stage: each call counts for the plan stages whose inputs it
+    has (plan stages with the same inputs, a prompt and its negative, share their calls); per plan
+    stage the runs and, for a denoiser, the steps and batch must agree."""
+    wl = obs.workload
+    calls = [c for c in obs.calls if c.stage == st.name]
+    want = [(plan, planned_inputs(model, wl, plan, dtype)) for plan in group]
+    pools: dict[tuple[tuple[str, TensorSpec], ...], list[Any]] = {}
+    for plan, spec in want:
+        pools.setdefault(tuple(sorted(spec.items())), []).append(plan)
+    out: list[Mismatch] = []
+    used = 0
+    for key, members in pools.items():
+        spec = dict(key)
+        hit = [c for c in calls if all(c.input(n) == s for n, s in spec.items())]
+        used += len(hit)
+        runs = sum(p.runs for p in members)
+        if len(hit) != runs:
+            for p in members:
+                out.append(Mismatch(p.name, "runs", p.runs, len(hit) if len(members) == 1 else
+                                    f"{len(hit)} calls with its inputs (shared by {', '.join(m.name for m in members)})"))
+            if not hit and calls:
+                have = dict(calls[0].inputs)
+                out += [Mismatch(members[0].name, f"input {n}", str(s), str(have.get(n)))
+                        for n, s in spec.items() if have.get(n) != s]
+            continue
+        for p in members:
+            if p.denoiser:
+                steps = {c.step for c in hit if c.step is not None}
+                if len(steps) != p.steps:
+                    out.append(Mismatch(p.name, "steps", p.steps, len(steps)))
+                if hit[0].batch != wl.batch * p.batch_factor:
+                    out.append(Mismatch(p.name, "batch", wl.batch * p.batch_factor, hit[0].batch))
+    if used < len(calls):
+        out.append(Mismatch(st.name, "calls no plan stage's inputs match", 0, len(calls) - used))
     return out
 
 
