@@ -537,7 +537,8 @@ def test_non_finite_guidance_scale_is_refused(command: str, value: str, tiny_con
 def test_ci_runs_the_readmes_test_command_with_the_cpu_torch_pin() -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
-    install = [b for b in blocks if b.startswith("python3 -m venv .venv") and b.endswith("pytest -q")]
+    # the whole suite: pytest -q, on two xdist workers (a file stays on one worker)
+    install = [b for b in blocks if b.startswith("python3 -m venv .venv") and b.endswith("pytest -q -n 2 --dist loadfile")]
     assert len(install) == 1
     command = install[0].split(" && ", 2)[2]  # after creating and activating the venv
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
