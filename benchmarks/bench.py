@@ -74,8 +74,9 @@ def main() -> None:
         env = dict(base_env, FXMETER_CACHE_DIR=str(cache))
         sweep = [*CLI, "sweep", MODEL, "--height", "480,720", "--width", "832,1280", "--frames", "17,33,49,65,81",
                  "--steps", "10,20,30,40,50", "--output-root", str(root / "out")]
-        # the VAE's trace has its latent frame count built in (its Python frame loop): a warm-up sweep stores
-        # one per frame count, as any user's first sweep over frames would; the timed sweeps then read them
+        # a warm-up sweep (the VAE is composed over the frame count and shipped, so it traces nothing now;
+        # it warms the OS file cache as a user's first sweep would); benchmarks/bench_frames.py times the
+        # empty-cache case
         run([*sweep, "--run-id", "sweep-warmup"], env)
         for i in range(args.reps):
             # a new workload of the cached model (a new size: the transformer's and VAE's shipped dynamic traces)

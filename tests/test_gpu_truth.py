@@ -42,6 +42,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # the dry run traces tiny models: ~60 s on 2 cores
 def test_dry_run_writes_every_step(dry_run: Path) -> None:
     files = sorted(p.name for p in dry_run.iterdir())
     assert len(files) <= 8 and {"gpu_truth.json", "log.txt", "predictions.json"} <= set(files), files
@@ -75,6 +76,7 @@ def test_dry_run_writes_every_step(dry_run: Path) -> None:
     assert {r["section"] for r in rows} >= {"verify", "memory", "latency", "kernel class", "gemm", "attention", "bandwidth"}
 
 
+@pytest.mark.slow  # the dry run traces tiny models: ~60 s on 2 cores
 def test_kernel_entries_load_with_fxmeters_validator(dry_run: Path) -> None:
     from fxmeter.estimate.kernels import load_kernel_model, parse_model
 
@@ -91,6 +93,7 @@ def test_kernel_entries_load_with_fxmeters_validator(dry_run: Path) -> None:
     assert load_kernel_model().sources.keys() <= model.sources.keys() | {"host.eager.op", "host.cuda_launch"}
 
 
+@pytest.mark.slow  # the dry run traces tiny models: ~60 s on 2 cores
 def test_ingest_writes_the_device_folder(dry_run: Path, tmp_path: Path) -> None:
     from fxmeter.estimate.kernels import load_kernel_model
 

@@ -21,7 +21,7 @@ import argparse
 import lzma
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,29 @@ class Planned:
     dims: dict[str, int]  # the stage's symbol values at the default workload
     dynamic: bool
     root: str
+    composed: bool = False  # the model for every frame count of a frame-by-frame VAE (fxmeter.cost.compose)
+
+    def fixed(self) -> dict[str, int]:
+        return {s: self.dims[s] for s in self.component.adapter.fixed_symbols if s in self.dims}
 
     def key(self) -> dict[str, Any]:
+        if self.composed:
+            k = store.composed_key(self.component, self.dtype, self.fixed(), root=self.root)
+            assert k is not None
+            return k
         if self.dynamic:
             fixed = {s: self.dims[s] for s in self.component.adapter.fixed_symbols if s in self.dims}
             return store.key(self.component, self.dtype, root=self.root, fixed=fixed)
         return store.key(self.component, self.dtype, dims=self.dims, root=self.root)
 
+    def describe(self) -> str:
+        if self.composed:
+            return f"composed over {store.loop_symbol(self.component, self.fixed())}"
+        return f"dynamic, fixed {self.fixed()}" if self.dynamic else f"static {self.dims}"
+
     def trace(self) -> Any:
+        if self.composed:
+            return store.compose_traces(self.component, self.dtype, self.fixed(), root=self.root, cache=False)
         if self.dynamic:
             fixed = {s: self.dims[s] for s in self.component.adapter.fixed_symbols if s in self.dims}
             return store.trace(self.component, self.dtype, None, root=self.root, fixed=fixed)
@@ -74,10 +89,16 @@ def planned(only: tuple[str, ...] = ()) -> list[Planned]:
             comp = model.stage_component(plan)
             item = Planned(mid, plan.name, comp, plan.dtype or base, model.stage_dims(plan, geometry),
                            comp.adapter.supports_dynamic(dict(comp.config)), plan.root)
-            d = store.digest(item.key())
-            if d not in seen:
-                seen.add(d)
-                out.append(item)
+            loop = store.loop_symbol(comp, item.fixed()) if item.dynamic else None
+            items = [item]
+            if loop is not None:  # a frame-by-frame VAE: the composed model, and the frame counts below its range
+                items = [replace(item, composed=True), *(replace(item, dims={**item.dims, loop: t})
+                                                         for t in range(1, store.COMPOSE_FROM[0]))]
+            for it in items:
+                d = store.digest(it.key())
+                if d not in seen:
+                    seen.add(d)
+                    out.append(it)
     return out
 
 
@@ -93,7 +114,8 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout,  # type
         name = store.digest(k) + store.SUFFIX + ".xz"
         keep.add(name)
         path = target / name
-        what = f"{item.model_id} {item.stage}"
+        what = f"{item.model_id} {item.stage}" + (" (any frames)" if item.composed else
+                                                  f" ({item.describe()})" if item.dynamic and item.fixed() else "")
         changed = _changed(path, k) if path.is_file() else "missing"
         if changed is None:
             print(f"ok       {what} -> {name} ({path.stat().st_size:,} bytes)", file=out)  # type: ignore[attr-defined]
@@ -101,7 +123,7 @@ def build(target: Path = TARGET, *, check: bool = False, out=sys.stdout,  # type
         stale += 1
         if check:
             print(f"{'MISSING' if changed == 'missing' else 'STALE  '}  {what} "  # type: ignore[attr-defined]
-                  f"({'dynamic' if item.dynamic else 'static ' + str(item.dims)}): {changed}", file=out)
+                  f"({item.describe()}): {changed}", file=out)
             continue
         t0 = time.perf_counter()
         sm = item.trace()

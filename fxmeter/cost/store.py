@@ -137,13 +137,16 @@ def overlay_digest(overlay: Overlay | None) -> str | None:
 
 
 def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mapping[str, int] | None = None,
-        overlay: str | None = None, root: str = "transformer", fixed: Mapping[str, int] | None = None) -> dict[str, Any]:
+        overlay: str | None = None, root: str = "transformer", fixed: Mapping[str, int] | None = None,
+        composed: str | None = None) -> dict[str, Any]:
     """What a stored symbolic model is (``dims``: a static trace's workload); what it depends on is
     in its header (:func:`current`).
 
     ``root`` (a stage other than the transformer: ``text_encoder_2``, ``vae``) and ``fixed`` (the
     symbols a dynamic trace keeps constant, e.g. a VAE's latent frames) are part of the key when
     set, so two stages with one config (Flux's and HunyuanVideo's CLIP-L) never share a file.
+    ``composed``: the loop symbol of a model composed from traces at several of its values
+    (:mod:`fxmeter.cost.compose`; ``fixed`` then leaves it out).
     """
     k: dict[str, Any] = {
         "format": FORMAT,
@@ -163,7 +166,56 @@ def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mappi
         k["root"] = root
     if fixed:
         k["fixed"] = dict(sorted(fixed.items()))
+    if composed:
+        k["composed"] = composed
     return k
+
+
+#: the loop symbol a frame-by-frame VAE's traces are composed over, and the values traced to compose it
+LOOP_SYMBOL = "latent_frames"
+COMPOSE_FROM = (4, 5, 6, 7)
+
+
+def loop_symbol(component: Component, fixed: Mapping[str, int]) -> str | None:
+    """The symbol a dynamic trace keeps constant because a Python loop runs once per value of it
+    (a VAE's latent frames), when the stage's traces can be composed over it; else None."""
+    from fxmeter.cost.compose import composable
+
+    return LOOP_SYMBOL if LOOP_SYMBOL in fixed and composable(component.adapter, component.config) else None
+
+
+def composed_key(component: Component, dtype: str, fixed: Mapping[str, int], *, replicate: bool = True,
+                 overlay: str | None = None, root: str = "transformer") -> dict[str, Any] | None:
+    """The key of the model composed over the stage's loop symbol (None: the stage has none)."""
+    loop = loop_symbol(component, fixed)
+    if loop is None:
+        return None
+    return key(component, dtype, replicate=replicate, overlay=overlay, root=root,
+               fixed={s: v for s, v in fixed.items() if s != loop}, composed=loop)
+
+
+def compose_traces(component: Component, dtype: str, fixed: Mapping[str, int], *, replicate: bool = True,
+                   overlay: Overlay | None = None, root: str = "transformer", cache: bool = True) -> SymbolicModel:
+    """The stage's model for every value of its loop symbol, from traces at :data:`COMPOSE_FROM`
+    (each read from the cache or traced and cached); :class:`~fxmeter.cost.compose.ComposeError` when
+    the loop does not compose."""
+    from fxmeter.cost.compose import ComposeError, compose
+
+    loop = loop_symbol(component, fixed)
+    if loop is None:
+        raise ComposeError(f"{component.name} has no loop symbol to compose over")
+    ov = overlay_digest(overlay)
+    models = {}
+    for t in COMPOSE_FROM:
+        at = {**fixed, loop: t}
+        k = key(component, dtype, replicate=replicate, overlay=ov, root=root, fixed=at)
+        got = (load_shipped(k) or load(k)) if cache and ov != "" and not overlay else None
+        if got is None:
+            got = trace(component, dtype, None, replicate=replicate, overlay=overlay, root=root, fixed=at)
+            if cache and ov != "":
+                store(k, got)
+        models[t] = got
+    return compose(models, loop)
 
 
 def digest(k: Mapping[str, Any]) -> str:
@@ -256,6 +308,10 @@ def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False, check_de
     meta = d.get("meta") if isinstance(d, dict) else None
     if not isinstance(meta, dict) or meta.get("deps") != header.get("deps") or meta.get("rule_map") != header.get("rule_map"):
         raise PayloadError("the payload's dependencies are not the header's")
+    if isinstance(meta.get("composed"), dict) or "composed" in k:
+        from fxmeter.cost import compose
+
+        return compose.check(d, _expect(k), walk=not shipped)
     return check(d, _expect(k), walk=not shipped)
 
 
@@ -448,6 +504,8 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     fixed = {s: dims[s] for s in component.adapter.fixed_symbols if s in dims}
     dyn_key = key(component, dtype, replicate=replicate, overlay=ov, root=root, fixed=fixed)
     static_key = key(component, dtype, replicate=replicate, dims=dims, overlay=ov, root=root)
+    comp_key = composed_key(component, dtype, fixed, replicate=replicate, overlay=ov, root=root)
+    keys = (dyn_key, static_key) if comp_key is None else (dyn_key, static_key, comp_key)
 
     def done(sm: SymbolicModel, source: str) -> Traced:
         if sm.root != root:
@@ -456,7 +514,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
         return Traced(sm, source, time.perf_counter() - t0)
 
     def kind(k: Mapping[str, Any]) -> str:
-        return f"{'dynamic' if k is dyn_key else 'static'} {digest(k)[:12]}"
+        return f"{'dynamic' if k is dyn_key else 'composed' if k is comp_key else 'static'} {digest(k)[:12]}"
 
     LOG.debug("%s (%s, %s): looking for a trace; dims %s; cache %s", component.name,
               component.config.get("_class_name"), dtype, dict(dims),
@@ -465,7 +523,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     have_dynamic = False  # a stored dynamic trace whose guards exclude dims: exporting it again gives the same guards
     stale: Stale | None = None  # a stored trace whose dependencies changed here (named before tracing again)
     if use_cache and not overlay:
-        for k in (dyn_key, static_key):
+        for k in keys:
             got = _read_shipped(k)
             if isinstance(got, Stale):
                 LOG.debug("%s: shipped %s trace is stale: %s", component.name, kind(k), got.what)
@@ -480,7 +538,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
                 return done(got, "shipped")
             have_dynamic = have_dynamic or (got is not None and k is dyn_key)
     if use_cache:
-        for k in (dyn_key, static_key):
+        for k in keys:
             got = _read_cache(entry_path(k), k)
             if isinstance(got, Stale):
                 LOG.debug("%s: cached %s trace is stale: %s", component.name, kind(k), got.what)
@@ -499,6 +557,27 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, replicate:
     if stale is not None and progress:
         progress(f"{stale.what} ({stale.cls or cls}, {component.name}): re-tracing, ~{max(stale.seconds, 1):.0f} s")
         progress = None  # one line per stage
+    loop = loop_symbol(component, fixed)
+    if (comp_key is not None and loop is not None and dims[loop] >= COMPOSE_FROM[0]
+            and not (use_cache and failed(comp_key))):
+        from fxmeter.cost.compose import ComposeError
+
+        if progress:
+            progress(f"tracing {cls} ({component.name}) at {COMPOSE_FROM[0]}-{COMPOSE_FROM[-1]} {loop} to cost "
+                     f"any {loop} (once per config; cached afterwards)...")
+            progress = None
+        try:
+            sm = compose_traces(component, dtype, fixed, replicate=replicate, overlay=overlay, root=root,
+                                cache=use_cache)
+        except ComposeError as e:
+            LOG.info("%s does not compose over %s (%s); tracing this value", cls, loop, e)
+            if use_cache:
+                remember_failure(comp_key, str(e))
+        else:
+            if use_cache:
+                store(comp_key, sm)
+            if not sm.guard_problems(dims):
+                return done(sm, "composed" if use_cache else "disabled")
     if (component.adapter.supports_dynamic(dict(component.config)) and not have_dynamic
             and not (use_cache and failed(dyn_key))):
         if progress:

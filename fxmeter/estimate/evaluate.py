@@ -99,6 +99,13 @@ class StageCost:
         return self.modules[0].total
 
 
+def instances(node: Mapping[str, Any], vals: list[int]) -> int:
+    """How many times a node runs per forward: its block's ``replicas`` x its ``repeat`` (a formula index:
+    the middle chunks of a composed frame loop, :mod:`fxmeter.cost.compose`; 1 when absent)."""
+    r = int(node["replicas"])
+    return r * vals[node["repeat"]] if "repeat" in node else r
+
+
 def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eager", modules: bool = True,
              nodes: bool = True) -> StageCost:
     """``sm`` at the symbol values ``dims``; ``traffic``: eager bytes or the fused model's.
@@ -146,11 +153,11 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
             continue
         c = metrics(n["cost"], n.get("fused"))
         if fused:
-            cats[n["category"]] = cats.get(n["category"], ZERO) + c.scale(n["replicas"])
+            cats[n["category"]] = cats.get(n["category"], ZERO) + c.scale(instances(n, vals))
         if nodes:
             node_rows.append(NodeCost(
                 name=n["name"], target=n["target"], module=n["module"], family=n["family"], category=n["category"],
-                replicas=n["replicas"], cost=c, shape={k: vals[i] for k, i in n["shape"].items()}, dtype=n["dtype"],
+                replicas=instances(n, vals), cost=c, shape={k: vals[i] for k, i in n["shape"].items()}, dtype=n["dtype"],
                 symbols=frozenset().union(*(syms(i) for i in n["cost"])), index=j, kernel=int(n.get("kernel", j)),
             ))
     if not fused:

@@ -8,10 +8,10 @@ every axis (resolution, frames, batch), so a bisection over each axis's legal si
 largest size that fits; the size one step up is checked not to fit.
 
 A probe outside a shipped trace's guards is "unknown": the search stops below it (the answer is
-then marked ``>=``).  One exception, stated where it is used: the frame-by-frame VAEs (Wan,
-HunyuanVideo) trace one latent frame count; their decode's working set does not grow with the
-frame count, only its output does, so another frame count is the traced peak plus the output's
-difference.
+then marked ``>=``).  One exception, stated where it is used: the frame-by-frame VAEs traced at one
+latent frame count (HunyuanVideo; Wan below the 4 latent frames its composed model starts at,
+:mod:`fxmeter.cost.compose`): their decode's working set does not grow with the frame count, only
+its output does, so another frame count is the traced peak plus the output's difference.
 
 ``--gpus N`` (one node): the denoiser's activations split over N GPUs along the sequence (Ulysses,
 each GPU ``ceil(S/N)`` of ``S`` tokens), its weights whole on every GPU (no FSDP), the other stages
