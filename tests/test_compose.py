@@ -77,6 +77,24 @@ def test_composed_equals_the_direct_trace_at_a_frame_count_it_was_not_built_from
 
 
 @pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~30 s on 2 cores
+def test_weights_read_per_run_grow_with_the_frame_count(composed: SymbolicModel,
+                                                        traces: dict[int, SymbolicModel]) -> None:
+    """Each chunk reads the decoder's weights again: what sequential offload streams grows with T."""
+    got = evaluate(composed, _dims(8, 6, 7)).trace
+    assert got["weight_read_bytes"] == traces[8].meta["weight_read_bytes"] > traces[4].meta["weight_read_bytes"]
+    assert got["graph_weight_bytes"] == traces[8].meta["graph_weight_bytes"]
+
+
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~30 s on 2 cores
+def test_a_composed_model_depends_on_the_composition_code(vae: Any, traces: dict[int, SymbolicModel],
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("FXMETER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(store, "trace", _fake_trace(traces, []))
+    sm = store.compose_traces(vae, "float32", FIXED, root="vae")
+    assert "fxmeter/cost/compose.py" in sm.meta["deps"]
+
+
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~30 s on 2 cores
 def test_the_cat_that_appends_each_chunk_is_summed_exactly(composed: SymbolicModel) -> None:
     """``out = torch.cat([out, out_], 2)`` reads the whole output so far: its bytes grow with the chunk
     index, so its row costs the sum over chunks, a quadratic in T with a rational leading coefficient."""

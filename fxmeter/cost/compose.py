@@ -46,6 +46,8 @@ from fxmeter.errors import TraceError
 
 #: traces a composition is built from: T0 .. T0 + POINTS - 1 (degree <= POINTS - 3 fitted, one check)
 POINTS = 5
+#: meta values that grow with the loop (fitted like the costs; :func:`meta_value` reads them)
+META_FORMULAS = ("weight_read_bytes",)
 #: the largest head a loop may have (T0): Wan's decoder is steady from its third latent frame (T0 = 2)
 MAX_HEAD = 3
 MAX_FRAMES = 1024
@@ -284,7 +286,11 @@ def _build(models: Mapping[int, SymbolicModel], symbol: str, t0: int, head: int,
     categories = {c: fit_rows([strings(sm, sm.categories[c]) for sm in sms], f"category {c}")
                   for c in first.categories}
     meta = dict(ref.meta)
+    # weights read per run: each chunk reads the decoder's weights again (sequential offload streams them)
+    per_run = {k: add(fit.fit([str(int(sm.meta[k])) for sm in sms], what=f"meta {k}"))
+               for k in META_FORMULAS if isinstance(ref.meta.get(k), int)}
     meta.update(
+        meta_formulas=per_run,
         guards={**first.meta["guards"], symbol: [t0 + 2, MAX_FRAMES]},
         dims={k: v for k, v in (first.meta.get("dims") or {}).items() if k != symbol},
         graph_nodes=len(nodes),
@@ -334,6 +340,13 @@ COMPOSABLE = frozenset({("vae-decode", "AutoencoderKLWan"), ("vae-encode", "Auto
 def composable(adapter: Any, config: Mapping[str, Any]) -> bool:
     """Whether ``adapter``'s traces of ``config`` compose over the frame count (an adapter can say so itself)."""
     return bool(getattr(adapter, "composable", False)) or (adapter.name, config.get("_class_name")) in COMPOSABLE
+
+
+def meta_value(sm: SymbolicModel, key: str, vals: Sequence[int] | None) -> Any:
+    """``sm.meta[key]``, or for a composed model the value of its formula at the workload (``vals``: the
+    evaluated formula table; None gives the stored value, the first traced frame count's)."""
+    idx = (sm.meta.get("meta_formulas") or {}).get(key)
+    return sm.meta.get(key) if idx is None or vals is None else vals[idx]
 
 
 def _nonnegative(e: Any) -> bool:

@@ -174,6 +174,8 @@ def key(component: Component, dtype: str, *, replicate: bool = True, dims: Mappi
 #: the loop symbol a frame-by-frame VAE's traces are composed over, and the values traced to compose it
 LOOP_SYMBOL = "latent_frames"
 COMPOSE_FROM = (4, 5, 6, 7)
+#: the code a composed model depends on besides its traces' (listed in its header)
+COMPOSE_FILES = ("fxmeter/cost/compose.py",)
 
 
 def loop_symbol(component: Component, fixed: Mapping[str, int]) -> str | None:
@@ -215,7 +217,13 @@ def compose_traces(component: Component, dtype: str, fixed: Mapping[str, int], *
             if cache and ov != "":
                 store(k, got)
         models[t] = got
-    return compose(models, loop)
+    sm = compose(models, loop)
+    from fxmeter.cost import deps
+
+    own = deps.digests({n: p for n, p in ((n, deps.resolve(n)) for n in COMPOSE_FILES) if p is not None})
+    deps.save_memo()  # the composition's own code is a dependency too: editing it composes again
+    return SymbolicModel(dict(sm.meta, deps=dict(sorted({**dict(sm.meta.get("deps") or {}), **own}.items()))),
+                         sm.formulas, sm.nodes, sm.modules, sm.categories, sm.unmodeled, sm.liveness)
 
 
 def digest(k: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxmeter.cost import tree
+from fxmeter.cost.compose import meta_value
 from fxmeter.cost.formula import compile_table
 from fxmeter.cost.symbolic import SymbolicModel, formula_symbols
 from fxmeter.errors import WorkloadError
@@ -177,8 +178,9 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
         activations=activations(sm, vals, modules),
         weights=Weights(int(meta["weight_bytes"]), dict(meta["weight_bytes_by_dtype"]), dict(meta["parameters_by_dtype"]),
                         int(mw.get("parameters", 0)), int(mw.get("bytes", 0)), str(meta["dtype"])),
-        trace={k: meta.get(k) for k in ("mode", "graph_nodes", "replicas", "symbols", "guards", "seconds", "versions",
-                                        "rules", "graph_weight_bytes", "weight_read_bytes", "largest_module_bytes")},
+        trace={k: meta_value(sm, k, vals) for k in ("mode", "graph_nodes", "replicas", "symbols", "guards", "seconds",
+                                                    "versions", "rules", "graph_weight_bytes", "weight_read_bytes",
+                                                    "largest_module_bytes")},
     )
 
 

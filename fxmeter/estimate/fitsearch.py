@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fxmeter.cost.compose import meta_value
 from fxmeter.cost.formula import compile_table
 from fxmeter.errors import FxmeterError
 from fxmeter.estimate.memory import (
@@ -68,11 +69,17 @@ class Prober:
         self._memo: dict[tuple[Any, ...], tuple[PolicyPeak, ...] | None] = {}
         self.probes = 0
 
-    def _live(self, sm: Any, dims: Mapping[str, int]) -> int:
+    def _vals(self, sm: Any, dims: Mapping[str, int], *, guarded: bool = False) -> list[int] | None:
+        """The formula table at ``dims`` (``guarded``: None outside the model's guards)."""
+        if guarded and sm.guard_problems(dims):
+            return None
         fn = self._fns.get(id(sm))
         if fn is None:  # the whole table: compiled once per model and shared with evaluate (compile_table's cache)
             fn = self._fns[id(sm)] = compile_table(sm.formulas, list(sm.symbols))
-        vals = fn(**{s: dims[s] for s in sm.symbols})
+        return fn(**{s: dims[s] for s in sm.symbols})  # type: ignore[no-any-return]
+
+    def _live(self, sm: Any, dims: Mapping[str, int]) -> int:
+        vals = self._vals(sm, dims) or []
         return max((vals[i] for i in sm.liveness.get("after_node", [])), default=0)
 
     def _activation(self, inp: Any, dims: dict[str, int]) -> int | None:
@@ -125,8 +132,9 @@ class Prober:
             meta = inp.model.meta
             w = self.weights.get(p.component, int(meta.get("weight_bytes") or 0))
             scale = w / int(meta.get("weight_bytes") or w or 1)
+            read = meta_value(inp.model, "weight_read_bytes", self._vals(inp.model, dims, guarded=True))
             loads.append(StageLoad(p.name, p.component, p.runs, w, act,
-                                   int(int(meta.get("weight_read_bytes") or w) * scale),
+                                   int(int(read or w) * scale),
                                    int(int(meta.get("largest_module_bytes") or w) * scale),
                                    text_encoder=p.name.startswith("text_encoder"), denoiser=p.denoiser))
         rows = []
