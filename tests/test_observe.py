@@ -283,18 +283,11 @@ def test_observation_equals_the_hand_plan(mid: str) -> None:
 
 
 #: zoo models observed at their preset only, not at :func:`_second`'s smaller workload, and why (found by the
-#: observation; the plans cost the workload as given)
-PRESET_ONLY: dict[str, str] = {
-    # use_resolution_binning=True (the __call__ default): the pipeline runs the nearest aspect-ratio bin of its
-    # table (a 1024 bin for 512x512) and resizes the output; the plan costs the requested size (the presets are bins)
-    "pixart-sigma-1024": "resolution binning",
-    "sana-1600m-1024": "resolution binning",
-    "sana-video-2b-480p": "resolution binning",
-    # the plan's text encoder always runs max_sequence_length = 512 tokens (text_len is the prompt's length);
-    # the observation passes text_len as max_sequence_length, so a shorter text_len shrinks the encoder call
-    "z-image-turbo": "text_len is not max_sequence_length",
-    "chronoedit-14b": "text_len is not max_sequence_length",
-}
+#: observation; the plans cost the workload as given).  None today: PixArt-Sigma, Sana and SANA-Video's plans
+#: follow use_resolution_binning (the transformer and VAE at the bin, a resize stage back); Z-Image and
+#: ChronoEdit pad the prompt to max_sequence_length 512 whatever text_len is, and the observation passes
+#: what the plan costs (``ob.MAX_SEQUENCE_LENGTHS``)
+PRESET_ONLY: dict[str, str] = {}
 #: every other bundled model (a zoo model): observed at its preset
 ZOO = tuple(m for m in MODELS if m not in HAND_PLANNED)
 

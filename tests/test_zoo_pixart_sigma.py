@@ -1,7 +1,7 @@
 """PixArt-Sigma XL/2 1024 (``fxmeter/model/zoo/pixart_sigma.py``): the model as ``PixArtSigmaPipeline`` runs it.
 
 Fast lane: listed, the preset's geometry written out, the pipeline's stages (CFG batched: one forward of 2x the
-batch), a report from the shipped traces.  Slow: the transformer at 256 px (a fresh static trace) and every stage
+batch), a report from the shipped traces.  Slow: the transformer at another aspect-ratio bin (a fresh static trace) and every stage
 at the preset against ``FlopCounterMode`` on meta.
 """
 
@@ -46,10 +46,11 @@ def test_preset_geometry() -> None:
     assert g.latent_shape == (1, 4, 128, 128)
     assert g.tokens == 4096
     assert g.dims == {"batch": 1, "latent_h": 128, "latent_w": 128, "text_len": 300}
+    # use_resolution_binning: 768 x 512 runs at the nearest bin of ASPECT_RATIO_1024_BIN, 1216 x 832 (ratio 0.68);
+    # a size no patch divides, 1024 x 1000, at 1024 x 1024 (tests/test_zoo_binning.py: the resize back)
     g2 = rm.geometry(resolve(None, rm.default_workload, height=512, width=768))
-    assert (g2.tokens, g2.latent_shape) == (32 * 48, (1, 4, 64, 96))
-    with pytest.raises(WorkloadError, match="divisible by 16"):
-        rm.geometry(resolve(None, rm.default_workload, height=1000))
+    assert (g2.tokens, g2.latent_shape) == (52 * 76, (1, 4, 104, 152))
+    assert rm.geometry(resolve(None, rm.default_workload, height=1000)).dims == g.dims
     with pytest.raises(WorkloadError, match="frames must be 1"):
         rm.geometry(resolve(None, rm.default_workload, frames=5))
 
@@ -99,11 +100,12 @@ def _flop_counter_transformer(dims: dict[str, int]) -> int:
     return int(counter.get_total_flops())
 
 
-@pytest.mark.slow  # a static export per workload: 256 px is traced anew (~15 s)
-def test_transformer_counts_what_flop_counter_counts_at_256px() -> None:
-    rep = fxmeter.trace(MODEL, run_id="zoo-pixart-256", height=256, width=256, stages="transformer")
+@pytest.mark.slow  # a static export per workload: another bin is traced anew (~15 s)
+def test_transformer_counts_what_flop_counter_counts_at_another_bin() -> None:
+    # 1344 x 768 is a bin of ASPECT_RATIO_1024_BIN ("0.57"): generated as asked (any other size runs at its bin)
+    rep = fxmeter.trace(MODEL, run_id="zoo-pixart-0.57", height=768, width=1344, stages="transformer")
     dims = rep.data["workload"]["dims"]
-    assert dims == {"batch": 1, "latent_h": 32, "latent_w": 32, "text_len": 300}
+    assert dims == {"batch": 1, "latent_h": 96, "latent_w": 168, "text_len": 300}
     st = {s["name"]: s for s in rep.data["pipeline"]["stages"]}
     assert st["transformer"]["dims"]["batch"] == 2  # CFG batched
     assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == _flop_counter_transformer(dict(st["transformer"]["dims"]))

@@ -54,10 +54,11 @@ def test_preset_geometry() -> None:
     assert g.tokens == 1024
     assert g.dims == {"batch": 1, "patches_h": 32, "patches_w": 32, "text_len": 300}
     assert rm.passes_per_step(wl) == 2  # CFG 4.5
+    # use_resolution_binning: 768 x 512 runs at the nearest bin of ASPECT_RATIO_1024_BIN, 1216 x 832 (ratio 0.68);
+    # 1024 x 1000 (not divisible by 32) at 1024 x 1024
     g2 = rm.geometry(resolve(None, rm.default_workload, height=512, width=768))
-    assert (g2.tokens, g2.latent_shape) == (16 * 24, (1, 32, 16, 24))
-    with pytest.raises(WorkloadError, match="divisible by 32"):
-        rm.geometry(resolve(None, rm.default_workload, height=1000))
+    assert (g2.tokens, g2.latent_shape) == (26 * 38, (1, 32, 26, 38))
+    assert rm.geometry(resolve(None, rm.default_workload, height=1000)).dims == g.dims
     with pytest.raises(WorkloadError, match="frames must be 1"):
         rm.geometry(resolve(None, rm.default_workload, frames=5))
 
@@ -110,10 +111,11 @@ def _flop_counter_transformer(dims: dict[str, int]) -> int:
     return int(counter.get_total_flops())
 
 
-def test_transformer_counts_what_flop_counter_counts_at_256px() -> None:
-    rep = fxmeter.trace(MODEL, run_id="zoo-sana-256", height=256, width=256, stages="transformer")
+def test_transformer_counts_what_flop_counter_counts_at_another_bin() -> None:
+    # 2048 x 512 is a bin of ASPECT_RATIO_1024_BIN ("0.25"): generated as asked, 16 x 64 patches
+    rep = fxmeter.trace(MODEL, run_id="zoo-sana-0.25", height=512, width=2048, stages="transformer")
     dims = rep.data["workload"]["dims"]
-    assert dims == {"batch": 1, "patches_h": 8, "patches_w": 8, "text_len": 300}
+    assert dims == {"batch": 1, "patches_h": 16, "patches_w": 64, "text_len": 300}
     assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == _flop_counter_transformer(dims)
 
 

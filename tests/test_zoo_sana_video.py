@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 import fxmeter
 from fxmeter.cli.main import main
-from fxmeter.errors import WorkloadError
 from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import resolve
 
@@ -48,8 +47,8 @@ def test_preset_geometry() -> None:
     assert g.tokens == 21 * 30 * 52 == 32_760
     assert g.dims == {"batch": 1, "latent_frames": 21, "patches_h": 30, "patches_w": 52, "text_len": 300}
     assert rm.passes_per_step(wl) == 2
-    with pytest.raises(WorkloadError, match="divisible by 32"):
-        rm.geometry(resolve(None, rm.default_workload, height=496))
+    # use_resolution_binning: 832 x 496 (not divisible by 32) runs at the bin 832 x 480 of ASPECT_RATIO_480_BIN
+    assert rm.geometry(resolve(None, rm.default_workload, height=496)).dims == g.dims
 
 
 def test_stages_as_the_pipeline_runs_them() -> None:
@@ -95,10 +94,11 @@ def _flop_counter_transformer(dims: dict[str, int]) -> int:
 
 
 def test_transformer_counts_what_flop_counter_counts_small() -> None:
-    # 9 frames -> 3 latent frames, 256 x 256 -> 32 x 32 latent -> 16 x 16 patches: 768 tokens
-    rep = fxmeter.trace(MODEL, run_id="zoo-sana-video-small", frames=9, height=256, width=256, stages="transformer")
+    # 9 frames -> 3 latent frames, 896 x 448 (a bin of ASPECT_RATIO_480_BIN, "0.5") -> 56 x 112 latent -> 28 x 56
+    # patches: 4,704 tokens
+    rep = fxmeter.trace(MODEL, run_id="zoo-sana-video-small", frames=9, height=448, width=896, stages="transformer")
     dims = rep.data["workload"]["dims"]
-    assert dims == {"batch": 1, "latent_frames": 3, "patches_h": 16, "patches_w": 16, "text_len": 300}
+    assert dims == {"batch": 1, "latent_frames": 3, "patches_h": 28, "patches_w": 56, "text_len": 300}
     assert rep.data["totals"]["per_forward"]["tensor_core_flops"] == _flop_counter_transformer(dims)
 
 

@@ -10,7 +10,8 @@ checks it by running the pipeline itself.  :func:`observe` builds the real pipel
 :data:`fxmeter.model.folder.PIPELINES`) with every component the real class on ``meta`` from the bundled (or the
 folder's) configs, and calls it as a user would: a prompt (and a negative prompt with
 classifier-free guidance), the workload's height, width, frames, steps, guidance scale and
-``max_sequence_length``, a conditioning image for image-to-video pipelines.  Every call the
+``max_sequence_length`` (SanaVideoPipeline names its frame count ``frames``), a conditioning image for
+image-to-video pipelines.  Every call the
 pipeline makes on a component is recorded: component, method (``forward``, ``encode``,
 ``decode``), each tensor input's name, shape and dtype, the denoising step it falls in and the
 timestep it was given.
@@ -55,6 +56,8 @@ What is patched, and why (nothing else is; the pipeline's own code runs unchange
   pipeline makes (LTX-2's ``copy.deepcopy(self.scheduler)`` for audio) keeps it and its own state.
 * **The execution device** is meta (every component is on meta): latents, masks and embeddings are
   meta tensors; ``output_type="pt"`` keeps the decoded result on meta.
+* **The resize back after resolution binning** (``image_processor`` / ``video_processor``
+  ``.resize_and_crop_tensor``) runs unchanged and is recorded as stage ``resize`` when it changes the size.
 * The progress bar is disabled.
 
 What cannot be seen this way: the dtype a user loads each component in (taken from the model's plan:
@@ -93,8 +96,11 @@ preset and at a second workload):
   Gemma's vocabulary (the plan's 208 / 221); the shape tokenizer counts :data:`PROMPT_TOKENS`.  Refused,
   one error line each: MiniMax-H3 (a modular pipeline), Qwen-Image-2.1 (no ``Qwen3VLProcessor`` bundled),
   HiDream-I1 (its MoE router's ``bincount`` of routing values inside the forward has no meta kernel).
-  At a non-preset size PixArt-Sigma, Sana and SANA-Video run the aspect-ratio bin of the requested size
-  (``use_resolution_binning``), which their plans do not model (``PRESET_ONLY`` in the test).
+  At a size that is not a bin PixArt-Sigma, Sana and SANA-Video run the aspect-ratio bin of the requested size
+  (``use_resolution_binning``) and resize the decoded output back, as their plans do
+  (:mod:`fxmeter.model.adapters.binning`; the resize is recorded as stage ``resize``).  Z-Image and ChronoEdit
+  pad the prompt to ``max_sequence_length`` 512 whatever its length: the observation passes the length the plan
+  costs (:data:`MAX_SEQUENCE_LENGTHS`), the prompt filling ``text_len`` tokens.
 
 :func:`infer_axes` runs the pipeline at the base workload and at one variant per workload knob
 (frames, height, width, text_len, batch) and says which knobs each input axis follows.
@@ -561,6 +567,22 @@ class _Recorder:
 
             setattr(module, method, call)
 
+    def resize(self, processor: Any) -> None:
+        """Record ``processor.resize_and_crop_tensor`` (the resize back after resolution binning) as stage
+        ``resize`` when it changes the size: a call at the size asked for returns its input, no op runs."""
+        real = getattr(processor, "resize_and_crop_tensor", None)
+        if real is None:
+            return
+
+        def call(samples: Any, new_width: int, new_height: int) -> Any:
+            if tuple(samples.shape[-2:]) != (new_height, new_width):
+                self.record("resize", "resize_and_crop_tensor", real, (samples, new_width, new_height), {})
+            return real(samples, new_width, new_height)
+
+        processor.resize_and_crop_tensor = call
+        self.patched.append(f"{type(processor).__name__}.resize_and_crop_tensor: recorded as stage resize when it "
+                            "resizes (use_resolution_binning)")
+
     # -- scheduler -------------------------------------------------------------------------------
     def scheduler(self, sched: Any) -> None:
         """Patch ``sched``'s class (a subclass of the same name): a copy the pipeline makes
@@ -884,6 +906,9 @@ def build(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16") -> Built:
         pipe.safety_checker.pipe = pipe
         rec.guardrail = pipe.safety_checker  # put back before each run (it leaves after the prompt check)
     rec.scheduler(pipe.scheduler)
+    for attr in ("image_processor", "video_processor"):
+        if getattr(pipe, attr, None) is not None and hasattr(getattr(pipe, attr), "resize_and_crop_tensor"):
+            rec.resize(getattr(pipe, attr))
     del torch
     image = any(plan.name == "vae_encode" for plan in model.stages(wl))
     return Built(pipe, rec, name, type(pipe.scheduler).__name__, tuple(missing), image)
@@ -900,6 +925,8 @@ def _call_kwargs(built: Built, wl: Workload) -> dict[str, Any]:
                        ("max_sequence_length", _max_sequence_length(built, wl))):
         if key in params and value is not None:
             kw[key] = value
+    if "frames" in params and "num_frames" not in params:  # SanaVideoPipeline names its frame count ``frames``
+        kw["frames"] = wl.frames
     for key in ("num_videos_per_prompt", "num_images_per_prompt"):
         if key in params:
             kw[key] = 1
@@ -915,11 +942,28 @@ def _call_kwargs(built: Built, wl: Workload) -> dict[str, Any]:
     return kw
 
 
+#: pipelines whose plan does not take the workload's ``text_len`` as ``max_sequence_length`` -> the
+#: ``max_sequence_length`` the plan costs for a workload.  Both pad the prompt to ``max_sequence_length``
+#: (``padding="max_length"``, 512 by default) whatever its length:
+#: * ZImagePipeline: the encoder runs ``max_sequence_length`` tokens and hands the transformer the prompt's own
+#:   (``prompt_embeds[i][prompt_masks[i]]``): fxmeter's ``text_len`` is the prompt's tokens (the shape tokenizer
+#:   fills that many), the encoder runs ``max(512, text_len)`` (fxmeter.model.zoo.z_image);
+#: * ChronoEditPipeline: the encoder and the transformer always see 512 (Wan I2V's attention processor splits the
+#:   image tokens off at ``shape[1] - 512``): fxmeter ignores ``text_len`` there (its note says so).
+MAX_SEQUENCE_LENGTHS: dict[str, Any] = {
+    "ZImagePipeline": lambda wl: max(512, wl.text_len),
+    "ChronoEditPipeline": lambda wl: 512,
+}
+
+
 def _max_sequence_length(built: Built, wl: Workload) -> int:
     """The pipeline's ``max_sequence_length`` for a workload's ``text_len``: SD3 counts the 77 CLIP
-    tokens in fxmeter's text_len (the transformer sees 77 + T5's), the others take it as is."""
+    tokens in fxmeter's text_len (the transformer sees 77 + T5's), :data:`MAX_SEQUENCE_LENGTHS` pad to a
+    fixed length, the others take it as is."""
     if built.pipeline.startswith("StableDiffusion3"):
         return max(wl.text_len - 77, 1)
+    if built.pipeline in MAX_SEQUENCE_LENGTHS:
+        return int(MAX_SEQUENCE_LENGTHS[built.pipeline](wl))
     return wl.text_len
 
 

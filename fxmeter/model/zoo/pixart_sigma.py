@@ -8,8 +8,11 @@ Everything copied from diffusers 0.42.1 ``pipelines/pixart_alpha/pipeline_pixart
   the prompt's padded length: two calls of 300 tokens.
 * **Latents.**  The SDXL ``AutoencoderKL`` (4 channels, 8x): ``(B, 4, H/8, W/8)``; ``patch_size`` 2: a 1024 x 1024
   image is 64 x 64 = 4,096 tokens.  ``use_resolution_binning`` (default) first maps height x width to the nearest
-  bin of ``ASPECT_RATIO_1024_BIN`` (``sample_size`` 128) and resizes the decoded image back: fxmeter takes the
-  workload's height and width as the generated size (1024 x 1024 is a bin; other sizes: pass the bin).
+  bin of ``ASPECT_RATIO_1024_BIN`` (``sample_size`` 128), generates at the bin and resizes the decoded image
+  back: fxmeter does the same (:mod:`fxmeter.model.adapters.binning`): the transformer and the VAE at the bin,
+  then a ``resize`` stage (``resize_and_crop_tensor``: bilinear, centre crop) when the bin differs.  Requested
+  height 1000 x width 700: bin 1216 x 832 (ratio key 1.46), 76 x 52 = 3,952 tokens.  A bin (1024 x 1024, every
+  preset) is generated as asked.
 * **Denoiser.**  CFG is **batched**: ``torch.cat([latents] * 2)`` and ``torch.cat([negative_prompt_embeds,
   prompt_embeds])``: one forward of twice the batch per step (of the batch without CFG).  Inputs: the latents,
   ``encoder_hidden_states`` ``(2B, 300, 4096)``, ``encoder_attention_mask`` the tokenizer's masks (int64; the
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, Rules, attention_dims, divisible, image_only
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.adapters.binning import binned_size, binning_note, resize_stage
 from fxmeter.model.adapters.plans import Plans, cfg_runs, decode, text
 from fxmeter.model.adapters.stage import meta_tensor
 from fxmeter.model.adapters.text_encoders import UMT5_MASKED
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 
 VAE_SCALE = 8  # 2 ** (len(vae.config.block_out_channels) - 1)
 MAX_SEQUENCE_LENGTH = 300  # PixArtSigmaPipeline.__call__ max_sequence_length
+PIPELINE = "PixArtSigmaPipeline"
 
 _BLOCKS = r"^transformer_blocks\.\d+"
 PIXART_CATEGORIES: Rules = (
@@ -86,12 +91,12 @@ class PixArtAdapter(Adapter):
     sequence_symbols: tuple[str, ...] = ("latent_h", "latent_w")
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
-        p = int(config["patch_size"])
-        divisible(wl.height, wl.width, VAE_SCALE * p, "VAE 8 x 2x2 patches")
+        p, size = int(config["patch_size"]), int(config["sample_size"])
+        height, width = binned_size(PIPELINE, size, wl.height, wl.width)  # use_resolution_binning=True
+        divisible(height, width, VAE_SCALE * p, "VAE 8 x 2x2 patches")
         notes = image_only(wl.frames, "PixArt-Sigma")
-        notes.append("height x width is the generated size: PixArtSigmaPipeline's use_resolution_binning maps a request "
-                     "to its nearest aspect-ratio bin first (1024x1024 is one)")
-        lh, lw = wl.height // VAE_SCALE, wl.width // VAE_SCALE
+        notes.append(binning_note(PIPELINE, size, wl.height, wl.width))
+        lh, lw = height // VAE_SCALE, width // VAE_SCALE
         dims = {"batch": wl.batch, "latent_h": lh, "latent_w": lw, "text_len": wl.text_len}
         return Geometry(dims, (wl.batch, int(config["in_channels"]), lh, lw), (lh // p) * (lw // p), 1, tuple(notes))
 
@@ -137,12 +142,14 @@ class PixArtAdapter(Adapter):
                           else "denoiser", runs=wl.steps, batch_factor=2 if cfg else 1, steps=wl.steps),)
 
     def pipeline_stages(self, config: dict[str, Any], wl: Workload, geometry: Geometry) -> Plans:
-        """T5-XXL with its padding mask (prompt, and the negative prompt under CFG); AutoencoderKL decode."""
+        """T5-XXL with its padding mask (prompt, and the negative prompt under CFG); AutoencoderKL decode; the resize
+        back to the requested size when resolution binning changed it."""
         b, t = geometry.dims["batch"], geometry.dims["text_len"]
         before = (text("text_encoder", UMT5_MASKED, f"T5-XXL, masked, {t} tokens", cfg_runs(wl),
                        {"batch": b, "seq_len": t}),)
         after = (decode(VAE_DECODE, "AutoencoderKL (SDXL), 4 channels",
-                        {"batch": b, "latent_h": geometry.dims["latent_h"], "latent_w": geometry.dims["latent_w"]}),)
+                        {"batch": b, "latent_h": geometry.dims["latent_h"], "latent_w": geometry.dims["latent_w"]}),
+                 *resize_stage(PIPELINE, int(config["sample_size"]), wl.height, wl.width, b))
         return before, after
 
 

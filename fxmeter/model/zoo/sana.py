@@ -10,8 +10,9 @@ The pipeline (diffusers 0.42.1, ``pipelines/sana/pipeline_sana.py``), copied her
 * **Latents**: ``AutoencoderDC`` compresses 32x (``2 ** (len(encoder_block_out_channels) - 1)``), 32
   channels: ``(B, 32, H/32, W/32)``; ``patch_size`` 1, so a 1024x1024 image is 32 x 32 = 1,024 tokens.
   ``use_resolution_binning`` (default) first maps height x width to the nearest aspect-ratio bin of
-  ``ASPECT_RATIO_1024_BIN`` (``sample_size`` 32) and resizes the image back after decoding: fxmeter takes
-  the workload's height and width as the generated size (1024 x 1024 is a bin; other sizes: pass the bin).
+  ``ASPECT_RATIO_1024_BIN`` (``sample_size`` 32), generates at the bin and resizes the image back after
+  decoding: fxmeter does the same (:mod:`fxmeter.model.adapters.binning`: transformer and VAE at the bin, a
+  ``resize`` stage when it differs; 1024 x 1024, the preset, is a bin).
 * **Denoiser**: linear self-attention (``SanaLinearAttnProcessor2_0``: ReLU kernels, fp32 ``v @ k^T``
   then ``@ q``), SDPA cross-attention over the 300 text tokens (masked), a GLU-MBConv FFN (1x1, depthwise
   3x3, 1x1 convs over the ``H/32 x W/32`` grid).  ``timestep``: the DPM-Solver's int64 timestep
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from fxmeter.errors import WorkloadError
 from fxmeter.model.adapters._common import ANY, ATTN, MATMUL, NORM, QK_NORMS, Rules, image_only
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.adapters.binning import binned_size, binning_note, resize_stage
 from fxmeter.model.adapters.gemma import GEMMA_SANA, SANA_CHI_TOKENS, chi_length
 from fxmeter.model.adapters.vaes import VaeDecode
 from fxmeter.model.pipeline import ModelSpec, StagePlan
@@ -72,6 +74,12 @@ class DcaeDecode(VaeDecode):
 DCAE_DECODE = DcaeDecode()
 
 MAX_SEQUENCE_LENGTH = 300  # SanaPipeline.__call__ max_sequence_length
+PIPELINE = "SanaPipeline"
+
+
+def sample_size(config: dict[str, Any]) -> int:
+    """``transformer.config.sample_size``, which picks the pipeline's aspect-ratio bins (32: the class default)."""
+    return int(config.get("sample_size", 32))
 
 
 @dataclass
@@ -96,14 +104,14 @@ class SanaAdapter(Adapter):
     sequence_symbols: tuple[str, ...] = ("patches_h", "patches_w")
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
-        scale, p = 32, int(config["patch_size"])
-        if wl.height % (scale * p) or wl.width % (scale * p):
+        scale, p, size = 32, int(config["patch_size"]), sample_size(config)
+        height, width = binned_size(PIPELINE, size, wl.height, wl.width)  # use_resolution_binning=True
+        if height % (scale * p) or width % (scale * p):
             raise WorkloadError(f"height and width must be divisible by {scale * p} (DC-AE 32x compression x patch "
-                                f"{p}); got {wl.height}x{wl.width}")
-        lh, lw = wl.height // scale, wl.width // scale
+                                f"{p}); got {width}x{height}")
+        lh, lw = height // scale, width // scale
         notes = image_only(wl.frames, "Sana")
-        notes.append("height x width is the generated size: SanaPipeline's use_resolution_binning maps a request to "
-                     "its nearest aspect-ratio bin first (1024x1024 is one)")
+        notes.append(binning_note(PIPELINE, size, wl.height, wl.width))
         dims = {"batch": wl.batch, "patches_h": lh // p, "patches_w": lw // p, "text_len": wl.text_len}
         tokens = (lh // p) * (lw // p)
         return Geometry(dims, (wl.batch, int(config["in_channels"]), lh, lw), tokens, 1, tuple(notes))
@@ -163,7 +171,8 @@ class SanaAdapter(Adapter):
         _, _, lh, lw = geometry.latent_shape
         after = (StagePlan("vae", "vae", "VAE decode (AutoencoderDC f32c32, one pass)", runs=1, root="vae",
                            adapter=DCAE_DECODE, dims={"batch": b, "latent_h": lh, "latent_w": lw}, dtype="float32",
-                           notes=("vae: float32 as the SanaPipeline docstring leaves it; tiling off",)),)
+                           notes=("vae: float32 as the SanaPipeline docstring leaves it; tiling off",)),
+                 *resize_stage(PIPELINE, sample_size(config), wl.height, wl.width, b, dtype="float32"))
         return tuple(before), after
 
 

@@ -9,8 +9,9 @@ The pipeline (diffusers 0.42.1, ``pipelines/sana_video/pipeline_sana_video.py``)
 * **Latents**: the Wan2.1 VAE (``AutoencoderKLWan``, loaded by diffusers' conversion script from
   Wan2.1-T2V-1.3B): ``(B, 16, (F - 1) // 4 + 1, H/8, W/8)``; patch ``(1, 2, 2)``.  832 x 480 x 81 frames:
   21 x 30 x 52 = 32,760 tokens.  ``use_resolution_binning`` (default) maps height x width to the nearest bin
-  of ``ASPECT_RATIO_480_BIN`` (``sample_size`` 30) first: fxmeter takes the workload's size as generated
-  (832 x 480 is a bin).
+  of ``ASPECT_RATIO_480_BIN`` (``sample_size`` 30) first and resizes every decoded frame back: fxmeter does
+  the same (:mod:`fxmeter.model.adapters.binning`: transformer and VAE at the bin, a ``resize`` stage when it
+  differs; 832 x 480, the preset, is a bin).  Requested 416 x 240: bin 832 x 480, resized back.
 * **Denoiser**: linear self-attention with 3D RoPE on the ReLU kernels (``SanaLinearAttnProcessor3_0``),
   masked SDPA cross-attention, a GLU-MBConv FFN with a temporal (3, 1) conv.  ``timestep``: the DPM-Solver's
   int64 timestep expanded to the batch (no ``timestep_scale`` here).  CFG 6.0: two passes per step
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from fxmeter.errors import WorkloadError
 from fxmeter.model.adapters._common import QK_NORMS, Rules
 from fxmeter.model.adapters.base import Adapter, Geometry, SymbolAxis
+from fxmeter.model.adapters.binning import binned_size, binning_note, resize_stage
 from fxmeter.model.adapters.gemma import GEMMA_SANA, SANA_VIDEO_CHI_TOKENS, chi_length
 from fxmeter.model.adapters.vaes import VAE_DECODE
 from fxmeter.model.pipeline import ModelSpec, StagePlan
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import torch
 
 VAE_T, VAE_S = 4, 8  # AutoencoderKLWan scale_factor_temporal / scale_factor_spatial (SanaVideoPipeline.__init__)
+PIPELINE = "SanaVideoPipeline"
 
 
 @dataclass
@@ -71,16 +74,17 @@ class SanaVideoAdapter(Adapter):
 
     def geometry(self, config: dict[str, Any], wl: Workload) -> Geometry:
         pt, ph, pw = self._patch(config)
-        if wl.height % 32 or wl.width % 32:  # SanaVideoPipeline.check_inputs
-            raise WorkloadError(f"height and width must be divisible by 32 (SanaVideoPipeline); got {wl.height}x{wl.width}")
+        size = int(config.get("sample_size", 30))  # SanaVideoTransformer3DModel's default
+        height, width = binned_size(PIPELINE, size, wl.height, wl.width)  # use_resolution_binning=True
+        if height % 32 or width % 32:  # SanaVideoPipeline.check_inputs
+            raise WorkloadError(f"height and width must be divisible by 32 (SanaVideoPipeline); got {width}x{height}")
         lf = (wl.frames - 1) // VAE_T + 1  # SanaVideoPipeline.prepare_latents
-        lh, lw = wl.height // VAE_S, wl.width // VAE_S
+        lh, lw = height // VAE_S, width // VAE_S
         if lf % pt or lh % ph or lw % pw:
             raise WorkloadError(f"latent {lf}x{lh}x{lw} is not divisible by the patch {pt}x{ph}x{pw}")
         dims = {"batch": wl.batch, "latent_frames": lf // pt, "patches_h": lh // ph, "patches_w": lw // pw,
                 "text_len": wl.text_len}
-        notes = ("height x width is the generated size: SanaVideoPipeline's use_resolution_binning maps a request "
-                 "to its nearest aspect-ratio bin first (832x480 is one)",)
+        notes = (binning_note(PIPELINE, size, wl.height, wl.width, video=True),)
         tokens = (lf // pt) * (lh // ph) * (lw // pw)
         return Geometry(dims, (wl.batch, int(config["in_channels"]), lf, lh, lw), tokens, wl.frames, notes)
 
@@ -139,7 +143,9 @@ class SanaVideoAdapter(Adapter):
         after = (StagePlan("vae", "vae", f"VAE decode (AutoencoderKLWan, {lf} latent frames one at a time with its "
                            "causal cache)", runs=1, root="vae", adapter=VAE_DECODE,
                            dims={"batch": b, "latent_frames": lf, "latent_h": lh, "latent_w": lw}, dtype="float32",
-                           notes=("vae: float32 as the SanaVideoPipeline docstring casts it; tiling off",)),)
+                           notes=("vae: float32 as the SanaVideoPipeline docstring casts it; tiling off",)),
+                 *resize_stage(PIPELINE, int(config.get("sample_size", 30)), wl.height, wl.width, b,
+                               frames=(lf - 1) * VAE_T + 1, dtype="float32"))
         return tuple(before), after
 
 
