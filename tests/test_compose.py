@@ -77,6 +77,26 @@ def test_composed_equals_the_direct_trace_at_a_frame_count_it_was_not_built_from
 
 
 @pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~30 s on 2 cores
+@pytest.mark.parametrize("compiled", [False, True])
+def test_seconds_equal_the_direct_traces_bound_and_predicted_per_module(
+        composed: SymbolicModel, traces: dict[int, SymbolicModel], compiled: bool) -> None:
+    """A repeated row runs ``repeat`` times inside its module: module seconds, the forward's and the host's
+    launches are the direct trace's (the summed rows differ only in their launch count: a few us)."""
+    from fxmeter.estimate import hardware, roofline
+    from fxmeter.estimate.predict import KernelSettings, predict_stage
+
+    dims = _dims(8, 60, 104)
+    a, b = evaluate(traces[8], dims), evaluate(composed, dims)
+    dev = roofline.Device(hardware.get("h100"))
+    ta, tb = roofline.stage_time(a, dev), roofline.stage_time(b, dev)
+    assert tb.per_run == pytest.approx(ta.per_run, rel=1e-9)
+    assert [m.seconds for m in tb.modules] == pytest.approx([m.seconds for m in ta.modules], rel=1e-9)
+    pa = predict_stage(a, dev, KernelSettings(compile=compiled))
+    pb = predict_stage(b, dev, KernelSettings(compile=compiled))
+    assert pb.per_run == pytest.approx(pa.per_run, rel=1e-3)
+
+
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~30 s on 2 cores
 def test_weights_read_per_run_grow_with_the_frame_count(composed: SymbolicModel,
                                                         traces: dict[int, SymbolicModel]) -> None:
     """Each chunk reads the decoder's weights again: what sequential offload streams grows with T."""
@@ -90,7 +110,7 @@ def test_a_composed_model_depends_on_the_composition_code(vae: Any, traces: dict
                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("FXMETER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(store, "trace", _fake_trace(traces, []))
-    sm = store.compose_traces(vae, "float32", FIXED, root="vae")
+    sm = store.compose_traces(vae, "float32", {**FIXED, "latent_frames": 9}, root="vae")
     assert "fxmeter/cost/compose.py" in sm.meta["deps"]
 
 

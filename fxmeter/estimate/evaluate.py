@@ -34,6 +34,8 @@ class NodeCost:
     symbols: frozenset[str]  # the workload symbols its cost depends on
     index: int = -1  # position in the graph (symbolic model's node list)
     kernel: int = -1  # index of the node whose fused kernel runs it (torch.compile); == index: it launches one
+    #: runs inside one instance of its module (a composed frame loop's middle chunks; already in ``replicas``)
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def evaluate(sm: SymbolicModel, dims: Mapping[str, int], *, traffic: str = "eage
                 name=n["name"], target=n["target"], module=n["module"], family=n["family"], category=n["category"],
                 replicas=instances(n, vals), cost=c, shape={k: vals[i] for k, i in n["shape"].items()}, dtype=n["dtype"],
                 symbols=frozenset().union(*(syms(i) for i in n["cost"])), index=j, kernel=int(n.get("kernel", j)),
+                repeat=vals[n["repeat"]] if "repeat" in n else 1,
             ))
     if not fused:
         cats = {k: Metrics(*(vals[i] for i in v)) for k, v in sm.categories.items()}

@@ -138,7 +138,7 @@ def assemble(stage: StageCost, times: list[NodeTime], kind: str, model: str) -> 
     by_limiter = dict.fromkeys(LIMITERS, 0.0)
     for n, t in zip(stage.nodes, times):
         acc = own.setdefault(n.module, dict.fromkeys(LIMITERS, 0.0))
-        acc[t.limiter] += t.seconds
+        acc[t.limiter] += t.seconds * n.repeat  # a replicated block's other copies are its own module rows
         by_limiter[t.limiter] += t.seconds * n.replicas
     root = stage.root
     replicas = stage.trace.get("replicas") or {}
