@@ -14,7 +14,8 @@ precision, and what the measured seconds cover (``timing_scope``: the denoising 
 whole generation).  A row fxmeter can represent is predicted (the kernel model, never fitted to
 these rows: they are the yardstick) and compared with the measured seconds, and with its measured
 peak memory where it has one; a row it cannot read or represent is listed with the reason, never
-dropped, and never rejects the rest of the file.
+dropped, and never rejects the rest of the file.  Trainer measurements (training rows) are read and predicted
+by :mod:`fxmeter.validate_training`, which routes a file's rows between the two (``only``).
 
 Sits above the api (it calls it) and below the command line.
 """
@@ -27,7 +28,7 @@ import io
 import math
 import re
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -864,13 +865,18 @@ def _raw_label(row: Any, index: int) -> str:
     return " ".join(bits)[:200] or f"row {index}"
 
 
-def validate(data: str | Path | None = None, *, progress: Callable[[str], None] | None = None) -> Validation:
-    """Read every row of the measurement file; predict each representable one and compare."""
+def validate(data: str | Path | None = None, *, progress: Callable[[str], None] | None = None,
+             only: Collection[int] | None = None) -> Validation:
+    """Read every row of the measurement file; predict each representable one and compare.
+
+    ``only``: the indexes of the rows to read (the rest are another validator's: a mixed file's training rows)."""
     rows, where = load_rows(data)
     caps = _capabilities()
     memo: dict[Any, Any] = {}
     out = []
     for i, row in enumerate(rows):
+        if only is not None and i not in only:
+            continue
         rid = row.get("id", i) if isinstance(row, dict) else i
         m = read_row(row, i)
         if isinstance(m, str):

@@ -1,177 +1,253 @@
-"""Published trainer measurements (``fxmeter/data/published-training.json`` or a file like it) vs ``fxmeter train``.
+"""Published trainer measurements (``fxmeter/data/published-training.json`` or anyone's file like it) vs ``fxmeter train``.
 
-Every representable row is predicted with the same code ``fxmeter train`` runs (trace the step once per
-model x sample x rank, then memory and seconds for the row's setup on its GPU); a row fxmeter cannot
-represent is listed with its reason.  Rows are for validating only: nothing is fitted to them.
+Every training row fxmeter can read and represent (:mod:`fxmeter.validate_training_read`: the alias table's
+spellings of models, GPUs, methods, optimizers, precisions, checkpointing, memory units and kinds) is
+predicted with the same code ``fxmeter train`` runs (trace the step once per model x sample x rank, then
+memory and seconds for the row's setup on its GPU); every other row is listed with its reason.  Rows are
+for validating only: nothing is fitted to them.
 
 Memory rows whose ``vram_kind`` is ``fits`` are upper bounds (the source says the setup fits a card of that
 size): the check is predicted <= bound.  The others give a signed error (predicted / measured - 1);
 fxmeter predicts allocated bytes, so a ``reserved`` or ``nvidia-smi`` row is compared as it is and says so.
+
+``fxmeter validate`` routes each row of a file: training rows here (:func:`is_training_row`), the rest to
+:func:`fxmeter.validate.validate`; :func:`validate_file` / :func:`document` / :func:`render_file` join the two.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fxmeter.base.fileio import loads, read_text
 from fxmeter.errors import FxmeterError
+from fxmeter.validate import Validation, load_rows, summarize
+from fxmeter.validate import render as render_inference
+from fxmeter.validate import validate as validate_inference
+from fxmeter.validate_training_read import GIB, TrainRow, is_training_row, read_training_row, source_of
 
-GIB = 1024**3
-GB = 1e9
-UNITS = {"GB": GB, "GiB": GIB}
-KINDS = ("allocated", "reserved", "nvidia-smi", "fits")
-MAX_BYTES = 16 * 1024 * 1024
-
-
-class TrainingDataError(FxmeterError):
-    """A training measurements file that is not one."""
-
-
-def load_rows(path: str | Path | None = None) -> tuple[list[dict[str, Any]], str]:
-    if path is None:
-        text = resources.files("fxmeter.data").joinpath("published-training.json").read_text()
-        origin = "fxmeter/data/published-training.json"
-    else:
-        text = read_text(Path(path), "training measurements file", limit=MAX_BYTES, error=TrainingDataError,
-                         missing=f"training measurements file {path} does not exist")
-        origin = str(path)
-    try:
-        doc = loads(text)
-    except ValueError as e:
-        raise TrainingDataError(f"{origin} is not JSON: {e}") from None
-    rows = doc.get("rows") if isinstance(doc, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise TrainingDataError(f"{origin} has no 'rows' list of objects")
-    return rows, origin
+#: Version of the training document (``kind: training``).
+SCHEMA_VERSION = 1
+SHIPPED = "fxmeter/data/published-training.json"
+#: The breakdowns of the training summary (row key -> title).
+BREAKDOWNS = (("source", "source"), ("model", "model"), ("gpu", "GPU"), ("method", "method"),
+              ("vram_kind", "vram kind"))
 
 
-def _reason(row: dict[str, Any]) -> str | None:
-    """Why fxmeter cannot represent ``row`` (None: it can)."""
-    if row.get("unrepresentable"):
-        return str(row["unrepresentable"])
-    for key in ("model", "height", "width", "frames", "method", "gpu"):
-        if row.get(key) in (None, ""):
-            return f"no {key}"
-    if row.get("method") not in ("lora", "full"):
-        return f"method {row.get('method')!r} (fxmeter models lora and full)"
-    if row.get("peak_vram_gb") is None and not isinstance(row.get("seconds_per_step"), (int, float)):
-        return "neither peak_vram_gb nor a single seconds_per_step"
-    if row.get("peak_vram_gb") is not None and row.get("vram_kind") not in KINDS:
-        return f"vram_kind {row.get('vram_kind')!r} (known: {', '.join(KINDS)})"
-    if row.get("peak_vram_gb") is not None and row.get("vram_unit", "GB") not in UNITS:
-        return f"vram_unit {row.get('vram_unit')!r}"
-    return None
+def shipped_path() -> Path:
+    return Path(str(resources.files("fxmeter.data").joinpath("published-training.json")))
 
 
-def _setup(row: dict[str, Any]) -> Any:
-    from fxmeter.estimate.training import TrainSetup
-
-    ck = row.get("gradient_checkpointing", "none")
-    ck = {True: "full", False: "none"}.get(ck, ck)
-    targets = row.get("lora_targets") or ["blocks"]
-    return TrainSetup(method=row["method"], lora_rank=int(row.get("lora_rank") or 16), optimizer=row.get("optimizer", "adamw"),
-                      lora_targets=tuple(targets),
-                      checkpointing=ck, blocks_to_swap=int(row.get("blocks_to_swap") or 0),
-                      base_precision=row.get("base_precision", "bf16"), gpus=int(row.get("n_gpus") or 1),
-                      fsdp=row.get("parallelism") == "fsdp", batch=int(row.get("batch_size") or 1),
-                      grad_accum=int(row.get("grad_accum") or 1))
+def _label(r: TrainRow) -> str:
+    s = r.setup
+    what = f"lora r{s.lora_rank}" if s.method == "lora" else "full"
+    bits = [r.model, what, f"{r.width}x{r.height}" + (f"x{r.frames}f" if r.frames > 1 else ""), f"b{s.batch}",
+            f"ga{s.grad_accum}" if s.grad_accum > 1 else "", f"ckpt-{s.checkpointing}",
+            f"swap{s.blocks_to_swap}" if s.blocks_to_swap else "", s.base_precision, s.optimizer, r.gpu or "",
+            f"x{s.gpus}" + (" fsdp" if s.fsdp else "") if s.gpus > 1 else ""]
+    return " ".join(b for b in bits if b)
 
 
-def validate(path: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Predict every representable row; errors per row, per source and overall."""
+def _blank(rid: str, row: Any, status: str, reason: str | None) -> dict[str, Any]:
+    d = row if isinstance(row, dict) else {}
+    return {"id": rid, "label": " ".join(str(d[k]) for k in ("model", "variant", "gpu") if d.get(k) not in (None, "")),
+            "status": status, "reason": reason, "assumptions": [], "source": source_of(d),
+            "trainer": str(d.get("trainer") or ""), "model": str(d.get("model") or ""), "gpu": str(d.get("gpu") or ""),
+            "n_gpus": None, "method": str(d.get("method") or ""), "vram_kind": "", "predicted_kind": "allocated",
+            "predicted_peak_gib": None, "measured_peak_gib": None, "peak_error": None, "fits_bound_ok": None,
+            "predicted_s": None, "measured_s": None, "seconds_error": None}
+
+
+def _predict(r: TrainRow, res: dict[str, Any], traces: dict[Any, Any], progress: Callable[[str], None] | None) -> None:
     from fxmeter.estimate import hardware as hwmod
-    from fxmeter.estimate.train_plan import trace_step
+    from fxmeter.estimate.train_plan import encoder_bytes, trace_step
     from fxmeter.estimate.training import memory, step_time
 
-    rows, origin = load_rows(path)
+    s = r.setup
+    key = (r.model, r.height, r.width, r.frames, s.lora_rank if s.method == "lora" else 0, s.lora_targets)
+    if key not in traces:
+        if progress:
+            progress(f"tracing {r.model} {r.frames}x{r.height}x{r.width} for {res['id']} ...")
+        traces[key] = trace_step(r.model, height=r.height, width=r.width, frames=r.frames, lora_rank=key[4],
+                                 lora_targets=s.lora_targets)[0]
+    costs = traces[key]
+    s.check(sum(costs.blocks.values()))
+    enc = 0
+    if r.encoders_resident:  # the text encoders and / or the VAE stay on the GPU: their weights
+        if ("encoders", r.model) not in traces:
+            traces[("encoders", r.model)] = encoder_bytes(r.model)
+        enc = sum(v for k, v in traces[("encoders", r.model)].items() if k.startswith(r.encoders_resident))
+    mem = memory(s, costs, enc)
+    res["predicted_peak_gib"] = mem.peak_bytes / GIB
+    if r.measured_bytes is not None:
+        res["measured_peak_gib"] = r.measured_bytes / GIB
+        if r.vram_kind == "fits":
+            res["fits_bound_ok"] = mem.peak_bytes <= r.measured_bytes
+        else:
+            res["peak_error"] = mem.peak_bytes / r.measured_bytes - 1
+    if r.measured_s is not None:
+        assert r.gpu is not None
+        t = step_time(s, costs, hwmod.get(r.gpu)).predicted_s
+        res.update(predicted_s=t, measured_s=r.measured_s, seconds_error=t / r.measured_s - 1)
+
+
+def validate(path: str | Path | None = None, progress: Callable[[str], None] | None = None, *,
+             only: Collection[int] | None = None) -> dict[str, Any]:
+    """Predict every representable training row of the file (default: the shipped one); the training document.
+
+    ``only``: the indexes of the rows to take (a mixed file's training rows); default every row."""
+    rows, where = load_rows(shipped_path() if path is None else path)
     out: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    traces: dict[tuple[Any, ...], Any] = {}
-    for row in rows:
-        rid = str(row.get("id", f"row {len(out) + len(skipped) + 1}"))
-        why = _reason(row)
-        if why is None:
-            try:
-                setup = _setup(row)
-                hw = hwmod.get(str(row["gpu"]))
-                key = (row["model"], row["height"], row["width"], row["frames"], setup.lora_rank if setup.method == "lora" else 0,
-                       setup.lora_targets)
-                if key not in traces:
-                    if progress:
-                        progress(f"tracing {row['model']} {row['frames']}x{row['height']}x{row['width']} for {rid} ...")
-                    traces[key] = trace_step(row["model"], height=row["height"], width=row["width"], frames=row["frames"],
-                                             lora_rank=key[4], lora_targets=setup.lora_targets)[0]
-                costs = traces[key]
-                setup.check(sum(costs.blocks.values()))
-            except FxmeterError as e:
-                why = str(e)
-        if why is not None:
-            skipped.append({"id": rid, "reason": why})
+    traces: dict[Any, Any] = {}
+    for i, row in enumerate(rows):
+        if only is not None and i not in only:
             continue
-        mem = memory(setup, costs)
-        res: dict[str, Any] = {"id": rid, "source": row.get("source", {}).get("repo", "?"),
-                               "predicted_peak_gib": mem.peak_bytes / GIB, "predicted_kind": "allocated"}
-        if row.get("peak_vram_gb") is not None:
-            measured = float(row["peak_vram_gb"]) * UNITS[row.get("vram_unit", "GB")]
-            res["measured_peak_gib"] = measured / GIB
-            res["vram_kind"] = row["vram_kind"]
-            if row["vram_kind"] == "fits":
-                res["fits_bound_ok"] = mem.peak_bytes <= measured
-            else:
-                res["peak_error"] = mem.peak_bytes / measured - 1
-        if isinstance(row.get("seconds_per_step"), (int, float)):
-            t = step_time(setup, costs, hw).predicted_s
-            res["predicted_s"] = t
-            res["measured_s"] = float(row["seconds_per_step"])
-            res["seconds_error"] = t / float(row["seconds_per_step"]) - 1
+        rid = str(row.get("id", f"row {i + 1}")) if isinstance(row, dict) else f"row {i + 1}"
+        got = read_training_row(row)
+        if isinstance(got, tuple):
+            out.append(_blank(rid, row, *got))
+            continue
+        res = _blank(rid, row, "predicted", None)
+        res.update(label=_label(got), assumptions=list(got.assumptions), model=got.model, gpu=got.gpu or "",
+                   n_gpus=got.setup.gpus, method=got.setup.method,
+                   vram_kind=got.vram_kind if got.measured_bytes is not None else "")
+        try:
+            _predict(got, res, traces, progress)
+        except FxmeterError as e:
+            res.update(status="refused", reason=f"fxmeter refused it: {e}")
+        except Exception as e:  # one row's failure never rejects the file
+            res.update(status="refused", reason=f"fxmeter failed on it: {type(e).__name__}: {e}")
+        if res["status"] != "predicted":
+            for k in ("predicted_peak_gib", "measured_peak_gib", "peak_error", "fits_bound_ok", "predicted_s",
+                      "measured_s", "seconds_error"):
+                res[k] = None
         out.append(res)
-    return {"data": origin, "rows": out, "unrepresentable": skipped, "summary": _summary(out)}
+    return _document(SHIPPED if path is None else where, out)
 
 
-def _stats(errs: list[float]) -> dict[str, Any]:
-    if not errs:
-        return {"n": 0}
-    return {"n": len(errs), "median_abs_error": statistics.median(abs(e) for e in errs),
-            "median_signed_error": statistics.median(errs)}
+def _figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    fits = [r["fits_bound_ok"] for r in rows if r["fits_bound_ok"] is not None]
+    return {"peak_memory": summarize([r["peak_error"] for r in rows if r["peak_error"] is not None]),
+            "seconds_per_step": summarize([r["seconds_error"] for r in rows if r["seconds_error"] is not None]),
+            "fits_bounds": {"n": len(fits), "ok": sum(fits)}}
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    by: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by.setdefault(r["source"], []).append(r)
+def _document(where: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def n(status: str) -> int:
+        return sum(r["status"] == status for r in rows)
 
-    def block(rs: list[dict[str, Any]]) -> dict[str, Any]:
-        fits = [r["fits_bound_ok"] for r in rs if "fits_bound_ok" in r]
-        return {"peak_memory": _stats([r["peak_error"] for r in rs if "peak_error" in r]),
-                "seconds_per_step": _stats([r["seconds_error"] for r in rs if "seconds_error" in r]),
-                "fits_bounds": {"n": len(fits), "ok": sum(fits)}}
+    predicted = [r for r in rows if r["status"] == "predicted"]
+    breakdowns: dict[str, list[dict[str, Any]]] = {}
+    for key, _title in BREAKDOWNS:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in predicted:
+            groups.setdefault(str(r[key] or "-"), []).append(r)
+        breakdowns[key] = [{"key": k, "rows": len(v), **_figures(v)}
+                           for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    return {"kind": "training", "schema_version": SCHEMA_VERSION, "data": where,
+            "counts": {"rows": len(rows), "predicted": n("predicted"), "represented": n("predicted") + n("refused"),
+                       "refused": n("refused"), "not_represented": n("not represented"),
+                       "unreadable": n("unreadable"), "skipped": len(rows) - n("predicted"),
+                       "with_measured_peak": sum(r["peak_error"] is not None for r in rows),
+                       "with_fits_bound": sum(r["fits_bound_ok"] is not None for r in rows),
+                       "with_seconds": sum(r["seconds_error"] is not None for r in rows)},
+            "summary": _figures(predicted), "breakdowns": breakdowns, "rows": rows}
 
-    return {"all": block(rows), "per_source": {k: block(v) for k, v in sorted(by.items())}}
+
+# -- rendering --------------------------------------------------------------------------------------
+def _p(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}%"
 
 
-def render(res: dict[str, Any]) -> str:
-    lines = [f"training measurements: {res['data']}"]
-    for r in res["rows"]:
-        s = f"  {r['id']}: predicted peak {r['predicted_peak_gib']:.2f} GiB allocated"
-        if "fits_bound_ok" in r:
-            s += f" vs 'fits' {r['measured_peak_gib']:.2f} GiB: {'ok' if r['fits_bound_ok'] else 'OVER'}"
-        if "peak_error" in r:
-            s += f" vs {r['measured_peak_gib']:.2f} GiB ({r['vram_kind']}): {r['peak_error']:+.1%}"
-        if "seconds_error" in r:
-            s += f"; {r['predicted_s']:.2f} s/step vs {r['measured_s']:.2f}: {r['seconds_error']:+.1%}"
-        lines.append(s)
-    for u in res["unrepresentable"]:
-        lines.append(f"  not represented: {u['id']}: {u['reason']}")
-    for name, b in [("all", res["summary"]["all"]), *res["summary"]["per_source"].items()]:
-        pm, ss, fb = b["peak_memory"], b["seconds_per_step"], b["fits_bounds"]
-        part = [f"fits bounds {fb['ok']}/{fb['n']}"]
-        if pm["n"]:
-            part.append(f"peak memory median |err| {pm['median_abs_error']:.1%} (signed {pm['median_signed_error']:+.1%}, n={pm['n']})")
-        if ss["n"]:
-            part.append(f"s/step median |err| {ss['median_abs_error']:.1%} (signed {ss['median_signed_error']:+.1%}, n={ss['n']})")
-        lines.append(f"  {name}: " + "; ".join(part))
+def _a(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _line(s: dict[str, Any], low: str, high: str) -> str:
+    return (f"median signed {_p(s['median_signed_error'])}, median |error| {_a(s['median_abs_error'])}, "
+            f"P90 |error| {_a(s['p90_abs_error'])} ({s['too_fast']} {low}, {s['too_slow']} {high})")
+
+
+def render(doc: dict[str, Any], *, reasons: bool = True) -> str:
+    """The console table of a training document: the signed bias first, then every predicted row, the
+    breakdowns and the rows fxmeter could not read or represent."""
+    c, s = doc["counts"], doc["summary"]
+    pm, ss, fb = s["peak_memory"], s["seconds_per_step"], s["fits_bounds"]
+    lines = [f"training: predicted {c['predicted']} of {c['rows']} rows (fxmeter train; memory as allocated bytes)"]
+    lines.append(f"  peak memory per GPU ({pm['n']} rows with a measured peak): {_line(pm, 'under', 'over')}"
+                 if pm["n"] else "  peak memory per GPU: no row with a measured peak")
+    lines.append(f"  seconds per step ({ss['n']} rows): {_line(ss, 'too fast', 'too slow')}"
+                 if ss["n"] else "  seconds per step: no row with a measured time")
+    if fb["n"]:
+        lines.append(f"  'fits' bounds: {fb['ok']} of {fb['n']} predicted within the card")
+    lines.append(f"  rows: {c['predicted']} predicted, {c['refused']} refused by fxmeter, {c['not_represented']} not "
+                 f"represented, {c['unreadable']} unreadable")
+    lines.append("")
+    for r in doc["rows"]:
+        if r["status"] != "predicted":
+            continue
+        line = f"  {r['id']}: {r['label']}: predicted peak {r['predicted_peak_gib']:.2f} GiB allocated"
+        if r["fits_bound_ok"] is not None:
+            line += f" vs 'fits' {r['measured_peak_gib']:.2f} GiB: {'ok' if r['fits_bound_ok'] else 'OVER'}"
+        if r["peak_error"] is not None:
+            line += f" vs {r['measured_peak_gib']:.2f} GiB ({r['vram_kind']}): {r['peak_error']:+.1%}"
+        if r["seconds_error"] is not None:
+            line += f"; {r['predicted_s']:.2f} s/step vs {r['measured_s']:.2f}: {r['seconds_error']:+.1%}"
+        lines.append(line)
+    for key, title in BREAKDOWNS:
+        lines += ["", f"by {title}:"]
+        for g in doc["breakdowns"][key]:
+            gp, gs, gf = g["peak_memory"], g["seconds_per_step"], g["fits_bounds"]
+            part = [f"{g['rows']} rows"]
+            if gp["n"]:
+                part.append(f"memory n={gp['n']} signed {_p(gp['median_signed_error'])} |err| {_a(gp['median_abs_error'])}")
+            if gs["n"]:
+                part.append(f"s/step n={gs['n']} signed {_p(gs['median_signed_error'])} |err| {_a(gs['median_abs_error'])}")
+            if gf["n"]:
+                part.append(f"fits {gf['ok']}/{gf['n']}")
+            lines.append(f"  {g['key']}: " + "; ".join(part))
+    skipped = [r for r in doc["rows"] if r["status"] != "predicted"]
+    if skipped and reasons:
+        lines += ["", f"not predicted ({len(skipped)} rows):"]
+        lines += [f"  {r['status']}: {r['id']}: {r['reason']}" for r in skipped]
+    lines.append(f"(measurements: {doc['data']}; memory in GiB = 2^30 bytes, GB sources converted; nothing in fxmeter "
+                 "is fitted to them)")
     return "\n".join(lines)
+
+
+# -- one file, both kinds of rows -----------------------------------------------------------------------
+def validate_file(path: str | Path | None = None, progress: Callable[[str], None] | None = None
+                  ) -> tuple[Validation | None, dict[str, Any] | None]:
+    """(the inference validation, the training document) of a measurement file; None for a kind it has no row of.
+    Without a file: the shipped inference measurements."""
+    if path is None:
+        return validate_inference(None, progress=progress), None
+    rows, _ = load_rows(path)
+    training = {i for i, r in enumerate(rows) if is_training_row(r)}
+    inference = set(range(len(rows))) - training
+    v = validate_inference(path, progress=progress, only=inference if training else None) if inference else None
+    return v, validate(path, progress, only=training) if training else None
+
+
+def document(v: Validation | None, t: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``--json`` document: the inference one (with a ``training`` section when the file has training rows),
+    or the training one alone."""
+    if v is None:
+        assert t is not None
+        return t
+    d = v.to_dict()
+    if t is not None:
+        d["training"] = t
+    return d
+
+
+def render_file(v: Validation | None, t: dict[str, Any] | None, *, reasons: bool = True) -> str:
+    parts = [render_inference(v, reasons=reasons)] if v is not None else []
+    if t is not None:
+        parts.append(render(t, reasons=reasons))
+    return "\n\n".join(parts)
+
+
+__all__ = ["BREAKDOWNS", "SCHEMA_VERSION", "document", "render", "render_file", "shipped_path", "validate",
+           "validate_file"]

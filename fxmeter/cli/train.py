@@ -207,7 +207,7 @@ def train_validate(data: str | None, as_json: bool) -> None:
     from fxmeter.base.fileio import dumps
     from fxmeter.validate_training import render, validate
 
-    res = validate(data, progress=progress_line)
+    res = validate(data, progress=progress_line)  # every row read as a training row (fxmeter validate routes a mix)
     click.echo(dumps(res).decode() if as_json else render(res))
 
 
