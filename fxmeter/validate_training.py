@@ -8,7 +8,8 @@ for validating only: nothing is fitted to them.
 
 Memory rows whose ``vram_kind`` is ``fits`` are upper bounds (the source says the setup fits a card of that
 size): the check is predicted <= bound.  The others give a signed error (predicted / measured - 1);
-fxmeter predicts allocated bytes, so a ``reserved`` or ``nvidia-smi`` row is compared as it is and says so.
+each is set beside the predicted figure of its kind (:func:`process_peak`: allocated, reserved, or what
+``nvidia-smi`` shows; an unstated kind beside reserved, as for inference rows).
 
 ``fxmeter validate`` routes each row of a file: training rows here (:func:`is_training_row`), the rest to
 :func:`fxmeter.validate.validate`; :func:`validate_file` / :func:`document` / :func:`render_file` join the two.
@@ -79,17 +80,41 @@ def _predict(r: TrainRow, res: dict[str, Any], traces: dict[Any, Any], progress:
             traces[("encoders", r.model)] = encoder_bytes(r.model)
         enc = sum(v for k, v in traces[("encoders", r.model)].items() if k.startswith(r.encoders_resident))
     mem = memory(s, costs, enc)
-    res["predicted_peak_gib"] = mem.peak_bytes / GIB
+    peak, kind = process_peak(mem, r.vram_kind, hwmod.get(r.gpu).compute_capability if r.gpu else None,
+                              s.gpus)
+    res["predicted_peak_gib"], res["predicted_kind"] = peak / GIB, kind
     if r.measured_bytes is not None:
         res["measured_peak_gib"] = r.measured_bytes / GIB
         if r.vram_kind == "fits":
-            res["fits_bound_ok"] = mem.peak_bytes <= r.measured_bytes
+            res["fits_bound_ok"] = peak <= r.measured_bytes
         else:
-            res["peak_error"] = mem.peak_bytes / r.measured_bytes - 1
+            res["peak_error"] = peak / r.measured_bytes - 1
     if r.measured_s is not None:
         assert r.gpu is not None
         t = step_time(s, costs, hwmod.get(r.gpu)).predicted_s
         res.update(predicted_s=t, measured_s=r.measured_s, seconds_error=t / r.measured_s - 1)
+
+
+#: the parts of a training step's memory that are weights (held for the whole run); the rest is transient
+WEIGHT_PARTS = ("base_weights", "trainable_weights", "gathered_weights", "gradients", "optimizer_states", "encoders")
+
+
+def process_peak(mem: Any, vram_kind: str, compute_capability: str | None, gpus: int) -> tuple[int, str]:
+    """The predicted peak per GPU to set beside a measured one of ``vram_kind``, like for like: allocated
+    bytes for ``allocated``; else the process-memory model of inference (:func:`fxmeter.estimate.memory.
+    process_memory`: cuBLAS workspace, the caching allocator's segments, and for ``nvidia-smi`` and ``fits``
+    the CUDA context and NCCL buffers), with the step's weights and its transient memory as the two live sets."""
+    from fxmeter.estimate.memory import process_memory
+
+    if vram_kind == "allocated":
+        return int(mem.peak_bytes), "allocated"
+    # an unstated kind: reserved, the middle of the three (as inference validate does)
+    weights = sum(v for k, v in mem.parts.items() if k in WEIGHT_PARTS)
+    pm = process_memory("train", weights, int(mem.peak_bytes) - weights, compute_capability=compute_capability,
+                        nccl_groups=(gpus,) if gpus > 1 else ())
+    if vram_kind not in ("nvidia-smi", "fits"):
+        return int(pm.peak_reserved_bytes), "reserved"
+    return int(pm.peak_device_bytes), "nvidia-smi"
 
 
 def validate(path: str | Path | None = None, progress: Callable[[str], None] | None = None, *,
@@ -174,7 +199,7 @@ def render(doc: dict[str, Any], *, reasons: bool = True) -> str:
     breakdowns and the rows fxmeter could not read or represent."""
     c, s = doc["counts"], doc["summary"]
     pm, ss, fb = s["peak_memory"], s["seconds_per_step"], s["fits_bounds"]
-    lines = [f"training: predicted {c['predicted']} of {c['rows']} rows (fxmeter train; memory as allocated bytes)"]
+    lines = [f"training: predicted {c['predicted']} of {c['rows']} rows (fxmeter train; memory beside the measured kind: allocated, reserved or nvidia-smi)"]
     lines.append(f"  peak memory per GPU ({pm['n']} rows with a measured peak): {_line(pm, 'under', 'over')}"
                  if pm["n"] else "  peak memory per GPU: no row with a measured peak")
     lines.append(f"  seconds per step ({ss['n']} rows): {_line(ss, 'too fast', 'too slow')}"
@@ -187,7 +212,7 @@ def render(doc: dict[str, Any], *, reasons: bool = True) -> str:
     for r in doc["rows"]:
         if r["status"] != "predicted":
             continue
-        line = f"  {r['id']}: {r['label']}: predicted peak {r['predicted_peak_gib']:.2f} GiB allocated"
+        line = f"  {r['id']}: {r['label']}: predicted peak {r['predicted_peak_gib']:.2f} GiB {r['predicted_kind']}"
         if r["fits_bound_ok"] is not None:
             line += f" vs 'fits' {r['measured_peak_gib']:.2f} GiB: {'ok' if r['fits_bound_ok'] else 'OVER'}"
         if r["peak_error"] is not None:

@@ -201,7 +201,7 @@ def _peak(row: Mapping[str, Any], source: Mapping[str, Any], notes: list[str]) -
     kind_v = kind_v if kind_v is not None else source.get("vram_kind")
     if kind_v is None:
         kind = NOT_RECORDED
-        notes.append("vram_kind not stated: compared with the predicted allocated peak")
+        notes.append("vram_kind not stated: compared with the predicted reserved peak (the middle of allocated, reserved and nvidia-smi, as for inference rows)")
     else:
         kinds = training_aliases().tables["vram_kinds"]
         if norm(kind_v) not in kinds:

@@ -202,3 +202,23 @@ def test_a_file_that_is_not_a_measurement_file_is_one_line(tmp_path: Path, conte
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], (cmd, err)
         assert out == ""
+
+
+def test_a_measured_peak_is_set_beside_the_predicted_figure_of_its_kind() -> None:
+    """Like for like: allocated bytes for an allocated peak; the process-memory model of inference on the
+    step's weights and transient memory for reserved and nvidia-smi (plus the CUDA context), as for inference."""
+    from fxmeter.estimate.memory import CUDA_CONTEXT_LAZY
+    from fxmeter.estimate.training import Memory
+    from fxmeter.validate_training import process_peak
+
+    gib = 1 << 30
+    mem = Memory({"base_weights": 20 * gib, "optimizer_states": gib // 3, "saved_activations": 3 * gib + 12345},
+                 20 * gib + gib // 3 + 3 * gib + 12345, "start of the backward", 0)
+    alloc, kind = process_peak(mem, "allocated", "8.9", 1)
+    assert (alloc, kind) == (mem.peak_bytes, "allocated")
+    reserved, kind = process_peak(mem, "reserved", "8.9", 1)
+    assert kind == "reserved" and alloc < reserved < alloc + 64 * (1 << 20)
+    smi, kind = process_peak(mem, "nvidia-smi", "8.9", 1)
+    assert kind == "nvidia-smi" and smi == reserved + CUDA_CONTEXT_LAZY
+    assert process_peak(mem, "fits", "8.9", 1) == (smi, "nvidia-smi")
+    assert process_peak(mem, "not stated", "8.9", 1) == (reserved, "reserved")
