@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from fxmeter.base.records import Count, Derived, Record, key
 
 #: The four measured metrics, in the order formulas store them (``flops`` is their tensor + CUDA sum).
 FIELDS = ("tensor_core_flops", "cuda_core_flops", "bytes_read", "bytes_written")
@@ -13,13 +14,19 @@ NAMES = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes_read", "bytes_w
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Tensor-core FLOPs, CUDA-core FLOPs, bytes read and bytes written (exact ints of any size)."""
+class Metrics(Record):
+    """Tensor-core FLOPs, CUDA-core FLOPs, bytes read and bytes written (exact ints of any size).
 
-    tensor_core_flops: int = 0
-    cuda_core_flops: int = 0
-    bytes_read: int = 0
-    bytes_written: int = 0
+    As JSON (report.json's ``$defs/metrics``) every key is required, ``flops`` (their sum) included."""
+
+    json_def = "metrics"
+    json_coerce = True
+    json_derived = (Derived("flops", Count, after="cuda_core_flops"),)
+
+    tensor_core_flops: Count = key(default=0, required=True)
+    cuda_core_flops: Count = key(default=0, required=True)
+    bytes_read: Count = key(default=0, required=True)
+    bytes_written: Count = key(default=0, required=True)
 
     @property
     def flops(self) -> int:
@@ -44,14 +51,6 @@ class Metrics:
         if metric == "bytes":
             return self.bytes
         return int(getattr(self, metric))
-
-    def to_dict(self) -> dict[str, int]:
-        return {"tensor_core_flops": self.tensor_core_flops, "cuda_core_flops": self.cuda_core_flops,
-                "flops": self.flops, "bytes_read": self.bytes_read, "bytes_written": self.bytes_written}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Metrics:
-        return cls(int(d["tensor_core_flops"]), int(d["cuda_core_flops"]), int(d["bytes_read"]), int(d["bytes_written"]))
 
     @classmethod
     def of(cls, values: list[int] | tuple[int, ...]) -> Metrics:

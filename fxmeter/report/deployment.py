@@ -4,15 +4,17 @@ and how summary.md and the console show them.
 ``deployment`` is written by ``fxmeter trace --gpus N --parallel ... [--fsdp] --hardware DEV``;
 ``scaling`` by ``fxmeter scale`` (the rows :func:`fxmeter.report.html` draws).  Both are built from
 :class:`fxmeter.estimate.deploy.Deployment` by :func:`deployment_info` / :func:`scaling_row` and read
-back by ``from_dict`` (the JSON Schema has checked the shape first).
+back by ``from_dict`` (:mod:`fxmeter.base.records`; the JSON Schema, generated from these records, has checked
+the shape first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from fxmeter.base.records import Count, Positive, Ratio, Record, Schema, Seconds, key
 from fxmeter.base.units import human, human_bytes, seconds, si_bytes
 from fxmeter.estimate.deploy import link_text, multi_node_warning
 from fxmeter.estimate.metrics import Metrics
@@ -21,145 +23,126 @@ if TYPE_CHECKING:
     from fxmeter.estimate.deploy import Deployment
 
 
+def _read_per_gpu(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``per_gpu`` keeps its two forwards as Metrics (the rest of it is free-form)."""
+    return {k: (Metrics.from_dict(v) if k in ("per_forward", "single_gpu_per_forward") else v) for k, v in d.items()}
+
+
 @dataclass(frozen=True)
-class StageRow:
+class StageRow(Record):
     """One stage on the plan's GPUs (per GPU)."""
 
+    json_def = "deployment_stage"
+
     name: str
-    split: bool
-    forwards_per_gpu: int
+    split: bool = key(doc="false: runs on one GPU (outside the denoising loop)")
+    forwards_per_gpu: Count
     per_forward: Metrics
     single_gpu_per_forward: Metrics
-    predicted_seconds_per_forward: float
-    bound_seconds_per_forward: float
-    single_gpu_predicted_seconds_per_forward: float
-    exposed_comm_seconds: float
-    overlapped_comm_seconds: float
-    seconds: float
-    single_gpu_seconds: float
-    tokens_per_gpu: int | None
-    weight_bytes_per_gpu: int
-    activation_bytes_per_gpu: int
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["per_forward"], d["single_gpu_per_forward"] = self.per_forward.to_dict(), self.single_gpu_per_forward.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StageRow:
-        kw: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
-        kw["per_forward"] = Metrics.from_dict(d["per_forward"])
-        kw["single_gpu_per_forward"] = Metrics.from_dict(d["single_gpu_per_forward"])
-        return cls(**kw)
+    predicted_seconds_per_forward: Seconds
+    bound_seconds_per_forward: Seconds
+    single_gpu_predicted_seconds_per_forward: Seconds
+    exposed_comm_seconds: Seconds
+    overlapped_comm_seconds: Seconds
+    seconds: Seconds
+    single_gpu_seconds: Seconds
+    tokens_per_gpu: int | None = key(schema={"minimum": 1})
+    weight_bytes_per_gpu: Count
+    activation_bytes_per_gpu: Count
 
 
 @dataclass(frozen=True)
-class CommInfo:
+class CommInfo(Record):
     """One collective: calls per generation, bytes per call per rank, seconds per call, exposed/overlapped seconds."""
 
+    json_def = "collective"
+
     stage: str
-    kind: str
+    kind: str = key(schema={"enum": ["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "p2p", "host_to_device",
+                                     "device_to_host"]})
     what: str
-    ranks: int
+    ranks: Positive
     link: str
-    count: int
-    bytes: int
-    seconds: float
-    exposed_seconds: float
-    overlapped_seconds: float
+    count: Count = key(doc="calls per generation on each GPU of the group")
+    bytes: Count = key(doc="bytes per call per rank, nccl-tests' size convention for the kind")
+    seconds: Seconds = key(doc="one call")
+    exposed_seconds: Seconds = key(doc="every call of a generation, on the critical path")
+    overlapped_seconds: Seconds = key(doc="every call of a generation, hidden behind compute")
     overlappable: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CommInfo:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+_PARALLEL = {"required": ["gpus", "ulysses", "ring", "cfg", "tp", "fsdp", "spec"], "properties": {
+    "gpus": {"$ref": "#/$defs/positive"}, "ulysses": {"$ref": "#/$defs/positive"}, "ring": {"$ref": "#/$defs/positive"},
+    "cfg": {"enum": [1, 2]}, "tp": {"$ref": "#/$defs/positive"}, "fsdp": {"type": "boolean"}, "spec": {"type": "string"}}}
+_DEVICE = {"required": ["name", "label"], "properties": {"name": {"type": "string"}, "label": {"type": "string"}}}
+_INTERCONNECT = {"required": ["kind", "bandwidth", "text"], "properties": {
+    "kind": {"enum": ["nvlink", "xgmi", "pcie"]}, "generation": {"type": ["integer", "null"]},
+    "bandwidth": {"type": "number", "exclusiveMinimum": 0, "description": "bytes/s per GPU per direction"},
+    "bandwidth_bidirectional": {"type": ["number", "null"]}, "via_host": {"type": "boolean"},
+    "text": {"type": "string"}, "sources": {"type": "string"}}}
+_PER_GPU = {"required": ["stage", "per_forward", "single_gpu_per_forward"], "properties": {
+    "stage": {"type": "string"}, "per_forward": {"$ref": "#/$defs/metrics"},
+    "single_gpu_per_forward": {"$ref": "#/$defs/metrics"}, "tokens": {"type": ["integer", "null"]},
+    "forwards_per_generation": {"$ref": "#/$defs/count"}}}
+_MEMORY = {"required": ["weight_bytes_per_gpu", "activation_bytes_per_gpu", "total_bytes_per_gpu", "device_bytes", "fits",
+                        "statement"], "properties": {
+    "weight_bytes_per_gpu": {"$ref": "#/$defs/count"}, "activation_bytes_per_gpu": {"$ref": "#/$defs/count"},
+    "total_bytes_per_gpu": {"$ref": "#/$defs/count"}, "device_bytes": {"$ref": "#/$defs/count"},
+    "fits": {"type": "boolean"}, "statement": {"type": "string"}}}
+_BY_KIND = Schema(required=["count", "bytes", "exposed_seconds", "overlapped_seconds"], properties={
+    "count": {"$ref": "#/$defs/count"}, "bytes": {"$ref": "#/$defs/count"},
+    "exposed_seconds": {"$ref": "#/$defs/seconds"}, "overlapped_seconds": {"$ref": "#/$defs/seconds"}})
 
 
 @dataclass(frozen=True)
-class DeploymentInfo:
+class DeploymentInfo(Record):
     """``deployment`` of report.json: the generation on ``gpus`` GPUs, per GPU, with its communication."""
 
-    gpus: int
-    parallel: Mapping[str, Any]  # ulysses, ring, cfg, tp, fsdp, spec
-    device: Mapping[str, str]  # name, label
-    interconnect: Mapping[str, Any]  # kind, generation, bandwidth (per direction), text, sources...
-    per_gpu: Mapping[str, Any]  # per_forward metrics of the first denoiser on one GPU, tokens, the single-GPU forward
-    memory: Mapping[str, Any]  # weight / activation / total bytes per GPU, device bytes, fits, statement
+    json_doc = "a generation on several GPUs (fxmeter trace --gpus N --parallel ... [--fsdp] --hardware DEV), per GPU"
+
+    gpus: Positive
+    parallel: Mapping[str, Any] = key(schema=_PARALLEL)  # ulysses, ring, cfg, tp, fsdp, spec
+    device: Mapping[str, str] = key(schema=_DEVICE)  # name, label
+    interconnect: Mapping[str, Any] = key(schema=_INTERCONNECT)  # kind, generation, bandwidth (per direction), text...
+    # per_forward metrics of the first denoiser on one GPU, tokens, the single-GPU forward
+    per_gpu: Mapping[str, Any] = key(schema=_PER_GPU, read=_read_per_gpu)
+    memory: Mapping[str, Any] = key(schema=_MEMORY)  # weight / activation / total bytes per GPU, device bytes, fits...
     stages: tuple[StageRow, ...]
     communication: tuple[CommInfo, ...]
-    communication_by_kind: Mapping[str, Mapping[str, float | int]]
-    predicted_seconds: float
-    bound_seconds: float
-    single_gpu_seconds: float
-    compute_seconds: float
-    exposed_comm_seconds: float
-    overlapped_comm_seconds: float
-    speedup: float
-    efficiency: float
-    comm_share: float
-    gpu_seconds: float
+    communication_by_kind: Mapping[str, Annotated[Mapping[str, float | int], _BY_KIND]]
+    predicted_seconds: Seconds
+    bound_seconds: Seconds
+    single_gpu_seconds: Seconds
+    compute_seconds: Seconds
+    exposed_comm_seconds: Seconds
+    overlapped_comm_seconds: Seconds
+    speedup: Ratio
+    efficiency: Ratio
+    comm_share: Ratio
+    gpu_seconds: Seconds
     predicted_by: str
     overlap_rules: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-    _SCALARS = ("gpus", "predicted_seconds", "bound_seconds", "single_gpu_seconds", "compute_seconds",
-                "exposed_comm_seconds", "overlapped_comm_seconds", "speedup", "efficiency", "comm_share", "gpu_seconds",
-                "predicted_by")
 
     @property
     def spec(self) -> str:
         return str(self.parallel.get("spec", "")) + (" + fsdp" if self.parallel.get("fsdp") else "")
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {k: getattr(self, k) for k in self._SCALARS}
-        d.update(parallel=dict(self.parallel), device=dict(self.device), interconnect=dict(self.interconnect),
-                 per_gpu={k: (v.to_dict() if isinstance(v, Metrics) else v) for k, v in self.per_gpu.items()},
-                 memory=dict(self.memory), stages=[s.to_dict() for s in self.stages],
-                 communication=[c.to_dict() for c in self.communication],
-                 communication_by_kind={k: dict(v) for k, v in self.communication_by_kind.items()},
-                 overlap_rules=list(self.overlap_rules), notes=list(self.notes))
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> DeploymentInfo | None:
-        if d is None:
-            return None
-        per_gpu = {k: (Metrics.from_dict(v) if k in ("per_forward", "single_gpu_per_forward") else v)
-                   for k, v in d["per_gpu"].items()}
-        return cls(
-            **{k: d[k] for k in cls._SCALARS}, parallel=d["parallel"], device=d["device"],
-            interconnect=d["interconnect"], per_gpu=per_gpu, memory=d["memory"],
-            stages=tuple(StageRow.from_dict(s) for s in d["stages"]),
-            communication=tuple(CommInfo.from_dict(c) for c in d["communication"]),
-            communication_by_kind=d["communication_by_kind"], overlap_rules=tuple(d.get("overlap_rules", ())),
-            notes=tuple(d.get("notes", ())),
-        )
-
 
 @dataclass(frozen=True)
-class ScalingRow:
+class ScalingRow(Record):
     """One GPU count of ``fxmeter scale`` (``scaling`` of report.json; the HTML page draws these)."""
 
-    gpus: int
+    gpus: Positive
     parallel: str
-    seconds: float
-    speedup: float
-    efficiency: float
-    memory_per_gpu: int
+    seconds: Seconds
+    speedup: Ratio
+    efficiency: Ratio
+    memory_per_gpu: Count
     fits: bool
-    comm_share: float
-    exposed_comm_seconds: float
-    bound_seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ScalingRow:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+    comm_share: Ratio
+    exposed_comm_seconds: Seconds
+    bound_seconds: Seconds
 
 
 # -- from the estimate ------------------------------------------------------------------------------

@@ -16,35 +16,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fxmeter.base.records import Count, Derived, Positive, Ratio, Record, Seconds, key, omit_none
+
 GIB = 2**30
 
 
 @dataclass(frozen=True)
-class PlanRow:
+class PlanRow(Record):
     """One priced setup on the frontier (or among the output-changing rows that beat it)."""
 
-    seconds: float  # predicted, whole generation, on the row's GPUs
-    dollars: float | None  # per generation (None without a price)
-    gpu_seconds: float  # GPUs x seconds per generation
-    gpus: int
+    json_def = "plan_row"
+    json_coerce = True
+    json_derived = (Derived("peak_gib", Ratio, after="peak_bytes", required=False),)
+
+    seconds: Seconds = key(doc="predicted (kernel model), whole generation, on the row's GPUs")
+    dollars: float | None = key(schema={"minimum": 0}, doc="$ per generation (null without a price)")
+    gpu_seconds: Seconds  # GPUs x seconds per generation
+    gpus: Positive
     device: str
-    peak_bytes: int  # per GPU, allocated
-    setup: Mapping[str, Any]  # the keywords of fxmeter.trace that make it
+    peak_bytes: Count = key(doc="allocated peak per GPU")
+    setup: Mapping[str, Any] = key(doc="the keywords of fxmeter.trace that make this setup")
     changes_output: tuple[str, ...]
     command: str  # the row's exact `fxmeter trace ...` line
     why: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "dollars": self.dollars, "gpu_seconds": self.gpu_seconds, "gpus": self.gpus,
-                "device": self.device, "peak_bytes": self.peak_bytes, "peak_gib": self.peak_bytes / GIB,
-                "setup": dict(self.setup), "changes_output": list(self.changes_output), "command": self.command,
-                "why": self.why}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PlanRow:
-        return cls(float(d["seconds"]), None if d["dollars"] is None else float(d["dollars"]), float(d["gpu_seconds"]),
-                   int(d["gpus"]), str(d["device"]), int(d["peak_bytes"]), dict(d["setup"]),
-                   tuple(d["changes_output"]), str(d["command"]), str(d["why"]))
+    @property
+    def peak_gib(self) -> float:
+        return self.peak_bytes / GIB
 
     def cost(self) -> float:
         """The cost axis: $ per generation with a price, else GPU-seconds."""
@@ -52,42 +50,26 @@ class PlanRow:
 
 
 @dataclass(frozen=True)
-class PlanInfo:
+class PlanInfo(Record):
     """The search of ``fxmeter plan``: how much was priced, the constraints, the frontier, and the fleet."""
+
+    json_doc = ("fxmeter plan --write: every deployment searched; this report is the frontier's fastest row "
+                "(the same document as fxmeter plan --json)")
+    json_coerce = True
 
     model: str
     workload: str
-    priced: int  # setups priced exactly
-    fit: int  # of which fit in memory
-    meeting_constraints: int  # of which meet --slo / --budget
-    search_seconds: float
-    cost_axis: str  # "dollars" or "gpu_seconds"
-    constraints: Mapping[str, Any]  # what the user asked: slo, budget, max_gpus, hardware, exact_only, rate, p95
-    frontier: tuple[PlanRow, ...]  # exact: the same output as the default setup
+    priced: Count  # setups priced exactly
+    fit: Count  # of which fit in memory
+    meeting_constraints: Count  # of which meet --slo / --budget
+    search_seconds: Seconds
+    cost_axis: str = key(schema={"enum": ["dollars", "gpu_seconds"]})  # "dollars" or "gpu_seconds"
+    # what the user asked: slo, budget, max_gpus, hardware, exact_only, rate, p95
+    constraints: Mapping[str, Any] = key(missing={}, falsy_missing=True)
+    frontier: tuple[PlanRow, ...] = key(schema={"minItems": 1})  # exact: the same output as the default setup
     changes_output: tuple[PlanRow, ...]  # faster or cheaper still, but changing the output
-    notes: tuple[str, ...] = ()
-    fleet: Mapping[str, Any] | None = None  # --rate: replicas x GPUs x batch (fxmeter.advise.fleet)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "model": self.model, "workload": self.workload, "priced": self.priced, "fit": self.fit,
-            "meeting_constraints": self.meeting_constraints, "search_seconds": self.search_seconds,
-            "cost_axis": self.cost_axis, "constraints": dict(self.constraints),
-            "frontier": [r.to_dict() for r in self.frontier],
-            "changes_output": [r.to_dict() for r in self.changes_output], "notes": list(self.notes)}
-        if self.fleet is not None:
-            d["fleet"] = dict(self.fleet)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> PlanInfo | None:
-        if not d:
-            return None
-        return cls(str(d["model"]), str(d["workload"]), int(d["priced"]), int(d["fit"]), int(d["meeting_constraints"]),
-                   float(d["search_seconds"]), str(d["cost_axis"]), dict(d.get("constraints") or {}),
-                   tuple(PlanRow.from_dict(r) for r in d["frontier"]),
-                   tuple(PlanRow.from_dict(r) for r in d["changes_output"]), tuple(d.get("notes") or ()),
-                   d.get("fleet"))
+    notes: tuple[str, ...] = key(default=(), falsy_missing=True)
+    fleet: Mapping[str, Any] | None = omit_none()  # --rate: replicas x GPUs x batch (fxmeter.advise.fleet)
 
     @property
     def priced_axis(self) -> bool:
