@@ -36,7 +36,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, overload
+from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, cast, overload
 
 MISSING: Any = dataclasses.MISSING
 NOTHING: Any = type("Nothing", (), {"__repr__": lambda self: "NOTHING"})()  #: no ``missing=`` value
@@ -87,25 +87,23 @@ class Key:
     read: Callable[[Any], Any] | None = None
 
 
-def key(name: str | None = None, *, default: Any = MISSING, default_factory: Any = MISSING, compare: bool = True,
-        **kw: Any) -> Any:
-    """A dataclass field with its JSON metadata (``name``: the JSON key; ``kw``: :class:`Key`'s)."""
-    return dataclasses.field(default=default, default_factory=default_factory, compare=compare,
-                             metadata={"json": Key(name, **kw)})
+def key(name: str | None = None, **kw: Any) -> dict[str, Key]:
+    """A field's JSON metadata: ``field(metadata=key("class", doc=...))`` (``name``: the JSON key; ``kw``: :class:`Key`'s)."""
+    return {"json": Key(name, **kw)}
 
 
-def json_name(name: str, **kw: Any) -> Any:
-    """A field written under another key (``json_name("class")``)."""
+def json_name(name: str, **kw: Any) -> dict[str, Key]:
+    """A field written under another key: ``field(metadata=json_name("class"))``."""
     return key(name, **kw)
 
 
-def omit_none(default: Any = None, **kw: Any) -> Any:
-    """An optional field, left out of the document when None."""
-    return key(default=default, omit=OMIT_NONE, **kw)
+def omit_none(**kw: Any) -> dict[str, Key]:
+    """A field left out of the document when None: ``field(default=None, metadata=omit_none())``."""
+    return key(omit=OMIT_NONE, **kw)
 
 
-def flatten(**kw: Any) -> Any:
-    """A nested record whose keys are merged into the parent's."""
+def flatten(**kw: Any) -> dict[str, Key]:
+    """A nested record whose keys are merged into the parent's: ``field(metadata=flatten())``."""
     return key(flatten=True, **kw)
 
 
@@ -169,7 +167,7 @@ class _Field:
 
 
 @functools.cache
-def _fields(cls: type) -> tuple[_Field, ...]:
+def _fields(cls: Any) -> tuple[_Field, ...]:
     hints = typing.get_type_hints(cls, include_extras=True)
     out = []
     for f in dataclasses.fields(cls):
@@ -193,7 +191,8 @@ def _optional(tp: Any) -> tuple[Any, bool]:
     if typing.get_origin(tp) in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)):
-            return (args[0] if len(args) == 1 else Union[tuple(args)]), True
+            rest = args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007 - built at run time
+            return rest, True
     return tp, False
 
 
@@ -202,7 +201,7 @@ def _is_record(tp: Any) -> bool:
 
 
 @functools.cache
-def _claimed(cls: type) -> frozenset[str]:
+def _claimed(cls: Any) -> frozenset[str]:
     """Every key the fields (flattened ones included) and derived keys of ``cls`` write."""
     out = {d.name for d in getattr(cls, "json_derived", ())}
     for f in _fields(cls):
@@ -255,7 +254,7 @@ def _writer(tp: Any) -> Callable[[Any], Any]:
 
 
 @functools.cache
-def _write_plan(cls: type) -> tuple[tuple[Any, ...], ...]:
+def _write_plan(cls: Any) -> tuple[tuple[Any, ...], ...]:
     """``cls``'s writing steps, in document order: (kind, attr, JSON name, omit, writer)."""
     steps: list[tuple[Any, ...]] = []
     derived = list(getattr(cls, "json_derived", ()))
@@ -288,7 +287,8 @@ def _write_plan(cls: type) -> tuple[tuple[Any, ...], ...]:
 def to_dict(record: Any) -> dict[str, Any]:
     """The JSON object of ``record`` (fields in declaration order, derived keys where they are declared)."""
     d: dict[str, Any] = {}
-    for kind, attr, name, omit, fn in _write_plan(type(record)):
+    cls: Any = type(record)
+    for kind, attr, name, omit, fn in _write_plan(cls):
         v = getattr(record, attr)
         if kind == "field":
             if omit is None or not omit(record, v):
@@ -344,7 +344,7 @@ def _reader(tp: Any, coerce: bool) -> Callable[[Any], Any]:
 
 
 @functools.cache
-def _read_plan(cls: type) -> tuple[tuple[Any, ...], ...]:
+def _read_plan(cls: Any) -> tuple[tuple[Any, ...], ...]:
     """``cls``'s reading steps: (kind, attr, JSON name, Key, reader, has_default)."""
     steps: list[tuple[Any, ...]] = []
     for f in _fields(cls):
@@ -369,7 +369,8 @@ def from_dict(cls: type[R], d: Mapping[str, Any], **extra: Any) -> R:
     if not isinstance(d, Mapping):
         raise TypeError(f"expected an object for {cls.__name__}, got {type(d).__name__}")
     kw: dict[str, Any] = {}
-    for kind, attr, name, k, fn, has_default, *missing in _read_plan(cls):
+    plan: Any = _read_plan  # (cached per class)
+    for kind, attr, name, k, fn, has_default, *missing in plan(cls):
         if attr in extra:
             continue
         if kind == "field":
@@ -399,13 +400,13 @@ class SchemaBuilder:
             self.defs[name] = make()
         return {"$ref": f"#/$defs/{name}"}
 
-    def type(self, tp: Any) -> dict[str, Any]:
+    def of_type(self, tp: Any) -> dict[str, Any]:
         """The schema of the type ``tp`` (Annotated refs and keywords applied)."""
         tp, meta = _strip(tp)
         refs = [m for m in meta if isinstance(m, Ref)]
         if refs:
             r = refs[-1]
-            s = self.ref(r.name, lambda: dict(r.schema) if isinstance(r.schema, Mapping) else self.type(r.schema))
+            s = self.ref(r.name, lambda: dict(r.schema) if isinstance(r.schema, Mapping) else self.of_type(r.schema))
         else:
             s = self._bare(tp)
         for m in meta:
@@ -416,7 +417,7 @@ class SchemaBuilder:
     def _bare(self, tp: Any) -> dict[str, Any]:
         base, opt = _optional(tp)
         if opt:
-            return _nullable(self.type(base))
+            return _nullable(self.of_type(base))
         if tp is Any:
             return {}
         if _is_record(tp):
@@ -428,13 +429,13 @@ class SchemaBuilder:
         if origin in (Union, types.UnionType) and all(a in simple for a in args):
             return {"type": sorted({simple[a] for a in args})}
         if _is_mapping(tp):
-            vs = self.type(args[1]) if args else {}
+            vs = self.of_type(args[1]) if args else {}
             return {"type": "object", **({"additionalProperties": vs} if vs else {})}
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
-                its = self.type(args[0])
+                its = self.of_type(args[0])
                 return {"type": "array", **({"items": its} if its else {})}
-            return {"type": "array", "prefixItems": [self.type(a) for a in args], "minItems": len(args),
+            return {"type": "array", "prefixItems": [self.of_type(a) for a in args], "minItems": len(args),
                     "maxItems": len(args)}
         raise TypeError(f"no JSON Schema for {tp!r}")
 
@@ -463,7 +464,7 @@ class SchemaBuilder:
         required: list[str] = []
         props: dict[str, Any] = {}
         depends: dict[str, list[str]] = {}
-        for f in _fields(cls):
+        for f in _fields(cast(Any, cls)):
             k = f.key
             if k.skip:
                 continue
@@ -489,7 +490,7 @@ class SchemaBuilder:
             if f.required:
                 required.append(f.name)
         for x in cls.json_derived:
-            props[x.name] = {**self.type(x.type), **({"description": x.doc} if x.doc else {})}
+            props[x.name] = {**self.of_type(x.type), **({"description": x.doc} if x.doc else {})}
             if x.required:
                 required.append(x.name)
         return required, props, depends
@@ -502,7 +503,7 @@ class SchemaBuilder:
             base, opt = _optional(bare)
             if opt:
                 tp = Annotated[(base, *meta)] if meta else base
-        s = self.type(tp)
+        s = self.of_type(tp)
         if k.schema:
             s = {**s, **k.schema}
             if "properties" in k.schema and s.get("additionalProperties") == {}:

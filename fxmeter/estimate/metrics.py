@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fxmeter.base.records import Count, Derived, Record, key
@@ -23,10 +23,10 @@ class Metrics(Record):
     json_coerce = True
     json_derived = (Derived("flops", Count, after="cuda_core_flops"),)
 
-    tensor_core_flops: Count = key(default=0, required=True)
-    cuda_core_flops: Count = key(default=0, required=True)
-    bytes_read: Count = key(default=0, required=True)
-    bytes_written: Count = key(default=0, required=True)
+    tensor_core_flops: Count = field(default=0, metadata=key(required=True))
+    cuda_core_flops: Count = field(default=0, metadata=key(required=True))
+    bytes_read: Count = field(default=0, metadata=key(required=True))
+    bytes_written: Count = field(default=0, metadata=key(required=True))
 
     @property
     def flops(self) -> int:

@@ -35,7 +35,7 @@ class StageRow(Record):
     json_def = "deployment_stage"
 
     name: str
-    split: bool = key(doc="false: runs on one GPU (outside the denoising loop)")
+    split: bool = field(metadata=key(doc="false: runs on one GPU (outside the denoising loop)"))
     forwards_per_gpu: Count
     per_forward: Metrics
     single_gpu_per_forward: Metrics
@@ -46,7 +46,7 @@ class StageRow(Record):
     overlapped_comm_seconds: Seconds
     seconds: Seconds
     single_gpu_seconds: Seconds
-    tokens_per_gpu: int | None = key(schema={"minimum": 1})
+    tokens_per_gpu: int | None = field(metadata=key(schema={"minimum": 1}))
     weight_bytes_per_gpu: Count
     activation_bytes_per_gpu: Count
 
@@ -58,16 +58,16 @@ class CommInfo(Record):
     json_def = "collective"
 
     stage: str
-    kind: str = key(schema={"enum": ["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "p2p", "host_to_device",
-                                     "device_to_host"]})
+    kind: str = field(metadata=key(schema={"enum": ["all_to_all", "all_gather", "reduce_scatter", "all_reduce", "p2p", "host_to_device",
+                                     "device_to_host"]}))
     what: str
     ranks: Positive
     link: str
-    count: Count = key(doc="calls per generation on each GPU of the group")
-    bytes: Count = key(doc="bytes per call per rank, nccl-tests' size convention for the kind")
-    seconds: Seconds = key(doc="one call")
-    exposed_seconds: Seconds = key(doc="every call of a generation, on the critical path")
-    overlapped_seconds: Seconds = key(doc="every call of a generation, hidden behind compute")
+    count: Count = field(metadata=key(doc="calls per generation on each GPU of the group"))
+    bytes: Count = field(metadata=key(doc="bytes per call per rank, nccl-tests' size convention for the kind"))
+    seconds: Seconds = field(metadata=key(doc="one call"))
+    exposed_seconds: Seconds = field(metadata=key(doc="every call of a generation, on the critical path"))
+    overlapped_seconds: Seconds = field(metadata=key(doc="every call of a generation, hidden behind compute"))
     overlappable: bool
 
 
@@ -101,12 +101,12 @@ class DeploymentInfo(Record):
     json_doc = "a generation on several GPUs (fxmeter trace --gpus N --parallel ... [--fsdp] --hardware DEV), per GPU"
 
     gpus: Positive
-    parallel: Mapping[str, Any] = key(schema=_PARALLEL)  # ulysses, ring, cfg, tp, fsdp, spec
-    device: Mapping[str, str] = key(schema=_DEVICE)  # name, label
-    interconnect: Mapping[str, Any] = key(schema=_INTERCONNECT)  # kind, generation, bandwidth (per direction), text...
+    parallel: Mapping[str, Any] = field(metadata=key(schema=_PARALLEL))  # ulysses, ring, cfg, tp, fsdp, spec
+    device: Mapping[str, str] = field(metadata=key(schema=_DEVICE))  # name, label
+    interconnect: Mapping[str, Any] = field(metadata=key(schema=_INTERCONNECT))  # kind, generation, bandwidth (per direction), text...
     # per_forward metrics of the first denoiser on one GPU, tokens, the single-GPU forward
-    per_gpu: Mapping[str, Any] = key(schema=_PER_GPU, read=_read_per_gpu)
-    memory: Mapping[str, Any] = key(schema=_MEMORY)  # weight / activation / total bytes per GPU, device bytes, fits...
+    per_gpu: Mapping[str, Any] = field(metadata=key(schema=_PER_GPU, read=_read_per_gpu))
+    memory: Mapping[str, Any] = field(metadata=key(schema=_MEMORY))  # weight / activation / total bytes per GPU, device bytes, fits...
     stages: tuple[StageRow, ...]
     communication: tuple[CommInfo, ...]
     communication_by_kind: Mapping[str, Annotated[Mapping[str, float | int], _BY_KIND]]

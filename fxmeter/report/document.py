@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,9 +27,9 @@ import orjson
 from fxmeter.base import fileio, records
 from fxmeter.base.records import FIRST, Derived, Record, Schema, key, omit_none
 from fxmeter.errors import ReportError, RunIdError
+from fxmeter.report.checker import report_schema, schema_problem, schema_validator, short
 from fxmeter.report.deployment import DeploymentInfo, ScalingRow
 from fxmeter.report.plan import PlanInfo
-from fxmeter.report.checker import report_schema, schema_problem, schema_validator, short
 from fxmeter.report.sections import (
     CategoryRow,
     ComponentInfo,
@@ -101,33 +101,32 @@ class ReportDocument(Record):
                        "totals": {"properties": {k: {"required": ["bound_seconds"]}
                                                  for k in ("per_forward", "per_step", "end_to_end")}}}}}}
 
-    run_id: str = key(schema={"minLength": 1})
-    tool: Mapping[str, str] = key(schema=_TOOL)
+    run_id: str = field(metadata=key(schema={"minLength": 1}))
+    tool: Mapping[str, str] = field(metadata=key(schema=_TOOL))
     model: ModelInfo
     workload: WorkloadInfo
     trace: TraceInfo
     counting: Mapping[str, str]
     totals: Totals
     memory: MemoryInfo
-    activation_blocks: Mapping[str, Any] = key(missing={}, schema=_ACTIVATION_BLOCKS)
-    modules: tuple[ModuleRow, ...] = key(schema={"minItems": 1})
+    activation_blocks: Mapping[str, Any] = field(metadata=key(missing={}, schema=_ACTIVATION_BLOCKS))
+    modules: tuple[ModuleRow, ...] = field(metadata=key(schema={"minItems": 1}))
     categories: Mapping[str, CategoryRow]
     unmodeled_ops: tuple[Unmodeled, ...]
-    nodes: tuple[NodeRow, ...] = key(missing=(), required=True)
+    nodes: tuple[NodeRow, ...] = field(metadata=key(missing=(), required=True))
     notes: tuple[str, ...]
-    hardware: HardwareInfo | None = omit_none()
-    components: tuple[ComponentInfo, ...] | None = omit_none(falsy_missing=True)
-    devices: tuple[DeviceInfo, ...] | None = omit_none(falsy_missing=True,
-                                                       doc="a whole generation on each device of --hardware a,b,c")
+    hardware: HardwareInfo | None = field(default=None, metadata=omit_none())
+    components: tuple[ComponentInfo, ...] | None = field(default=None, metadata=omit_none(falsy_missing=True))
+    devices: tuple[DeviceInfo, ...] | None = field(default=None, metadata=omit_none(falsy_missing=True, doc="a whole generation on each device of --hardware a,b,c"))
     # a generation on several GPUs (--gpus)
-    deployment: DeploymentInfo | None = omit_none()
+    deployment: DeploymentInfo | None = field(default=None, metadata=omit_none())
     # one row per GPU count (fxmeter scale)
-    scaling: tuple[ScalingRow, ...] | None = omit_none(falsy_missing=True, doc="one row per GPU count (fxmeter scale)")
-    pipeline: PipelineInfo | None = omit_none()
-    plan: PlanInfo | None = omit_none()  # fxmeter plan --write: the search this report is the fastest row of
+    scaling: tuple[ScalingRow, ...] | None = field(default=None, metadata=omit_none(falsy_missing=True, doc="one row per GPU count (fxmeter scale)"))
+    pipeline: PipelineInfo | None = field(default=None, metadata=omit_none())
+    plan: PlanInfo | None = field(default=None, metadata=omit_none())  # fxmeter plan --write: the search this report is the fastest row of
     # sections of later schemas this fxmeter passes through (every key no field above claims)
-    extra: Mapping[str, Any] = key(default_factory=dict, rest=True)
-    path: Path | None = key(default=None, compare=False, skip=True)  # the report.json it was loaded from
+    extra: Mapping[str, Any] = field(default_factory=dict, metadata=key(rest=True))
+    path: Path | None = field(default=None, compare=False, metadata=key(skip=True))  # the report.json it was loaded from
 
     schema_version = SCHEMA_VERSION
 

@@ -13,7 +13,7 @@ prints it; the cost axis is $ per generation with prices, else GPU-seconds per g
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fxmeter.base.records import Count, Derived, Positive, Ratio, Record, Seconds, key, omit_none
@@ -29,13 +29,13 @@ class PlanRow(Record):
     json_coerce = True
     json_derived = (Derived("peak_gib", Ratio, after="peak_bytes", required=False),)
 
-    seconds: Seconds = key(doc="predicted (kernel model), whole generation, on the row's GPUs")
-    dollars: float | None = key(schema={"minimum": 0}, doc="$ per generation (null without a price)")
+    seconds: Seconds = field(metadata=key(doc="predicted (kernel model), whole generation, on the row's GPUs"))
+    dollars: float | None = field(metadata=key(schema={"minimum": 0}, doc="$ per generation (null without a price)"))
     gpu_seconds: Seconds  # GPUs x seconds per generation
     gpus: Positive
     device: str
-    peak_bytes: Count = key(doc="allocated peak per GPU")
-    setup: Mapping[str, Any] = key(doc="the keywords of fxmeter.trace that make this setup")
+    peak_bytes: Count = field(metadata=key(doc="allocated peak per GPU"))
+    setup: Mapping[str, Any] = field(metadata=key(doc="the keywords of fxmeter.trace that make this setup"))
     changes_output: tuple[str, ...]
     command: str  # the row's exact `fxmeter trace ...` line
     why: str
@@ -63,13 +63,13 @@ class PlanInfo(Record):
     fit: Count  # of which fit in memory
     meeting_constraints: Count  # of which meet --slo / --budget
     search_seconds: Seconds
-    cost_axis: str = key(schema={"enum": ["dollars", "gpu_seconds"]})  # "dollars" or "gpu_seconds"
+    cost_axis: str = field(metadata=key(schema={"enum": ["dollars", "gpu_seconds"]}))  # "dollars" or "gpu_seconds"
     # what the user asked: slo, budget, max_gpus, hardware, exact_only, rate, p95
-    constraints: Mapping[str, Any] = key(missing={}, falsy_missing=True)
-    frontier: tuple[PlanRow, ...] = key(schema={"minItems": 1})  # exact: the same output as the default setup
+    constraints: Mapping[str, Any] = field(metadata=key(missing={}, falsy_missing=True))
+    frontier: tuple[PlanRow, ...] = field(metadata=key(schema={"minItems": 1}))  # exact: the same output as the default setup
     changes_output: tuple[PlanRow, ...]  # faster or cheaper still, but changing the output
-    notes: tuple[str, ...] = key(default=(), falsy_missing=True)
-    fleet: Mapping[str, Any] | None = omit_none()  # --rate: replicas x GPUs x batch (fxmeter.advise.fleet)
+    notes: tuple[str, ...] = field(default=(), metadata=key(falsy_missing=True))
+    fleet: Mapping[str, Any] | None = field(default=None, metadata=omit_none())  # --rate: replicas x GPUs x batch (fxmeter.advise.fleet)
 
     @property
     def priced_axis(self) -> bool:

@@ -12,7 +12,7 @@ peak (no real kernel is faster), ``predicted_seconds`` a model of what real kern
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fxmeter.base.records import (
@@ -45,9 +45,9 @@ class Total(Record):
 
     json_def = "timed_metrics"
 
-    metrics: Metrics = flatten()
-    bound_seconds: Seconds | None = omit_none(doc=_BOUND)
-    predicted_seconds: Seconds | None = omit_none(doc="the time model's prediction")
+    metrics: Metrics = field(metadata=flatten())
+    bound_seconds: Seconds | None = field(default=None, metadata=omit_none(doc=_BOUND))
+    predicted_seconds: Seconds | None = field(default=None, metadata=omit_none(doc="the time model's prediction"))
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Totals(Record):
     per_forward: Total
     per_step: Total
     end_to_end: Total
-    traffic_model: str = key(default="eager", schema=_TRAFFIC)
+    traffic_model: str = field(default="eager", metadata=key(schema=_TRAFFIC))
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,12 @@ class ModuleTimes(Record):
     Flattened into its :class:`ModuleRow`; there when ``bound_seconds`` is (the rest then required)."""
 
     bound_seconds: Seconds
-    limiter: Limiter = key(missing=None, required=True)
-    self_bound_seconds: Seconds = key(missing=0.0, required=True)
-    self_limiter: Limiter = key(missing=None, required=True)
-    arithmetic_intensity: float | None = key(missing=None, required=True)
-    predicted_seconds: Seconds | None = omit_none()
-    self_predicted_seconds: Seconds | None = omit_none()
+    limiter: Limiter = field(metadata=key(missing=None, required=True))
+    self_bound_seconds: Seconds = field(metadata=key(missing=0.0, required=True))
+    self_limiter: Limiter = field(metadata=key(missing=None, required=True))
+    arithmetic_intensity: float | None = field(metadata=key(missing=None, required=True))
+    predicted_seconds: Seconds | None = field(default=None, metadata=omit_none())
+    self_predicted_seconds: Seconds | None = field(default=None, metadata=omit_none())
 
 
 @dataclass(frozen=True)
@@ -79,16 +79,16 @@ class ModuleRow(Record):
 
     json_def = "module"
 
-    id: str = key(schema={"minLength": 1})
+    id: str = field(metadata=key(schema={"minLength": 1}))
     parent: str | None
-    cls: str = json_name("class")
+    cls: str = field(metadata=json_name("class"))
     depth: Count
     parameters: Count
     weight_bytes: Count
     per_forward: Metrics
-    own: Metrics = json_name("self")
-    formula: Mapping[str, str] | None = omit_none()
-    times: ModuleTimes | None = flatten(default=None, present_if="bound_seconds")
+    own: Metrics = field(metadata=json_name("self"))
+    formula: Mapping[str, str] | None = field(default=None, metadata=omit_none())
+    times: ModuleTimes | None = field(default=None, metadata=flatten(present_if="bound_seconds"))
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,16 @@ class NodeRow(Record):
     category: str
     replicas: Positive
     per_forward: Metrics
-    bound_seconds: Seconds | None = omit_none()
-    limiter: Limiter = omit_none()
-    predicted_seconds: Seconds | None = omit_none()
+    bound_seconds: Seconds | None = field(default=None, metadata=omit_none())
+    limiter: Limiter = field(default=None, metadata=omit_none())
+    predicted_seconds: Seconds | None = field(default=None, metadata=omit_none())
 
 
 @dataclass(frozen=True)
 class CategoryRow(Record):
     json_def = "category"
 
-    metrics: Metrics = flatten()
+    metrics: Metrics = field(metadata=flatten())
     tensor_core_share: float
     flops_share: float
 
@@ -128,15 +128,15 @@ class Unmodeled(Record):
 # -- sections ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelInfo(Record):
-    id: str = key(schema={"minLength": 1})
+    id: str = field(metadata=key(schema={"minLength": 1}))
     diffusers_class: str
     adapter: str
     config: Mapping[str, Any]
     config_sha256: str
     config_source: str
     parameters: Count
-    slug: str = key(schema={"pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*$"})
-    parameters_per_expert: Count | None = omit_none()
+    slug: str = field(metadata=key(schema={"pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*$"}))
+    parameters_per_expert: Count | None = field(default=None, metadata=omit_none())
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class WorkloadInfo(Record):
     tokens: Positive
     dims: Mapping[str, int]
     dtype: str
-    cfg: str | None = omit_none()  # "batched" when the CFG passes run as one forward of 2x the batch
+    cfg: str | None = field(default=None, metadata=omit_none())  # "batched" when the CFG passes run as one forward of 2x the batch
 
 
 _OPTIONS = {"description": "the options that change the numbers, as the report was made with",
@@ -167,17 +167,17 @@ _OPTIONS = {"description": "the options that change the numbers, as the report w
 
 @dataclass(frozen=True)
 class TraceInfo(Record):
-    mode: str = key(schema={"enum": ["dynamic", "static"]})
+    mode: str = field(metadata=key(schema={"enum": ["dynamic", "static"]}))
     exporter: str
     graph_nodes: Count
     replicated_blocks: Mapping[str, Positive]
     symbols: tuple[str, ...]
     guards: Mapping[str, tuple[int, int]]
     seconds: Seconds
-    cache: str = key(doc="where the symbolic model came from: shipped, cache, traced, traced-static, disabled")
-    analysis_schema: int = key(missing=0)
-    options: Mapping[str, Any] = key(missing={}, schema=_OPTIONS)
-    rules: str = key(missing="", doc="fingerprint of the rules and analysis code the trace was costed with")
+    cache: str = field(metadata=key(doc="where the symbolic model came from: shipped, cache, traced, traced-static, disabled"))
+    analysis_schema: int = field(metadata=key(missing=0))
+    options: Mapping[str, Any] = field(metadata=key(missing={}, schema=_OPTIONS))
+    rules: str = field(metadata=key(missing="", doc="fingerprint of the rules and analysis code the trace was costed with"))
 
 
 @dataclass(frozen=True)
@@ -207,13 +207,13 @@ class MemoryInfo(Record):
     weight_bytes_by_dtype: CountMap
     parameters_by_dtype: CountMap
     activation_peak_bytes: Count
-    activation_peak_node: str | None = key(missing=None)
-    activation_peak_module: str | None = key(missing=None)
-    activation_model: str = key(missing="")
-    precision: str = key(missing="bf16", schema=_PRECISION)
-    weight_precision: str = key(missing="as traced")
-    fit: FitInfo | None = omit_none()
-    activation_batch: Positive | None = omit_none()
+    activation_peak_node: str | None = field(metadata=key(missing=None))
+    activation_peak_module: str | None = field(metadata=key(missing=None))
+    activation_model: str = field(metadata=key(missing=""))
+    precision: str = field(metadata=key(missing="bf16", schema=_PRECISION))
+    weight_precision: str = field(metadata=key(missing="as traced"))
+    fit: FitInfo | None = field(default=None, metadata=omit_none())
+    activation_batch: Positive | None = field(default=None, metadata=omit_none())
 
     @property
     def total_bytes(self) -> int:
@@ -242,17 +242,15 @@ class HardwareInfo(Record):
 
     json_def = "hardware"
 
-    device: Mapping[str, Any] = key(rest=True, schema=_HARDWARE_DEVICE)
-    precision: str = key(schema=_PRECISION)
-    efficiency: Mapping[str, Annotated[float, Schema(exclusiveMinimum=0, maximum=1)]] = key(
-        schema={"required": ["tc", "cuda", "bw"]})
-    peaks_used: Mapping[str, Peak] = key(schema={"required": [
-        "tensor_core_flops_per_s", "tensor_core_flops_per_s_matmul", "cuda_core_flops_per_s", "bytes_per_s"]})
-    ridge_point_flop_per_byte: Mapping[str, float] = key(schema={"required": ["tensor_core", "cuda_core"]})
-    model: str = key(missing="")
-    seconds_by_limiter_per_forward: Mapping[str, Seconds] = key(schema={"required": ["tensor_core", "cuda_core", "memory"]})
-    stand_ins: tuple[Annotated[Mapping[str, Any], _STAND_IN], ...] = key(default=(), omit=OMIT_EMPTY, falsy_missing=True,
-                                                                         doc=_STAND_INS)
+    device: Mapping[str, Any] = field(metadata=key(rest=True, schema=_HARDWARE_DEVICE))
+    precision: str = field(metadata=key(schema=_PRECISION))
+    efficiency: Mapping[str, Annotated[float, Schema(exclusiveMinimum=0, maximum=1)]] = field(metadata=key(schema={"required": ["tc", "cuda", "bw"]}))
+    peaks_used: Mapping[str, Peak] = field(metadata=key(schema={"required": [
+        "tensor_core_flops_per_s", "tensor_core_flops_per_s_matmul", "cuda_core_flops_per_s", "bytes_per_s"]}))
+    ridge_point_flop_per_byte: Mapping[str, float] = field(metadata=key(schema={"required": ["tensor_core", "cuda_core"]}))
+    model: str = field(metadata=key(missing=""))
+    seconds_by_limiter_per_forward: Mapping[str, Seconds] = field(metadata=key(schema={"required": ["tensor_core", "cuda_core", "memory"]}))
+    stand_ins: tuple[Annotated[Mapping[str, Any], _STAND_IN], ...] = field(default=(), metadata=key(omit=OMIT_EMPTY, falsy_missing=True, doc=_STAND_INS))
 
     @property
     def label(self) -> str:
@@ -264,15 +262,15 @@ class ComponentInfo(Record):
     """One model of a multi-model pipeline (the experts of Wan2.2-A14B): its steps and cost."""
 
     name: str
-    role: str = key(missing="")
+    role: str = field(metadata=key(missing=""))
     steps: Count
-    step_share: float = key(missing=0.0)
-    timesteps: tuple[float, ...] = key(missing=())
-    parameters: Count = key(missing=0)
-    weight_bytes: Count = key(missing=0)
+    step_share: float = field(metadata=key(missing=0.0))
+    timesteps: tuple[float, ...] = field(metadata=key(missing=()))
+    parameters: Count = field(metadata=key(missing=0))
+    weight_bytes: Count = field(metadata=key(missing=0))
     end_to_end: Metrics
-    per_forward: Metrics | None = omit_none(falsy_missing=True)
-    config: str | None = omit_none()  # "<component>/config.json (differs from ...)" when its config differs
+    per_forward: Metrics | None = field(default=None, metadata=omit_none(falsy_missing=True))
+    config: str | None = field(default=None, metadata=omit_none())  # "<component>/config.json (differs from ...)" when its config differs
 
 
 @dataclass(frozen=True)
@@ -283,18 +281,16 @@ class DeviceInfo(Record):
     label: str
     bound_seconds: Seconds
     predicted_seconds: Seconds
-    predicted_by: str = key(missing="")
+    predicted_by: str = field(metadata=key(missing=""))
     generations_per_hour: float
     gpu_hours: float
     fits: bool
-    fit: str = key(missing="")
-    price_per_hour: float | None = omit_none(schema={"minimum": 0})
-    dollars: float | None = omit_none(schema={"minimum": 0})
-    fits_with: str | None = omit_none(doc=(  # the offload policy that makes it fit, when the report's does not
-        "the offload policy (fewest host-to-device bytes) that fits on this device when the report's --offload does "
+    fit: str = field(metadata=key(missing=""))
+    price_per_hour: float | None = field(default=None, metadata=omit_none(schema={"minimum": 0}))
+    dollars: float | None = field(default=None, metadata=omit_none(schema={"minimum": 0}))
+    fits_with: str | None = field(default=None, metadata=omit_none(doc="the offload policy (fewest host-to-device bytes) that fits on this device when the report's --offload does "
         "not; the row's seconds are then that policy's"))
-    stand_ins: tuple[Annotated[Mapping[str, Any], _STAND_IN], ...] = key(default=(), omit=OMIT_EMPTY, falsy_missing=True,
-                                                                         doc=_STAND_INS)
+    stand_ins: tuple[Annotated[Mapping[str, Any], _STAND_IN], ...] = field(default=(), metadata=key(omit=OMIT_EMPTY, falsy_missing=True, doc=_STAND_INS))
 
 
 @dataclass(frozen=True)
@@ -322,11 +318,11 @@ class StageRow(Record):
     json_def = "stage"
     json_doc = "one stage of the pipeline: per run and end to end (runs per generation), weights, activations"
 
-    name: str = key(schema={"minLength": 1})
+    name: str = field(metadata=key(schema={"minLength": 1}))
     component: str
-    cls: str = json_name("class")
+    cls: str = field(metadata=json_name("class"))
     role: str
-    root: str = key(schema={"minLength": 1})
+    root: str = field(metadata=key(schema={"minLength": 1}))
     call: str  # the adapter making the pipeline's call
     runs: Count
     batch_factor: Positive
@@ -338,13 +334,13 @@ class StageRow(Record):
     weight_bytes: Count  # the component's weights (as loaded: a VAE's encoder too)
     graph_weight_bytes: Count  # the weights this stage's graph reads
     activation_peak_bytes: Count
-    activation_peak_module: str | None = key(missing=None)
+    activation_peak_module: str | None = field(metadata=key(missing=None))
     dims: CountMap
-    trace: Mapping[str, Any] = key(missing={})
-    modules: tuple[ModuleRow, ...] = key(default=(), omit=_denoiser)
-    categories: Mapping[str, CategoryRow] = key(default_factory=dict, omit=_denoiser)
-    ops: tuple[OpRow, ...] = key(default=(), omit=_denoiser)
-    unmodeled: tuple[Unmodeled, ...] = json_name("unmodeled_ops", default=())
+    trace: Mapping[str, Any] = field(metadata=key(missing={}))
+    modules: tuple[ModuleRow, ...] = field(default=(), metadata=key(omit=_denoiser))
+    categories: Mapping[str, CategoryRow] = field(default_factory=dict, metadata=key(omit=_denoiser))
+    ops: tuple[OpRow, ...] = field(default=(), metadata=key(omit=_denoiser))
+    unmodeled: tuple[Unmodeled, ...] = field(default=(), metadata=json_name("unmodeled_ops"))
     on_host: bool = False
 
 
@@ -394,14 +390,14 @@ class PipelineInfo(Record):
     json_doc = ("the whole generation: every stage asked for (--stages), end to end, and the residency plan (--offload); "
                 "totals/modules/categories/memory keep describing the denoising stages")
 
-    stages: tuple[StageRow, ...] = key(schema={"minItems": 1})
+    stages: tuple[StageRow, ...] = field(metadata=key(schema={"minItems": 1}))
     end_to_end: Total
-    compute_seconds: Seconds | None = key(missing=None)
-    transfer_seconds: Seconds | None = key(missing=None)
+    compute_seconds: Seconds | None = field(metadata=key(missing=None))
+    transfer_seconds: Seconds | None = field(metadata=key(missing=None))
     weight_bytes: Count
     parameters: Count
-    residency: Mapping[str, Any] = key(missing={}, required=True, schema=_RESIDENCY)
-    policies: tuple[Annotated[Mapping[str, Any], _POLICY], ...] = key(missing=(), required=True)
+    residency: Mapping[str, Any] = field(metadata=key(missing={}, required=True, schema=_RESIDENCY))
+    policies: tuple[Annotated[Mapping[str, Any], _POLICY], ...] = field(metadata=key(missing=(), required=True))
     notes: tuple[str, ...] = ()
 
     def stage(self, name: str) -> StageRow:
