@@ -4,16 +4,17 @@ A record is a frozen dataclass deriving :class:`Record`.  Its fields' type hints
 value is (``int`` -> integer, ``float`` -> number, ``X | None`` -> X or null, ``tuple[X, ...]`` ->
 array, ``Mapping[str, X]`` -> object, a nested Record -> its object); ``typing.Annotated`` adds a
 constraint or a named definition to a type (``Count = Annotated[int, Ref("count", {...})]``);
-:func:`key` (``dataclasses.field`` plus metadata) says how one field is written and read:
+:func:`key` (the metadata of ``dataclasses.field``: ``field(default=None, metadata=key(omit=OMIT_NONE))``,
+or the shorthands :func:`json_name`, :func:`omit_none`, :func:`flatten`) says how one field is written and read:
 
-- ``key("class")``: the JSON name when it is not the attribute's;
+- ``field(metadata=json_name("class"))``: the JSON name when it is not the attribute's;
 - ``omit=OMIT_NONE`` / ``OMIT_EMPTY`` / any ``(record, value) -> bool``: leave the key out (else a None
   is written as null); an omitted key is optional in the schema;
 - ``missing=``: the value read when the key is absent (the key is then optional, unless
   ``required=True``); ``falsy_missing``: null, ``[]`` and ``{}`` read as absent too;
 - ``flatten=True``: the nested record's keys are merged into this one's (``present_if``: an optional
   flattened record is read only when that key is there; its other keys depend on it in the schema);
-- ``rest=True``: a Mapping holding every key no other field claims (written under the named keys);
+- ``rest=True``: a Mapping holding every key no other field claims (a named key wins over its own);
 - ``skip=True``: not part of the document;
 - ``schema={...}``: keywords merged into the field's generated schema (``enum``, ``minimum``,
   ``required``/``properties`` of a free-form Mapping, ...); ``doc``: its ``description``;
@@ -23,8 +24,12 @@ Class attributes: ``json_def`` (a named ``$defs`` entry used wherever the record
 ``json_doc`` (its description), ``json_derived`` (:class:`Derived` keys computed from properties,
 written but not read back), ``json_coerce`` (scalars read through ``int``/``float``/``str``) and
 ``json_schema`` (extra keywords such as ``dependentSchemas``).  :func:`to_dict`, :func:`from_dict`
-and :func:`schema_of` walk the same declarations, so adding a field to the dataclass is adding it to
-the document, its reader and its schema.
+and :class:`SchemaBuilder` walk the same declarations, so adding a field to the dataclass is adding it
+to the document, its reader and its schema.
+
+Why one long module: the writer, the reader and the schema generator share one reading of the
+declarations (which key is required, omitted, flattened or renamed); apart, that rule would be
+restated three times and could drift, which is what this module replaces.
 """
 
 from __future__ import annotations

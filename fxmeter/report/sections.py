@@ -7,6 +7,9 @@ the README's report.json table when it is part of the contract.
 
 Seconds are labelled for what they are: ``bound_seconds`` is the roofline at 100% of every
 peak (no real kernel is faster), ``predicted_seconds`` a model of what real kernels reach.
+
+Why one long module: every section of report.json is one small record here, with the schema of its
+free-form parts beside it; together they are the document's shape, readable in one place.
 """
 
 from __future__ import annotations
