@@ -155,7 +155,8 @@ def stages(rep: ReportDocument) -> str:
              si_bytes(s.activation_peak_bytes), secs(s.per_run.predicted_seconds), secs(s.end_to_end.predicted_seconds),
              secs(s.end_to_end.bound_seconds)] for s in pipe.stages]
     e2e = pipe.end_to_end
-    rows.append(["whole generation", "", "", "", flop(e2e.metrics.flops), "", "", "", "", secs(e2e.predicted_seconds),
+    rows.append(["whole generation", "", "", "", flop(e2e.metrics.flops), human(pipe.parameters), si_bytes(pipe.weight_bytes),
+                 "", "", secs(e2e.predicted_seconds),
                  secs(e2e.bound_seconds)])
     moves = pipe.transfer_seconds
     copies = f" The whole generation includes {seconds(moves)} of host↔device copies (--offload)." if moves else ""
