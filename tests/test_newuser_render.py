@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
-from fxmeter.cli.main import main
 from fxmeter.base.units import seconds
+from fxmeter.cli.main import main
 from fxmeter.report.html import render_html
 
 
