@@ -21,18 +21,14 @@ import pytest
 from click.testing import CliRunner
 
 from fxmeter.base import fileio
+from fxmeter.base.units import compact, compact_bytes, compact_seconds, human, seconds, si_bytes
 from fxmeter.cli.main import main
 from fxmeter.cost.tree import fold_id, foldable_parents
+from fxmeter.errors import ReportError
 from fxmeter.report import Report
-from fxmeter.report.html import (
-    compare_model,
-    render_compare_html,
-    render_html,
-    seconds,
-    si,
-    si_bytes,
-    view_model,
-)
+from fxmeter.report.document import ReportDocument, as_document
+from fxmeter.report.html import render_compare_html, render_html
+from fxmeter.report.html_view import compare_model, view_model
 from tests.reports_for_tests import make_report, with_changes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -42,19 +38,25 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ATTENTION_CORE = "transformer.blocks.*.attn1#self_attention_core"
 
 
+def typed(data: dict[str, Any]) -> ReportDocument:
+    """A report.json document as the typed report (validated against the schema: a bad test document fails here)."""
+    return as_document(data)
+
+
 # -- units -------------------------------------------------------------------------
-def test_si_units_three_significant_digits() -> None:
-    assert si(6_523_436_592_005_120, "FLOP") == "6.52 PFLOP"   # 6.523e15 / 1e15
-    assert si(56_652_569_282_976, "FLOP") == "56.7 TFLOP"      # 56.65e12 / 1e12, one decimal at 10..100
-    assert si(658_008_916_128_809_600, "FLOP") == "658 PFLOP"  # 658.0e15, no decimal at >= 100
-    assert si(999_999, "B") == "1.00 MB"                       # 999.999 k rounds to 1000 k: next prefix
-    assert si(512, "FLOP") == "512 FLOP" and si(0) == "0"
-    assert si_bytes(28_635_351_168) == "26.7 GiB"              # 28635351168 / 2**30 = 26.669
-    assert si_bytes(1023) == "1,023 B" and si_bytes(1024) == "1.00 KiB"
-    assert si_bytes(1013 * 2**30) == "0.99 TiB"                # 1013 / 1024: never four digits
-    assert seconds(775.0368322940376) == "775 s" and seconds(7.750368322940376) == "7.75 s"
-    assert seconds(0.0123) == "12.3 ms" and seconds(2.3e-5) == "23.0 µs" and seconds(0) == "0 s"
-    assert seconds(12_345.6) == "12,346 s"
+def test_compact_units_three_significant_digits() -> None:
+    """The chart labels' forms (app.js draws with the same rules; the browser test compares one)."""
+    assert compact(6_523_436_592_005_120, "FLOP") == "6.52 PFLOP"   # 6.523e15 / 1e15
+    assert compact(56_652_569_282_976, "FLOP") == "56.7 TFLOP"      # 56.65e12 / 1e12, one decimal at 10..100
+    assert compact(658_008_916_128_809_600, "FLOP") == "658 PFLOP"  # 658.0e15, no decimal at >= 100
+    assert compact(999_999, "B") == "1.00 MB"                       # 999.999 k rounds to 1000 k: next prefix
+    assert compact(512, "FLOP") == "512 FLOP" and compact(0) == "0"
+    assert compact_bytes(28_635_351_168) == "26.7 GiB"              # 28635351168 / 2**30 = 26.669
+    assert compact_bytes(1023) == "1,023 B" and compact_bytes(1024) == "1.00 KiB"
+    assert compact_bytes(1013 * 2**30) == "0.99 TiB"                # 1013 / 1024: never four digits
+    assert compact_seconds(775.0368322940376) == "775 s" and compact_seconds(7.750368322940376) == "7.75 s"
+    assert compact_seconds(0.0123) == "12.3 ms" and compact_seconds(2.3e-5) == "23.0 µs" and compact_seconds(0) == "0 s"
+    assert compact_seconds(12_345.6) == "12,346 s"
 
 
 # -- the page's data ---------------------------------------------------------------
@@ -75,7 +77,7 @@ def _leaves(mods: list[dict[str, Any]], metric: int) -> dict[str, Any]:
 
 def test_view_model_folds_blocks_and_splits_own_ops() -> None:
     data = make_report(blocks=3)
-    vm = view_model(data)
+    vm = view_model(typed(data))
     assert [m["key"] for m in vm["metrics"]] == ["tensor_core_flops", "cuda_core_flops", "bytes"]  # no hardware
     folded = {m["id"]: m for m in vm["modules"]["folded"]}
     assert len(vm["modules"]["full"]) == len(data["modules"])
@@ -97,10 +99,22 @@ def test_view_model_folds_blocks_and_splits_own_ops() -> None:
         assert sum(_leaves(vm["modules"]["folded"], metric).values()) == total
 
 
+def test_view_model_folds_with_the_consoles_group_modules(devices_report: Report) -> None:
+    """The page's folded modules are ``fxmeter top``'s groups: the same ids, counts and sums."""
+    from fxmeter.report.top import group_modules
+
+    groups = group_modules(devices_report)
+    folded = view_model(devices_report)["modules"]["folded"]
+    assert [m["id"] for m in folded] == list(groups)
+    for m in folded:
+        g = groups[m["id"]]
+        assert (m["count"], m["total"][0], m["own"][2]) == (g.count, g.per_forward.tensor_core_flops, g.own.bytes)
+
+
 def test_split_left_out_where_nodes_do_not_add_up() -> None:
     data = make_report(blocks=2)
     data["nodes"] = [n for n in data["nodes"] if n["name"] != "sdpa"]  # attn's own cost has no node now
-    attn = {m["id"]: m for m in view_model(data)["modules"]["folded"]}["t.blocks.*.attn"]
+    attn = {m["id"]: m for m in view_model(typed(data))["modules"]["folded"]}["t.blocks.*.attn"]
     assert attn["split"] == [] and attn["category"] is None and attn["own"][0] == 200
 
 
@@ -108,7 +122,7 @@ def test_render_is_deterministic_and_self_contained() -> None:
     data = make_report(blocks=3)
     page = render_html(data)
     shuffled = dict(reversed(list(copy.deepcopy(data).items())))
-    assert render_html(shuffled) == page == render_html(data)
+    assert render_html(shuffled) == page == render_html(data) == render_html(typed(data))
     text = page.decode()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert "default-src 'none'" in text  # the Content-Security-Policy forbids every fetch
@@ -116,6 +130,21 @@ def test_render_is_deterministic_and_self_contained() -> None:
     assert text.count("</script>") == 3  # data, ECharts, app: nothing inlined closes a script early
     data_json = re.search(r'id="fxmeter-data">(.*?)</script>', text, re.S)
     assert data_json and orjson.loads(data_json.group(1))["mode"] == "report"
+
+
+def test_a_document_the_schema_rejects_is_a_report_error() -> None:
+    """Never a half-rendered page: the mapping is validated against the report schema first."""
+    good = make_report()
+    for bad, needle in ((with_changes(good, modules="x"), "$.modules"),
+                        (with_changes(good, schema_version=1), "schema_version 1"),
+                        (with_changes(good, totals={}), "$.totals"),
+                        ({"tool": {"name": "other"}}, "not an fxmeter report")):
+        with pytest.raises(ReportError, match=re.escape(needle)):
+            render_html(bad)
+        with pytest.raises(ReportError, match=re.escape(needle)):
+            render_compare_html(good, bad)
+    with pytest.raises(ReportError, match="not a report"):
+        render_html(["not", "a", "report"])  # type: ignore[arg-type]
 
 
 def test_names_from_the_report_are_escaped() -> None:
@@ -129,53 +158,94 @@ def test_names_from_the_report_are_escaped() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in text  # shown as text in the static part
 
 
-def future_document() -> dict[str, Any]:
-    """The toy report with the keys the pipeline will add (stages, devices, GPU counts, deployment) and one unknown key."""
-    return with_changes(
-        make_report(),
-        pipeline={"stages": [
-            {"name": "text_encoder", "class": "UMT5EncoderModel", "runs": 2,
-             "per_run": {"flops": 3 * 10**12, "bound_seconds": 0.002, "predicted_seconds": 0.0055},
-             "end_to_end": {"flops": 6 * 10**12, "bound_seconds": 0.004, "predicted_seconds": 0.011},
-             "parameters": 5_680_000_000, "weight_bytes": 11_360_000_000, "activation_peak_bytes": 2**30, "new_key": 1},
-            {"name": "transformer", "class": "WanTransformer3DModel", "runs": 100,
-             "per_run": {"flops": 6.58e15, "bound_seconds": 6.651, "predicted_seconds": 7.75},
-             "end_to_end": {"flops": 658 * 10**15, "bound_seconds": 665.1, "predicted_seconds": 775.0}}],
-            "end_to_end": {"flops": 658_006 * 10**12, "bound_seconds": 665.2, "predicted_seconds": 775.1}},
-        devices=[{"name": "h100", "label": "NVIDIA H100 SXM5 80GB", "bound_seconds": 665.1, "predicted_seconds": 775.0,
-                  "fits": True, "policy": "resident", "dollars": 0.62},
-                 {"name": "l40s", "label": "NVIDIA L40S", "bound_seconds": 1811.0, "predicted_seconds": 2400.5,
-                  "fits": False, "policy": "offload", "dollars": 1.1}],
-        scaling=[{"gpus": 1, "seconds": 775.0, "speedup": 1.0, "efficiency": 1.0, "memory_per_gpu": 34_925_226_116,
-                  "comm_share": 0.0},
-                 {"gpus": 8, "seconds": 110.2, "speedup": 7.03, "efficiency": 0.879, "memory_per_gpu": 9_000_000_000,
-                  "comm_share": 0.08}],
-        deployment={"gpus": 8, "parallel": "ulysses", "communication": [{"kind": "all_to_all", "bytes": 2**34}]},
-        something_new={"not": "rendered"},
-    )
+# -- real reports with every section -------------------------------------------------
+@pytest.fixture(scope="module")
+def devices_report() -> Report:
+    """Wan2.1-14B 720p on an H100 and an RTX 4090, priced: the pipeline's stages, one device it fits on, one it does not."""
+    import fxmeter
+
+    return fxmeter.trace("wan2.1-t2v-14b", workload="720p", hardware="h100,rtx4090",
+                         price_per_hour="h100=2.49,rtx4090=0.4", run_id="html-devices")
 
 
-def test_sections_appear_only_with_their_keys() -> None:
+@pytest.fixture(scope="module")
+def scaled_report() -> Report:
+    """Wan2.1-1.3B ci-tiny on 1 and 2 H100s (``fxmeter scale``): GPU counts and a deployment."""
+    from fxmeter import api
+
+    return api.scale("wan2.1-t2v-1.3b", gpus="1,2", hardware="h100", workload="ci-tiny", include_nodes=True).report
+
+
+def _section(page: str, sid: str) -> str:
+    start = page.index(f'<section id="{sid}">')
+    return page[start:page.index("</section>", start)]
+
+
+def test_sections_appear_only_with_their_keys(devices_report: Report, scaled_report: Report) -> None:
     plain = render_html(make_report()).decode()
     for sid in ("stages", "devices", "scaling", "deployment", "components"):
         assert f'id="{sid}"' not in plain
     assert "This report has no hardware" in plain
-    full = future_document()
-    text = render_html(full).decode()
-    for sid in ("stages", "devices", "scaling", "deployment"):
+    # a key of a later schema passes through the typed report and is not rendered
+    text = render_html(with_changes(devices_report.data, something_new={"not": "rendered"})).decode()
+    assert "something_new" not in text and text == render_html(devices_report).decode()
+    for sid in ("stages", "devices"):
         assert f'<section id="{sid}">' in text and f'href="#{sid}"' in text
-    stage_table = text[text.index('<section id="stages">'):text.index("</section>", text.index('<section id="stages">'))]
-    # bound and predicted are named apart, in SI units: 4 ms bound, 11 ms predicted, 6 TFLOP end to end
-    for cell in ("bound s, one generation (roofline at 100%)", "predicted s, one generation (kernel model)", "4.00 ms",
-                 "11.0 ms", "6.00 TFLOP", "5.68 G", "10.6 GiB", "1.00 GiB", "whole generation", "775 s"):
-        assert cell in stage_table, cell
+    assert 'id="scaling"' not in text and 'id="deployment"' not in text
+    stage_table = _section(text, "stages")
+    vae = devices_report.pipeline.stage("vae")  # type: ignore[union-attr]
+    # bound and predicted are named apart, in the console's units
+    for cell in ("bound s, one generation (roofline at 100%)", "predicted s, one generation (kernel model)",
+                 seconds(vae.end_to_end.bound_seconds), seconds(vae.end_to_end.predicted_seconds),
+                 human(vae.end_to_end.metrics.flops, "FLOP"), si_bytes(vae.weight_bytes),
+                 si_bytes(vae.activation_peak_bytes), "whole generation"):
+        assert f"<td>{cell}</td>" in stage_table or cell in stage_table, cell
     # a device the generation does not fit on keeps its seconds but has no price
-    assert "NVIDIA L40S" in text and "2,400 s" in text and "$1.10" not in text and "$0.62" in text
-    assert "— (does not fit)" in text and "87.9%" in text
-    assert "all-to-all" in text and "16.0 GiB" in text
-    vm = view_model(full)
-    assert [d["name"] for d in vm["devices"]] == ["NVIDIA H100 SXM5 80GB", "NVIDIA L40S"]
-    assert [s["gpus"] for s in vm["scaling"]] == [1, 8]
+    h100, rtx = devices_report.devices  # type: ignore[misc]
+    devices = _section(text, "devices")
+    assert rtx.label in devices and seconds(rtx.predicted_seconds) in devices
+    assert "— (does not fit)" in devices and f"${h100.dollars:,.4f}" in devices and f"${rtx.dollars:,.4f}" not in devices
+    vm = view_model(devices_report)
+    assert [d["name"] for d in vm["devices"]] == [h100.label, rtx.label]
+    scaled = render_html(scaled_report).decode()
+    for sid in ("scaling", "deployment", "stages"):
+        assert f'<section id="{sid}">' in scaled and f'href="#{sid}"' in scaled
+    two = scaled_report.scaling[1]  # type: ignore[index]
+    assert f"{100 * two.efficiency:.1f}%" in _section(scaled, "scaling") and si_bytes(two.memory_per_gpu) in scaled
+    dep = scaled_report.deployment
+    assert dep is not None and dep.communication
+    comm = dep.communication[0]
+    assert comm.kind.replace("_", "-") in _section(scaled, "deployment") and si_bytes(comm.bytes) in scaled
+    assert [s["gpus"] for s in view_model(scaled_report)["scaling"]] == [1, 2]
+
+
+def test_html_and_summary_md_print_the_same_bytes_and_seconds(devices_report: Report) -> None:
+    """One set of formatters: the bytes and FLOPs summary.md prints read the same on the page, and so do the
+    seconds `fxmeter trace` prints (summary.md's tables give the same seconds to the millisecond, unit-less)."""
+    from fxmeter.report.summary import console_lines, pipeline_lines, render
+
+    md, page = render(devices_report), render_html(devices_report).decode()
+    static = page.split('id="fxmeter-data"')[0]  # the HTML a reader sees, without the script's data
+    mem, tot, pipe = devices_report.memory, devices_report.totals, devices_report.pipeline
+    assert pipe is not None
+    assert si_bytes(mem.weight_bytes) == "28.64 GB / 26.67 GiB"  # decimal and binary, as the console
+    vae = pipe.stage("vae")
+    figures = [si_bytes(v) for v in (mem.weight_bytes, mem.activation_peak_bytes, mem.total_bytes, pipe.weight_bytes,
+                                     pipe.residency["peak_bytes"], vae.weight_bytes, vae.activation_peak_bytes)]
+    figures += [human(tot.per_forward.metrics.tensor_core_flops, "FLOP"), human(pipe.end_to_end.metrics.flops, "FLOP"),
+                human(vae.end_to_end.metrics.flops, "FLOP")]
+    for f in figures:
+        assert f in md, f
+        assert f in static, f
+    console = "\n".join(console_lines(devices_report) + pipeline_lines(devices_report))
+    secs = [tot.end_to_end.predicted_seconds, tot.end_to_end.bound_seconds, tot.per_forward.predicted_seconds,
+            pipe.end_to_end.predicted_seconds, pipe.end_to_end.bound_seconds, vae.end_to_end.predicted_seconds]
+    for v in secs:
+        assert v is not None and seconds(v) in static, v
+    for v in secs[:5]:
+        assert seconds(v) in console, seconds(v)  # type: ignore[arg-type]
+    for v in secs[-3:]:  # the stage table of summary.md: the same seconds, three decimals
+        assert f"{v:,.3f}" in md, v
 
 
 def test_huge_counts_render_in_scientific_notation() -> None:
@@ -205,7 +275,7 @@ def test_unmodeled_ops_are_visible() -> None:
 
 def test_compare_deltas_add_up_to_the_total_change() -> None:
     a, b = make_report(blocks=3, run_id="a"), make_report(blocks=4, attn_tc=130, run_id="b")
-    cm = compare_model(a, b)
+    cm = compare_model(typed(a), typed(b))
     change = sum(r["b"][0] - r["a"][0] for r in cm["deltas"])
     assert change == b["totals"]["per_forward"]["tensor_core_flops"] - a["totals"]["per_forward"]["tensor_core_flops"]
     # 4 x (130 + 50) + 50 - (3 x (100 + 50) + 50) = 770 - 500 = 270
@@ -213,10 +283,32 @@ def test_compare_deltas_add_up_to_the_total_change() -> None:
     attn = next(r for r in cm["deltas"] if r["id"] == "t.blocks.*.attn")
     assert (attn["a"][0], attn["b"][0], attn["count_a"], attn["count_b"]) == (300, 520, 3, 4)
     page = render_compare_html(a, b)
-    assert page == render_compare_html(a, b)
+    assert page == render_compare_html(a, b) == render_compare_html(typed(a), typed(b))
     text = page.decode()
     assert 'id="treemap-a"' in text and 'id="treemap-b"' in text
     assert '<span class="up big">+270 FLOP</span>' in text  # tensor-core FLOPs per forward, 500 -> 770
+
+
+def test_compare_page_rows_are_fxmeter_compares(devices_report: Report, scaled_report: Report) -> None:
+    """The totals table shows `fxmeter compare`'s deltas in its units (bytes as GB / GiB)."""
+    from fxmeter.report.compare import compare
+
+    text = render_compare_html(scaled_report, devices_report).decode()
+    totals = _section(text, "totals")
+    c = compare(scaled_report, devices_report)
+    for d in c.memory:
+        assert si_bytes(d.a) in totals and si_bytes(d.b) in totals and si_bytes(abs(d.delta)) in totals
+    for d in c.totals:
+        if d.key.endswith("seconds"):
+            assert seconds(d.b) in totals
+    for n in c.notes:
+        assert html_escape(n) in _section(text, "conventions")
+
+
+def html_escape(s: str) -> str:
+    import html
+
+    return html.escape(s, quote=True)
 
 
 # -- the command -------------------------------------------------------------------
@@ -392,7 +484,7 @@ def test_browser_14b_720p_page(browser: Any, wan14b: dict[str, Any], tmp_path: P
     leaves = dict(p.js(LEAVES_JS, "treemap"))
     assert max(leaves, key=leaves.get) == ATTENTION_CORE
     assert leaves[ATTENTION_CORE] == cat["tensor_core_flops"]
-    assert p.label_value("own · self attention core") == si(cat["tensor_core_flops"], "FLOP")
+    assert p.label_value("own · self attention core") == compact(cat["tensor_core_flops"], "FLOP")
     core_tc = p.area(ATTENTION_CORE)
 
     # clicking a box zooms into it; the path above the chart goes back
@@ -412,7 +504,7 @@ def test_browser_14b_720p_page(browser: Any, wan14b: dict[str, Any], tmp_path: P
     assert leaves[ATTENTION_CORE] == cat["bytes_read"] + cat["bytes_written"]
     assert max(leaves, key=leaves.get) != ATTENTION_CORE
     assert p.area(ATTENTION_CORE) < 0.5 * core_tc
-    assert p.label_value("own · self attention core") == si_bytes(leaves[ATTENTION_CORE])
+    assert p.label_value("own · self attention core") == compact_bytes(leaves[ATTENTION_CORE])
     page.select_option("#metric", "tensor_core_flops")
     assert p.area(ATTENTION_CORE) == pytest.approx(core_tc)
 
@@ -426,7 +518,7 @@ def test_browser_14b_720p_page(browser: Any, wan14b: dict[str, Any], tmp_path: P
     assert page.inner_text("#row-count") == f"{len(rows)} of {len(groups)} rows"
     page.fill("#search", "")
     page.locator("#module-table th", has_text="params").click()
-    top = max(view_model(data)["modules"]["folded"], key=lambda m: m["parameters"])["id"]
+    top = max(view_model(typed(data))["modules"]["folded"], key=lambda m: m["parameters"])["id"]
     assert p.js("fxmeter.table.rows()")[0] == top
     page.check("#unfold")
     assert page.inner_text("#row-count") == f"{len(data['modules'])} of {len(data['modules'])} rows"
@@ -488,18 +580,19 @@ def plan_document() -> dict[str, Any]:
     return {**make_report(), "plan": PlanInfo("toy", "w", 12, 10, 10, 0.1, "dollars", {}, rows, q).to_dict()}
 
 
-def test_browser_small_documents(browser: Any, tmp_path: Path) -> None:
-    """The toy report (no hardware) and one with stages, devices and GPU counts: drawn without a console error."""
-    for name, data, charts in (
-        ("plain", make_report(), ["categories", "treemap"]),
-        ("future", future_document(), ["categories", "devices", "scaling", "treemap"]),
-        ("plan", plan_document(), ["categories", "plan", "treemap"]),
+def test_browser_small_documents(browser: Any, tmp_path: Path, devices_report: Report, scaled_report: Report) -> None:
+    """The toy report (no hardware), real ones with stages, devices and GPU counts, and a plan: drawn without a console error."""
+    for name, data, charts, blocks in (
+        ("plain", make_report(), ["categories", "treemap"], 3),
+        ("devices", devices_report, ["categories", "devices", "roofline", "treemap"], 40),
+        ("scaled", scaled_report, ["categories", "roofline", "scaling", "treemap"], 30),
+        ("plan", plan_document(), ["categories", "plan", "treemap"], 3),
     ):
         path = tmp_path / f"{name}.html"
         path.write_bytes(render_html(data))
         p = Page(browser, path)
         assert p.js("Object.keys(fxmeter.charts).sort()") == charts
-        assert p.page.locator("#treemap text", has_text="blocks.* ×3").count() == 1
+        assert p.page.locator("#treemap text", has_text=f"blocks.* ×{blocks}").count() == 1
         p.check_clean()
         p.page.close()
     path = tmp_path / "compare.html"

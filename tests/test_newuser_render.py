@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 import fxmeter
+from fxmeter.base.units import seconds
 from fxmeter.cli.main import main
-from fxmeter.report.html import render_html, seconds
+from fxmeter.report.html import render_html
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -154,7 +155,7 @@ def test_html_deployment_is_a_table_with_units_and_no_json_keys() -> None:
     page = render_html(rep.data).decode()
     sec = _section(page, "deployment")
     assert "<dt>" not in sec and "bandwidth:" not in sec and "e+11" not in sec
-    assert "<td>link bandwidth per direction</td><td>450 GB/s</td>" in sec
+    assert "<td>link bandwidth per direction</td><td>450.00 GB/s</td>" in sec
     assert "<td>speed-up</td>" in sec and "GiB" in sec
     heads = re.findall(r"<th>(.*?)</th>", page)
     assert heads and not [h for h in heads if "_" in h], [h for h in heads if "_" in h]
@@ -168,7 +169,7 @@ def test_html_roofline_ticks_have_one_format(h100_page: str) -> None:
         for e, text in labels.items():
             num = text.removesuffix(unit.strip()).strip()
             assert re.fullmatch(r"(1|10|100)( [kMGTPEZY])?|0\.0*1", num), (e, text)
-    from fxmeter.report.html import log_tick
+    from fxmeter.base.units import log_tick
 
     assert log_tick(6, "B/s") == "1 MB/s"
     from importlib import resources

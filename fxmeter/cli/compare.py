@@ -48,7 +48,7 @@ def compare(a: str, b: str, k: int, metric: str, no_fold: bool, as_json: bool, h
         emit([text])
         emit([f"wrote {paths[0]}"], err=as_json)
 
-    write_html(html, render_compare_html(ra.data, rb.data), force=force, before_commit=console)
+    write_html(html, render_compare_html(ra, rb), force=force, before_commit=console)
 
 
 COMMANDS = (compare,)

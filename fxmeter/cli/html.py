@@ -19,7 +19,7 @@ def html(report: str, output: str | None, force: bool) -> None:
     from fxmeter.report.html import HTML_NAME, render_html
 
     rep = load(report)
-    page = render_html(rep.data)
+    page = render_html(rep)
     # -o names the user's path: an existing file only with --force; beside the report it is fxmeter's own
     write_html(output if output is not None else (rep.path or Path(report)).parent / HTML_NAME, page,
                user_path=output is not None, force=force,

@@ -8,6 +8,7 @@ total and "94% of the growth is in ``blocks.*.attn1``" reads off one row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -122,13 +123,7 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
 
     total_change = _per_forward(db, metric) - _per_forward(da, metric)
     ga, gb = group_modules(da, fold), group_modules(db, fold)
-    rows = []
-    for mid in set(ga) | set(gb):
-        va = _own(ga[mid], metric) if mid in ga else 0
-        vb = _own(gb[mid], metric) if mid in gb else 0
-        if va or vb:
-            rows.append(delta(mid, va, vb, total_change, ga[mid].count if mid in ga else 0,
-                              gb[mid].count if mid in gb else 0))
+    rows = module_deltas(ga, gb, metric, total_change)
     ranked = _order([r for r in rows if r.delta]) + _order([r for r in rows if not r.delta])
     cats = () if timed else tuple(_order([  # categories carry costs, not seconds
         delta(c, da.categories[c].metrics.value(metric) if c in da.categories else 0,
@@ -162,6 +157,32 @@ def compare(a: Any, b: Any, *, metric: str = "tensor_core_flops", k: int = 10, f
         categories=cats, added=added, removed=removed, notes=tuple(notes),
         headline=_headline(metric, da, db, total_change, ranked, cats),
     )
+
+
+def module_deltas(ga: Mapping[str, Group], gb: Mapping[str, Group], metric: str,
+                  total_change: float | None = None) -> list[Delta]:
+    """Each (folded) module's own ``metric`` in A and B (``group_modules`` of each report), in natural id
+    order; a module in one report only is 0 in the other, one that is 0 in both is left out."""
+    rows = []
+    for mid in sorted(set(ga) | set(gb), key=natural_key):
+        va = _own(ga[mid], metric) if mid in ga else 0
+        vb = _own(gb[mid], metric) if mid in gb else 0
+        if va or vb:
+            rows.append(delta(mid, va, vb, total_change, ga[mid].count if mid in ga else 0,
+                              gb[mid].count if mid in gb else 0))
+    return rows
+
+
+def quantity(key: str, metric: str) -> str:
+    """What a :class:`Delta` row's numbers are (for :func:`fxmeter.base.units.with_unit`): a module, category or
+    stage row is in the compared ``metric``; ``pipeline.peak_bytes (...)`` in bytes; ``totals.x``/``memory.x``... in x."""
+    if key.startswith("stage "):
+        return metric
+    if key.startswith("pipeline.peak_bytes"):
+        return "bytes"
+    if key.startswith("generation predicted_seconds"):
+        return "predicted_seconds"
+    return key.rpartition(".")[2]
 
 
 def _per_forward(d: ReportDocument, metric: str) -> float:
@@ -252,11 +273,7 @@ def render_compare(c: Comparison) -> str:
     out += [f"note: {n}" for n in c.notes]
 
     def unit(title: str, key: str) -> str:  # the quantity a row's numbers are in
-        if title.startswith(("modules", "categories")) or key.startswith("stage "):
-            return c.metric
-        if key.startswith("pipeline.peak_bytes"):
-            return "bytes"
-        return key.rpartition(".")[2]
+        return c.metric if title.startswith(("modules", "categories")) else quantity(key, c.metric)
 
     def table(title: str, rows: tuple[Delta, ...], with_share: bool = False, counts: bool = False) -> None:
         if not rows:

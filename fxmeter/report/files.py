@@ -78,7 +78,7 @@ def render_files(rep: ReportDocument, *, plots: bool = True, html: bool = False)
     if html:
         from fxmeter.report.html import render_html
 
-        out["report.html"] = render_html(rep.data)
+        out["report.html"] = render_html(rep)
     return out
 
 

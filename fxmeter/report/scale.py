@@ -147,6 +147,6 @@ def write(result: ScaleResult, out: Path, *, force: bool = False, plot: bool = T
     if html:
         from fxmeter.report.html import render_html
 
-        files["report.html"] = render_html(result.report.data)
+        files["report.html"] = render_html(result.report)
     return write_files(out, files, "the scaling table", claim="scale.json", force=force, whole=True,
                        drop=("scale.png", "report.html").__contains__, before_commit=before_commit)

@@ -17,7 +17,7 @@ from fxmeter.base.units import with_unit
 from fxmeter.cost.tree import fold_id, foldable_parents, folded_label, natural_key
 from fxmeter.errors import ReportError
 from fxmeter.estimate.metrics import ZERO, Metrics
-from fxmeter.report.document import ModuleRow, ReportDocument, as_document
+from fxmeter.report.document import ModuleRow, NodeRow, ReportDocument, as_document
 
 COST_METRICS = ("tensor_core_flops", "cuda_core_flops", "flops", "bytes")
 TIME_METRICS = ("bound_seconds", "predicted_seconds")
@@ -28,8 +28,23 @@ BAR_WIDTH = 24
 
 
 @dataclass(frozen=True)
+class Split:
+    """A module's own cost in one node category: its nodes' costs and seconds summed, and their aten ops."""
+
+    category: str
+    own: Metrics
+    seconds: dict[str, float]  # bound_seconds / predicted_seconds of those nodes, where the module has them
+    ops: tuple[str, ...]  # ``scaled_dot_product_attention``, in order of appearance
+
+
+@dataclass(frozen=True)
 class Group:
-    """Modules that fold to one id: their summed costs (and seconds) and how many there are."""
+    """Modules that fold to one id: their summed costs (and seconds) and how many there are.
+
+    ``limiter`` / ``self_limiter`` are the members' (``(mixed)`` when they differ); ``split`` is the
+    group's own cost by node category, filled by ``group_modules(..., splits=True)`` where the report's
+    nodes add up to every member's own cost (empty otherwise).
+    """
 
     id: str
     cls: str
@@ -39,6 +54,11 @@ class Group:
     per_forward: Metrics
     own: Metrics
     seconds: dict[str, float]  # per_forward / own bound and predicted seconds, summed
+    parent: str | None = None  # the (folded) parent's id
+    weight_bytes: int = 0
+    limiter: str | None = None
+    self_limiter: str | None = None
+    split: tuple[Split, ...] = ()
 
 
 def _seconds(m: ModuleRow) -> dict[str, float]:
@@ -52,27 +72,106 @@ def _seconds(m: ModuleRow) -> dict[str, float]:
     return out
 
 
-def group_modules(rep: ReportDocument, fold: bool = True) -> dict[str, Group]:
-    """Module rows keyed by (folded) id, in natural id order; costs summed over each group."""
+_REL_TOL = 1e-6  # how closely a module's nodes must add up to its own seconds to split them by category
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= _REL_TOL * max(abs(a), abs(b), 1e-12)
+
+
+def own_splits(rep: ReportDocument) -> dict[str, tuple[Split, ...]]:
+    """Each module's own cost split by node category, where the report's nodes add up to it.
+
+    A module's nodes are its own (``node.module == id``) or, for a block traced once and
+    replicated, those of its representative (the same folded id, ``replicas`` > 1).  Costs must
+    add up exactly, seconds within a relative 1e-6; a module whose nodes do not is left out.
+    Categories are sorted by tensor-core FLOPs, then bytes (largest first), then name.
+    """
+    parents = foldable_parents((m.id, m.cls) for m in rep.modules)
+    by_module: dict[str, list[NodeRow]] = {}
+    for n in rep.nodes:
+        by_module.setdefault(n.module, []).append(n)
+    replicated: dict[str, str] = {}  # folded id -> the module whose nodes stand for every replica
+    for mid, nodes in by_module.items():
+        if any(n.replicas > 1 for n in nodes):
+            replicated.setdefault(fold_id(mid, parents), mid)
+    out: dict[str, tuple[Split, ...]] = {}
+    for m in rep.modules:
+        secs = {k.removeprefix("self_"): v for k, v in _seconds(m).items() if k.startswith("self_")}
+        if m.own == ZERO and not any(secs.values()):
+            continue
+        for source in (m.id, replicated.get(fold_id(m.id, parents))):
+            found = by_module.get(source or "")
+            if not found or any(getattr(n, k) is None for n in found for k in secs):
+                continue
+            cats: dict[str, tuple[Metrics, dict[str, float], list[str]]] = {}
+            for n in found:
+                own, sec, ops = cats.get(n.category or "other", (ZERO, dict.fromkeys(secs, 0.0), []))
+                target = n.target.removeprefix("aten.").removesuffix(".default")
+                cats[n.category or "other"] = (own + n.per_forward, {k: v + getattr(n, k) for k, v in sec.items()},
+                                               ops if target in ops else [*ops, target])
+            total = sum((c[0] for c in cats.values()), ZERO)
+            if total == m.own and all(_close(sum(c[1][k] for c in cats.values()), v) for k, v in secs.items()):
+                out[m.id] = _sorted_splits(Split(c, own, sec, tuple(ops)) for c, (own, sec, ops) in cats.items())
+                break
+    return out
+
+
+def _sorted_splits(splits: Iterable[Split]) -> tuple[Split, ...]:
+    return tuple(sorted(splits, key=lambda s: (-s.own.tensor_core_flops, -s.own.bytes, s.category)))
+
+
+def _merge_splits(a: tuple[Split, ...], b: tuple[Split, ...]) -> tuple[Split, ...]:
+    """Two members' splits summed category by category (ops: the union, in order of appearance)."""
+    acc = {s.category: s for s in a}
+    for s in b:
+        t = acc.get(s.category)
+        acc[s.category] = s if t is None else Split(
+            s.category, t.own + s.own, {k: t.seconds.get(k, 0.0) + v for k, v in s.seconds.items()},
+            t.ops + tuple(o for o in s.ops if o not in t.ops))
+    return _sorted_splits(acc.values())
+
+
+def group_modules(rep: ReportDocument, fold: bool = True, *, splits: bool = False) -> dict[str, Group]:
+    """Module rows keyed by (folded) id, in natural id order; costs summed over each group.
+
+    ``splits``: also split each group's own cost by node category (:func:`own_splits`, summed
+    over the members; left empty where one member's nodes do not add up to its own cost).
+    """
     parents = foldable_parents((m.id, m.cls) for m in rep.modules) if fold else set()
+    by_id = own_splits(rep) if splits else {}
     acc: dict[str, dict[str, Any]] = {}
     for m in rep.modules:
         gid = fold_id(m.id, parents)
         g = acc.get(gid)
+        limiter = m.times.limiter if m.times is not None else None
+        self_limiter = m.times.self_limiter if m.times is not None else None
         if g is None:
-            acc[gid] = {"cls": m.cls, "depth": m.depth, "count": 1, "parameters": m.parameters,
-                        "per_forward": m.per_forward, "own": m.own, "seconds": _seconds(m)}
+            g = acc[gid] = {"cls": m.cls, "depth": m.depth, "count": 1, "parameters": m.parameters,
+                            "per_forward": m.per_forward, "own": m.own, "seconds": _seconds(m),
+                            "parent": fold_id(m.parent, parents) if m.parent else None, "weight_bytes": m.weight_bytes,
+                            "limiter": limiter, "self_limiter": self_limiter, "split": (), "split_ok": True}
         else:
             g["count"] += 1
             g["parameters"] += m.parameters
+            g["weight_bytes"] += m.weight_bytes
             g["per_forward"] = g["per_forward"] + m.per_forward
             g["own"] = g["own"] + m.own
             for k, v in _seconds(m).items():
                 g["seconds"][k] = g["seconds"].get(k, 0.0) + v
             if g["cls"] != m.cls:
                 g["cls"] = "(mixed)"
+            if g["limiter"] != limiter:
+                g["limiter"] = "(mixed)"
+            if g["self_limiter"] != self_limiter:
+                g["self_limiter"] = "(mixed)"
+        if splits and m.id in by_id:
+            g["split"] = _merge_splits(g["split"], by_id[m.id])
+        elif splits and (m.own != ZERO or any(v for k, v in _seconds(m).items() if k.startswith("self_"))):
+            g["split_ok"] = False
     return {
-        gid: Group(gid, g["cls"], g["depth"], g["count"], g["parameters"], g["per_forward"], g["own"], g["seconds"])
+        gid: Group(gid, g["cls"], g["depth"], g["count"], g["parameters"], g["per_forward"], g["own"], g["seconds"],
+                   g["parent"], g["weight_bytes"], g["limiter"], g["self_limiter"], g["split"] if g["split_ok"] else ())
         for gid, g in sorted(acc.items(), key=lambda kv: natural_key(kv[0]))
     }
 
@@ -282,4 +381,5 @@ def render_top(t: TopTable) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BY", "METRICS", "Group", "Row", "TopTable", "ZERO", "group_modules", "render_top", "top"]
+__all__ = ["BY", "METRICS", "Group", "Row", "Split", "TopTable", "ZERO", "group_modules", "own_splits",
+           "render_top", "top"]
