@@ -144,6 +144,7 @@ def rebuilds(monkeypatch: pytest.MonkeyPatch, tiny_sm: SymbolicModel) -> list[in
     return calls
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(TAMPER))
 def test_tampered_cache_is_discarded_and_rebuilt(case: str, tiny_config: Path, tiny_sm: SymbolicModel,
                                                  cache_dir: Path, rebuilds: list[int],
@@ -164,6 +165,7 @@ def test_tampered_cache_is_discarded_and_rebuilt(case: str, tiny_config: Path, t
     assert third["trace"]["cache"] == "cache" and rebuilds == [1]
 
 
+@pytest.mark.slow
 def test_power_tower_through_the_cli_rebuilds_without_hanging(tiny_config: Path, tiny_sm: SymbolicModel,
                                                               cache_dir: Path, tmp_path: Path) -> None:
     """End to end, no mocks: a real re-trace replaces the entry and the numbers are right."""
@@ -205,6 +207,7 @@ def test_every_bundled_trace_passes_the_checks(tiny_sm: SymbolicModel, report_72
         check(payload, dict(expect, dtype="float16"))
 
 
+@pytest.mark.slow
 def test_every_shipped_trace_passes_the_full_checks() -> None:
     """At run time a shipped trace whose payload hash matches is checked by its meta only (the row-by-row walk
     costs ~0.1 s a trace); so every shipped file must pass the full walk and the probe evaluation here."""

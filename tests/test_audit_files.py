@@ -461,6 +461,7 @@ RACE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_of_one_run_id_exactly_one_wins(tmp_path: Path) -> None:
     import time
 

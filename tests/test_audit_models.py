@@ -91,6 +91,7 @@ def a14b_folder(root: Path, transformer_2: dict[str, Any] | None = None, transfo
     return root
 
 
+@pytest.mark.slow
 def test_folder_reading_matches_diffusers_load_config(tmp_path: Path) -> None:
     from diffusers import DiffusionPipeline, UniPCMultistepScheduler
 
@@ -107,6 +108,7 @@ def test_folder_reading_matches_diffusers_load_config(tmp_path: Path) -> None:
     assert rm.default_workload == "a14b-720p"  # the adapter's own default (issue item 2)
 
 
+@pytest.mark.slow
 def test_folder_gives_the_bundled_a14b(tmp_path: Path) -> None:
     folder = a14b_folder(tmp_path / "Wan2.2-T2V-A14B-Diffusers")
     mine = fxmeter.trace(config=folder, run_id="folder")  # default workload: a14b-720p (the adapter's)
@@ -119,6 +121,7 @@ def test_folder_gives_the_bundled_a14b(tmp_path: Path) -> None:
     assert mine["totals"] == ref["totals"]
 
 
+@pytest.mark.slow
 def test_second_expert_with_its_own_config(tmp_path: Path) -> None:
     small = dict(TINY_WAN, num_layers=1, ffn_dim=64)
     folder = a14b_folder(tmp_path / "two", transformer=TINY_WAN, transformer_2=small)
@@ -176,6 +179,7 @@ def test_each_model_and_adapter_default_fits(model: str, tmp_path: Path) -> None
     assert custom.default_workload == a.default_workload
 
 
+@pytest.mark.slow
 def test_custom_flux_config_uses_flux_defaults(tmp_path: Path) -> None:
     rep = fxmeter.trace(config=write(tmp_path / "f" / "config.json", TINY_FLUX), run_id="f")
     # FluxPipeline defaults, not Wan's 480p (832x480, 50 steps, CFG 5)
@@ -238,6 +242,7 @@ def test_sd35_counts_its_pos_embed_buffer() -> None:
     assert buf.numel() * 2 == 179_306_496
 
 
+@pytest.mark.slow
 def test_tiny_sd3_weight_bytes_include_the_buffer(tmp_path: Path) -> None:
     rep = fxmeter.trace(config=write(tmp_path / "s" / "config.json", TINY_SD3), workload="sd3.5-1024", height=128,
                         width=128, run_id="s")
@@ -396,6 +401,7 @@ def test_a_million_layers_is_refused_with_its_estimate(tmp_path: Path, full: boo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_hundred_layers_still_works(tmp_path: Path) -> None:
     cfg = write(tmp_path / "deep" / "config.json", dict(TINY_WAN, num_layers=100))
     rep = fxmeter.trace(config=cfg, workload="ci-tiny", run_id="deep")

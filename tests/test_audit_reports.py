@@ -138,6 +138,7 @@ def _produced(kind: str, tiny_config: Path, tmp_path: Path, report_720p: Report)
 
 @pytest.mark.parametrize("kind", ["tiny", "tiny-static", "tiny-no-nodes-hardware", "two-experts", "14b-720p",
                                   "14b-hardware-fp8-fused", "14b-batched-cfg"])
+@pytest.mark.slow
 def test_every_produced_report_matches_the_schema(kind: str, tiny_config: Path, tmp_path: Path,
                                                   report_720p: Report) -> None:
     rep = _produced(kind, tiny_config, tmp_path, report_720p)

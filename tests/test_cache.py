@@ -48,6 +48,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.mark.slow
 def test_store_then_load_round_trips(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path) -> None:
     k = store.key(component(tiny_config), "bfloat16")
     assert store.load(k) is None  # miss: nothing there
@@ -114,6 +115,7 @@ def test_trace_lists_what_it_depends_on(tiny_sm: SymbolicModel) -> None:
     assert deps.changed(files) == []
 
 
+@pytest.mark.slow
 def test_changed_code_is_named_and_retraced(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A stored trace whose library code changed is not used: one line names the change, then it is traced
@@ -258,6 +260,7 @@ def test_corrupted_file_is_ignored(
     assert store.load(k) is not None
 
 
+@pytest.mark.slow
 def test_cold_then_warm_gives_the_identical_report(tiny_config: Path, cache_dir: Path) -> None:
     cold = api.trace(config=tiny_config, workload="ci-tiny", run_id="r")
     assert cold["trace"]["cache"] == "traced"
@@ -291,6 +294,7 @@ def test_warm_14b_report_equals_cold(report_720p: Any) -> None:
     assert warm["trace"]["cache"] in ("shipped", "cache") and stable(warm.data) == stable(report_720p.data)
 
 
+@pytest.mark.slow
 def test_workload_outside_guards_is_traced_statically(tiny_config: Path, tiny_sm: SymbolicModel, cache_dir: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     comp = component(tiny_config)
@@ -328,6 +332,7 @@ def _report_of(sm: SymbolicModel, config: Path, workload: str) -> Any:
                  run_id="r")
 
 
+@pytest.mark.slow
 def test_static_trace_has_the_dynamic_numbers(tiny_config: Path, tiny_sm: SymbolicModel) -> None:
     """A workload traced statically (outside the guards, or a model without a dynamic export)
     reports exactly the numbers of the dynamic trace."""
@@ -344,6 +349,7 @@ def test_static_trace_has_the_dynamic_numbers(tiny_config: Path, tiny_sm: Symbol
     assert sorted(map(key, a["nodes"])) == sorted(map(key, b["nodes"]))
 
 
+@pytest.mark.slow
 def test_cold_run_starts_no_process_and_stores_its_trace(tiny_config: Path, cache_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """No detached cache fill: a cold run traces in-process, stores the dynamic trace itself,
@@ -365,6 +371,7 @@ def test_cold_run_starts_no_process_and_stores_its_trace(tiny_config: Path, cach
     assert warm["trace"]["cache"] == "cache"
 
 
+@pytest.mark.slow
 def test_failed_dynamic_export_is_remembered_and_not_retried(tiny_config: Path, cache_dir: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     comp = component(tiny_config)
@@ -394,6 +401,7 @@ def test_failed_dynamic_export_is_remembered_and_not_retried(tiny_config: Path, 
     assert store.failed(store.key(comp, "bfloat16")) is None
 
 
+@pytest.mark.slow
 def test_per_call_rules_are_part_of_the_key(tiny_config: Path, cache_dir: Path) -> None:
     """A rule overlay changes the numbers; its traces never mix with the registry's."""
     from fxmeter.rules import Cost, OpCall

@@ -29,6 +29,7 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert msg.startswith("error:") or msg.startswith("Error:"), err
 
 
+@pytest.mark.slow
 def test_trace_tiny_writes_report_and_summary(tiny_config: Path, tmp_path: Path) -> None:
     code, out, err = run("trace", "--config", str(tiny_config), "--workload", "ci-tiny", "--run-id", "r1",
                          "--output-root", str(tmp_path), "--no-cache")
@@ -119,6 +120,7 @@ def test_config_not_an_object(tmp_path: Path) -> None:
     assert_one_line_error(code, err, "must hold a JSON object")
 
 
+@pytest.mark.slow
 def test_strict_fails_on_unmodeled_op(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fxmeter import rules
 

@@ -379,6 +379,7 @@ def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> Non
     assert f"${gpu_hours * 3.0:,.4f}" in render(rep)
 
 
+@pytest.mark.slow
 def test_offload_on_several_gpus_holds_the_policys_weights() -> None:
     """--offload with --gpus: each GPU holds what the policy keeps resident at its peak stage (its share of it),
     not every weight; the copies it makes are in the seconds."""
@@ -398,6 +399,7 @@ def test_offload_on_several_gpus_holds_the_policys_weights() -> None:
     assert not fxmeter.trace("wan2.1-t2v-14b", hardware="rtx4090", run_id="o3", **kw).deployment.memory["fits"]  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_compare_shows_the_generation_on_each_reports_gpus() -> None:
     """Two runs that differ only in --gpus differ in time: compare says by how much."""
     from fxmeter.report.compare import compare

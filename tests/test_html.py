@@ -580,6 +580,7 @@ def plan_document() -> dict[str, Any]:
     return {**make_report(), "plan": PlanInfo("toy", "w", 12, 10, 10, 0.1, "dollars", {}, rows, q).to_dict()}
 
 
+@pytest.mark.slow
 def test_browser_small_documents(browser: Any, tmp_path: Path, devices_report: Report, scaled_report: Report) -> None:
     """The toy report (no hardware), real ones with stages, devices and GPU counts, and a plan: drawn without a console error."""
     for name, data, charts, blocks in (

@@ -193,6 +193,7 @@ def test_peak_reported(tiny: dict[str, Any]) -> None:
     assert len(set(per_block.values())) == 1  # replicated blocks: the same live set
 
 
+@pytest.mark.slow
 def test_fp8_keeps_the_fp32_modules_fp32(tiny_config: Path) -> None:
     import fxmeter
 

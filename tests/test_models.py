@@ -199,6 +199,7 @@ def test_unsupported_class_lists_supported(tmp_path: Path) -> None:
     assert "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_custom_dit_example(tmp_path: Path) -> None:
     import importlib.util
 

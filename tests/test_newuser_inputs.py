@@ -313,6 +313,7 @@ def test_trace_with_a_bad_rule_overlay_is_a_project_error(rules: object, needle:
         fxmeter.trace("wan2.1-t2v-1.3b", rules=rules)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_a_rule_overlay_that_raises_is_named(tiny_config: Path) -> None:
     import fxmeter
     from fxmeter.errors import TraceError

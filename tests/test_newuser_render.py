@@ -101,6 +101,7 @@ def test_scale_html_marks_counts_and_carries_the_run_id_and_categories(rtx4090_s
     assert sum(1 for m in d["modules"]["folded"] if m["split"]) > 10
 
 
+@pytest.mark.slow
 def test_scale_takes_offload_stages_and_t5_cpu(tmp_path: Path) -> None:
     """The README's "fits on 24 GB cards with --gpus 2 --offload sequential", scaled."""
     code, out, err = run("scale", "wan2.1-t2v-14b", "--hardware", "rtx4090", "--gpus", "1,2", "--offload",

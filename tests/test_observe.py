@@ -59,6 +59,7 @@ HAND_PLANNED = ("wan2.1-t2v-14b", "wan2.1-t2v-1.3b", "wan2.1-i2v-14b-480p", "wan
 
 
 # -- the tiny folder -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tiny_pipeline_calls_as_wan_pipeline_makes_them(tiny_axes: Any) -> None:
     model, _, obs = tiny_axes
     o = obs["base"]
@@ -108,6 +109,7 @@ def test_a_plan_that_disagrees_is_reported(tiny_axes: Any) -> None:
     assert {m.what for m in batched} >= {"runs", "batch", "input hidden_states"}
 
 
+@pytest.mark.slow
 def test_cli_observe_table_and_json(tiny: Path) -> None:
     code, out, err = run("observe", str(tiny), "-w", "ci-tiny")
     assert code == 0, err
@@ -141,6 +143,7 @@ def test_cli_observe_bad_input_is_one_line(tmp_path: Path) -> None:
 
 
 # -- fxmeter trace PATH ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_trace_path_traces_the_folder(tiny: Path, tmp_path: Path) -> None:
     code, out, err = run("trace", str(tiny), "-w", "ci-tiny", "--output-root", str(tmp_path / "o"), "--run-id", "p")
     assert code == 0, err

@@ -71,6 +71,7 @@ def traced(tiny_pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return out / "all"
 
 
+@pytest.mark.slow
 def test_report_has_every_stage_and_totals_stay_the_transformer(traced: Path) -> None:
     d = report(traced.parent)
     p = d["pipeline"]
@@ -94,6 +95,7 @@ def test_report_has_every_stage_and_totals_stay_the_transformer(traced: Path) ->
     assert summary.index("## Pipeline") < summary.index("## Workload")
 
 
+@pytest.mark.slow
 def test_stages_subset_and_stage_dtype(tiny_pipeline: Path, tmp_path: Path) -> None:
     code, _, err = run("trace", "--config", str(tiny_pipeline), "-w", "ci-tiny", "--stages", "vae", "--stage-dtype",
                        "vae=bf16", "--output-root", str(tmp_path), "--run-id", "v")

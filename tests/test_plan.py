@@ -68,6 +68,7 @@ def test_frontier_rows_are_exact_and_undominated(small: object) -> None:
     assert fr.exact[0].why.startswith("fastest")
 
 
+@pytest.mark.slow
 def test_plan_cli_row_command_reproduces_its_seconds(tmp_path: object) -> None:
     res = CliRunner().invoke(main, ["plan", MODEL, "--hardware", "l40s", "--max-gpus", "2", "--exact-only", "--json",
                                     "--price-per-hour", "0.86"])
@@ -108,6 +109,7 @@ def test_plan_contradictions_name_the_nearest_setup(args: list[str], needle: str
 
 
 # -- diagnose ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
     from fxmeter.advise.diagnose import diagnose, price_options
 
@@ -118,6 +120,7 @@ def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
     assert d.causes[0].fix == "--attention fa3"
 
 
+@pytest.mark.slow
 def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off() -> None:
     from fxmeter.advise.diagnose import diagnose, price_options
 
@@ -130,6 +133,7 @@ def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off()
     assert ok.explained and "within 4%" in ok.lines()[1]
 
 
+@pytest.mark.slow
 def test_diagnose_never_ranks_a_change_that_changes_nothing() -> None:
     """On H100 torch SDPA runs FlashAttention-2 (the same kernel table): "fa2 instead of sdpa" predicts the stated
     setup's own seconds, so it cannot explain a difference; it is listed as such, never ranked."""

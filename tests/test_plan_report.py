@@ -105,6 +105,7 @@ def test_run_folder_options_need_write(flag: list[str]) -> None:
     assert code == 2 and out.startswith("error:") and "--write" in out, out
 
 
+@pytest.mark.slow
 def test_impossible_plan_writes_nothing(tmp_path: Path) -> None:
     code, out = _run("--write", "--slo", "0", "--output-root", str(tmp_path), "--run-id", "q")
     assert code == 1, out

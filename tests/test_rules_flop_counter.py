@@ -110,6 +110,7 @@ def matmul_operands(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(matmul_operands())
 def test_matmul(operands: tuple[torch.Tensor, torch.Tensor]) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+import pytest
+
 from fxmeter.cost import ship, store
 
 FIX = "run `python -m fxmeter.cost.ship` (about 6 minutes) and commit fxmeter/data/traces"
@@ -48,6 +50,7 @@ def test_no_stale_shipped_trace() -> None:
     assert not have - want, f"stale shipped traces {sorted(have - want)[:3]}...: {FIX}"
 
 
+@pytest.mark.slow
 def test_every_bundled_model_reports_from_shipped_traces_alone() -> None:
     """A fresh install (empty user cache) traces nothing at a bundled model's default workload."""
     from fxmeter.api import request, stage_inputs

@@ -54,6 +54,7 @@ def test_sweep_grid_matches_single_traces(tiny_config: Path, tmp_path: Path) -> 
         assert r["flops_end_to_end"] == r["flops_per_forward"] * r["steps"] * 2
 
 
+@pytest.mark.slow
 def test_sweep_point_outside_guards_is_traced_statically(tiny_config: Path, tmp_path: Path) -> None:
     code, _, err = run("sweep", "--config", str(tiny_config), "-w", "ci-tiny", "--height", "16,32", "--no-plot",
                        "--run-id", "g", "--output-root", str(tmp_path))

@@ -170,6 +170,7 @@ TINY_COGVIDEOX: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 def test_cogvideox_cfg_parallel_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(TINY_COGVIDEOX))

@@ -24,6 +24,7 @@ def tiny(tiny_config: Path) -> Report:
     return fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="tiny", cache=False)
 
 
+@pytest.mark.slow
 def test_tiny_trace_end_to_end(tiny: Report) -> None:
     assert tiny["trace"]["mode"] == "dynamic"
     assert tiny["trace"]["replicated_blocks"] == {"blocks": 3}
@@ -55,6 +56,7 @@ def test_categories_sum_to_total(tiny: Report) -> None:
         assert sum(c[k] for c in tiny["categories"].values()) == tiny.per_forward[k]
 
 
+@pytest.mark.slow
 def test_end_to_end_is_per_forward_times_steps_and_passes(tiny_config: Path) -> None:
     r = fxmeter.trace(config=tiny_config, workload="ci-tiny", steps=7, guidance_scale=3.0, cache=False)
     assert r["workload"]["passes_per_step"] == 2
@@ -63,6 +65,7 @@ def test_end_to_end_is_per_forward_times_steps_and_passes(tiny_config: Path) -> 
     assert r["memory"]["weight_bytes"] == r["memory"]["total_bytes"] - r["memory"]["activation_peak_bytes"]
 
 
+@pytest.mark.slow
 def test_replicated_trace_equals_full_trace(tiny: Report, tiny_config: Path) -> None:
     full = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="tiny", cache=False, replicate=False)
     assert full["trace"]["replicated_blocks"] == {}
@@ -74,6 +77,7 @@ def test_replicated_trace_equals_full_trace(tiny: Report, tiny_config: Path) -> 
     assert ma == mb
 
 
+@pytest.mark.slow
 def test_static_trace_equals_dynamic_evaluation(tiny_config: Path) -> None:
     from fxmeter.cost import store
     from fxmeter.estimate.evaluate import evaluate
@@ -95,6 +99,7 @@ def test_static_trace_equals_dynamic_evaluation(tiny_config: Path) -> None:
     assert all(m.formula is None for m in r2.modules) and all(m.formula for m in r1.modules)
 
 
+@pytest.mark.slow
 def test_reports_are_deterministic(tiny: Report, tiny_config: Path) -> None:
     again = fxmeter.trace(config=tiny_config, workload="ci-tiny", run_id="tiny", cache=False)
     assert stable(again) == stable(tiny)

@@ -47,6 +47,7 @@ def test_unknown_model(tmp_path: Path) -> None:
     assert r.exit_code == 2 and r.output.startswith("error:")
 
 
+@pytest.mark.slow
 def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
     from fxmeter.base.fileio import loads
 

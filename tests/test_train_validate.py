@@ -63,6 +63,7 @@ def test_bad_data_file(tmp_path: Path, content: str | None, needle: str) -> None
     assert r.exit_code == 2 and r.output.startswith("error:") and needle in r.output, r.output
 
 
+@pytest.mark.slow
 def test_a_measured_row_is_predicted(tmp_path: Path) -> None:
     row = {"id": "x", "source": {"repo": "me/x", "url": "https://github.com/me/x"}, "model": "wan2.1-t2v-1.3b",
            "method": "lora", "lora_rank": 8, "height": 256, "width": 256, "frames": 5, "gpu": "h100",

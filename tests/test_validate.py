@@ -97,6 +97,7 @@ def test_assumptions_are_written_down() -> None:
 
 
 # -- one row, predicted: the same seconds `fxmeter trace` gives ---------------------------------------
+@pytest.mark.slow
 def test_a_denoising_only_time_on_two_gpus_deploys_the_transformer_alone(tmp_path: Path) -> None:
     data = tmp_path / "scope.json"
     data.write_text(json.dumps([row(n_gpus=2, parallel="ulysses_size 2", timing_scope="denoise only"),
@@ -106,6 +107,7 @@ def test_a_denoising_only_time_on_two_gpus_deploys_the_transformer_alone(tmp_pat
     assert denoise.predicted_s < whole.predicted_s  # the T5 encode and the VAE decode are left out
 
 
+@pytest.mark.slow
 def test_a_predicted_row_is_the_whole_generation_of_its_trace(tmp_path: Path) -> None:
     data = tmp_path / "one.json"
     data.write_text(json.dumps({"rows": [row()]}))

@@ -117,6 +117,7 @@ def test_training_and_inference_rows_are_told_apart() -> None:
 BAD = [train(id="t3", lora_rank="abc"), train(id="t4", optimizer="Lion"), train(id="t5", method="qlora")]
 
 
+@pytest.mark.slow
 def test_an_outside_file_is_read_and_predicted(tmp_path: Path) -> None:
     data = tmp_path / "theirs.json"
     data.write_text(json.dumps([SMALL, train(id="t2", model="wan-1.3b", method="full", lora_rank=None,
@@ -161,6 +162,7 @@ def test_an_outside_file_is_read_and_predicted(tmp_path: Path) -> None:
     assert code == 0 and orjson.loads(out2)["rows"] == doc["rows"]
 
 
+@pytest.mark.slow
 def test_a_csv_file_is_read(tmp_path: Path) -> None:
     data = tmp_path / "theirs.csv"
     data.write_text("id,model,method,lora_rank,resolution,frames,gradient_checkpointing,optimizer,base_precision,gpu,"
@@ -173,6 +175,7 @@ def test_a_csv_file_is_read(tmp_path: Path) -> None:
     assert doc["kind"] == "training" and [r["status"] for r in doc["rows"]] == ["predicted", "unreadable"]
 
 
+@pytest.mark.slow
 def test_a_mixed_file_gives_both(tmp_path: Path) -> None:
     data = tmp_path / "mixed.json"
     data.write_text(json.dumps({"rows": [INFERENCE, SMALL, BAD[1]]}))

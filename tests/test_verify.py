@@ -97,6 +97,7 @@ def _undercounting_linear(call: OpCall) -> Cost:
     return Cost(m * (2 * k * n * 9 // 10), 0, call.read_bytes(), call.written_bytes())
 
 
+@pytest.mark.slow
 def test_planted_linear_undercount_fails_and_names_module(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(rules.REGISTRY, "aten.linear.default", Rule(_undercounting_linear, "matmul", __name__))
     res = verify(config=tiny_config, workload="ci-tiny", run_id="bad", output_root=tmp_path, cache=False)
@@ -110,6 +111,7 @@ def test_planted_linear_undercount_fails_and_names_module(tiny_config: Path, tmp
     assert "transformer.blocks.2.ffn.net.0.proj" in failed
 
 
+@pytest.mark.slow
 def test_unmodeled_op_fails_by_name(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(rules.REGISTRY, "aten.linear.default")
     res = verify(config=tiny_config, workload="ci-tiny", run_id="unm", output_root=tmp_path, cache=False)
@@ -164,6 +166,7 @@ def test_cli_pass_writes_files(tiny_config: Path, tmp_path: Path) -> None:
     assert _load(tmp_path / "cli" / "static_analysis" / "wan" / "verify" / "layers.json")["tolerance"] == {"layers": 0.0, "end2end": 0.0}
 
 
+@pytest.mark.slow
 def test_cli_gate_failure_exits_1(tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(rules.REGISTRY, "aten.linear.default", Rule(_undercounting_linear, "matmul", __name__))
     r = CliRunner().invoke(main, ["verify", "--config", str(tiny_config), "-w", "ci-tiny", "--no-cache",

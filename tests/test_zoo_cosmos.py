@@ -198,6 +198,7 @@ def test_v2w_geometry_and_stages() -> None:
     assert kw["fps"] == 16
 
 
+@pytest.mark.slow
 def test_v2w_reports_from_the_shipped_traces_alone(tmp_path: Path) -> None:
     from fxmeter.api import request, stage_inputs
 

@@ -147,6 +147,7 @@ def test_parameters_are_wan21_t2v_plus_the_vace_branch(mid: str, d: int, ffn: in
                                                             MODELS[1]: 17_337_592_896}[mid]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mid", MODELS)
 def test_reports_from_the_shipped_traces_alone(mid: str, tmp_path: Path) -> None:
     from fxmeter.api import request, stage_inputs
@@ -160,6 +161,7 @@ def test_reports_from_the_shipped_traces_alone(mid: str, tmp_path: Path) -> None
     assert data["unmodeled_ops"] == [] and data["model"]["id"] == mid
 
 
+@pytest.mark.slow
 def test_one_forward_at_a_tiny_workload_counts_what_flop_counter_counts() -> None:
     """The shipped (dynamic) trace of the 1.3B at 9 frames, 64 x 96, 8 text tokens == FlopCounterMode on the
     full-size meta model with the pipeline's inputs, in total and module by module."""

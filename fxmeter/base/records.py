@@ -41,7 +41,10 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, cast, overload
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar, Union, cast, overload
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; annotations are not evaluated at run time
+    from typing import Self
 
 MISSING: Any = dataclasses.MISSING
 NOTHING: Any = type("Nothing", (), {"__repr__": lambda self: "NOTHING"})()  #: no ``missing=`` value
