@@ -25,6 +25,7 @@ from fxmeter.model.folder import PIPELINES, check_folder
 from fxmeter.model.registry import MODELS, resolve_model
 from fxmeter.model.workload import get_preset
 from tests.conftest import TINY_WAN
+from tests.observe_cases import HAND_PLANNED
 from tests.test_pipeline_cli import INDEX, folder
 
 
@@ -52,13 +53,6 @@ def tiny_axes(tiny: Path) -> tuple[Any, tuple[ob.Axis, ...], dict[str, ob.Observ
     return model, axes, obs
 
 
-#: the models whose hand adapters predate the observation (a zoo model checks itself in its own test file)
-HAND_PLANNED = ("wan2.1-t2v-14b", "wan2.1-t2v-1.3b", "wan2.1-i2v-14b-480p", "wan2.1-i2v-14b-720p", "wan2.2-ti2v-5b",
-                "wan2.2-t2v-a14b", "wan2.2-i2v-a14b", "flux.1-dev", "sd3.5-large", "hunyuanvideo", "cogvideox-5b",
-                "ltx-video")
-
-
-# -- the tiny folder -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_tiny_pipeline_calls_as_wan_pipeline_makes_them(tiny_axes: Any) -> None:
     model, _, obs = tiny_axes
@@ -219,104 +213,6 @@ def test_every_hand_planned_model_has_its_pipeline() -> None:
         assert ob.pipeline_class_name(resolve_model(mid)) in PIPELINES.values(), mid
 
 
-# -- every bundled model (slow: full-size components on meta) -----------------------------------------------
-#: what the observation found that the hand adapters say otherwise, per model (stage, what) -> why
-KNOWN: dict[str, dict[tuple[str, str], str]] = {
-    # Wan2.2-A14B ships UniPCMultistepScheduler (its scheduler_config.json, bundled): integer timesteps, so the
-    # pipeline's t.expand(batch) is int64; the adapter feeds float32 (FlowMatchEuler's, Wan2.1 without a config)
-    "wan2.2-t2v-a14b": {("transformer", "input timestep"): "int64 UniPC timesteps",
-                        ("transformer_2", "input timestep"): "int64 UniPC timesteps"},
-    "wan2.2-i2v-a14b": {("transformer", "input timestep"): "int64 UniPC timesteps",
-                        ("transformer_2", "input timestep"): "int64 UniPC timesteps"},
-    # HunyuanVideoPipeline casts prompt_attention_mask to the transformer dtype; the adapter passes int64
-    "hunyuanvideo": {("transformer", "input encoder_attention_mask"): "the pipeline passes the mask in bf16"},
-    # SkyReels-V2 ships UniPCMultistepScheduler as Wan2.2 does: int64 timesteps; the adapter feeds float32
-    "skyreels-v2-t2v-14b-540p": {("transformer", "input timestep"): "int64 UniPC timesteps"},
-    "skyreels-v2-t2v-14b-720p": {("transformer", "input timestep"): "int64 UniPC timesteps"},
-    # Sana / SANA-Video prefix the prompt with a complex human instruction and size the encoder call by
-    # len(tokenizer.encode(instruction)) (208 / 221 Gemma tokens, fxmeter.model.adapters.gemma): the count needs
-    # Gemma's vocabulary; the shape-only tokenizer counts PROMPT_TOKENS, so the prompt's encoder call has other
-    # lengths (the negative prompt's call, without the instruction, agrees)
-    **{mid: {("text_encoder", "runs"): "instruction tokens need Gemma's vocabulary",
-             ("text_encoder", "input input_ids"): "instruction tokens need Gemma's vocabulary",
-             ("text_encoder", "input attention_mask"): "instruction tokens need Gemma's vocabulary",
-             ("text_encoder", "calls no plan stage's inputs match"): "instruction tokens need Gemma's vocabulary"}
-       for mid in ("sana-1600m-1024", "sana-video-2b-480p")},
-}
-#: bundled models observe refuses, each with the one error line's reason (a substring of it)
-REFUSED: dict[str, str] = {
-    # a modular pipeline (MiniMax-H3's blocks), not a DiffusionPipeline class observe can call
-    "minimax-h3": "no known diffusers pipeline",
-    # QwenImage21Pipeline needs a Qwen3VLProcessor (its chat template and vision preprocessing), not bundled
-    "qwen-image-2.1": "needs processor",
-    # HiDream's MoE router counts tokens per expert (torch.bincount of the routing's values) inside the
-    # transformer forward: data-dependent, no meta kernel (the plan costs an even routing)
-    "hidream-i1-full": "bincount",
-}
-#: pipelines that concatenate the two CFG branches (one forward of 2x the batch per step): their
-#: __call__ does torch.cat([latents] * 2); fxmeter's default (separate passes) is --batched-cfg for them
-BATCHED_CFG = {"sd3.5-large", "cogvideox-5b", "ltx-video"}
-
-
-def _second(wl: Any) -> Any:
-    """A smaller second workload of the same family (other sizes, fewer steps)."""
-    video = wl.frames > 1
-    return replace(wl, name=f"{wl.name}-small", frames=(25 if video else 1), height=max(wl.height // 2 // 64 * 64, 64),
-                   width=max(wl.width // 2 // 64 * 64, 64), steps=4,
-                   text_len=wl.text_len // 2 if wl.text_len > 256 else wl.text_len)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mid", HAND_PLANNED)
-def test_observation_equals_the_hand_plan(mid: str) -> None:
-    m = resolve_model(mid)
-    wl = get_preset(m.default_workload)
-    built = ob.build(m, wl)
-    for w in (wl, _second(wl)):
-        if "i2v" in mid:  # Wan I2V: fxmeter pins 512 text tokens (the attention processor hard-codes them)
-            w = replace(w, text_len=512)
-        obs = ob.run(built, w, mid)
-        assert ob.cfg_batched(obs) == (mid in BATCHED_CFG), (mid, w.name)
-        diffs = ob.compare_with_plan(m, obs, batched_cfg=mid in BATCHED_CFG)
-        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])
-        plans = m.stages(w, denoise_only=True)
-        if len(plans) == 2:  # Wan2.2-A14B: the low-noise expert takes over after the high-noise expert's steps
-            switch = obs.expert_switch()
-            assert switch is not None and switch[0] == plans[0].steps and switch[1] == plans[1].timesteps[0]
-
-
-#: zoo models observed at their preset only, not at :func:`_second`'s smaller workload, and why (found by the
-#: observation; the plans cost the workload as given).  None today: PixArt-Sigma, Sana and SANA-Video's plans
-#: follow use_resolution_binning (the transformer and VAE at the bin, a resize stage back); Z-Image and
-#: ChronoEdit pad the prompt to max_sequence_length 512 whatever text_len is, and the observation passes
-#: what the plan costs (``ob.MAX_SEQUENCE_LENGTHS``)
-PRESET_ONLY: dict[str, str] = {}
-#: every other bundled model (a zoo model): observed at its preset
-ZOO = tuple(m for m in MODELS if m not in HAND_PLANNED)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mid", ZOO)
-def test_zoo_observation_equals_the_hand_plan(mid: str) -> None:
-    """Each zoo model's pipeline on meta at its preset and a smaller second workload (not for
-    :data:`PRESET_ONLY`): the same stages, runs, steps, batch and input shapes
-    and dtypes as its hand plan (CFG batching as the pipeline ran it), but for :data:`KNOWN`; the models in
-    :data:`REFUSED` stop with one error naming why."""
-    from fxmeter.errors import ConfigError, TraceError
-
-    if mid in REFUSED:
-        with pytest.raises((ConfigError, TraceError), match=REFUSED[mid]):
-            ob.observe_model(mid)
-        return
-    m = resolve_model(mid)
-    wl = get_preset(m.default_workload)
-    built = ob.build(m, wl)
-    for w in (wl,) if mid in PRESET_ONLY else (wl, _second(wl)):
-        obs = ob.run(built, w, mid)
-        diffs = ob.compare_with_plan(m, obs, batched_cfg=ob.cfg_batched(obs))
-        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])
-
-
 def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fxmeter.model.folder import looks_like_path
 
@@ -330,25 +226,6 @@ def test_a_model_id_wins_over_a_folder_of_that_name(tmp_path: Path, monkeypatch:
 def test_plan_differences_for_a_zoo_models_test(tiny: Path) -> None:
     assert ob.plan_differences(str(tiny), "ci-tiny", steps=2) == []
     assert ob.plan_differences(str(tiny), "ci-tiny", batched_cfg=True)[0].startswith("transformer: runs: plan 1, observed 2")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mid", HAND_PLANNED)
-def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
-    """One workload per knob at a small size: the denoiser's axes follow the adapter's symbols, and the
-    plan agrees with every variant (Wan I2V: fxmeter pins 512 text tokens, so its text knob is not varied)."""
-    m = resolve_model(mid)
-    wl = replace(_second(get_preset(m.default_workload)), steps=2)
-    knobs = tuple(k for k in ob.KNOBS if not ("i2v" in mid and k == "text_len"))
-    if "i2v" in mid:
-        wl = replace(wl, text_len=512)
-    axes, obs = ob.infer_axes(m, wl, knobs=knobs)
-    assert set(obs) == {"base", *(k for k in knobs if k != "frames" or wl.frames > 1)}
-    assert ob.check_axes(m, axes, wl) == [], mid
-    assert any(a.follows == ("batch",) for a in axes if a.stage == "transformer")
-    for knob, o in obs.items():
-        diffs = ob.compare_with_plan(m, o, batched_cfg=mid in BATCHED_CFG)
-        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
 
 
 class EnumPipeline:

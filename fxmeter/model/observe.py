@@ -398,6 +398,12 @@ _READS = frozenset({"item", "tolist", "__bool__", "__int__", "__float__", "__ind
                     "__format__", "__repr__", "numpy", "equal", "allclose", "is_nonzero"})
 
 
+def _in_place(name: str) -> bool:
+    """``add_``, ``__iand__``, ``__setitem__``: an op that writes its first argument."""
+    return (name.endswith("_") and not name.endswith("__")) or (name.startswith("__i") and name != "__index__") \
+        or name == "__setitem__"
+
+
 def _known_values_mode() -> Any:
     """A ``TorchFunctionMode`` that keeps the CPU values of the small meta tensors whose values are known.
 
@@ -439,6 +445,15 @@ def _known_values_mode() -> Any:
             metas = [v for v in flat if is_meta(v)]
             known = [v for v in metas if v in self.twins]
             if metas and len(known) == len(metas):
+                if name not in _READS and not _in_place(name):
+                    # the result's size first (on meta): values are kept for small tensors only, and computing a
+                    # large one on the CPU (a sequence x sequence mask: HunyuanVideo-1.5) costs seconds per call
+                    try:
+                        probe = func(*args, **kwargs)
+                    except Exception:
+                        probe = None
+                    if any(isinstance(o, torch.Tensor) and o.numel() > KNOWN_VALUES_MAX for o in tree_flatten(probe)[0]):
+                        return probe
                 cpu_args, cpu_kwargs = tree_map(lambda v: self.twins[v] if is_meta(v) else v, (args, kwargs))
                 if name in ("to", "cuda", "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor") \
                         or "device" in cpu_kwargs:

@@ -1,0 +1,31 @@
+"""Which input axes follow which workload knob, inferred from observations of each hand-planned model (slow)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from fxmeter.model import observe as ob
+from fxmeter.model.registry import resolve_model
+from fxmeter.model.workload import get_preset
+from tests.observe_cases import BATCHED_CFG, HAND_PLANNED, KNOWN, second_workload
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mid", HAND_PLANNED)
+def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
+    """One workload per knob at a small size: the denoiser's axes follow the adapter's symbols, and the
+    plan agrees with every variant (Wan I2V: fxmeter pins 512 text tokens, so its text knob is not varied)."""
+    m = resolve_model(mid)
+    wl = replace(second_workload(get_preset(m.default_workload)), steps=2)
+    knobs = tuple(k for k in ob.KNOBS if not ("i2v" in mid and k == "text_len"))
+    if "i2v" in mid:
+        wl = replace(wl, text_len=512)
+    axes, obs = ob.infer_axes(m, wl, knobs=knobs)
+    assert set(obs) == {"base", *(k for k in knobs if k != "frames" or wl.frames > 1)}
+    assert ob.check_axes(m, axes, wl) == [], mid
+    assert any(a.follows == ("batch",) for a in axes if a.stage == "transformer")
+    for knob, o in obs.items():
+        diffs = ob.compare_with_plan(m, o, batched_cfg=mid in BATCHED_CFG)
+        assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
