@@ -166,6 +166,21 @@ def test_sdpa_is_fa2_and_prefers_sdpa_measurements() -> None:
     assert a100.basis.startswith("attention.sdpa.a100.hd128.bf16") and not a100.fallback
 
 
+def test_ampere_hd64_is_the_hd128_table_times_fa2s_own_ratio() -> None:
+    """A100/A800 at head dim 64 (CogVideoX, LTX-Video, SD3.5): SageAttention's hd128 SDPA table x the FA2
+    hd64/hd128 ratio on A100 (FlashAttention-2 README figure, 176/203 at 16k), no longer the hd128 value."""
+    launch = 2.555e-6  # A100's (A800: the same silicon)
+    for dev, hd128_at_16k in (("a100", 204), ("a800", 188)):
+        hw = hardware.get(dev)
+        c64, c128 = attention(1, 48, 16384, 16384, 64), attention(1, 48, 16384, 16384, 128)  # the same query blocks
+        t64, t128 = kernel_time(c64, hw, BF16, MODEL), kernel_time(c128, hw, BF16, MODEL)
+        assert t64.basis.startswith(f"attention.sdpa.{dev}.hd64.bf16") and not t64.fallback
+        assert t128.basis.startswith(f"attention.sdpa.{dev}.hd128.bf16")
+        rate64 = c64.tensor_core_flops / (t64.seconds - launch)
+        rate128 = c128.tensor_core_flops / (t128.seconds - launch)
+        assert rate64 / rate128 == pytest.approx(round(hd128_at_16k * 176 / 203, 1) / hd128_at_16k, rel=1e-9)
+
+
 def test_fallbacks_are_flagged_and_scaled_by_peak() -> None:
     call = attention(1, 132, 1024, 16384, 128)
     h200 = kernel_time(call, hardware.get("h200"), KernelOptions(attention="fa3"), MODEL)
