@@ -265,7 +265,7 @@ def read_training_row(row: Any) -> TrainRow | tuple[str, str]:
 
 
 def _read(row: dict[str, Any]) -> TrainRow:
-    from fxmeter.estimate.training import OPTIMIZERS, TrainSetup
+    from fxmeter.estimate.training import FP8_KEEP, OPTIMIZERS, TrainSetup
 
     notes: list[str] = []
     h, w = _size(row)
@@ -317,9 +317,16 @@ def _read(row: dict[str, Any]) -> TrainRow:
     targets = row.get("lora_targets") or row.get("target_modules") or ["blocks"]
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
+    keep = row.get("fp8_keep") or row.get("fp8_exclude_keys")
+    if isinstance(keep, str):
+        keep = [k.strip() for k in keep.split(",") if k.strip()]
+    if keep is not None and not (isinstance(keep, list) and all(isinstance(k, str) and k for k in keep)):
+        raise Unreadable(f"fp8_keep {keep!r}: a list of module-path substrings")
+    if prec == "fp8" and keep is None:
+        notes.append(f"fp8 exclude list not stated: {', '.join(FP8_KEEP)} kept in bf16")
     setup = TrainSetup(method=method, lora_rank=int(rank or 16), optimizer=opt, lora_targets=tuple(str(t) for t in targets),
                        checkpointing=ck, blocks_to_swap=count(row, "blocks_to_swap", 0, zero=True) or 0,
-                       base_precision=prec, gpus=n, fsdp=plan == "fsdp", batch=count(row, "batch_size", 1) or 1,
+                       base_precision=prec, fp8_keep=FP8_KEEP if keep is None else tuple(keep), gpus=n, fsdp=plan == "fsdp", batch=count(row, "batch_size", 1) or 1,
                        grad_accum=count(row, "grad_accum", 1) or 1)
     resident = tuple(k for k, name in (("text_encoder", "te_cached"), ("vae", "vae_cached")) if _flag(row, name) is False)
     peak, kind = _peak(row, source, notes)

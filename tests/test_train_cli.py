@@ -75,3 +75,22 @@ def test_train_writes_training_json_and_summary(tmp_path: Path) -> None:
     again = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--output-root", str(tmp_path),
                                       "--run-id", "r"])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+@pytest.mark.slow
+def test_fp8_keep_is_the_trainers_exclude_list(tmp_path: Path) -> None:
+    """--fp8-keep: the block Linears an fp8 base keeps in bf16; keeping more of them costs more base bytes."""
+    from fxmeter.base.fileio import loads
+
+    def base_bytes(*keep: str) -> tuple[int, list[str]]:
+        run = f"k{len(keep)}"
+        r = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--base-precision", "fp8",
+                                      *keep, "--output-root", str(tmp_path), "--run-id", run])
+        assert r.exit_code == 0, r.output
+        doc = loads((tmp_path / run / "training" / "wan2_1" / "training.json").read_bytes())
+        return doc["devices"][0]["memory"]["parts"]["base_weights"], doc["setup"]["fp8_keep"]
+
+    default, keep = base_bytes()
+    assert keep == ["norm", "modulation"]
+    more, keep = base_bytes("--fp8-keep", "norm,ffn")
+    assert keep == ["norm", "ffn"] and more > default  # Wan's feed-forward Linears back in bf16

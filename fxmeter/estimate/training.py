@@ -7,8 +7,9 @@ over the captured records (torch is not imported here).
 
 Memory per GPU (allocated bytes; the CUDA caching allocator's reserve on top is not modeled):
 
-* weights: the frozen base at ``--base-precision`` (fp8: the Linear weights in 1 byte, as musubi-tuner's
-  ``--fp8_base``; the rest bf16), the trainable parameters at ``param_dtype`` (fp32 master weights by
+* weights: the frozen base at ``--base-precision`` (fp8: the repeated blocks' Linear weights in 1 byte but
+  those whose path inside the block contains a ``--fp8-keep`` string, as musubi-tuner's ``--fp8_base
+  --fp8_scaled`` quantizes its FP8_OPTIMIZATION_TARGET_KEYS less its EXCLUDE_KEYS; the rest bf16), the trainable parameters at ``param_dtype`` (fp32 master weights by
   default: trainers keep trainable parameters in fp32 under bf16 autocast);
 * gradients: one per trainable parameter, in ``param_dtype``;
 * optimizer states per trainable parameter (:data:`OPTIMIZERS`, each with its source);
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.cost.analyze import node_cost
@@ -73,6 +74,15 @@ OPTIMIZERS: dict[str, tuple[float | None, str]] = {
 OPTIMIZER_FLOPS = {"adamw": 14, "adamw8bit": 20, "adafactor": 12, "prodigy": 20, "sgd": 2}
 CHECKPOINTING = ("none", "full", "selective")
 PRECISIONS = {"bf16": 2, "fp8": 1}
+#: --fp8-keep by default: Linears of the blocks an fp8 base keeps in bf16, by a substring of their path inside
+#: the block. musubi-tuner (kohya-ss/musubi-tuner @30c658c) quantizes the Linears of the repeated blocks
+#: (FP8_OPTIMIZATION_TARGET_KEYS: "blocks", "transformer_blocks", "double_blocks", "single_blocks", ...) except
+#: the names in FP8_OPTIMIZATION_EXCLUDE_KEYS, which every model lists with "norm" (wan/modules/model.py,
+#: qwen_image/qwen_image_model.py, flux_2/flux2_models.py, zimage/zimage_model.py, ...) and several with the
+#: adaLN modulation ("_modulation": FLUX.2, Z-Image; "modulation": Wan, a parameter there). The lists change
+#: per model and release (Qwen-Image excluded "_mod" until 8cf63b0, 2025-12-24, and quantizes it since), so a
+#: run states its own with --fp8-keep
+FP8_KEEP = ("norm", "modulation")
 PARAM_DTYPES = {"fp32": 4, "bf16": 2}
 
 
@@ -88,6 +98,7 @@ class TrainSetup:
     checkpoint_blocks: int | None = None  # selective: how many blocks are checkpointed (None: half)
     blocks_to_swap: int = 0
     base_precision: str = "bf16"
+    fp8_keep: tuple[str, ...] = FP8_KEEP  # an fp8 base's Linears kept in bf16 (substrings of their block paths)
     param_dtype: str = "fp32"
     gpus: int = 1
     fsdp: bool = False
@@ -211,6 +222,8 @@ class StepCosts:
     unmodeled: Mapping[str, int]
     graphs: Mapping[str, tuple[Costed, Costed]]  # key -> (forward, backward) costed, for the time model
     lora_layers: int = 0
+    #: one block's Linear weights per repeated list, by path inside the block (what an fp8 base may quantize)
+    block_linear_weights: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def total(self) -> Cost:
@@ -243,7 +256,7 @@ def step_costs(graphs: Mapping[str, JointGraph], blocks: Mapping[str, int]) -> S
         return StepCosts(fw.total(), bw.total(), {lst: Cost() for lst in counts}, counts, sum(g.saved.values()),
                          dict.fromkeys(counts, 0), g.block_input_bytes, transient, g.parameters, g.trainable_parameters,
                          g.trainable_tensors, g.linear_weight_parameters, dict.fromkeys(counts, 0), g.trainable_shapes,
-                         g.input_bytes, unmodeled, costed, len(g.lora_layers))
+                         g.input_bytes, unmodeled, costed, len(g.lora_layers), g.block_linear_weights)
     b = graphs["base"]
     fb, bb = costed["base"]
     lists = [k for k in graphs if k != "base"]
@@ -280,6 +293,7 @@ def step_costs(graphs: Mapping[str, JointGraph], blocks: Mapping[str, int]) -> S
         unmodeled=unmodeled,
         graphs=costed,
         lora_layers=_lin(len(b.lora_layers), d_lora, blocks),
+        block_linear_weights=b.block_linear_weights,
     )
 
 
@@ -298,6 +312,13 @@ def optimizer_state_bytes(optimizer: str, costs: StepCosts) -> int:
     return total
 
 
+def fp8_weight_parameters(setup: TrainSetup, c: StepCosts) -> int:
+    """Base parameters an fp8 base stores in 1 byte: the repeated blocks' Linear weights but those whose path
+    inside the block contains one of ``setup.fp8_keep`` (LoRA adapters are trainable, never among them)."""
+    return sum(n * c.blocks.get(lst, 0) for lst, weights in c.block_linear_weights.items()
+               for path, n in weights.items() if not any(k in path for k in setup.fp8_keep))
+
+
 def swap_block_bytes(setup: TrainSetup, c: StepCosts) -> int:
     """Bytes of one block's weights as block swap moves them: the average block's parameters at the bytes per
     parameter of what is swapped (LoRA: the frozen base at --base-precision; full: the trained weights)."""
@@ -307,10 +328,9 @@ def swap_block_bytes(setup: TrainSetup, c: StepCosts) -> int:
     in_blocks = sum(c.block_parameters.get(lst, 0) * n for lst, n in c.blocks.items()) or c.parameters
     if setup.method == "full":
         return in_blocks * PARAM_DTYPES[setup.param_dtype] // n_blocks
-    frozen = c.parameters - c.trainable_parameters
-    linear = min(c.linear_weight_parameters, frozen)
-    base_bytes = linear * PRECISIONS[setup.base_precision] + (frozen - linear) * 2
-    return base_bytes * in_blocks // (c.parameters * n_blocks)
+    frozen_in_blocks = (c.parameters - c.trainable_parameters) * in_blocks // c.parameters
+    linear = min(fp8_weight_parameters(setup, c), frozen_in_blocks)  # an fp8 base's quantized Linears are all in blocks
+    return (linear * PRECISIONS[setup.base_precision] + (frozen_in_blocks - linear) * 2) // n_blocks
 
 
 @dataclass(frozen=True)
@@ -333,7 +353,7 @@ def memory(setup: TrainSetup, c: StepCosts, encoder_bytes: int = 0) -> Memory:
     n_blocks = sum(c.blocks.values())
     pbytes = PARAM_DTYPES[setup.param_dtype]
     frozen = c.parameters - c.trainable_parameters if setup.method == "lora" else 0
-    linear_frozen = min(c.linear_weight_parameters, frozen)
+    linear_frozen = min(fp8_weight_parameters(setup, c), frozen)
     base_bytes = (linear_frozen * PRECISIONS[setup.base_precision] + (frozen - linear_frozen) * 2)
     trainable = c.trainable_parameters * pbytes
     compute_copy = 0  # autocast casts fp32 master weights to bf16 per op (transient), no resident copy

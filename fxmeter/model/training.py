@@ -209,8 +209,12 @@ class JointGraph:
     lora_layers: list[str] = field(default_factory=list)
     #: shape -> how many trainable parameter tensors have it (Adafactor factors 2-D ones)
     trainable_shapes: dict[tuple[int, ...], int] = field(default_factory=dict)
-    #: parameters of the Linear weights the base model holds (what an fp8 base stores in 1 byte)
+    #: parameters of the Linear weights the base model holds
     linear_weight_parameters: int = 0
+    #: one block's Linear weights per repeated list, by path inside the block (``"transformer_blocks"`` ->
+    #: ``{"img_mod.1": 56623104, "attn.to_q": 9437184, ...}``): what an fp8 base may store in 1 byte
+    #: (trainers quantize the blocks' Linears, less the ones whose paths they exclude)
+    block_linear_weights: dict[str, dict[str, int]] = field(default_factory=dict)
     #: trainable parameter tensors
     trainable_tensors: int = 0
 
@@ -230,6 +234,17 @@ def _records(gm: torch.fx.GraphModule) -> list[NodeRecord]:
 
 def _nbytes(t: Any) -> int:
     return int(t.numel() * t.element_size()) if isinstance(t, torch.Tensor) else 0
+
+
+def _block_linear_weights(model: torch.nn.Module, repeated: dict[str, str]) -> dict[str, dict[str, int]]:
+    """The first block's Linear weights per repeated list, by path inside the block (the blocks are identical)."""
+    out: dict[str, dict[str, int]] = {}
+    for lst in repeated:
+        blocks = getattr(model, lst, None)
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks):
+            out[lst] = {name: m.weight.numel() for name, m in blocks[0].named_modules()
+                        if isinstance(m, torch.nn.Linear)}
+    return out
 
 
 def _block_inputs(model: torch.nn.Module, repeated: dict[str, str], kwargs: dict[str, Any]) -> dict[str, int]:
@@ -295,6 +310,7 @@ def capture_joint(
     with attention_kernel(attention), as_exporting():
         block_inputs = _block_inputs(model, adapter.repeated, kwargs)
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    block_linear = _block_linear_weights(model, adapter.repeated)
     lora_layers: list[str] = []
     if lora_rank:
         lora_layers = apply_lora(model, lora_rank, lora_targets, adapter.repeated, DTYPES[dtype])
@@ -368,6 +384,7 @@ def capture_joint(
         lora_layers=lora_layers,
         trainable_shapes=_shapes([p for p in params if p.requires_grad]),
         linear_weight_parameters=linear,
+        block_linear_weights=block_linear,
         trainable_tensors=sum(1 for p in params if p.requires_grad),
     )
 
