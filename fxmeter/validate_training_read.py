@@ -61,6 +61,11 @@ def _get(row: Mapping[str, Any], name: str) -> tuple[str | None, Any]:
     return None, None
 
 
+def _names(v: Any) -> Any:
+    """A list cell as written, or a comma-separated one split (``"norm, _mod"`` -> ``["norm", "_mod"]``)."""
+    return [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else v
+
+
 def is_training_row(row: Any) -> bool:
     """A row with a training column and no inference timing column (total, per-forward, per-step with steps)."""
     if not isinstance(row, dict):
@@ -314,12 +319,8 @@ def _read(row: dict[str, Any]) -> TrainRow:
     if in_name is not None and n is not None and n != in_name:
         raise Unreadable(f"GPU {gv!r} names {in_name} GPUs, n_gpus says {n}")
     n = n or in_name or 1
-    targets = row.get("lora_targets") or row.get("target_modules") or ["blocks"]
-    if isinstance(targets, str):
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    keep = row.get("fp8_keep") or row.get("fp8_exclude_keys")
-    if isinstance(keep, str):
-        keep = [k.strip() for k in keep.split(",") if k.strip()]
+    targets = _names(_get(row, "lora_targets")[1]) or ["blocks"]
+    keep = _names(_get(row, "fp8_keep")[1]) or None
     if keep is not None and not (isinstance(keep, list) and all(isinstance(k, str) and k for k in keep)):
         raise Unreadable(f"fp8_keep {keep!r}: a list of module-path substrings")
     if prec == "fp8" and keep is None:

@@ -75,9 +75,10 @@ def summary_md(doc: dict[str, Any]) -> str:
 @click.option("--checkpoint-blocks", type=int, default=None, help="With selective: blocks checkpointed (default half).")
 @click.option("--blocks-to-swap", type=int, default=0, show_default=True, help="Blocks whose weights live in host RAM.")
 @click.option("--base-precision", default="bf16", show_default=True, help="Frozen base weights: bf16 or fp8 (LoRA).")
-@click.option("--fp8-keep", default="norm,modulation", show_default=True,  # estimate.training.FP8_KEEP
+@click.option("--fp8-keep", default=None,
               help="With an fp8 base: comma-separated substrings of the block Linears' paths kept in bf16 (your "
-                   "trainer's fp8 exclude list, e.g. musubi-tuner's FP8_OPTIMIZATION_EXCLUDE_KEYS).")
+                   "trainer's fp8 exclude list, e.g. musubi-tuner's FP8_OPTIMIZATION_EXCLUDE_KEYS; default: "
+                   "fxmeter.estimate.training.FP8_KEEP, norm and modulation).")
 @click.option("--param-dtype", default="fp32", show_default=True, help="Trainable parameters and gradients: fp32 or bf16.")
 @click.option("--encoders", default="cached", show_default=True,
               help="cached (latents and text embeddings precomputed, as musubi-tuner requires) or resident (the text "
@@ -98,7 +99,7 @@ def summary_md(doc: dict[str, Any]) -> str:
 def train(model: str | None, config: str | None, workload: str | None, height: int | None, width: int | None,
           frames: int | None, batch: int, grad_accum: int, lora_rank: int | None, lora_targets: str, full: bool,
           optimizer: str, checkpointing: str, checkpoint_blocks: int | None, blocks_to_swap: int,
-          base_precision: str, fp8_keep: str, param_dtype: str, encoders: str, gpus: int, fsdp: bool, attention: str, hardware: str,
+          base_precision: str, fp8_keep: str | None, param_dtype: str, encoders: str, gpus: int, fsdp: bool, attention: str, hardware: str,
           dataset_clips: int | None, steps: int | None, price_per_hour: str | None, fit_flag: bool, run_id: str | None,
           output_root: str, force: bool, as_json: bool) -> None:
     """Cost one fine-tuning step of MODEL (forward + backward traced on meta): memory per GPU, seconds per step."""
@@ -113,7 +114,7 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         fit,
         trace_step,
     )
-    from fxmeter.estimate.training import OPTIMIZERS, TrainingError, TrainSetup
+    from fxmeter.estimate.training import FP8_KEEP, OPTIMIZERS, TrainingError, TrainSetup
     from fxmeter.model.registry import resolve_model
     from fxmeter.model.training import ATTENTION
     from fxmeter.report.document import check_output_root, check_run_id
@@ -138,7 +139,7 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         raise TrainingError("--lora-targets is empty")
     setup = TrainSetup(method="full" if full else "lora", lora_rank=rank, lora_targets=targets, optimizer=optimizer,
                        checkpointing=checkpointing, checkpoint_blocks=checkpoint_blocks, blocks_to_swap=blocks_to_swap,
-                       base_precision=base_precision, fp8_keep=tuple(k.strip() for k in fp8_keep.split(",") if k.strip()),
+                       base_precision=base_precision, fp8_keep=FP8_KEEP if fp8_keep is None else tuple(k.strip() for k in fp8_keep.split(",") if k.strip()),
                        param_dtype=param_dtype, gpus=gpus, fsdp=fsdp, batch=batch,
                        grad_accum=grad_accum, attention=attention, encoders_cached=encoders == "cached")
     m = resolve_model(model, config)
