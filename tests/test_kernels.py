@@ -23,6 +23,7 @@ from fxmeter.estimate.kernels import (
     KernelCall,
     KernelModelError,
     KernelOptions,
+    benchmark_of,
     check_kernel,
     kernel_time,
     load_kernel_model,
@@ -130,38 +131,39 @@ def test_gemm_model_against_the_a100_cublas_sweep() -> None:
 
 # -- attention ------------------------------------------------------------------------------------------
 def test_attention_interpolates_in_log_seq_between_two_points() -> None:
-    # FA3 paper, H100 SXM5, hd128, forward non-causal: 2048 -> 625, 4096 -> 638 TFLOP/s
-    # Lk = 3000: t = ln(3000/2048) / ln(4096/2048) = 0.550746; 625 + 0.550746*13 = 632.160 TFLOP/s
+    # SageAttention's H100 figure (the preferred benchmark), FA3 fp16, hd128, forward non-causal:
+    # 1024 -> 410, 2048 -> 444 TFLOP/s; Lk = 1500: t = ln(1500/1024) / ln(2) = 0.550746; 410 + 0.550746*34 = 428.725
     # blocks = b*h*ceil(Lq/128) = 1*132*8 = 1056 = 8 full waves on 132 SMs -> e_wave = 1
-    call = attention(1, 132, 1024, 3000, 128)
+    call = attention(1, 132, 1024, 1500, 128)
     t = kernel_time(call, hardware.get("h100"), KernelOptions(attention="fa3"), MODEL)
-    achieved = 625e12 + math.log(3000 / 2048) / math.log(2) * 13e12
-    assert achieved == pytest.approx(632.160e12, rel=1e-6)
+    achieved = 410e12 + math.log(1500 / 1024) / math.log(2) * 34e12
+    assert achieved == pytest.approx(428.725e12, rel=1e-6)
     assert t.seconds == pytest.approx(call.tensor_core_flops / achieved + 2.433e-6, rel=1e-12)
-    assert t.basis.startswith("attention.fa3.h100.hd128.bf16") and not t.fallback
+    assert t.basis.startswith("attention.fa3.h100.hd128.bf16.sagebench") and not t.fallback
 
 
 def test_attention_interpolates_head_dim_and_clamps_seq() -> None:
-    # d = 96 between the hd64 (497) and hd128 (648) tables at their last point (Lk = 75600 > 16k: clamped):
-    # t = log2(96/64) = 0.584963; 497 + 0.584963*151 = 585.33 TFLOP/s
+    # d = 96 between the hd64 (482) and hd128 (470) tables at their last point (Lk = 75600 > 32k: clamped):
+    # t = log2(96/64) = 0.584963; 482 - 0.584963*12 = 474.980 TFLOP/s
     call = attention(1, 132, 1024, 75600, 96)
     t = kernel_time(call, hardware.get("h100"), KernelOptions(attention="fa3"), MODEL)
-    achieved = 497e12 + math.log2(96 / 64) * 151e12
+    achieved = 482e12 - math.log2(96 / 64) * 12e12
     assert t.seconds == pytest.approx(call.tensor_core_flops / achieved + 2.433e-6, rel=1e-12)
-    assert "attention.fa3.h100.hd64.bf16|attention.fa3.h100.hd128.bf16" in t.basis
+    assert "attention.fa3.h100.hd64.bf16.sagebench|attention.fa3.h100.hd128.bf16.sagebench" in t.basis
 
 
 def test_key_length_governs_cross_attention() -> None:
-    # Lq = 75600 video tokens attend to Lk = 512 text tokens: the 512 point (FA2 309), not the long-seq plateau (370)
+    # Lq = 75600 video tokens attend to Lk = 512 text tokens: the short-key end of the table (SDPA/FA2 319 at its
+    # first point, 1024; 512 is clamped there), not the long-seq plateau (339)
     cross = attention(1, 40, 75600, 512, 128)
     t = kernel_time(cross, hardware.get("h100"), KernelOptions(attention="fa2"), MODEL)
     blocks = 40 * math.ceil(75600 / 128)  # 23,640 blocks -> 180 waves of 132 -> 23640/23760
-    assert t.seconds == pytest.approx(cross.tensor_core_flops / (309e12 * blocks / (180 * 132)) + 2.433e-6, rel=1e-12)
+    assert t.seconds == pytest.approx(cross.tensor_core_flops / (319e12 * blocks / (180 * 132)) + 2.433e-6, rel=1e-12)
 
 
 def test_sdpa_is_fa2_and_prefers_sdpa_measurements() -> None:
     h100 = kernel_time(attention(1, 40, 8192, 8192, 128), hardware.get("h100"), BF16, MODEL)
-    assert h100.basis.startswith("attention.fa2.h100.hd128.bf16")  # no SDPA table on H100 SXM: FA2's
+    assert h100.basis.startswith("attention.sdpa.h100.hd128.bf16.sagebench")  # SageAttention's H100 figure first
     a100 = kernel_time(attention(1, 40, 8192, 8192, 128), hardware.get("a100"), BF16, MODEL)
     assert a100.basis.startswith("attention.sdpa.a100.hd128.bf16") and not a100.fallback
 
@@ -170,23 +172,46 @@ def test_ampere_hd64_is_the_hd128_table_times_fa2s_own_ratio() -> None:
     """A100/A800 at head dim 64 (CogVideoX, LTX-Video, SD3.5): SageAttention's hd128 SDPA table x the FA2
     hd64/hd128 ratio on A100 (FlashAttention-2 README figure, 176/203 at 16k), no longer the hd128 value."""
     launch = 2.555e-6  # A100's (A800: the same silicon)
-    for dev, hd128_at_16k in (("a100", 204), ("a800", 188)):
+    for dev, hd128_at_16k in (("a100", 204), ("a800", 204)):  # A800: its twin A100's tables (same_silicon)
         hw = hardware.get(dev)
         c64, c128 = attention(1, 48, 16384, 16384, 64), attention(1, 48, 16384, 16384, 128)  # the same query blocks
         t64, t128 = kernel_time(c64, hw, BF16, MODEL), kernel_time(c128, hw, BF16, MODEL)
-        assert t64.basis.startswith(f"attention.sdpa.{dev}.hd64.bf16") and not t64.fallback
-        assert t128.basis.startswith(f"attention.sdpa.{dev}.hd128.bf16")
+        assert t64.basis.startswith("attention.sdpa.a100.hd64.bf16") and not t64.fallback
+        assert t128.basis.startswith("attention.sdpa.a100.hd128.bf16")
         rate64 = c64.tensor_core_flops / (t64.seconds - launch)
         rate128 = c128.tensor_core_flops / (t128.seconds - launch)
         assert rate64 / rate128 == pytest.approx(round(hd128_at_16k * 176 / 203, 1) / hd128_at_16k, rel=1e-9)
 
 
+def test_one_table_per_benchmark_and_twins_share_one_pool() -> None:
+    """H100 has SDPA/FA3 tables from two benchmarks (SageAttention's figure, the FA3 paper): both parse, the
+    preferred one serves, and a derived table counts as the benchmark it scales."""
+    assert benchmark_of("thu-ml/SageAttention @d1a5 assets/H100_hd64.png") == "thu-ml/SageAttention"
+    assert benchmark_of("derived: attention.sdpa.a100.hd128.bf16 (its source: thu-ml/SageAttention @d1a5 x)") == \
+        "thu-ml/SageAttention"
+    assert benchmark_of("FA3 paper (arXiv 2407.08608) Fig. 5") == "FA3"
+    keys = {(t.kernel, t.device, t.headdim, t.precision) for t in MODEL.tables}
+    assert ("fa3", "h100", 128, "bf16") in keys and sum(
+        1 for t in MODEL.tables if (t.kernel, t.device, t.headdim, t.precision) == ("fa3", "h100", 128, "bf16")) == 2
+    call = attention(1, 40, 8192, 8192, 128)
+    for dev in ("h100", "h800"):
+        t = kernel_time(call, hardware.get(dev), KernelOptions(attention="fa3"), MODEL)
+        assert t.basis.startswith("attention.fa3.h100.hd128.bf16.sagebench") and not t.fallback
+    doc = json.loads((Path(__file__).parents[1] / "fxmeter" / "data" / "kernels.json").read_text())
+    dup = copy.deepcopy(doc)
+    twin = next(t for t in dup["attention"]["tables"] if t["key"] == "attention.fa3.h100.hd128.bf16.sagebench")
+    dup["attention"]["tables"].append({**twin, "key": "attention.fa3.h100.hd128.bf16.again"})
+    with pytest.raises(KernelModelError, match="a second table for kernel fa3, device h100, head dim 128, bf16 from "
+                                               "thu-ml/SageAttention"):
+        parse_model(dup, "x.json")
+
+
 def test_fallbacks_are_flagged_and_scaled_by_peak() -> None:
     call = attention(1, 132, 1024, 16384, 128)
     h200 = kernel_time(call, hardware.get("h200"), KernelOptions(attention="fa3"), MODEL)
-    # no FA3 table on H200: the H100's 648/989.4 of peak, on the H200's 989.5
-    assert h200.fallback and h200.basis.startswith("attention.fa3.h100.hd128.bf16[fallback]")
-    assert h200.seconds == pytest.approx(call.tensor_core_flops / (648e12 / 989.4e12 * 989.5e12) + 2.433e-6, rel=1e-12)
+    # no FA3 table on H200: the H100's (SageAttention's figure, 465 at 16k) as a fraction of 989.4, on the H200's 989.5
+    assert h200.fallback and h200.basis.startswith("attention.fa3.h100.hd128.bf16.sagebench[fallback]")
+    assert h200.seconds == pytest.approx(call.tensor_core_flops / (465e12 / 989.4e12 * 989.5e12) + 2.433e-6, rel=1e-12)
     b200 = kernel_time(gemm(4096, 4096, 4096), hardware.get("b200"), BF16, MODEL)
     assert not b200.fallback  # B200 has its own MAMF
     l40s = kernel_time(attention(1, 40, 8192, 8192, 128), hardware.get("l40s"), BF16, MODEL)
@@ -202,11 +227,15 @@ def test_rtx5090_fa2_table_is_capped_at_the_peak() -> None:
 
 
 def test_fa3_against_an_independent_run() -> None:
-    """Held out: pytorch/benchmark PR #2391 (tritonbench flash_v3, H100, d = 128, B*S = 16k, H = 16)."""
+    """Held out: pytorch/benchmark PR #2391 (tritonbench flash_v3, H100, d = 128, B*S = 16k, H = 16).
+
+    fxmeter prices FA3 from SageAttention's H100 figure (the one benchmark that covers A100, A800, H100, H800 and
+    H20 alike), an earlier FA3 build: 410-470 TFLOP/s at hd128 where this later run reaches 517-621 (the FA3
+    paper: 565-648). The stated gap: never faster than the newer build, and within 30% of it."""
     for s, measured in ((1024, 517.099), (2048, 565.544), (4096, 590.233), (8192, 614.234), (16384, 620.73)):
         call = attention(16384 // s, 16, s, s, 128)
         t = kernel_time(call, hardware.get("h100"), KernelOptions(attention="fa3"), MODEL)
-        assert abs(call.tensor_core_flops / t.seconds / 1e12 / measured - 1) < 0.10, s
+        assert 0.70 < call.tensor_core_flops / t.seconds / 1e12 / measured < 1.0, s
 
 
 # -- memory-bound and launch-bound --------------------------------------------------------------------------

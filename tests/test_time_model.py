@@ -124,8 +124,8 @@ def test_a_bad_host_section_is_one_line() -> None:
 # -- same silicon, same numbers -------------------------------------------------------------------------
 @pytest.mark.parametrize(("a", "b"), [("h100", "h800"), ("a100", "a800")])
 def test_same_silicon_same_kernel_seconds(a: str, b: str) -> None:
-    """Twins share GEMM, bandwidth and launch measurements; attention uses each part's own tables where it has
-    them (both parts of each pair do: the FA3 paper / SageAttention), never a stand-in."""
+    """Twins share every measurement: GEMM, bandwidth, launch and attention (one pool of tables, the preferred
+    benchmark first, the pair's canonical device first), so the same work gets the same seconds, never a stand-in."""
     hw = {d: get_hardware(d) for d in (a, b)}
     km = load_kernel_model()
     shared = [
@@ -140,9 +140,12 @@ def test_same_silicon_same_kernel_seconds(a: str, b: str) -> None:
             ta, tb = kernel_time(c, hw[a], opts, km), kernel_time(c, hw[b], opts, km)
             assert ta.seconds == tb.seconds and ta.basis == tb.basis, (c.family, ta, tb)
             assert not tb.fallback or ta.fallback  # the twin's measurement is its own, not a stand-in
-        for d in (a, b):
-            t = kernel_time(attn, hw[d], opts, km)
-            assert not t.fallback, (d, t.basis)  # its own table
+    for opts in (KernelOptions(attention="sdpa"), KernelOptions(attention="fa2"), KernelOptions(attention="sage"),
+                 *([KernelOptions(attention="fa3"), KernelOptions(attention="fa3", attention_precision="fp8")]
+                   if a == "h100" else [])):
+        ta, tb = kernel_time(attn, hw[a], opts, km), kernel_time(attn, hw[b], opts, km)
+        assert ta.seconds == tb.seconds and ta.basis == tb.basis, (opts, ta, tb)
+        assert not ta.fallback and not tb.fallback, (opts, ta.basis)
     assert hw[a].sm_count == hw[b].sm_count
 
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -354,7 +355,7 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
             raise r.fail(f"attention.kernels.{k}", "must list table kernel names")
         kernels[k] = tuple(lst)
     tables: list[AttentionTable] = []
-    seen: set[tuple[str, str, int, str]] = set()
+    seen: set[tuple[str, str, int, str, str]] = set()
     for i, t in enumerate(r.list(r.get(att, "tables", "attention"), "attention.tables")):
         w = f"attention.tables[{i}]"
         t = r.obj(t, w)
@@ -378,9 +379,10 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
             compute_capability=r.text(t, "compute_capability", w), headdim=r.integer(t, "headdim", w, hi=4096),
             precision=prec, peak=peak * 1e12 if peak is not None else None, points=tuple(pts), source=r.text(t, "source", w),
         )
-        ident = (tab.kernel, tab.device, tab.headdim, tab.precision)
+        ident = (tab.kernel, tab.device, tab.headdim, tab.precision, benchmark_of(tab.source))
         if ident in seen:
-            raise r.fail(w, f"a second table for kernel {tab.kernel}, device {tab.device}, head dim {tab.headdim}, {tab.precision}")
+            raise r.fail(w, f"a second table for kernel {tab.kernel}, device {tab.device}, head dim {tab.headdim}, "
+                            f"{tab.precision} from {ident[-1]}")
         seen.add(ident)
         tables.append(tab)
 
@@ -714,8 +716,25 @@ def _table_precision(opts: KernelOptions) -> str:
     return "fp8" if opts.attention_precision == "fp8" else "bf16"
 
 
+_DERIVED = re.compile(r"derived: \S+ \(its source: ")
+
+
+def _measured_source(source: str) -> str:
+    """A table's source, through a derived table's ``derived: KEY (its source: ...`` to the measurement it scales."""
+    m = _DERIVED.match(source)
+    return source[m.end():] if m else source
+
+
+def benchmark_of(source: str) -> str:
+    """The benchmark a table comes from (its measured source's first word): one table per kernel, device, head
+    dim and precision per benchmark."""
+    rest = _measured_source(source)
+    return rest.split(None, 1)[0] if rest.strip() else source
+
+
 def _source_rank(model: KernelModel, source: str) -> int:
     """Position of a table's benchmark in kernels.json ``same_silicon.prefer_sources`` (unlisted: after all)."""
+    source = _measured_source(source)
     for i, prefix in enumerate(model.prefer_sources):
         if source.startswith(prefix):
             return i
@@ -735,28 +754,29 @@ def _attention_tables(model: KernelModel, hw: Hardware, opts: KernelOptions) -> 
         kinds = model.attention_kernels[opts.attention]
         cands = [t for t in model.tables if t.kernel in kinds and t.precision == prec]
         target = _attention_peak(hw, KernelCall("attention", 0, 0, 0), opts) if prec != "bf16" else hw.tc_peak("bf16")
-        chosen: tuple[str, str] | None = None
+        chosen: tuple[str, str, str] | None = None
         fallback = False
-        # measured on hw itself first; a silicon twin's tables only where hw has none of its own: two benchmarks of
-        # one die disagree by up to ~45% (GH100: the FA3 paper's H100 vs SageAttention's H800, clocks and power
-        # limits unstated), and a part's own measurement is the closer evidence for that part
-        own = [t for t in cands if _is_device(hw, t.device, {})] or \
-            [t for t in cands if _is_device(hw, t.device, model.same_silicon)]
-        if own:  # the preferred benchmark first, then the kernel order, then file order
-            best = min(own, key=lambda t: (_source_rank(model, t.source), kinds.index(t.kernel)))
-            chosen = (best.kernel, best.device)
+        # the tables of hw and its silicon twin are one pool (the same die gets the same seconds): the preferred
+        # benchmark first, then the kernel order, then the pair's canonical device (same_silicon's target), then
+        # file order
+        own = [t for t in cands if _is_device(hw, t.device, model.same_silicon)]
+        canon = set(model.same_silicon.values())
+        if own:
+            best = min(own, key=lambda t: (_source_rank(model, t.source), kinds.index(t.kernel), t.device not in canon))
+            chosen = (best.kernel, best.device, benchmark_of(best.source))
         if chosen is None:
             fallback = True
             for group in model.order(hw):
                 grp = [t for t in cands if t.compute_capability == group and t.peak]
                 if grp:
-                    best = min(grp, key=lambda t: _closeness(t.peak, target))
-                    chosen = (best.kernel, best.device)
+                    best = min(grp, key=lambda t: (_closeness(t.peak, target), _source_rank(model, t.source)))
+                    chosen = (best.kernel, best.device, benchmark_of(best.source))
                     break
         if chosen is None:
             hit = ([], 1.0, True)
         else:
-            tabs = sorted((t for t in cands if (t.kernel, t.device) == chosen), key=lambda t: t.headdim)
+            tabs = sorted((t for t in cands if (t.kernel, t.device, benchmark_of(t.source)) == chosen),
+                          key=lambda t: t.headdim)
             peak = tabs[0].peak
             scale = target / peak if fallback and peak else 1.0
             hit = (tabs, scale, fallback)
