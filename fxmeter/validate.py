@@ -262,13 +262,21 @@ def resolve_compile(value: Any) -> bool | None:
 
 
 def resolve_attention(text: Any, gpu: str) -> tuple[str, list[str]]:
-    """(--attention, assumptions) of an attention column ("FA3 if installed, else FA2" on Hopper: fa3)."""
+    """(--attention, assumptions) of an attention column.
+
+    "FA3 on Hopper" (stated): fa3 on a Hopper GPU.  "FA3 if installed, else FA2" with the source silent on
+    which: fa2, what the code's own requirements install (``flash_attn`` on PyPI is FlashAttention-2; FA3's
+    ``flash_attn_interface`` is a separate build from flash-attention's hopper/ folder), said in the assumptions.
+    """
     a = aliases()
     raw = str(text or "").lower()
     t = norm(raw)
-    if ("fa3 if" in raw or "flashattention3 on hopper" in raw) or ("fa3" in t and "fa2" in t):
+    if "flashattention3 on hopper" in raw or "fa3 on hopper" in raw:
         k = "fa3" if gpu in HOPPER else "fa2"
-        return k, [f"attention taken as {k} (FA3 on Hopper when installed; the source does not say which)"]
+        return k, [f"attention taken as {k} (the source deploys FA3 on Hopper GPUs)"] if k == "fa2" else []
+    if "fa3 if" in raw or ("fa3" in t and "fa2" in t):
+        return "fa2", ["attention taken as fa2: the source does not say FA3 was installed, and `pip install flash_attn` "
+                       "(its requirements) is FlashAttention-2; FA3 (flash_attn_interface) is a separate source build"]
     if not t:
         return "sdpa", []
     for kernel, spellings in a.attention:

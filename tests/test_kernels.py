@@ -24,6 +24,7 @@ from fxmeter.estimate.kernels import (
     KernelModelError,
     KernelOptions,
     benchmark_of,
+    broadcast_op,
     check_kernel,
     kernel_time,
     load_kernel_model,
@@ -249,6 +250,48 @@ def test_layer_norm_is_memory_bound() -> None:
     assert t.seconds == pytest.approx(0.89651e-3, rel=1e-4)
     assert t.bound_seconds == pytest.approx(nbytes / 2.039e12, rel=1e-12)
     assert t.limiter == "memory" and not t.fallback and t.efficiency == pytest.approx(1732 / 2039, rel=1e-2)
+
+
+def test_an_eager_broadcast_op_runs_at_the_measured_fraction() -> None:
+    """AdaLN's x * (1 + scale[:, None]) on A100 eager: PyTorch's non-vectorized loop at 1.18/2.57 of the same-shape
+    bandwidth (TileOPs PR #500, H200); compiled (Inductor's fused kernel) and same-shape ops keep the plain fraction."""
+    n = 4608 * 3072
+    nbytes = 2 * n + 2 * 3072 + 2 * n  # read x and the [1, 1, C] scale, write the product (bf16)
+    bc = KernelCall("elementwise", 0, n, nbytes, broadcast=True)
+    t = kernel_time(bc, hardware.get("a100"), BF16, MODEL)
+    assert t.seconds == pytest.approx(nbytes / (2.039e12 * 1732 / 2039 * 1.18 / 2.57) + 2.555e-6, rel=1e-12)
+    assert "memory.stream.a100*memory.broadcast.h200" in t.basis and not t.fallback
+    plain = kernel_time(KernelCall("elementwise", 0, n, nbytes), hardware.get("a100"), BF16, MODEL)
+    compiled = kernel_time(bc, hardware.get("a100"), KernelOptions(compile=True), MODEL)
+    assert plain.seconds == compiled.seconds == pytest.approx(nbytes / (2.039e12 * 1732 / 2039) + 2.555e-6, rel=1e-12)
+    assert t.bound_seconds == plain.bound_seconds  # the bound never moves
+
+
+@pytest.mark.parametrize(("target", "read", "written", "expected"), [
+    ("aten.mul.Tensor", 2 * 100 + 2 * 10, 2 * 100, True),  # big x small (bf16): a broadcast operand
+    ("aten.mul.Tensor", 2 * 100 + 4 * 10, 4 * 100, True),  # bf16 x fp32 row -> fp32 output
+    ("aten.add.Tensor", 2 * 2 * 100, 2 * 100, False),  # same shape: reads twice what it writes
+    ("aten.mul.Tensor", 2 * 100 + 4 * 100, 4 * 100, False),  # bf16 x fp32, same shape: 1.5x, not a broadcast
+    ("aten.gelu.default", 2 * 100, 2 * 100, False),  # unary: no second operand
+    ("aten.mul.Tensor", 0, 0, False),
+])
+def test_which_ops_broadcast(target: str, read: int, written: int, expected: bool) -> None:
+    assert broadcast_op("elementwise", target, read, written) is expected
+    assert broadcast_op("norm", target, read, written) is False
+
+
+def test_a_bad_broadcast_entry_is_one_line() -> None:
+    doc = json.loads((Path(__file__).parents[1] / "fxmeter" / "data" / "kernels.json").read_text())
+    bad = copy.deepcopy(doc)
+    bad["memory"]["broadcast"]["broadcast_tbps"] = 3.0
+    with pytest.raises(KernelModelError, match="broadcast_tbps 3 exceeds same_shape_tbps 2.57"):
+        parse_model(bad, "x.json")
+    del doc["memory"]["broadcast"]  # optional: without it a broadcast op keeps the plain fraction
+    km = parse_model(doc, "x.json")
+    assert km.broadcast is None
+    call = KernelCall("elementwise", 0, 10**6, 4 * 10**6, broadcast=True)
+    assert kernel_time(call, hardware.get("a100"), BF16, km).seconds == \
+        kernel_time(KernelCall("elementwise", 0, 10**6, 4 * 10**6), hardware.get("a100"), BF16, km).seconds
 
 
 def test_tiny_op_is_launch_bound() -> None:

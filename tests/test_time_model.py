@@ -197,3 +197,22 @@ def test_every_bundled_model_has_split_rules() -> None:
         model = resolve_model(name)
         wl = get_preset(model.component("transformer").adapter.default_workload or "")
         assert "transformer" in split_rules(model, model.geometry(wl)), name
+
+
+# -- eager broadcast ops ---------------------------------------------------------------------------------
+def test_flux_adaln_and_rope_products_are_eager_broadcasts() -> None:
+    """On the shipped FLUX.1-dev graph, AdaLN's scale/shift/gate products and RoPE's cos/sin products are the
+    broadcasting binary ops (one operand a row or a table), residual adds are not, and none is under --compile."""
+    from fxmeter import api
+    from fxmeter.estimate.predict import broadcasts, call_of
+
+    req = api.request("flux.1-dev", workload="flux-1024", stages="transformer")
+    est = api.estimate_request(req, api.stage_inputs(req), nodes=True, modules=True)
+    nodes = est.main.cost.nodes
+    flagged = [n for n in nodes if broadcasts(n)]
+    assert any(n.target == "aten.mul.Tensor" and ".norm1" in n.module for n in flagged)  # x * (1 + scale)
+    assert any(n.target == "aten.mul.Tensor" and n.module.endswith(".attn") for n in flagged)  # RoPE x * cos
+    same = [n for n in nodes if n.target == "aten.add.Tensor" and not broadcasts(n)]
+    assert same and all(2 * n.cost.bytes_read >= 3 * n.cost.bytes_written for n in same)
+    assert all(call_of(n, compiled=False).broadcast == broadcasts(n) for n in nodes)
+    assert not any(call_of(n, compiled=True).broadcast for n in nodes)

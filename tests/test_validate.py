@@ -206,13 +206,13 @@ def test_no_measured_run_beats_its_roofline(shipped: Any) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 24 item 4, pending the time model of issue 24 item 2 (host overhead, multi-GPU): median signed error "
-    "-7.6% on the 146 predicted shipped rows (-7.4% on the 70 from xDiT, ParaAttention, diffusers-torchao, -8.9% on "
-    "the other 76) since every device's attention comes from one benchmark; remove the marker once the figure holds"))
 def test_the_shipped_set_is_not_biased(shipped: Any) -> None:
     """Issue 24 item 4: the median SIGNED error of the shipped rows stays within +-5% (a consistent bias is a
-    defect even when the absolute median looks good).  The rows are the yardstick, never an input."""
+    defect even when the absolute median looks good).  The rows are the yardstick, never an input.
+
+    It stands at -4.9% (146 rows): every device's attention from one benchmark, same silicon same tables, eager
+    broadcast ops at PyTorch's measured non-vectorized bandwidth, and Wan2.1's unstated FlashAttention taken as
+    the FA2 its requirements install.  Most rows are still too fast (119 of 146)."""
     signed = shipped.median_signed_error
     assert signed is not None and abs(signed) <= 0.05, \
         f"median signed error {100 * signed:+.1f}% on {len(shipped.predicted)} shipped rows"

@@ -190,8 +190,12 @@ def test_compile_spellings(value: Any, expect: bool | None) -> None:
     ("sdpa", "h100", "sdpa"), ("default", "a100", "sdpa"), ("", "h100", "sdpa"),
     ("SageAttention2.2.0", "h100", "sage"), ("flash-attn 2", "h100", "fa2"), ("flash_attn", "a100", "fa2"),
     ("FlashAttention-3", "h100", "fa3"), ("FlashAttention-3", "a100", "fa2"),
-    ("flash_attn (FA3 if flash_attn_interface installed, else FA2; not stated which)", "h20", "fa3"),
+    # not stated which: what the requirements install (flash_attn = FA2), on Hopper too
+    ("flash_attn (FA3 if flash_attn_interface installed, else FA2; not stated which)", "h20", "fa2"),
     ("flash_attn (FA3 if flash_attn_interface installed, else FA2; not stated which)", "rtx4090", "fa2"),
+    # stated (Wan2.2's README: "FlashAttention3 deployed on Hopper architecture GPUs")
+    ("FlashAttention3 on Hopper (H100/H800/H20); FA2 presumably elsewhere", "h800", "fa3"),
+    ("FlashAttention3 on Hopper (H100/H800/H20); FA2 presumably elsewhere", "a800", "fa2"),
     ("xformers", "h100", "sdpa"),
 ])
 def test_attention_spellings(text: str, gpu: str, kernel: str) -> None:

@@ -190,7 +190,7 @@ class _Calls:
         for n in cost.nodes:
             c = call_of(n, compiled=compiled)
             key = (c.family, c.tensor_core_flops, c.cuda_core_flops, c.bytes, tuple(sorted(c.shape.items())), c.dtype,
-                   c.launches)
+                   c.launches, c.broadcast)
             i = seen.get(key)
             if i is None:
                 i = seen[key] = len(self.calls)
@@ -346,7 +346,7 @@ def _split(p: Pricer, s: Stage, est: Estimate, plan: ParallelPlan, rules: SplitR
     for n, share in zip(s.cost.nodes, result.nodes):
         call, rep = gpu_call(n, share, result.plan, result.activation_scale, compiled=compiled)
         ck = (call.family, call.tensor_core_flops, call.cuda_core_flops, call.bytes, tuple(sorted(call.shape.items())),
-              call.dtype, call.launches)
+              call.dtype, call.launches, call.broadcast)
         i = seen.get(ck)
         if i is None:
             i = seen[ck] = len(calls)

@@ -110,6 +110,23 @@ class KernelCall:
     shape: Mapping[str, int] = field(default_factory=dict)
     dtype: str = "bfloat16"
     launches: int = 1
+    #: an eager binary op with a broadcast operand (PyTorch's TensorIterator then skips its vectorized path)
+    broadcast: bool = False
+
+
+#: Binary (and ternary) ATen elementwise ops that broadcast an operand through TensorIterator.
+BROADCASTING = frozenset({
+    "aten.mul.Tensor", "aten.add.Tensor", "aten.sub.Tensor", "aten.div.Tensor", "aten.where.self",
+    "aten.maximum.default", "aten.minimum.default", "aten.pow.Tensor_Tensor", "aten.lerp.Tensor",
+    "aten.addcmul.default", "aten.addcdiv.default", "aten.rsub.Tensor",
+})
+
+
+def broadcast_op(family: str, target: str, bytes_read: int, bytes_written: int) -> bool:
+    """A binary elementwise op with a broadcast operand: one operand much smaller than the output, so its bytes
+    read are under 1.5x its bytes written (a same-shape binary op reads twice what it writes, at one dtype).
+    Run eagerly it takes PyTorch's non-vectorized loop (kernels.json ``memory.broadcast``)."""
+    return family == "elementwise" and target in BROADCASTING and bytes_written > 0 and 2 * bytes_read < 3 * bytes_written
 
 
 @dataclass(frozen=True)
@@ -216,6 +233,7 @@ class KernelModel:
     host: HostCosts | None = None  # None: the file has no ``host`` section (no host-side term)
     same_silicon: Mapping[str, str] = field(default_factory=dict)  # device -> the device whose die it is
     prefer_sources: tuple[str, ...] = ()  # attention benchmarks preferred where one device has tables from several
+    broadcast: Measured | None = None  # bandwidth of a broadcasting eager binary op / a same-shape one (None: 1)
 
     def order(self, hw: Hardware) -> tuple[str, ...]:
         """Compute-capability groups to search for a stand-in measurement, nearest first."""
@@ -391,6 +409,10 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
         _measured(r, e, f"memory.bandwidth_fraction[{i}]", _fraction(r, "achieved_gbps", "spec_gbps", 1e9))
         for i, e in enumerate(r.list(r.get(mem, "bandwidth_fraction", "memory"), "memory.bandwidth_fraction"))
     )
+    broadcast = None
+    if "broadcast" in mem:
+        b = r.obj(mem["broadcast"], "memory.broadcast")
+        broadcast = _measured(r, b, "memory.broadcast", _fraction(r, "broadcast_tbps", "same_shape_tbps", 1e12))
     lau = r.obj(r.get(doc, "launch", "top level"), "launch")
 
     def seconds(e: dict[str, Any], where: str) -> tuple[float, float | None]:
@@ -401,7 +423,7 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
     launch = tuple(_measured(r, e, f"launch.overhead[{i}]", seconds)
                    for i, e in enumerate(r.list(r.get(lau, "overhead", "launch"), "launch.overhead")))
 
-    entries: list[Measured | AttentionTable] = [*gemm, *bandwidth, *launch, *tables]
+    entries: list[Measured | AttentionTable] = [*gemm, *bandwidth, *launch, *tables, *([broadcast] if broadcast else [])]
     for m in entries:
         if m.key in sources:
             raise r.fail(m.key, "duplicate key")
@@ -422,7 +444,7 @@ def parse_model(doc: Any, origin: str) -> KernelModel:
     else:
         prefer_sources = ()
     return KernelModel(gemm, tile_m, tile_n, tile_q, kernels, tuple(tables), bandwidth, launch, order, sources, origin,
-                       host=host, same_silicon=twins, prefer_sources=prefer_sources)
+                       host=host, same_silicon=twins, prefer_sources=prefer_sources, broadcast=broadcast)
 
 
 def _host(r: _Reader, doc: dict[str, Any], sources: dict[str, str]) -> HostCosts:
@@ -989,11 +1011,15 @@ def kernel_time(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Kern
                         call.family == "unmodeled")
     cuda = hw.cuda_core_fp32
     bw = hw.memory_bandwidth
+    # an eager binary op with a broadcast operand runs PyTorch's non-vectorized loop (fused kernels index their own)
+    bcast, bcast_basis = 1.0, ""
+    if call.broadcast and not opts.compile and model.broadcast is not None:
+        bcast, bcast_basis = model.broadcast.value, "*" + model.broadcast.key
     # (limiter, term at 100% of the peak, predicted term, the constants behind the prediction)
     terms = [
         (comp.unit, tc / comp.peak, tc / comp.achieved if tc else 0.0, comp.fallback, comp.basis),
         ("cuda_core", call.cuda_core_flops / cuda, call.cuda_core_flops / cuda, False, ""),
-        ("memory", call.bytes / bw, call.bytes / (bw * frac.value), frac.fallback, frac.basis),
+        ("memory", call.bytes / bw, call.bytes / (bw * frac.value * bcast), frac.fallback, frac.basis + bcast_basis),
     ]
     bound = max(t[1] for t in terms)
     work_limiter, bound_term, work, fallback, _ = max(terms, key=lambda t: t[2])
@@ -1011,6 +1037,6 @@ def kernel_time(call: KernelCall, hw: Hardware, opts: KernelOptions, model: Kern
 
 __all__ = [
     "ARCHS", "ARCH_OF_CC", "ATTENTION_KERNELS", "StandIn", "exp_balance", "stand_ins", "ATTENTION_PRECISIONS", "FAMILIES",
-    "HostCosts", "KernelCall", "KernelModel", "KernelModelError",
+    "BROADCASTING", "HostCosts", "KernelCall", "KernelModel", "KernelModelError", "broadcast_op",
     "KernelOptions", "KernelTime", "check_kernel", "check_options", "kernel_time", "load_kernel_model", "parse_model",
 ]

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from fxmeter.estimate.evaluate import NodeCost, StageCost
 from fxmeter.estimate.host import host_seconds, timeline
-from fxmeter.estimate.kernels import KernelCall, KernelModel, KernelOptions, kernel_time, load_kernel_model, stand_ins
+from fxmeter.estimate.kernels import (
+    KernelCall,
+    KernelModel,
+    KernelOptions,
+    broadcast_op,
+    kernel_time,
+    load_kernel_model,
+    stand_ins,
+)
 from fxmeter.estimate.roofline import Device, NodeTime, StageTime, assemble
 
 #: What --attention names (and what each is in the published tables).
@@ -40,6 +48,11 @@ class KernelSettings:
         return {"attention": self.attention, "attention_precision": self.attention_precision, "compile": self.compile}
 
 
+def broadcasts(n: NodeCost) -> bool:
+    """An eager binary op with a broadcast operand (:func:`~fxmeter.estimate.kernels.broadcast_op`)."""
+    return broadcast_op(n.family, n.target, n.cost.bytes_read, n.cost.bytes_written)
+
+
 def call_of(n: NodeCost, *, compiled: bool, scale: Mapping[str, float] | None = None) -> KernelCall:
     """The kernel model's view of one node (``scale``: per-GPU share of FLOPs and bytes, default 1)."""
     k = scale or {}
@@ -52,6 +65,7 @@ def call_of(n: NodeCost, *, compiled: bool, scale: Mapping[str, float] | None = 
         shape=dict(n.shape),
         dtype=n.dtype or "bfloat16",
         launches=launches,
+        broadcast=not compiled and broadcasts(n),
     )
 
 
@@ -66,7 +80,7 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
     for n in stage.nodes:
         call = call_of(n, compiled=settings.compile)
         key = (call.family, call.tensor_core_flops, call.cuda_core_flops, call.bytes, tuple(sorted(call.shape.items())),
-               call.dtype, call.launches)
+               call.dtype, call.launches, call.broadcast)
         got = seen.get(key)
         if got is None:
             t = kernel_time(call, device.hw, opts, km)

@@ -192,7 +192,7 @@ def gpu_call(n: NodeCost, share: NodeShare, plan: ParallelPlan, seq_fraction: Fr
             shape["k"] = max(-(-shape["k"] // t), 1)
     call = KernelCall(family=base.family, tensor_core_flops=-(-m.tensor_core_flops // repeats),
                       cuda_core_flops=-(-m.cuda_core_flops // repeats), bytes=-(-m.bytes // repeats),
-                      shape=shape, dtype=base.dtype, launches=base.launches)
+                      shape=shape, dtype=base.dtype, launches=base.launches, broadcast=base.broadcast)
     return call, repeats
 
 

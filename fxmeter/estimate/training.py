@@ -43,7 +43,7 @@ from fxmeter.cost.analyze import node_cost
 from fxmeter.cost.shapes import kernel_shape, out_dtype
 from fxmeter.errors import FxmeterError
 from fxmeter.estimate.hardware import Hardware
-from fxmeter.estimate.kernels import KernelCall, KernelOptions, kernel_time, load_kernel_model
+from fxmeter.estimate.kernels import KernelCall, KernelOptions, broadcast_op, kernel_time, load_kernel_model
 from fxmeter.rules import Cost, OpCall
 
 if TYPE_CHECKING:
@@ -420,7 +420,8 @@ def _call(rec: NodeRecord, family: str, cost: Cost) -> KernelCall:
         fam = "unmodeled"
     return KernelCall(family=fam, tensor_core_flops=cost.tensor_core_flops, cuda_core_flops=cost.cuda_core_flops,
                       bytes=cost.bytes_read + cost.bytes_written, shape={k: int(v) for k, v in shape.items()},
-                      dtype=out_dtype(call) or "bfloat16", launches=0 if family == "free" else 1)
+                      dtype=out_dtype(call) or "bfloat16", launches=0 if family == "free" else 1,
+                      broadcast=broadcast_op(fam, rec.target, cost.bytes_read, cost.bytes_written))
 
 
 def _graph_seconds(costed: Costed, hw: Hardware, opts: KernelOptions) -> tuple[float, float]:
