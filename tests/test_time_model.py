@@ -216,3 +216,12 @@ def test_flux_adaln_and_rope_products_are_eager_broadcasts() -> None:
     assert same and all(2 * n.cost.bytes_read >= 3 * n.cost.bytes_written for n in same)
     assert all(call_of(n, compiled=False).broadcast == broadcasts(n) for n in nodes)
     assert not any(call_of(n, compiled=True).broadcast for n in nodes)
+    # named where the seconds are shown, with the device it was measured on
+    from fxmeter.estimate.predict import KernelSettings, predict_stage
+    from fxmeter.estimate.roofline import Device
+
+    dev = Device(get_hardware("h100"))
+    eager = predict_stage(est.main.cost, dev, KernelSettings()).model
+    launched = sum(1 for n in flagged if call_of(n, compiled=False).launches)
+    assert f"; {launched} eager broadcast op(s) at 0.46 of that bandwidth" in eager and "measured on h200" in eager
+    assert "eager broadcast" not in predict_stage(est.main.cost, dev, KernelSettings(compile=True)).model

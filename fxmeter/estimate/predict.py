@@ -75,10 +75,11 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
     km = model or load_kernel_model()
     opts = settings.options(device.precision)
     times = []
-    fallbacks = 0
+    fallbacks = bcast = 0
     seen: dict[tuple[object, ...], tuple[NodeTime, bool]] = {}  # one kernel_time per distinct call (a pure function)
     for n in stage.nodes:
         call = call_of(n, compiled=settings.compile)
+        bcast += call.broadcast and call.launches > 0
         key = (call.family, call.tensor_core_flops, call.cuda_core_flops, call.bytes, tuple(sorted(call.shape.items())),
                call.dtype, call.launches, call.broadcast)
         got = seen.get(key)
@@ -96,6 +97,10 @@ def predict_stage(stage: StageCost, device: Device, settings: KernelSettings,
     text = (f"kernel model (fxmeter/data/kernels.json): GEMMs at the measured efficiency x tile/wave quantization, "
             f"attention from published {ATTENTION.get(settings.attention, settings.attention)} tables, memory-bound ops at "
             f"a measured bandwidth fraction, a launch cost per kernel{' (fused under --compile)' if settings.compile else ''}"
-            f"{host}; {fallbacks} node(s) priced from a stand-in device's measurement"
+            f"{host}"
+            + ("" if not bcast or km.broadcast is None else
+               f"; {bcast} eager broadcast op(s) at {km.broadcast.value:.2f} of that bandwidth (PyTorch's non-vectorized "
+               f"loop, {km.broadcast.key}: measured on {', '.join(km.broadcast.devices)})")
+            + f"; {fallbacks} node(s) priced from a stand-in device's measurement"
             + ("" if not fallbacks else "".join(f"; {si.text()}" for si in stand_ins(km, device.hw, opts))))
     return assemble(stage, times, "predicted", text)
