@@ -147,8 +147,24 @@ def resolve_model(model: Any, variant: Any, height: int | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _device_table() -> tuple[dict[str, str], dict[str, int]]:
+    """(spelling -> device, device -> memory in GiB) of the shipped hardware.json: every device is
+    known by its own name and its aliases without restating them in aliases.toml."""
+    from fxmeter.estimate.hardware import builtin
+
+    devs = builtin()
+    names = {norm(a): d.name for d in devs for a in (d.name, *d.aliases)}
+    return names, {d.name: round(d.memory_bytes / 2**30) for d in devs}
+
+
 def resolve_gpu(name: Any) -> tuple[str | None, int | None, str | None]:
-    """(device, count written in the name ("8xH100"), reason when there is no device)."""
+    """(device, count written in the name ("8xH100"), reason when there is no device).
+
+    Suffixes are stripped one at a time ("h100-sxm5-80gb-hbm3" -> "h100-sxm5-80gb" -> ...): a form
+    factor or memory type suffix (SXM, HBM3) names the same part; a memory size names it only when
+    the device has that memory, give or take 10% (GB vs GiB, "~140GB"; "a100-40gb" is never the 80GB a100); PCIe and NVL are other parts
+    (other clocks and power) and are never stripped to a device."""
     text = str(name).strip()
     count = None
     m = re.match(r"^\s*(\d+)\s*[x×*]\s*(.+)$", text, re.I) or re.match(r"^(.+?)\s+[x×*]\s*(\d+)\s*$", text, re.I)
@@ -157,17 +173,30 @@ def resolve_gpu(name: Any) -> tuple[str | None, int | None, str | None]:
         count, text = (int(a), b) if a.isdigit() else (int(b), a)
     key = norm(text)
     a = aliases()
+    devices, memory = _device_table()
     if key in a.gpus:
         return a.gpus[key], count, None
     if key in a.gpus_absent:
         return None, count, a.gpus_absent[key]
-    base = re.sub(r"-(sxm\d?|pcie|nvl|hbm\d?e?|\d+gb)$", "", key)
-    while base != key:  # "h100-sxm5-80gb-hbm3": strip one suffix at a time, same part only
-        if base in a.gpus_absent:
-            return None, count, a.gpus_absent[base]
-        if base in a.gpus and not re.search(r"-(pcie|nvl|40gb)\b", key):
-            return a.gpus[base], count, None
-        key, base = base, re.sub(r"-(sxm\d?|pcie|nvl|hbm\d?e?|\d+gb)$", "", base)
+    if key in devices:
+        return devices[key], count, None
+    sizes: set[int] = set()
+    other_part = False
+    suffix = re.compile(r"-(sxm\d?|pcie|nvl|hbm\d?e?|\d+gb?)$")
+    while (s := suffix.search(key)) is not None:
+        tail, key = s.group(1), key[:s.start()]
+        if tail in ("pcie", "nvl"):
+            other_part = True
+        elif tail[0].isdigit():
+            sizes.add(int(tail.rstrip("gb")))
+        if key in a.gpus_absent:
+            return None, count, a.gpus_absent[key]
+        dev = a.gpus.get(key) or devices.get(key)
+        if dev and other_part:
+            return None, count, (f"{str(name)!r} is a PCIe/NVL part; the device table has {dev} only "
+                                 "(other clocks and power), never borrowed")
+        if dev and all(0.9 <= g / max(memory.get(dev, 1), 1) <= 1.1 for g in sizes):  # 141 vs "~140GB"
+            return dev, count, None
     return None, count, f"no device in the table for {str(name)!r} (see `fxmeter hardware`)"
 
 

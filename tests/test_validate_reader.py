@@ -17,6 +17,7 @@ import tomllib
 from click.testing import CliRunner
 
 from fxmeter.cli.main import main
+from fxmeter.estimate.hardware import builtin
 from fxmeter.validate import (
     GB,
     GIB,
@@ -75,6 +76,16 @@ def test_the_alias_table_maps_only_to_bundled_models_and_known_devices() -> None
         (hw,) = get_many(dev, None)
         assert hw.name == dev, (name, dev)
     assert not set(doc["gpus"]) & set(doc["gpus_absent"])
+    # a spelling declared absent must really be absent: neither a device's name nor one of its aliases
+    table = {a for d in builtin() for a in (d.name, *d.aliases)}
+    assert not set(doc["gpus_absent"]) & table
+
+
+def test_every_device_is_read_by_its_own_name_and_aliases() -> None:
+    """hardware.json declares a device's spellings once; validate reads them without aliases.toml."""
+    for d in builtin():
+        for spelling in (d.name, *d.aliases, d.name.upper()):
+            assert resolve_gpu(spelling) == (d.name, None, None), spelling
 
 
 @pytest.mark.parametrize("model,variant,height,expect", [
@@ -111,6 +122,11 @@ def test_model_spellings(model: str, variant: str, height: int, expect: str | No
     ("L40S", "l40s", None), ("RTX 4090", "rtx4090", None), ("GeForce RTX 4090", "rtx4090", None),
     ("H200 (~140GB)", "h200", None), ("H100/H800", "h800", None), ("8xH100", "h100", 8),
     ("A100-SXM4-80GB x 4", "a100", 4), ("8 x H20", "h20", 8),
+    # the 40GB SXM4 part is its own device (1,555 GB/s, 40 GiB), never the 80GB a100
+    ("A100-SXM4-40GB", "a100-40gb", None), ("A100 40GB", "a100-40gb", None), ("4x A100 40GB", "a100-40gb", 4),
+    ("A100-40G", "a100-40gb", None), ("A100 SXM4 40GB HBM2", "a100-40gb", None),
+    # a memory size within 10% of the device's (GB vs GiB, vendor rounding) names the same part
+    ("H200 141GB", "h200", None), ("B200 192GB", "b200", None),
 ])
 def test_gpu_spellings(name: str, device: str, count: int | None) -> None:
     assert resolve_gpu(name) == (device, count, None)
@@ -118,7 +134,8 @@ def test_gpu_spellings(name: str, device: str, count: int | None) -> None:
 
 @pytest.mark.parametrize("name,needle", [
     ("L40", "L40S is a different part"), ("L20", "L20 is not in the device table"),
-    ("A100-40GB", "A100 40GB"), ("A100 PCIe", "A100 PCIe"), ("TPU v5", "no device in the table for 'TPU v5'"),
+    ("A100 PCIe", "A100 PCIe"), ("A100-PCIE-40GB", "A100 PCIe"), ("TPU v5", "no device in the table for 'TPU v5'"),
+    ("A100-80GB-PCIe", "PCIe/NVL part"), ("H100 NVL 94GB", "PCIe/NVL part"), ("H100 40GB", "no device in the table"),
 ])
 def test_gpus_not_in_the_table_say_why(name: str, needle: str) -> None:
     dev, _, reason = resolve_gpu(name)
