@@ -220,3 +220,20 @@ def test_frontier_contradictions_on_a_hand_made_set() -> None:
     assert fr.impossible is not None and fr.impossible.startswith("no setup meets both --slo 5 s and --budget $0.002: within the budget the fastest takes 10.0 s")
     fr = frontier(result([fast, cheap]), slo=5.0)
     assert [r.priced for r in fr.exact] == [fast] and fr.kept == 1
+
+
+def test_why_names_the_gpu_count_when_the_cost_is_the_same() -> None:
+    """A row on the frontier for having fewer GPUs at about the same cost says so, never "0% cheaper"."""
+    from fxmeter.advise.planner import reason
+
+    fast, fewer, cheaper, dearer = _row(10.0, 8), _row(11.4, 7), _row(30.0, 2), _row(90.0, 1, price=7.0)
+    front = [fast, fewer, cheaper, dearer, _row(200.0, 1, price=0.1)]
+    # fewer: 79.8 GPU-s vs 80 (0.25% cheaper) -> the GPU count
+    assert reason(fewer, {}, {}, 1, front).startswith("7 GPUs instead of 8 at 1.14x the time of the row above "
+                                                      "(about the same GPU-seconds)")
+    assert reason(cheaper, {}, {}, 2, front).startswith("25% cheaper than the row above at 2.63x its time")
+    # dearer is against the row above: $0.175 vs $0.0333 is 5.25x its cost (never "81% dearer")
+    assert reason(dearer, {}, {}, 3, front).startswith("1 GPU instead of 2 at 3.00x the time of the row above "
+                                                       "(5.25x its cost)")
+    slightly = _row(40.0, 1, price=3.3)  # 40 s at $3.3/h = $0.0367 against the row above's $0.0333: 10% dearer
+    assert "(10% dearer)" in reason(slightly, {}, {}, 3, [fast, fewer, cheaper, slightly, front[-1]])

@@ -733,7 +733,8 @@ def describe(s: Setup) -> str:
 
 
 def _pct(a: float, b: float) -> str:
-    return f"{(b - a) / b * 100:.0f}%"
+    v = (b - a) / b * 100
+    return f"{v:.0f}%" if abs(v) >= 1 else f"{v:.1f}%"
 
 
 def _planless(s: Setup) -> Setup:
@@ -747,11 +748,15 @@ def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Se
         where = "fastest"
     else:
         prev = front[pos - 1]  # faster, and dearer or on more GPUs
-        if r.cost() < prev.cost():
+        saving = 1 - r.cost() / prev.cost()
+        if saving > 0 and (saving >= 0.005 or r.gpus >= prev.gpus):
             where = f"{_pct(r.cost(), prev.cost())} cheaper than the row above at {r.seconds / prev.seconds:.2f}x its time"
-        else:
+        else:  # on the frontier for its GPU count: say so, not "0% cheaper"
+            up = r.cost() / prev.cost()
+            cost = ((f"{up:.2f}x its cost" if up >= 2 else f"{(up - 1) * 100:.0f}% dearer") if saving < -0.005 else
+                    "about the same GPU-seconds" if saving < 0.005 else f"{_pct(r.cost(), prev.cost())} cheaper")
             where = (f"{r.gpus} GPU{'s' if r.gpus > 1 else ''} instead of {prev.gpus} at {r.seconds / prev.seconds:.2f}x the time of the row "
-                     f"above ({_pct(prev.cost(), r.cost())} dearer)")
+                     f"above ({cost})")
     if pos == len(front) - 1 and len(front) > 1:
         where = "cheapest" + ("" if r.gpus > min(x.gpus for x in front) else " and fewest GPUs")
     s = r.setup
