@@ -94,3 +94,15 @@ def test_fp8_keep_is_the_trainers_exclude_list(tmp_path: Path) -> None:
     assert keep == ["norm", "modulation"]
     more, keep = base_bytes("--fp8-keep", "norm,ffn")
     assert keep == ["norm", "ffn"] and more > default  # Wan's feed-forward Linears back in bf16
+
+
+@pytest.mark.slow  # one forward + backward trace (~9 s)
+def test_a_setup_that_does_not_fit_says_its_seconds_are_hypothetical_and_points_to_fit(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["train", "wan2.1-t2v-1.3b", "-w", "ci-tiny", "--batch", "4096", "--hardware", "rtx4090",
+                                  "--output-root", str(tmp_path), "--run-id", "r"])
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if "RTX 4090" in x)
+    assert "GiB allocated (does NOT fit)" in line and "(as if it fit: no such run is possible as configured)" in line
+    assert "add --fit to search the fastest setup that fits" in r.output
+    peak = line.split("peak ")[1].split(" GiB")[0]
+    assert "," in peak  # thousands separated: 5,871.02 GiB, not 5871.02

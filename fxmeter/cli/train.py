@@ -37,8 +37,12 @@ def summary_md(doc: dict[str, Any]) -> str:
     lines += ["| device | peak GiB (allocated) | fits | predicted s/step | bound s/step |", "|---|---:|---|---:|---:|"]
     for r in doc["devices"]:
         m = r["memory"]
-        lines.append(f"| {r['label']} | {m['peak_gib']:.2f} | {'yes' if r['fits'] else 'no'} | "
-                     f"{r['seconds_per_step']['predicted_s']:.3f} | {r['seconds_per_step']['bound_s']:.3f} |")
+        star = "" if r["fits"] else "*"
+        lines.append(f"| {r['label']} | {m['peak_gib']:,.2f} | {'yes' if r['fits'] else 'no'} | "
+                     f"{r['seconds_per_step']['predicted_s']:,.3f}{star} | {r['seconds_per_step']['bound_s']:,.3f}{star} |")
+    if not all(r["fits"] for r in doc["devices"]):
+        lines += ["", "\\* does not fit in the GPU's memory: the seconds assume it did; no such run is possible as configured "
+                  "(`fxmeter train ... --fit` searches the fastest setup that fits)."]
     r0 = doc["devices"][0]
     lines += ["", "Memory per GPU (allocated bytes):", ""]
     lines += [f"- {k}: {v / 2**30:.3f} GiB" for k, v in r0["memory"]["parts"].items()]
@@ -185,8 +189,9 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
                f"{costs.total.tensor_core_flops:,} tensor-core FLOPs (forward {costs.forward.tensor_core_flops:,})")
     for r in doc["devices"]:
         mem = r["memory"]
-        line = (f"  {r['label']}: peak {mem['peak_gib']:.2f} GiB allocated ({'fits' if r['fits'] else 'does not fit'}), "
-                f"predicted {r['seconds_per_step']['predicted_s']:.3f} s/step, bound {r['seconds_per_step']['bound_s']:.3f} s")
+        line = (f"  {r['label']}: peak {mem['peak_gib']:,.2f} GiB allocated ({'fits' if r['fits'] else 'does NOT fit'}), "
+                f"predicted {r['seconds_per_step']['predicted_s']:.3f} s/step, bound {r['seconds_per_step']['bound_s']:.3f} s"
+                + ("" if r["fits"] else " (as if it fit: no such run is possible as configured)"))
         if "epoch" in r:
             e = r["epoch"]
             line += f"; epoch {e['steps']:,} steps, {e['gpu_hours']:.2f} GPU-h"
@@ -200,6 +205,9 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
         click.echo(line)
     for f in doc.get("fit", []):
         click.echo(f"  fit on {f['device']}: {f['answer']}")
+    if not fit_flag and not all(r["fits"] for r in doc["devices"]):
+        click.echo("  add --fit to search the fastest setup that fits (optimizer, gradient checkpointing, an fp8 base, "
+                   "blocks to swap)")
     for p in paths:
         click.echo(f"wrote {p}")
 
