@@ -176,6 +176,20 @@ def test_pick_link(hw: Any, ranks: int, kind: str, via_host: bool) -> None:
     assert (got.kind, got.via_host, got.device) == (kind, via_host, hw.name)
 
 
+def test_every_shipped_multi_gpu_device_has_a_priced_link() -> None:
+    """The shipped Hardware keeps a device's GPU-to-GPU fabric in ``.nvlink`` whatever its vendor: the
+    MI300X's xGMI is priced as xGMI (it was once read as an NVLink of generation None and refused)."""
+    from fxmeter.estimate.comm import load_comm_model
+    from fxmeter.estimate.hardware import builtin
+
+    model = load_comm_model()
+    for hw in builtin():
+        got = pick_link(hw, 2)
+        assert model.link_key(got) and got.device == hw.name, hw.name
+    mi = next(h for h in builtin() if h.name == "mi300x")
+    assert pick_link(mi, 8).kind == "xgmi"
+
+
 def test_pick_link_copies_the_links_numbers() -> None:
     got = pick_link(Device("h800", NV4, PCIE5), 8)
     assert (got.generation, got.bandwidth, got.bandwidth_bidirectional) == (4, 200e9, 400e9)

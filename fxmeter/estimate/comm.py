@@ -396,7 +396,8 @@ def pick_link(hw: DeviceLike, ranks: int, model: CommModel | None = None) -> Lin
     p2p = p2p_attr if isinstance(p2p_attr, bool) else model.p2p.get(name, True)
     nvlink = _link_attr(hw, "nvlink")
     if nvlink is not None and p2p and ranks <= model.nvlink_max_ranks.get(name, ranks):
-        return _spec(nvlink, kind="nvlink", device=name)
+        # Hardware.nvlink is the GPU-to-GPU fabric whatever its vendor: an MI300X's is xGMI, not NVLink
+        return _spec(nvlink, kind=str(getattr(nvlink, "kind", None) or "nvlink").lower(), device=name)
     xgmi = _link_attr(hw, "xgmi") or _link_attr(hw, "infinity_fabric")
     if xgmi is not None:
         return _spec(xgmi, kind="xgmi", device=name)
