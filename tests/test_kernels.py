@@ -514,3 +514,12 @@ def test_no_node_is_predicted_faster_than_its_bound(tiny_config: Path, attention
     assert any(n["family"] == "attention" for n in nodes)
     for n in nodes:
         assert n["predicted_seconds"] >= n["bound_seconds"] * (1 - 1e-12), n
+
+
+def test_every_rule_family_is_priced_by_the_kernel_model() -> None:
+    """A family a rule registers (rules/*.py) is one the kernel model prices: LTX-2's argsort ("sorting") once
+    made ``fxmeter trace ltx-2 --hardware h100`` an error, and top-k / scatter_reduce would have too."""
+    import rules
+    from fxmeter.estimate.kernels import FAMILIES
+
+    assert {r.family for r in rules.REGISTRY.values()} <= set(FAMILIES)

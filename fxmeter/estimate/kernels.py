@@ -29,7 +29,7 @@ generation timings.  Per call (one graph node, one instance):
   tensor-core / exponential balance (:func:`exp_balance`, sources in kernels.json
   ``attention.stand_in_balance``).  A stand-in of another architecture is flagged
   ``cross_architecture``.  Capped at the peak.
-* **Everything else** (elementwise, norms, softmax, casts, copies, reductions, ...):
+* **Everything else** (elementwise, norms, softmax, casts, copies, reductions, sorts, top-k, ...):
   ``max(cuda_flops/cuda_peak, bytes/(bandwidth*f_bw)) + launches*t_launch`` with
   ``f_bw`` a measured copy-kernel (STREAM scale) bandwidth over the spec and
   ``t_launch`` a measured per-kernel launch cost of back-to-back launches.
@@ -74,7 +74,7 @@ LOG = logging.getLogger(__name__)
 #: Op families of the rules (``fxmeter.rules``) the model accepts.
 FAMILIES = (
     "matmul", "conv", "attention", "elementwise", "transcendental", "norm", "activation", "softmax",
-    "reduction", "copy", "factory", "cast", "free", "resample", "unmodeled",
+    "reduction", "copy", "factory", "cast", "free", "resample", "sorting", "selection", "scatter_reduce", "unmodeled",
 )
 GEMM_FAMILIES = frozenset({"matmul", "conv"})
 ATTENTION_KERNELS = ("sdpa", "fa2", "fa3", "cudnn", "sage")
