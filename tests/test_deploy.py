@@ -292,6 +292,37 @@ def test_plan_errors_are_one_line(tiny_config: Path, tmp_path: Path, extra: tupl
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize("model,extra,needles", [
+    # tp with no tensor-parallel roles once split nothing and printed a 1.00x "speed-up": refused now
+    ("pixart-sigma-1024", ("--gpus", "2", "--parallel", "tp=2"), ("tensor parallelism is not modelled", "one GPU")),
+    ("auraflow-v0.3", ("--gpus", "2", "--parallel", "ulysses=1,tp=2"), ("tensor parallelism is not modelled",
+                                                                       "use ulysses/ring")),
+    # a static trace, no TP roles, CFG batched: no default plan exists, and the line says why
+    ("pixart-sigma-1024", ("--gpus", "2"), ("cannot split PixArtTransformer2DModel over 2 GPUs", "static shapes")),
+    # a pipeline that always batches CFG refuses cfg=2 (it used to fail later with "needs two passes")
+    ("allegro", ("--gpus", "2", "--parallel", "cfg=2"), ("batched", "ulysses/ring")),
+    # more than the two CFG passes a plan models
+    ("ltx-2", ("--gpus", "2"), ("4 transformer passes per step", "one GPU")),
+])
+def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra: tuple[str, ...],
+                                               needles: tuple[str, ...]) -> None:
+    code, _, err = run("trace", model, "--hardware", "h100", "--output-root", str(tmp_path), *extra)
+    one_error(code, err, *needles)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_static_trace_defaults_to_a_plan_it_can_price(tmp_path: Path) -> None:
+    """--gpus N without --parallel on a static-shape trace: CFG where there are two passes, tensor parallel for
+    the rest (sequence parallelism needs a dynamic trace), never a plan that is then refused."""
+    import fxmeter
+
+    r = fxmeter.trace("allegro", hardware="h100", gpus=2, run_id="a")  # CFG batched
+    p = r["deployment"]["parallel"]
+    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (1, 2, 1, 1) and r["deployment"]["speedup"] > 1.5
+    p = fxmeter.trace("cogvideox-5b", hardware="h100", gpus=4, run_id="c")["deployment"]["parallel"]
+    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (2, 2, 1, 1)
+
+
 def test_tp_that_does_not_divide_the_ffn(odd_ffn: Path, tmp_path: Path) -> None:
     code, _, err = run("trace", "--config", str(odd_ffn), "-w", "ci-tiny", "--hardware", "h100", "--gpus", "4",
                        "--parallel", "ulysses=1,tp=4", "--output-root", str(tmp_path))

@@ -128,6 +128,9 @@ def node_views(cost: StageCost, rules: SplitRules, plan: ParallelPlan) -> tuple[
             seq_split=i >= first and bool(n.symbols & seq), out_bytes=_out_bytes(n, size), itemsize=size,
             tp_role=_role(n.module, cost.root, roles),
         ))
+    if plan.tp > 1 and not any(v.tp_role for v in views if v.tensor_core_flops):
+        raise ParallelError(f"{cost.diffusers_class} ({cost.root}): no GEMM of its graph matches the adapter's tensor-"
+                            "parallel roles, so tp would split nothing; tensor parallelism is not modelled for it")
     return views, _units(cost, blocks), dims
 
 
@@ -209,6 +212,12 @@ def split_rules(model: ResolvedModel, geometry: Geometry) -> dict[str, SplitRule
     return out
 
 
+def _cfg_degree(spec: str) -> int:
+    """The cfg degree a --parallel spec asks for (1 when it names none or is malformed: parse_plan says why)."""
+    m = re.search(r"(?:^|,)\s*cfg\s*=\s*(\d+)", spec) if isinstance(spec, str) else None
+    return int(m.group(1)) if m else 1
+
+
 def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, spec: str | None, *,
              fsdp: bool = False, batched_cfg: bool = False) -> ParallelPlan:
     """``--gpus N --parallel SPEC [--fsdp]`` for ``model`` at ``wl``: parsed and checked before anything is traced.
@@ -217,8 +226,16 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
     many as divide the heads, ring the remainder: :func:`~fxmeter.estimate.parallel.parse_plan`).
     """
     passes = model.passes_per_step(wl)
-    if batched_cfg and passes == 2:
+    if passes > 2:
+        raise ParallelError(f"{model.id} runs {passes} transformer passes per step (guidance beyond CFG: STG, modality); "
+                            "fxmeter's multi-GPU plans model one or two passes per step: use one GPU (leave --gpus out)")
+    # a pipeline that always batches CFG (Allegro, PixArt: batch_factor 2 whatever --batched-cfg says) runs it the same way
+    batched = batched_cfg or any(p.batch_factor == 2 for p in model.stages(wl, batched_cfg=batched_cfg, denoise_only=True))
+    if batched and passes == 2:
         passes = 1  # one forward of 2x the batch per step
+        if spec is not None and _cfg_degree(spec) == 2:
+            raise ParallelError(f"cfg=2 needs two separate passes per step; {model.id} runs classifier-free guidance "
+                                "batched (one forward of twice the batch): split it with ulysses/ring (or tp) instead")
     rules = split_rules(model, geometry)
     main = model.component("transformer")
     if "transformer" not in rules:
@@ -226,15 +243,33 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
                   "model for it" if gpus == 1 else "use one GPU (leave --gpus out)")
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
                             f"(its adapter has no model_dims); {advice}")
+    static = [n for n in rules if not model.component(n).adapter.supports_dynamic(dict(model.component(n).config))]
+    if spec is None and static and gpus > 1:
+        # the default plan is one fxmeter can price: a static trace cannot split the sequence, so CFG takes what it
+        # can and tensor parallelism the rest (check_plan below says so when the heads do not divide)
+        cfg = 2 if passes == 2 and gpus % 2 == 0 else 1
+        if gpus // cfg > 1 and not all(r.tp_roles for r in rules.values()):
+            raise ParallelError(
+                f"fxmeter cannot split {main.adapter.diffusers_class} over {gpus} GPUs: its trace has static shapes "
+                "(no sequence parallelism), its adapter names no tensor-parallel roles"
+                + (", and it runs one forward per step (no separate CFG pass to split)" if passes == 1 else "")
+                + ("; use --gpus 2 (cfg=2)" if cfg == 2 else "; use one GPU (leave --gpus out)"))
+        spec = f"ulysses=1,ring=1,cfg={cfg},tp={gpus // cfg}"
     plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
     for name, r in rules.items():
         check_plan(plan, r.dims)
         comp = model.component(name)
+        if plan.tp > 1 and not r.tp_roles:
+            other = "/".join(([] if name in static else ["ulysses", "ring"]) + (["cfg"] if passes == 2 else []))
+            raise ParallelError(f"{comp.adapter.diffusers_class} ({name}): tensor parallelism is not modelled for it "
+                                "(its adapter names no tensor-parallel roles); "
+                                + (f"use {other} instead" if other else "use one GPU (leave --gpus out)"))
         if plan.sp > 1 and not comp.adapter.supports_dynamic(dict(comp.config)):
             raise ParallelError(
                 f"{comp.adapter.diffusers_class} ({name}) is traced with static shapes (its forward needs Python ints "
                 "of the geometry), so which graph nodes scale with the token sequence is unknown; sequence "
-                "parallelism (ulysses/ring) needs a dynamic trace: use cfg/tp only, or --gpus 1")
+                f"parallelism (ulysses/ring) needs a dynamic trace: use {'cfg/tp' if passes == 2 else 'tp'} only, "
+                "or --gpus 1")
         if plan.sp > 1 and not comp.adapter.sequence_symbols:
             raise ParallelError(f"{comp.adapter.diffusers_class} ({name}) names no sequence symbols: sequence "
                                 "parallelism (ulysses/ring) is not modelled for it")
