@@ -123,6 +123,10 @@ def request(
                 raise HardwareError(f"{flag} changes the time on a device: it needs --hardware (see `fxmeter hardware`)")
     else:
         devices = get_many(hardware, hardware_file)
+        if attention == "sage" and attention_precision == "bf16":
+            # SageAttention has no bf16 mode (Q K^T is always INT8): --attention sage alone means its own default,
+            # P V in FP8 where the GPU has FP8 tensor cores (SageAttention2 8+8), else FP16 (8+16, Ampere)
+            attention_precision = "fp8" if all(hw.tensor_core.get("fp8") for hw in devices) else "int8"
         eff = parse_efficiency(dict(efficiency) if isinstance(efficiency, Mapping) else efficiency) \
             if efficiency is not None else None
         kopts = KernelOptions(attention=attention, precision=precision, attention_precision=attention_precision,

@@ -303,6 +303,8 @@ def test_plan_errors_are_one_line(tiny_config: Path, tmp_path: Path, extra: tupl
     ("allegro", ("--gpus", "2", "--parallel", "cfg=2"), ("batched", "ulysses/ring")),
     # more than the two CFG passes a plan models
     ("ltx-2", ("--gpus", "2"), ("4 transformer passes per step", "one GPU")),
+    # a static trace's default plan needs TP, which FSDP excludes: said before tracing, with the way out
+    ("cogvideox-5b", ("--gpus", "8", "--fsdp"), ("static shapes", "drop --fsdp or use --gpus 2 (cfg=2)")),
 ])
 def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra: tuple[str, ...],
                                                needles: tuple[str, ...]) -> None:
@@ -442,3 +444,16 @@ def test_compare_shows_the_generation_on_each_reports_gpus() -> None:
     row = next(r for r in compare(one, eight).stages if r.key.startswith("generation predicted_seconds"))
     assert "(1 -> 8)" in row.key
     assert (row.a, row.b) == (one.pipeline.end_to_end.predicted_seconds, eight.deployment.predicted_seconds)
+
+
+@pytest.mark.parametrize("device,pv", [("a100", "int8"), ("rtx4090", "fp8"), ("h100", "fp8")])
+def test_attention_sage_alone_takes_sageattentions_own_precision(device: str, pv: str) -> None:
+    """SageAttention has no bf16 mode: --attention sage without --attention-precision once asked for one; it now
+    records what SageAttention itself runs (INT8 Q K^T; P V in FP8 where there are FP8 tensor cores, else FP16)."""
+    import fxmeter
+
+    r = fxmeter.trace("wan2.1-t2v-1.3b", workload="ci-tiny", hardware=device, attention="sage", run_id="s")
+    assert r["trace"]["options"]["attention_precision"] == pv
+    explicit = fxmeter.trace("wan2.1-t2v-1.3b", workload="ci-tiny", hardware=device, attention="sage",
+                             attention_precision="int8", run_id="s")
+    assert r["pipeline"]["end_to_end"] == explicit["pipeline"]["end_to_end"]  # the label only: the same seconds

@@ -254,6 +254,11 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
                 "(no sequence parallelism), its adapter names no tensor-parallel roles"
                 + (", and it runs one forward per step (no separate CFG pass to split)" if passes == 1 else "")
                 + ("; use --gpus 2 (cfg=2)" if cfg == 2 else "; use one GPU (leave --gpus out)"))
+        if gpus // cfg > 1 and fsdp:
+            raise ParallelError(
+                f"{main.adapter.diffusers_class} is traced with static shapes, so fxmeter splits it over {gpus} GPUs "
+                f"with tensor parallelism{' and cfg=2' if cfg == 2 else ''} only, which cannot be combined with --fsdp: "
+                "drop --fsdp" + (" or use --gpus 2 (cfg=2)" if cfg == 2 else ""))
         spec = f"ulysses=1,ring=1,cfg={cfg},tp={gpus // cfg}"
     plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
     for name, r in rules.items():
