@@ -42,7 +42,8 @@ def _reference(model_id: str, workload: str | None, rank: int, attention: str = 
     with attention_kernel(attention), FlopCounterMode(display=False) as fc:
         out = model(**kw)
         pred = out[0] if isinstance(out, (tuple, list)) else out.sample
-        torch.nn.functional.mse_loss(pred.float(), torch.zeros_like(pred, dtype=torch.float32)).backward()
+        preds = list(pred) if isinstance(pred, (tuple, list)) else [pred]  # Z-Image: one tensor per image
+        sum(torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds).backward()
     return int(costs.total.tensor_core_flops), int(fc.get_total_flops()), {"costs": costs, "traced": traced}
 
 
@@ -188,6 +189,39 @@ def test_tensor_attributes_are_lifted_for_the_training_trace() -> None:
     with as_exporting():
         assert torch.compiler.is_exporting()
     assert torch.compiler.is_exporting is before
+
+
+def test_a_helper_objects_cached_tensors_are_lifted() -> None:
+    """Z-Image's RopeEmbedder is a plain object (not a Module) that caches its RoPE tables on the first call: they
+    become buffers of the module that holds it, read through the same attribute."""
+    import torch
+
+    from fxmeter.model.training import _BufferList, lift_tensor_attributes
+
+    class Rope:  # like diffusers' RopeEmbedder
+        def __init__(self) -> None:
+            self.theta, self.freqs_cis = 256.0, [torch.zeros(4, 2), torch.ones(8, 2)]
+
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    m[0].rope = Rope()
+    assert lift_tensor_attributes(m) == ["0.rope.freqs_cis"]
+    assert isinstance(m[0].rope.freqs_cis, _BufferList) and len(m[0].rope.freqs_cis) == 2
+    assert torch.equal(m[0].rope.freqs_cis[1], torch.ones(8, 2)) and m[0].rope.theta == 256.0
+    assert {"_fxmeter_rope__freqs_cis_0", "_fxmeter_rope__freqs_cis_1"} <= set(dict(m[0].named_buffers()))
+    assert lift_tensor_attributes(m) == []  # a second pass (after the warm-up forward) lifts nothing twice
+
+
+@pytest.mark.slow
+def test_z_image_traces_for_training() -> None:
+    """Z-Image caches its RoPE tables in a helper object on the first call and returns one tensor per image: the
+    training trace runs (it was an error: 'convert all Tensors to FakeTensors').  Its forward equals FlopCounterMode
+    exactly; its backward is 1.1% of the step short of eager autograd's (13,454,195,294,208 vs 13,607,537,737,728
+    at 128x128: the whole-model trace gives the same, so it is not the block extrapolation).  Not explained yet:
+    kept as a bound here, listed as open in the README's training section."""
+    ours, ref, info = _reference("z-image-turbo", None, 4, height=128, width=128)
+    c: StepCosts = info["costs"]
+    assert c.forward.tensor_core_flops == 6_705_440_817_152  # = FlopCounterMode's forward (checked when written)
+    assert ours <= ref and (ref - ours) / ref < 0.012
 
 
 @pytest.mark.slow

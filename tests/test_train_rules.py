@@ -39,6 +39,16 @@ def test_efficient_attention_backward_cross_attention() -> None:
     assert c.tensor_core_flops == 2 * 12 * 512 * 64 * 640 == 503_316_480
 
 
+def test_attention_backward_with_an_output_that_takes_no_gradient() -> None:
+    # a None in the graph's call (no gradient flows into that output: Z-Image's padded caption tokens) is not read
+    q = t(1, 12, 512, 128)
+    lse = t(1, 12, 512, dtype="float32", itemsize=4)
+    args = (None, q, q, q, None, q, lse, t(2), t(2), 0.0, (True, True, True, False), False)
+    c = cost("aten._scaled_dot_product_efficient_attention_backward.default", args, (q, q, q, None))
+    assert c.tensor_core_flops == 2 * 12 * 512 * 512 * (5 * 128)
+    assert c.bytes_read == 4 * q.nbytes + lse.nbytes  # q, k, v, out and the logsumexp; no grad_out
+
+
 def test_convolution_backward_input_and_weight_grads() -> None:
     # Wan patch embedding: x [1,16,2,32,32], W [1536,16,1,2,2], stride (1,2,2): out [1,1536,2,16,16]
     x, w, g = t(1, 16, 2, 32, 32), t(1536, 16, 1, 2, 2), t(1, 1536, 2, 16, 16)

@@ -152,6 +152,18 @@ def lift_tensor_attributes(model: torch.nn.Module) -> list[str]:
                     mod.register_buffer(f"_fxmeter_{name}_{i}", t, persistent=False)
                 setattr(mod, name, _BufferList(mod, name, len(val)))
                 lifted.append(where)
+            elif not isinstance(val, (torch.Tensor, torch.nn.Module, _BufferList)) and hasattr(val, "__dict__") \
+                    and not isinstance(val, type):
+                # a plain helper object that caches tensors on its first call (Z-Image's ``RopeEmbedder.freqs_cis``):
+                # its tensors become the owning module's buffers, read through the same attribute
+                for sub, t in list(vars(val).items()):
+                    key = f"{name}__{sub}"
+                    if isinstance(t, (list, tuple)) and t and all(isinstance(x, torch.Tensor) and
+                                                                not isinstance(x, torch.nn.Parameter) for x in t):
+                        for i, x in enumerate(t):
+                            mod.register_buffer(f"_fxmeter_{key}_{i}", x, persistent=False)
+                        setattr(val, sub, _BufferList(mod, key, len(t)))
+                        lifted.append(f"{where}.{sub}")
     return lifted
 
 
@@ -309,6 +321,7 @@ def capture_joint(
     lift_tensor_attributes(model)
     with attention_kernel(attention), as_exporting():
         block_inputs = _block_inputs(model, adapter.repeated, kwargs)
+    lift_tensor_attributes(model)  # what that forward cached lazily (Z-Image's RoPE table) is lifted too
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     block_linear = _block_linear_weights(model, adapter.repeated)
     lora_layers: list[str] = []
@@ -330,7 +343,8 @@ def capture_joint(
                                   partition_fn=default_partition)  # what eager saves; no recompute
             out = compiled(**kwargs)
             pred = out[0] if isinstance(out, (tuple, list)) else out.sample
-            loss = torch.nn.functional.mse_loss(pred.float(), torch.zeros_like(pred, dtype=torch.float32))
+            preds = list(pred) if isinstance(pred, (tuple, list)) else [pred]  # Z-Image: one tensor per image
+            loss = sum(torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds)
             loss.backward()
     except ConfigError:
         raise
