@@ -344,7 +344,8 @@ def capture_joint(
             out = compiled(**kwargs)
             pred = out[0] if isinstance(out, (tuple, list)) else out.sample
             preds = list(pred) if isinstance(pred, (tuple, list)) else [pred]  # Z-Image: one tensor per image
-            loss = sum(torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds)
+            losses = [torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds]
+            loss = torch.stack(losses).sum() if len(losses) > 1 else losses[0]
             loss.backward()
     except ConfigError:
         raise
