@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             c["effect"], c["row_error"] = math.exp(effect) - 1, stated.seconds / c["measured"] - 1
             c["identifiable"] = abs(effect) > abs(residual)
             identifiable += c["identifiable"]
+        if stated is None and any(c["words"] in x and "the same prediction" in x for x in d.skipped):
+            c["unranked"] = True  # the setting moves fxmeter's prediction by under diagnose.SAME: not identifiable
         hit = any(c["words"] in t for t in top)
         if hit:
             named += 1
@@ -105,12 +107,16 @@ def main(argv: list[str] | None = None) -> int:
               f"({doc['share'] * 100:.0f}%); {len(cases) - done} case(s) not diagnosed; {same} fa2 case(s) left out "
               "(SDPA is FlashAttention-2 in the kernel model, so fa2 is fxmeter's default)")
         print(f"  identifiable cases (the stated setting moves the prediction by more than the row's own error with "
-              f"it stated): {named_identifiable} of {identifiable} named in the top two")
+              f"it stated): {named_identifiable} of {identifiable} named in the top two; "
+              f"{sum(bool(c.get('unranked')) for c in cases)} case(s) whose setting moves the prediction by under 0.5% "
+              "(not ranked)")
         for c in misses:
             why = ""
             if "effect" in c:
                 why = (f" (setting's modelled effect {c['effect']:+.0%}, row's error with it stated {c['row_error']:+.0%}"
                        f"{'' if c['identifiable'] else ': not identifiable from time'})")
+            if c.get("unranked"):
+                why = " (not ranked: the setting moves the prediction by under 0.5%, not identifiable from time)"
             print(f"  row {c['id']} {c['model']}: {c['setting']}={c['value']}: top two "
                   f"{c.get('top', c.get('error'))}{why}")
     return 0
