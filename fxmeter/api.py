@@ -503,12 +503,17 @@ def scale(
     if len(req.devices) != 1:
         raise ParallelError(f"fxmeter scale runs on one kind of device; --hardware names {len(req.devices)}")
     plans = []
+    refused: list[str] = []
     for n in counts:
         try:
             plans.append(plan_for(req.model, req.workload, req.geometry, n, parallel, fsdp=bool(fsdp) and n > 1,
                                   batched_cfg=req.options.batched_cfg))
         except ParallelError as e:
-            raise ParallelError(f"--gpus {n}: {e}") from None
+            if parallel is not None:  # the plan the user asked for does not fit this count: their input, an error
+                raise ParallelError(f"--gpus {n}: {e}") from None
+            refused.append(f"--gpus {n}: {e}")  # the model cannot run this count at all: priced without it, said so
+    if not plans:  # no count can be priced: the first count's reason is the error
+        raise ParallelError(refused[0])
     est = estimate_request(req, stage_inputs(req, cache=cache, progress=progress))
     deployed = [with_plan(req, est, p) for p in plans]
     deps = [d.deployment for d in deployed if d.deployment is not None]
@@ -522,6 +527,7 @@ def scale(
              "communication / t(N GPUs)"]
     if fsdp and 1 in counts:
         notes.append("--fsdp applies to the counts above 1 (one GPU holds the whole model)")
+    notes += [f"not priced: {r}" for r in refused]  # the counts this model cannot run, each with its reason
     return ScaleResult(req.model.id, req.workload.name, req.devices[0].label, rows,
                        tuple(deployment_info(d) for d in deps), rep, tuple(notes))
 

@@ -313,6 +313,7 @@ def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # two shipped pipelines priced (~2.5 s)
 def test_a_static_trace_defaults_to_a_plan_it_can_price(tmp_path: Path) -> None:
     """--gpus N without --parallel on a static-shape trace: CFG where there are two passes, tensor parallel for
     the rest (sequence parallelism needs a dynamic trace), never a plan that is then refused."""
@@ -396,6 +397,20 @@ def test_scale_names_the_count_the_plan_cannot_use(tiny_config: Path, tmp_path: 
     code, _, err = run("scale", "--config", str(tiny_config), "-w", "ci-tiny", "--hardware", "h100", "--gpus", "1,x",
                        "--output-root", str(tmp_path))
     one_error(code, err, "'x' is not a positive integer")
+
+
+def test_scale_prices_the_counts_a_model_can_run_and_names_the_others(tmp_path: Path) -> None:
+    """Without --parallel, a count the model cannot run at all (HiDream: static trace, no TP roles, so 2 GPUs via
+    CFG only) is left out with its reason; the counts it can run are priced.  A model that runs none is the error."""
+    code, out, err = run("scale", "hidream-i1-full", "--hardware", "h100", "--gpus", "1,2,4", "--output-root",
+                         str(tmp_path), "--run-id", "h")
+    assert code == 0, err
+    rows = [ln.split()[0] for ln in out.splitlines() if ln.strip() and ln.split()[0].isdigit()]
+    assert rows == ["1", "2"]
+    assert "not priced: --gpus 4: fxmeter cannot split HiDreamImageTransformer2DModel over 4 GPUs" in out
+    code, _, err = run("scale", "pixart-sigma-1024", "--hardware", "h100", "--gpus", "2,4", "--output-root",
+                       str(tmp_path), "--run-id", "p")
+    one_error(code, err, "--gpus 2:", "cannot split PixArtTransformer2DModel")
 
 
 def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> None:
