@@ -81,6 +81,20 @@ def test_the_alias_table_maps_only_to_bundled_models_and_known_devices() -> None
     assert not set(doc["gpus_absent"]) & table
 
 
+def test_the_alias_table_holds_only_spellings_that_cannot_be_derived(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declared once: a [gpus] entry that resolve_gpu derives without it (a device's name or alias, or one with
+    SXM/HBM/memory suffixes) does not belong in aliases.toml."""
+    from dataclasses import replace
+
+    from fxmeter import validate
+
+    full = validate.aliases()
+    for key, dev in full.gpus.items():
+        without = replace(full, gpus={k: v for k, v in full.gpus.items() if k != key})
+        monkeypatch.setattr(validate, "aliases", lambda without=without: without)
+        assert resolve_gpu(key)[0] != dev, f"{key!r} = {dev!r} is derivable: drop it from aliases.toml"
+
+
 def test_every_device_is_read_by_its_own_name_and_aliases() -> None:
     """hardware.json declares a device's spellings once; validate reads them without aliases.toml."""
     for d in builtin():

@@ -278,7 +278,7 @@ def diagnose(model: str | None, workload: Any = None, *, measured: float, measur
             skipped.append(f"{name} (the same prediction as the stated setup in fxmeter's model, within "
                            f"{SAME * 100:g}%: it cannot explain a difference)")
             continue
-        if s < secs and fix.startswith(("--attention", "--offload", "--parallel", "--compile")):
+        if s < secs:
             # a setting that makes the run FASTER than the stated setup explains a fast run; there is nothing to
             # revert, only the flag that describes it
             fix = f"nothing to fix (a faster run than this setup); to model it: {_flags(opts, setup)}"

@@ -748,13 +748,12 @@ def reason(r: Priced, index: Mapping[Setup, Priced], plans_of: Mapping[Setup, Se
         where = "fastest"
     else:
         prev = front[pos - 1]  # faster, and dearer or on more GPUs
-        saving = 1 - r.cost() / prev.cost()
-        if saving > 0 and (saving >= 0.005 or r.gpus >= prev.gpus):
+        up = r.cost() / prev.cost()  # this row's cost as a multiple of the row above's
+        if up < 1 and (up <= 0.995 or r.gpus >= prev.gpus):
             where = f"{_pct(r.cost(), prev.cost())} cheaper than the row above at {r.seconds / prev.seconds:.2f}x its time"
         else:  # on the frontier for its GPU count: say so, not "0% cheaper"
-            up = r.cost() / prev.cost()
-            cost = ((f"{up:.2f}x its cost" if up >= 2 else f"{(up - 1) * 100:.0f}% dearer") if saving < -0.005 else
-                    "about the same GPU-seconds" if saving < 0.005 else f"{_pct(r.cost(), prev.cost())} cheaper")
+            cost = ((f"{up:.2f}x its cost" if up >= 2 else f"{(up - 1) * 100:.0f}% dearer") if up > 1.005 else
+                    "about the same GPU-seconds" if up > 0.995 else f"{_pct(r.cost(), prev.cost())} cheaper")
             where = (f"{r.gpus} GPU{'s' if r.gpus > 1 else ''} instead of {prev.gpus} at {r.seconds / prev.seconds:.2f}x the time of the row "
                      f"above ({cost})")
     if pos == len(front) - 1 and len(front) > 1:

@@ -164,7 +164,8 @@ def parse_plan(gpus: int, spec: str | None, *, passes_per_step: int, fsdp: bool 
         raise ParallelError(f"cfg={plan.cfg}: classifier-free guidance runs 2 passes per step, so cfg is 1 or 2")
     if plan.cfg == 2 and passes_per_step != 2:
         raise ParallelError("cfg=2 splits the two passes of a guided step over two GPU groups, but this workload "
-                            "runs one pass per step (guidance scale <= 1, or CFG batched into one forward); use cfg=1")
+                            "runs one pass per step (guidance scale <= 1, or CFG batched into one forward); use cfg=1 and split "
+                            "it with ulysses/ring (or tp) instead")
     product = plan.ulysses * plan.ring * plan.cfg * plan.tp
     if product != gpus:
         raise ParallelError(f"ulysses={plan.ulysses} x ring={plan.ring} x cfg={plan.cfg} x tp={plan.tp} = {product} "

@@ -212,12 +212,6 @@ def split_rules(model: ResolvedModel, geometry: Geometry) -> dict[str, SplitRule
     return out
 
 
-def _cfg_degree(spec: str) -> int:
-    """The cfg degree a --parallel spec asks for (1 when it names none or is malformed: parse_plan says why)."""
-    m = re.search(r"(?:^|,)\s*cfg\s*=\s*(\d+)", spec) if isinstance(spec, str) else None
-    return int(m.group(1)) if m else 1
-
-
 def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, spec: str | None, *,
              fsdp: bool = False, batched_cfg: bool = False) -> ParallelPlan:
     """``--gpus N --parallel SPEC [--fsdp]`` for ``model`` at ``wl``: parsed and checked before anything is traced.
@@ -232,10 +226,7 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
     # a pipeline that always batches CFG (Allegro, PixArt: batch_factor 2 whatever --batched-cfg says) runs it the same way
     batched = batched_cfg or any(p.batch_factor == 2 for p in model.stages(wl, batched_cfg=batched_cfg, denoise_only=True))
     if batched and passes == 2:
-        passes = 1  # one forward of 2x the batch per step
-        if spec is not None and _cfg_degree(spec) == 2:
-            raise ParallelError(f"cfg=2 needs two separate passes per step; {model.id} runs classifier-free guidance "
-                                "batched (one forward of twice the batch): split it with ulysses/ring (or tp) instead")
+        passes = 1  # one forward of 2x the batch per step (parse_plan refuses cfg=2 on it)
     rules = split_rules(model, geometry)
     main = model.component("transformer")
     if "transformer" not in rules:
@@ -243,7 +234,7 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
                   "model for it" if gpus == 1 else "use one GPU (leave --gpus out)")
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
                             f"(its adapter has no model_dims); {advice}")
-    static = [n for n in rules if not model.component(n).adapter.supports_dynamic(dict(model.component(n).config))]
+    static = {n for n in rules if not (c := model.component(n)).adapter.supports_dynamic(dict(c.config))}
     if spec is None and static and gpus > 1:
         # the default plan is one fxmeter can price: a static trace cannot split the sequence, so CFG takes what it
         # can and tensor parallelism the rest (check_plan below says so when the heads do not divide)
@@ -269,7 +260,7 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
             raise ParallelError(f"{comp.adapter.diffusers_class} ({name}): tensor parallelism is not modelled for it "
                                 "(its adapter names no tensor-parallel roles); "
                                 + (f"use {other} instead" if other else "use one GPU (leave --gpus out)"))
-        if plan.sp > 1 and not comp.adapter.supports_dynamic(dict(comp.config)):
+        if plan.sp > 1 and name in static:
             raise ParallelError(
                 f"{comp.adapter.diffusers_class} ({name}) is traced with static shapes (its forward needs Python ints "
                 "of the geometry), so which graph nodes scale with the token sequence is unknown; sequence "
