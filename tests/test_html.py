@@ -410,6 +410,18 @@ class Page:
     def js(self, expr: str, arg: Any = None) -> Any:
         return self.page.evaluate(expr, arg)
 
+    def click_until(self, locator: Any, expr: str, want: str | None, tries: int = 3) -> None:
+        """Click, then wait (up to 2 s) for ``expr`` to become ``want``; click again if the chart had not wired its
+        handler yet (a busy machine: the first click can land before ECharts' redraw finishes)."""
+        for _ in range(tries):
+            locator.click()
+            try:
+                test = "== null" if want is None else f"=== {orjson.dumps(want).decode()}"  # null or undefined
+                self.page.wait_for_function(f"() => ({expr}) {test}", timeout=2000)
+                return
+            except Exception:  # playwright's TimeoutError: try the click once more
+                continue
+
     def area(self, node_id: str, chart: str = "treemap") -> float:
         box = self.js("([id, c]) => fxmeter.treemap.layout(id, c)", [node_id, chart])
         return float(box["width"] * box["height"]) if box else 0.0
@@ -490,11 +502,12 @@ def test_browser_14b_720p_page(browser: Any, wan14b: dict[str, Any], tmp_path: P
     # clicking a box zooms into it; the path above the chart goes back
     to_q = "transformer.blocks.*.attn2.to_q"
     before = p.area(to_q)
-    page.locator("#treemap text", has_text=re.compile(r"^attn2\s")).first.click()
+    p.click_until(page.locator("#treemap text", has_text=re.compile(r"^attn2\s")).first, "fxmeter.treemap.viewRoot()",
+                  "transformer.blocks.*.attn2")
     assert p.js("fxmeter.treemap.viewRoot()") == "transformer.blocks.*.attn2"
     assert page.inner_text("#treemap-crumbs").endswith("attn2")
     assert p.area(to_q) > 4 * before
-    page.locator("#treemap-crumbs button", has_text="transformer").click()
+    p.click_until(page.locator("#treemap-crumbs button", has_text="transformer"), "fxmeter.treemap.viewRoot()", None)
     assert p.js("fxmeter.treemap.viewRoot()") is None
     assert p.area(to_q) == pytest.approx(before)
 
