@@ -255,6 +255,7 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
     """
     from fxmeter.cost import store
     from fxmeter.estimate.generation import StageInput
+    from fxmeter.estimate.memory import runtime_activation
 
     out = []
     chosen = req.options.stages
@@ -267,14 +268,16 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
         dims = req.model.stage_dims(plan, req.geometry)
         dtype = (req.options.stage_dtypes or {}).get(plan.component) or plan.dtype or req.options.dtype
         replicate = not req.options.full_trace if plan.denoiser else True
+        extra = (runtime_activation(req.options.runtime, comp.config, req.geometry.tokens, int(dims.get("batch", 1)))
+                 if plan.denoiser else None)
         key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))
         known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
         if known:
-            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected))
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected, extra))
             continue
         got = store.get(comp, dtype, dims, replicate=replicate, cache=cache,
                         overlay=rules, progress=progress, root=plan.root)
-        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected)
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected, extra)
         if memo is not None:
             memo.setdefault(key, []).append(inp)
         out.append(inp)

@@ -377,9 +377,13 @@ def test_cpu_budget_accepts_13b_ci_tiny_and_refuses_14b_720p() -> None:
 
 @pytest.mark.slow
 def test_cpu_verify_13b_ci_tiny_passes(tmp_path: Path) -> None:
+    """The real-size 1.3B transformer run on the CPU (random bf16 weights) counts what the trace counts, per layer and
+    end to end.  At ci-tiny's 4 frames but 128 x 128 (128 tokens): the claim does not depend on the token count, and
+    CPUs without bf16 matrix units spend a minute per 512 tokens; the other stages run on meta in test_verify."""
     from fxmeter.api import verify
 
-    res = verify("wan2.1-t2v-1.3b", "ci-tiny", device="cpu", output_root=str(tmp_path), run_id="cpu", write=False)
+    res = verify("wan2.1-t2v-1.3b", "ci-tiny", device="cpu", output_root=str(tmp_path), run_id="cpu", write=False,
+                 height=128, width=128, stages="transformer")
     assert res.passed and res.layers["max_rel_err"] == 0.0 and res.end2end["rel_err"] == 0.0
 
 

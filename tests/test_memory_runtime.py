@@ -170,3 +170,46 @@ def test_convert_model_dtype_only_without_fsdp() -> None:
     assert mem.effective_runtime("wan-bf16", fsdp=False) == "wan-bf16"
     assert mem.effective_runtime("wan-bf16", fsdp=True) == "wan"
     assert mem.effective_runtime("diffusers", fsdp=True) == "diffusers"
+
+
+def test_wan22_runtime_holds_per_token_timestep_embeddings() -> None:
+    """Wan2.2's WanModel.forward expands t to every token: e [L, dim] and e0 [L, 6, dim] in float32 over the whole
+    sequence on every GPU, plus each block's modulation sum [L, 6, dim] float32 over the GPU's share."""
+    from fxmeter.model.registry import resolve_model
+
+    a14b = dict(resolve_model("wan2.2-t2v-a14b").components["transformer"].config)
+    dim = 40 * 128  # num_attention_heads x attention_head_dim
+    r = mem.runtime_activation("wan-bf16", a14b, 75_600)
+    assert r is not None and (r.whole_per_token, r.block_per_token) == (7 * dim * 4, 6 * dim * 4) == (143_360, 122_880)
+    assert r.bytes() == 75_600 * (143_360 + 122_880) == 20_127_744_000  # 720p on one GPU: 18.7 GiB
+    # Ulysses over 8: e and e0 whole on every rank, the block's sum over 9,450 tokens
+    assert r.bytes(8) == 9_450 * 8 * 143_360 + 9_450 * 122_880 == 11_999_232_000
+    assert mem.runtime_activation("wan-bf16", a14b, 7).bytes(2) == 8 * 143_360 + 4 * 122_880  # padded to 8 = 2 x 4
+    assert mem.runtime_activation("wan", a14b, 1) is not None  # --runtime wan (float32 DiT) too
+    assert mem.runtime_activation("diffusers", a14b, 75_600) is None  # diffusers: one timestep per sample, as traced
+    # Wan2.1 (one timestep per sample in its own repository too): nothing beyond the trace
+    assert mem.runtime_activation("wan", dict(resolve_model("wan2.1-t2v-14b").components["transformer"].config), 75_600) is None
+    # TI2V-5B: diffusers already holds e and e0 per token in bf16 and the block's sum in float32: the float32 upgrade
+    ti2v = dict(resolve_model("wan2.2-ti2v-5b").components["transformer"].config)
+    t = mem.runtime_activation("wan", ti2v, 1000)
+    assert t is not None and (t.whole_per_token, t.block_per_token) == (7 * 3072 * 2, 0)
+
+
+def test_wan22_runtime_activations_reach_the_fit_and_the_deployment() -> None:
+    from fxmeter import api
+
+    def est(**kw: object) -> object:
+        req = api.request("wan2.2-t2v-a14b", "a14b-720p", hardware="h20", runtime="wan-bf16", **kw)
+        return api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
+
+    one = est(offload="wan")
+    traced = one.main.cost.activations.peak_bytes  # type: ignore[attr-defined]
+    assert one.main.activation_bytes() == traced + 20_127_744_000  # type: ignore[attr-defined]
+    assert one.residency.peak.activation_bytes == traced + 20_127_744_000  # type: ignore[attr-defined]
+    p = mem.predicted_peak(one)
+    assert p.activations >= traced + 20_127_744_000 and any("WanModel.forward holds" in n for n in p.notes)
+    eight = est(gpus=8, parallel="ulysses=8", fsdp=True)
+    st = next(s for s in eight.deployment.stages if s.name == "transformer")  # type: ignore[attr-defined]
+    assert st.activation_bytes_per_gpu >= 11_999_232_000
+    plain = api.request("wan2.2-t2v-a14b", "a14b-720p", hardware="h20")
+    assert all(i.runtime is None for i in api.stage_inputs(plain))  # the diffusers runtime: as traced

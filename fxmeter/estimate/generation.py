@@ -16,13 +16,24 @@ denoisers only (text encoders and VAEs run as traced); each stage runs at its ow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from fxmeter.estimate.evaluate import StageCost, evaluate
 from fxmeter.estimate.kernels import StandIn, load_kernel_model, stand_ins
-from fxmeter.estimate.memory import Fit, WeightMemory, at_precision, effective_runtime, fit, tiled_vae, with_runtime
+from fxmeter.estimate.memory import (
+    Fit,
+    RuntimeActivation,
+    WeightMemory,
+    at_precision,
+    effective_runtime,
+    fit,
+    tiled_vae,
+    with_runtime,
+)
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
 from fxmeter.estimate.residency import Residency, StageLoad, fit_line, plan
@@ -45,6 +56,7 @@ class StageInput:
     source: str = ""  # where the symbolic model came from (shipped, cache, traced...)
     seconds: float = 0.0  # time spent getting it
     selected: bool = True  # asked for by --stages (a denoiser is evaluated either way: totals describe it)
+    runtime: RuntimeActivation | None = None  # what --runtime's own code holds beyond the traced graph
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,13 @@ class Stage:
     trace_seconds: float = 0.0
     weights: WeightMemory | None = None  # the component's weights (at the precision for a denoiser)
     selected: bool = True  # in the pipeline the user asked for (--stages); denoisers are always evaluated
+    runtime: RuntimeActivation | None = None  # what --runtime's own code holds beyond the traced graph
+
+    def activation_bytes(self, scale: Fraction | float = 1, sp: int = 1) -> int:
+        """Peak live activations of one run: the traced peak (times ``scale``, a GPU's share under a parallel
+        plan) plus what the runtime's own code holds (:class:`RuntimeActivation`, ``sp``: the sequence split)."""
+        traced = self.cost.activations.peak_bytes
+        return (traced if scale == 1 else math.ceil(traced * scale)) + (self.runtime.bytes(sp) if self.runtime else 0)
 
     @property
     def name(self) -> str:
@@ -156,7 +175,7 @@ class Estimate:
 
     @property
     def activation_peak_bytes(self) -> int:
-        return max(s.cost.activations.peak_bytes for s in self.denoisers)
+        return max(s.activation_bytes() for s in self.denoisers)
 
     def seconds(self, kind: str = "bound", stages: tuple[Stage, ...] | None = None) -> float | None:
         """Seconds end to end (``bound`` or ``predicted``) of ``stages`` (default: the denoisers), None without
@@ -281,7 +300,8 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         w = with_runtime(at_precision(cost.weights, precision), effective_runtime(options.runtime, options.fsdp),
                          denoiser, inp.plan.component)
         weights_by_component.setdefault(inp.plan.component, w)
-        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected))
+        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected,
+                            inp.runtime if denoiser else None))
     weights = None
     for name in dict.fromkeys(s.plan.component for s in stages if s.denoiser):
         w = weights_by_component[name]
@@ -339,7 +359,7 @@ def plan_residency(est: Estimate, options: Options, offload_seq: Sequence[str], 
         meta = s.cost.trace
         w = s.weights.weight_bytes if s.weights is not None else s.cost.weights.weight_bytes
         loads.append(StageLoad(
-            s.name, s.plan.component, s.runs, w, s.cost.activations.peak_bytes,
+            s.name, s.plan.component, s.runs, w, s.activation_bytes(),
             int(meta.get("weight_read_bytes") or w), int(meta.get("largest_module_bytes") or w),
             text_encoder=s.name.startswith("text_encoder"), denoiser=s.denoiser))
     copy = transfer_timer(hardware)

@@ -277,6 +277,66 @@ def check_runtime(name: str | None) -> str:
     return key
 
 
+#: Wan2.2's own WanModel.forward: one timestep per token, its embeddings in float32 (the source of
+#: :func:`runtime_activation`)
+WAN22_TIMESTEPS_SOURCE = (
+    "Wan-Video/Wan2.2 @42bf4cf wan/modules/model.py WanModel.forward: `if t.dim() == 1: t = t.expand(t.size(0), "
+    "seq_len)`; e = time_embedding(sinusoidal_embedding_1d(freq_dim, t.flatten())).float() [B, L, dim] and e0 = "
+    "time_projection(e).unflatten(2, (6, dim)) [B, L, 6, dim] under autocast(float32) ('assert e.dtype == "
+    "torch.float32 and e0.dtype == torch.float32'), both live through every block (e feeds the head); "
+    "WanAttentionBlock.forward: `e = (self.modulation.unsqueeze(0) + e).chunk(6, dim=2)` under autocast(float32), one "
+    "more [B, L, 6, dim] float32 tensor live until the block returns; wan/distributed/sequence_parallel.py "
+    "sp_dit_forward computes e and e0 over the whole padded sequence on every rank and keeps torch.chunk views of "
+    "them (the whole tensors stay allocated), the blocks then run on the rank's chunk")
+
+
+@dataclass(frozen=True)
+class RuntimeActivation:
+    """Live bytes a runtime's own code holds during a denoiser forward beyond the traced diffusers graph's.
+
+    ``whole_per_token``: bytes per token over the whole (padded) sequence on every GPU; ``block_per_token``: bytes
+    per token of the GPU's share of the sequence, live during each block (both on top of the traced peak, which
+    lies inside a block)."""
+
+    tokens: int
+    whole_per_token: int
+    block_per_token: int
+    note: str
+
+    def bytes(self, sp: int = 1) -> int:
+        share = -(-self.tokens // sp)
+        return share * sp * self.whole_per_token + share * self.block_per_token
+
+
+def runtime_activation(runtime: str, config: Mapping[str, Any], tokens: int, batch: int = 1) -> RuntimeActivation | None:
+    """What ``--runtime wan``/``wan-bf16`` holds beyond the traced graph for a Wan2.2 denoiser (two experts or
+    per-token timesteps in its pipeline config); None for every other runtime and model (Wan2.1's repository keeps
+    ``t`` of shape [B]: e0 is [B, 6, dim], as diffusers traces it).
+
+    Wan2.2's repository expands the timestep to every token for every model (:data:`WAN22_TIMESTEPS_SOURCE`):
+    e [B, L, dim] and e0 [B, L, 6, dim] in float32 over the whole sequence, and each block's modulation sum
+    [B, L, 6, dim] in float32 over the GPU's share.  diffusers traces the two-expert models with one timestep per
+    sample (none of these); for per-token models (TI2V-5B, ``expand_timesteps``) it already holds e and e0 per token
+    in the model's dtype and the block's sum in float32, so only the float32 upgrade of e and e0 is added."""
+    if runtime not in ("wan", "wan-bf16") or config.get("_class_name") != "WanTransformer3DModel":
+        return None
+    pipe = config.get("_pipeline")
+    pipe = pipe if isinstance(pipe, Mapping) else {}
+    expand = bool(pipe.get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
+    if not expand and len(pipe.get("experts") or ()) < 2:
+        return None
+    dim = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
+    if expand:
+        whole, block = batch * 7 * dim * 2, 0
+        what = "e and e0 per token in float32 where diffusers holds them in the model's dtype (7 x dim x 2 bytes a token)"
+    else:
+        whole, block = batch * 7 * dim * 4, batch * 6 * dim * 4
+        what = ("e and e0 per token in float32 (7 x dim x 4 bytes a token, the whole sequence) and each block's "
+                "modulation sum (6 x dim x 4 bytes a token of the GPU's share); diffusers keeps one timestep per sample")
+    return RuntimeActivation(tokens, whole, block, f"--runtime {runtime}: Wan2.2's WanModel.forward holds {what} "
+                             f"({WAN22_TIMESTEPS_SOURCE})")
+
+
 def runtime_weight_bytes(w: WeightMemory, *, runtime: str, denoiser: bool, component: str) -> int:
     """A component's weight bytes under the runtime's dtype policy.
 
@@ -479,8 +539,10 @@ def predicted_peak(est: Any, *, expandable_segments: bool = False, lazy_loading:
     else:
         stage, w, a = "transformer", est.weights.weight_bytes, est.activation_peak_bytes
     if opts.runtime != "diffusers":
+        extra = next((s.runtime for s in est.stages if getattr(s, "runtime", None) is not None), None)
         notes.append(f"--runtime {opts.runtime}: {RUNTIME_DESCRIPTIONS[opts.runtime]}; activations as traced (autocast "
-                     "keeps matmul outputs in bfloat16)")
+                     "keeps matmul outputs in bfloat16)" + ("" if extra is None else
+                     f" plus {extra.bytes() / GIB:,.2f} GiB on one GPU: {extra.note}"))
     return process_memory(stage, w, a, compute_capability=cc, nccl_groups=groups, host_bytes=host_bytes(est, res),
                           expandable_segments=expandable_segments, runtime=opts.runtime, lazy_loading=lazy_loading,
                           notes=tuple(notes))
