@@ -45,6 +45,42 @@ def test_shipped_host_costs_and_their_sources() -> None:
     for key in (*km.host.keys, "host.timeline"):
         assert len(km.sources[key]) > 40, key
     assert "pytorch/pytorch issue #41383" in km.sources["host.eager.op"]
+    # eager model code: 53.7 ms of host time for 1,185 kernels in a torch.profiler trace of a whole model
+    assert km.host.eager_kernel == 4.53e-5 and round(53.7e-3 / 1185, 7) == 4.53e-5
+    assert "facebookresearch/sam2 issue #768" in km.sources["host.eager.model_kernel"]
+
+
+def test_host_seconds_of_eager_model_code_per_kernel() -> None:
+    """With a whole-model figure per launched kernel, an eager kernel costs it all in, a view nothing of its own,
+    and never less per kernel than the bare op's floor (2.0 + 2.2 us); compiled code is unchanged."""
+    from dataclasses import replace
+
+    model = replace(HOST, eager_kernel=45.3 * US)
+    mm, view = node(0, "matmul"), node(1, "free")
+    assert host_seconds(mm, model, compiled=False) == pytest.approx(45.3 * US)
+    assert host_seconds(view, model, compiled=False) == 0.0
+    assert host_seconds(mm, model, compiled=False, repeats=4) == pytest.approx(4 * 45.3 * US)  # ring steps
+    assert host_seconds(mm, replace(HOST, eager_kernel=1.0 * US), compiled=False) == pytest.approx(4.2 * US)  # the floor
+    leader = node(3, "elementwise", kernel=3)
+    assert host_seconds(leader, model, compiled=True) == host_seconds(leader, HOST, compiled=True) == pytest.approx(4.4 * US)
+
+
+def test_eager_flux_on_four_gpus_waits_for_its_host() -> None:
+    """FLUX.1-dev at 1024 px on 4 H100 with Ulysses: each GPU's share of a forward runs faster than the host can
+    issue it in eager mode, so a forward takes the host's time (one per launched kernel); compiled, it does not."""
+    from fxmeter import api
+
+    def forward(**kw: object) -> tuple[float, int]:
+        req = api.request("flux.1-dev", hardware="h100", gpus=4, parallel="ulysses=4", **kw)
+        est = api.estimate_request(req, api.stage_inputs(req))
+        st = next(s for s in est.deployment.stages if s.name == "transformer")  # type: ignore[union-attr]
+        kernels = sum(n.replicas for n in est.main.cost.nodes if n.family != "free")
+        return st.predicted_seconds_per_forward, kernels
+
+    eager, kernels = forward()
+    assert kernels > 2000 and eager >= kernels * 4.53e-5 * (1 - 1e-9)
+    compiled, _ = forward(compile=True)
+    assert compiled < kernels * 4.53e-5
 
 
 def test_host_seconds_per_node() -> None:

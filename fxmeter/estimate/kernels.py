@@ -204,14 +204,22 @@ class HostCosts:
     eager_op: float
     launch: float
     compiled_launch: float
-    keys: tuple[str, str, str]
+    keys: tuple[str, ...]
+    #: host seconds per launched kernel of eager MODEL code, all in (the Python of the modules around it, its op's
+    #: dispatch, the views and allocator calls between kernels, the launch); None: the bare op's floor only
+    eager_kernel: float | None = None
 
     def node_seconds(self, *, launches: int, compiled: bool) -> float:
-        """Host seconds of one graph node: eager: an op's dispatch (views included) + a CUDA launch per kernel;
-        compiled: an Inductor launcher call + a CUDA launch per fused kernel it leads, nothing else."""
+        """Host seconds of one graph node.  Eager: ``eager_kernel`` per kernel it launches, all in (a view or
+        other kernel-less node costs nothing of its own: it is inside that figure), never less per kernel than the
+        bare op's floor (an op's dispatch + a CUDA launch); without ``eager_kernel``, the floor alone (views at one
+        dispatch each); compiled: an Inductor launcher call + a CUDA launch per fused kernel
+        it leads, nothing else (the module code ran once, at compile time)."""
         if compiled:
             return launches * (self.compiled_launch + self.launch)
-        return self.eager_op + launches * self.launch
+        if self.eager_kernel is None:
+            return self.eager_op + launches * self.launch
+        return launches * max(self.eager_kernel, self.eager_op + self.launch)
 
 
 @dataclass(frozen=True)
@@ -451,7 +459,8 @@ def _host(r: _Reader, doc: dict[str, Any], sources: dict[str, str]) -> HostCosts
     h = r.obj(doc["host"], "host")
     sources["host.timeline"] = r.text(h, "timeline", "host")
     vals, keys = [], []
-    for part in ("eager_op", "launch", "compiled_launch"):
+    parts = ("eager_op", "launch", "compiled_launch", *(("eager_kernel",) if "eager_kernel" in h else ()))
+    for part in parts:
         e = r.obj(r.get(h, part, "host"), f"host.{part}")
         s = r.number(e, "seconds", f"host.{part}", hi=1e-3)
         assert s is not None
@@ -461,7 +470,7 @@ def _host(r: _Reader, doc: dict[str, Any], sources: dict[str, str]) -> HostCosts
         sources[key] = r.text(e, "source", f"host.{part}")
         vals.append(s)
         keys.append(key)
-    return HostCosts(vals[0], vals[1], vals[2], (keys[0], keys[1], keys[2]))
+    return HostCosts(vals[0], vals[1], vals[2], tuple(keys), vals[3] if len(vals) > 3 else None)
 
 
 @lru_cache(maxsize=1)
