@@ -151,11 +151,7 @@ def price_options(model: str | None, workload: Any, options: Mapping[str, Any], 
 
         km = load_kernel_model()
         assert km.host is not None
-        slow = replace(km, host=replace(km.host, eager_op=km.host.eager_op * host_factor,
-                                        launch=km.host.launch * host_factor,
-                                        compiled_launch=km.host.compiled_launch * host_factor,
-                                        eager_kernel=None if km.host.eager_kernel is None
-                                        else km.host.eager_kernel * host_factor))
+        slow = replace(km, host=km.host.scaled(host_factor))
         p = Pricer(km=slow)
         hw = req.devices[0]
         est = stage_times(p, est, hw)

@@ -397,7 +397,7 @@ def _denoiser_on(p: Pricer, s: Stage, est: Estimate, plan: ParallelPlan, rules: 
         kept = [t for t in timed if t.collective.count and t.collective.ranks > 1]
         comm = p.comm_cache[ck] = (sum(t.exposed for t in kept), sum(t.collective.bytes * t.collective.count for t in kept))
     exposed, moved = comm
-    act = s.activation_bytes(result.activation_scale, plan.ulysses * plan.ring)
+    act = s.activation_bytes(result.activation_scale, plan.sp)
     return _Denoised(s.name, s.plan.component, t_pred * forwards + exposed, t_pred * forwards, exposed, moved,
                      result.weight_bytes_per_gpu, act)
 

@@ -345,7 +345,7 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
     exposed = sum(x.exposed_seconds for x in rows)
     overlapped = sum(x.overlapped_seconds for x in rows)
     pf = Metrics(**result.compute_totals())
-    act = s.activation_bytes(result.activation_scale, plan.ulysses * plan.ring)
+    act = s.activation_bytes(result.activation_scale, plan.sp)
     single = s.predicted.per_run if s.predicted else 0.0
     st = StageDeployment(
         s.name, True, forwards, pf, s.cost.total, t_pred, t_bound, single, exposed, overlapped,

@@ -300,8 +300,7 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         w = with_runtime(at_precision(cost.weights, precision), effective_runtime(options.runtime, options.fsdp),
                          denoiser, inp.plan.component)
         weights_by_component.setdefault(inp.plan.component, w)
-        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected,
-                            inp.runtime if denoiser else None))
+        stages.append(Stage(inp.plan, cost, bound, predicted, inp.source, inp.seconds, w, inp.selected, inp.runtime))
     weights = None
     for name in dict.fromkeys(s.plan.component for s in stages if s.denoiser):
         w = weights_by_component[name]

@@ -59,7 +59,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -220,6 +220,12 @@ class HostCosts:
         if self.eager_kernel is None:
             return self.eager_op + launches * self.launch
         return launches * max(self.eager_kernel, self.eager_op + self.launch)
+
+    def scaled(self, factor: float) -> HostCosts:
+        """Every host cost ``factor`` times (a slower host: diagnose's host-bound cause)."""
+        return replace(self, eager_op=self.eager_op * factor, launch=self.launch * factor,
+                       compiled_launch=self.compiled_launch * factor,
+                       eager_kernel=None if self.eager_kernel is None else self.eager_kernel * factor)
 
 
 @dataclass(frozen=True)

@@ -322,6 +322,8 @@ def runtime_activation(runtime: str, config: Mapping[str, Any], tokens: int, bat
         return None
     pipe = config.get("_pipeline")
     pipe = pipe if isinstance(pipe, Mapping) else {}
+    # the Wan adapter's own reading of the pipeline config (adapters/wan.py `_expand_timesteps`, two `experts`);
+    # restated here because the adapter keeps it private, and editing adapters/wan.py re-keys every shipped Wan trace
     expand = bool(pipe.get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
     if not expand and len(pipe.get("experts") or ()) < 2:
         return None
@@ -539,7 +541,7 @@ def predicted_peak(est: Any, *, expandable_segments: bool = False, lazy_loading:
     else:
         stage, w, a = "transformer", est.weights.weight_bytes, est.activation_peak_bytes
     if opts.runtime != "diffusers":
-        extra = next((s.runtime for s in est.stages if getattr(s, "runtime", None) is not None), None)
+        extra = next((s.runtime for s in est.stages if s.runtime is not None), None)
         notes.append(f"--runtime {opts.runtime}: {RUNTIME_DESCRIPTIONS[opts.runtime]}; activations as traced (autocast "
                      "keeps matmul outputs in bfloat16)" + ("" if extra is None else
                      f" plus {extra.bytes() / GIB:,.2f} GiB on one GPU: {extra.note}"))
