@@ -54,6 +54,66 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["FXMETER_CACHE_DIR"] = str(tmp_path_factory.mktemp("fxmeter-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_reference_per_session(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """FlopCounterMode's count of one full-size stage on meta, computed once per test session and shared by the
+    workers (pytest-xdist), however many tests compare with it.
+
+    The zoo tests (``fxmeter verify`` on a model: every stage) and ``test_pipeline_stages.py`` (every stage of
+    every model) compare fxmeter with the same reference: the same component config, call, symbol values and
+    dtype on meta. The count is deterministic in those, so the second test reads the first one's count
+    instead of running the stage again (the Allegro VAE alone is 35 s). Nothing is kept between sessions: a
+    change to the code under test is always counted afresh. Only meta references are shared (CPU and CUDA runs
+    are what their tests time and check)."""
+    import hashlib
+    import pickle
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: every test counts its own
+        yield
+        return
+    from fxmeter.verify import reference as ref
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "flop-counter-references"
+    shared.mkdir(exist_ok=True)
+
+    def memo(run: Any, key: tuple[Any, ...]) -> Any:
+        path = shared / hashlib.sha256(repr(key).encode()).hexdigest()
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a worker counting this stage now: wait for its count
+            if path.exists():
+                return pickle.loads(path.read_bytes())
+            out = run()
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps(out))
+            tmp.replace(path)
+            return out
+
+    real_stage, real_model = ref.run_stage_reference, ref.run_reference
+
+    def component_key(c: Any) -> tuple[Any, ...]:
+        return (c.config_sha256, type(c.adapter).__module__, type(c.adapter).__qualname__, repr(c.adapter))
+
+    def run_stage_reference(component: Any, dims: dict[str, int], dtype: str, root: str, mode: str | None = None) -> Any:
+        key = ("stage", component_key(component), sorted(dims.items()), dtype, root, mode)
+        return memo(lambda: real_stage(component, dims, dtype, root, mode), key)
+
+    def run_reference(component: Any, dims: dict[str, int], dtype: str, device: str, mode: str = "eager",
+                      root: str = ref.ROOT) -> Any:
+        if device != "meta":
+            return real_model(component, dims, dtype, device, mode, root)
+        key = ("model", component_key(component), sorted(dims.items()), dtype, device, mode, root)
+        return memo(lambda: real_model(component, dims, dtype, device, mode, root), key)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ref, "run_stage_reference", run_stage_reference)
+    mp.setattr(ref, "run_reference", run_reference)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-block, 24-wide Wan transformer config on disk."""

@@ -14,10 +14,7 @@ import pytest
 from fxmeter.model import observe as ob
 from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import get_preset
-from tests.observe_cases import BATCHED_CFG, HAND_PLANNED, KNOWN, second_workload
-
-#: the hand-planned models less the ones whose class, pipeline and expert layout another one has
-AXES_MODELS = tuple(m for m in HAND_PLANNED if m not in ("wan2.1-t2v-14b", "wan2.1-i2v-14b-720p"))
+from tests.observe_cases import AXES_MODELS, BATCHED_CFG, KNOWN, second_workload
 
 
 @pytest.mark.slow
@@ -35,5 +32,6 @@ def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
     assert ob.check_axes(m, axes, wl) == [], mid
     assert any(a.follows == ("batch",) for a in axes if a.stage == "transformer")
     for knob, o in obs.items():
+        assert ob.cfg_batched(o) == (mid in BATCHED_CFG), (mid, knob)
         diffs = ob.compare_with_plan(m, o, batched_cfg=mid in BATCHED_CFG)
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, knob, [str(d) for d in diffs])
