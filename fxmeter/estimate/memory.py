@@ -320,12 +320,12 @@ def runtime_activation(runtime: str, config: Mapping[str, Any], tokens: int, bat
     in the model's dtype and the block's sum in float32, so only the float32 upgrade of e and e0 is added."""
     if runtime not in ("wan", "wan-bf16") or config.get("_class_name") != "WanTransformer3DModel":
         return None
-    pipe = config.get("_pipeline")
-    pipe = pipe if isinstance(pipe, Mapping) else {}
-    # the Wan adapter's own reading of the pipeline config (adapters/wan.py `_expand_timesteps`, two `experts`);
-    # restated here because the adapter keeps it private, and editing adapters/wan.py re-keys every shipped Wan trace
-    expand = bool(pipe.get("expand_timesteps", int(config.get("in_channels", 16)) == 48))
-    if not expand and len(pipe.get("experts") or ()) < 2:
+    from fxmeter.model.adapters import adapter_for_class
+
+    # the Wan adapter's variant of this config (its reading of the pipeline config: expand_timesteps, two experts)
+    variant = adapter_for_class("WanTransformer3DModel", dict(config)).name
+    expand = variant == "wan-ti2v"
+    if not expand and variant not in ("wan-experts", "wan-i2v-experts"):
         return None
     dim = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
     if expand:
