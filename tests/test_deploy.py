@@ -294,17 +294,13 @@ def test_plan_errors_are_one_line(tiny_config: Path, tmp_path: Path, extra: tupl
 
 @pytest.mark.parametrize("model,extra,needles", [
     # tp with no tensor-parallel roles once split nothing and printed a 1.00x "speed-up": refused now
-    ("pixart-sigma-1024", ("--gpus", "2", "--parallel", "tp=2"), ("tensor parallelism is not modelled", "one GPU")),
+    ("pixart-sigma-1024", ("--gpus", "2", "--parallel", "tp=2"), ("tensor parallelism is not modelled", "use ulysses/ring")),
     ("auraflow-v0.3", ("--gpus", "2", "--parallel", "ulysses=1,tp=2"), ("tensor parallelism is not modelled",
                                                                        "use ulysses/ring")),
-    # a static trace, no TP roles, CFG batched: no default plan exists, and the line says why
-    ("pixart-sigma-1024", ("--gpus", "2"), ("cannot split PixArtTransformer2DModel over 2 GPUs", "static shapes")),
     # a pipeline that always batches CFG refuses cfg=2 (it used to fail later with "needs two passes")
     ("allegro", ("--gpus", "2", "--parallel", "cfg=2"), ("batched", "ulysses/ring")),
     # more than the two CFG passes a plan models
     ("ltx-2", ("--gpus", "2"), ("4 transformer passes per step", "one GPU")),
-    # a static trace's default plan needs TP, which FSDP excludes: said before tracing, with the way out
-    ("cogvideox-5b", ("--gpus", "8", "--fsdp"), ("static shapes", "drop --fsdp or use --gpus 2 (cfg=2)")),
 ])
 def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra: tuple[str, ...],
                                                needles: tuple[str, ...]) -> None:
@@ -313,17 +309,19 @@ def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.slow  # two shipped pipelines priced (~2.5 s)
-def test_a_static_trace_defaults_to_a_plan_it_can_price(tmp_path: Path) -> None:
-    """--gpus N without --parallel on a static-shape trace: CFG where there are two passes, tensor parallel for
-    the rest (sequence parallelism needs a dynamic trace), never a plan that is then refused."""
+@pytest.mark.slow  # three shipped pipelines priced (~4 s)
+def test_a_static_trace_takes_the_default_plan(tmp_path: Path) -> None:
+    """--gpus N without --parallel on a static-shape trace: the same default as a dynamic one (CFG where there are
+    two passes, Ulysses for the rest), its sequence split read off the trace's concrete shapes."""
     import fxmeter
 
     r = fxmeter.trace("allegro", hardware="h100", gpus=2, run_id="a")  # CFG batched
     p = r["deployment"]["parallel"]
-    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (1, 2, 1, 1) and r["deployment"]["speedup"] > 1.5
+    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (1, 1, 2, 1) and r["deployment"]["speedup"] > 1.5
     p = fxmeter.trace("cogvideox-5b", hardware="h100", gpus=4, run_id="c")["deployment"]["parallel"]
-    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (2, 2, 1, 1)
+    assert (p["cfg"], p["tp"], p["ulysses"], p["ring"]) == (2, 1, 2, 1)
+    r = fxmeter.trace("cogvideox-5b", hardware="h100", gpus=8, fsdp=True, run_id="f")  # once refused: TP and FSDP
+    assert r["deployment"]["parallel"]["ulysses"] == 4 and r["deployment"]["speedup"] > 4
 
 
 def test_tp_that_does_not_divide_the_ffn(odd_ffn: Path, tmp_path: Path) -> None:
@@ -349,11 +347,13 @@ def test_plan_is_checked_before_tracing(tiny_config: Path, monkeypatch: pytest.M
         fxmeter.trace(config=tiny_config, workload="ci-tiny", hardware="h100", gpus=4, parallel="ulysses=4")
 
 
-def test_static_models_refuse_sequence_parallelism() -> None:
-    with pytest.raises(ParallelError, match="static shapes"):
-        api.request("wan2.2-ti2v-5b", hardware="h100", gpus=2, parallel="ulysses=2")
-    with pytest.raises(ParallelError, match="static shapes"):
-        api.request("cogvideox-5b", hardware="h100", gpus=2, parallel="ulysses=2")
+def test_static_models_take_sequence_parallelism() -> None:
+    """Wan2.2-TI2V-5B and CogVideoX (static traces: their forwards need Python ints of the geometry) split the
+    sequence as the dynamic models do (their tokens per GPU: the video tokens, and CogVideoX's 226 text tokens
+    with them, over the SP degree)."""
+    for model in ("wan2.2-ti2v-5b", "cogvideox-5b"):
+        req = api.request(model, hardware="h100", gpus=2, parallel="ulysses=2")
+        assert req.plan is not None and req.plan.ulysses == 2
 
 
 # -- the command line -----------------------------------------------------------------------------------
@@ -399,18 +399,18 @@ def test_scale_names_the_count_the_plan_cannot_use(tiny_config: Path, tmp_path: 
     one_error(code, err, "'x' is not a positive integer")
 
 
-def test_scale_prices_the_counts_a_model_can_run_and_names_the_others(tmp_path: Path) -> None:
-    """Without --parallel, a count the model cannot run at all (HiDream: static trace, no TP roles, so 2 GPUs via
-    CFG only) is left out with its reason; the counts it can run are priced.  A model that runs none is the error."""
+def test_scale_prices_a_static_model_at_every_count_and_a_model_that_runs_none_is_the_error(tmp_path: Path) -> None:
+    """Without --parallel, a static-trace model (HiDream: no TP roles; once 2 GPUs via CFG only) is priced at every
+    count, its sequence split read off the trace's shapes; a model that runs no count (LTX-2: four forwards per
+    step) is the error."""
     code, out, err = run("scale", "hidream-i1-full", "--hardware", "h100", "--gpus", "1,2,4", "--output-root",
                          str(tmp_path), "--run-id", "h")
     assert code == 0, err
     rows = [ln.split()[0] for ln in out.splitlines() if ln.strip() and ln.split()[0].isdigit()]
-    assert rows == ["1", "2"]
-    assert "not priced: --gpus 4: fxmeter cannot split HiDreamImageTransformer2DModel over 4 GPUs" in out
-    code, _, err = run("scale", "pixart-sigma-1024", "--hardware", "h100", "--gpus", "2,4", "--output-root",
+    assert rows == ["1", "2", "4"] and "not priced" not in out
+    code, _, err = run("scale", "ltx-2", "--hardware", "h100", "--gpus", "2,4", "--output-root",
                        str(tmp_path), "--run-id", "p")
-    one_error(code, err, "--gpus 2:", "cannot split PixArtTransformer2DModel")
+    one_error(code, err, "--gpus 2:", "transformer passes per step")
 
 
 def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> None:

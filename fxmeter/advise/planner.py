@@ -332,8 +332,6 @@ def _split(p: Pricer, s: Stage, est: Estimate, plan: ParallelPlan, rules: SplitR
     got = p.splits.get(key)
     if got is not None:
         return got  # type: ignore[no-any-return]
-    if plan.sp > 1 and s.cost.trace.get("mode") == "static":
-        raise ParallelError(f"{s.name} was traced with static shapes: no sequence parallelism")
     views, units, dims = node_views(s.cost, rules, plan)
     units = scaled_units(units, wbytes)
     result = per_gpu(views, units, plan, est.passes_per_step, dims=dims)

@@ -316,10 +316,6 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
     except KeyError:
         raise ParallelError(f"no split rules for component {s.plan.component}: cannot run it on several GPUs") from None
     check_plan(plan, r.dims)
-    if plan.sp > 1 and s.cost.trace.get("mode") == "static":
-        raise ParallelError(f"{s.name} was traced with static shapes here (no workload symbols per node), so which "
-                            "nodes scale with the token sequence is unknown; sequence parallelism needs a dynamic "
-                            "trace (a workload inside the trace's guards)")
     views, units, dims = node_views(s.cost, r, plan)
     notes = []
     if r.joint_text_symbols and plan.sp > 1:

@@ -106,26 +106,98 @@ def _out_bytes(n: NodeCost, itemsize: int) -> int:
     return n.cost.bytes_written
 
 
+def _widths(cost: StageCost) -> frozenset[int]:
+    """The per-token widths of a graph: every GEMM's ``k`` and ``n`` and every attention's ``h*d`` / ``h*dv``."""
+    out: set[int] = set()
+    for n in cost.nodes:
+        s = n.shape
+        if n.family in ("matmul", "conv"):
+            out |= {v for k in ("k", "n") if isinstance(v := s.get(k), int) and v > 0}
+        elif n.family == "attention" and isinstance(s.get("h"), int):
+            out |= {s["h"] * v for k in ("d", "dv") if isinstance(v := s.get(k), int) and v > 0}
+    return frozenset(out)
+
+
+def _lengths(cost: StageCost, tokens: int) -> tuple[int, ...]:
+    """The sequence lengths a graph's attentions run over, beyond the tokens: a padded or joint sequence
+    (HunyuanVideo-1.5 pads video + text to a multiple; its masks and concatenations have that length)."""
+    return tuple(sorted({q for n in cost.nodes if n.family == "attention" and isinstance(q := n.shape.get("lq"), int)
+                         and q > tokens}))
+
+
+def static_kind(n: NodeCost, tokens: int, text_len: int, widths: frozenset[int], *, joint: bool,
+                lengths: Sequence[int] = ()) -> str | None:
+    """What a node of a static trace (concrete shapes, no workload symbols) runs over: ``"seq"`` (the token
+    sequence: the video/image tokens, or those and the text as one joint sequence), ``"text"`` (the text tokens
+    alone), or None (neither, or a node that moves nothing).
+
+    An attention's queries cover the sequence (at least its tokens: HunyuanVideo-1.5 pads the joint sequence);
+    a GEMM's rows or the elements a node writes (else, for a node fused away under ``--compile``, its CUDA-core
+    FLOPs or the elements it reads) are a multiple of the sequence length; where a count is a multiple of both the
+    sequence and the text length (FLUX: 512 text tokens, 4096 image tokens), the length that leaves a per-token
+    width of the graph (a GEMM's ``k``/``n``, an attention's ``h*d``) names it.  A count can still be a multiple
+    by chance (FLUX's [1, 6*3072] modulation is 4 x 4,608 joint tokens): such nodes move next to nothing, and the
+    rule is checked against the workload symbols of the dynamically traced models, which deploy to the same seconds
+    when read this way (tests/test_parallel_static.py).  ``joint``: the model runs text and video tokens as one
+    sequence somewhere (joint attention, single-stream blocks); ``lengths``: the longer sequences its attentions
+    run over (:func:`_lengths`)."""
+    s = n.shape
+    seqs = (tokens, *((tokens + text_len,) if joint and text_len else ()), *lengths)
+    if n.family == "attention" and isinstance(s.get("lq"), int):
+        q = s["lq"]  # the queries: the sequence (padded or joined with the text: at least the tokens), or the text
+        return "seq" if q >= tokens or any(q % L == 0 for L in seqs) else "text" if text_len and q % text_len == 0 else None
+    if n.family in ("matmul", "conv") and isinstance(s.get("m"), int):
+        q = int(s.get("b", 1)) * s["m"] if n.family == "matmul" else s["m"]
+    else:
+        size = ITEMSIZE.get(n.dtype or "bfloat16", 2)
+        q = n.cost.bytes_written // size or n.cost.cuda_core_flops or n.cost.bytes_read // size
+    if q <= 0:
+        return None
+    is_seq = [L for L in seqs if q % L == 0]
+    # text rows of a width of the graph (a [B, 6*D] modulation is a multiple of 512 text tokens, but no text rows)
+    is_text = bool(text_len) and q % text_len == 0 and (n.family in ("matmul", "conv") or q // text_len in widths)
+    if is_seq and is_text:
+        seq_width = any(q // L in widths for L in is_seq)
+        if (q // text_len in widths) and not seq_width:
+            return "text"
+        return "seq"
+    return "seq" if is_seq else "text" if is_text else None
+
+
 def node_views(cost: StageCost, rules: SplitRules, plan: ParallelPlan) -> tuple[list[NodeView], list[BlockView], ModelDims]:
     """The stage's graph nodes and FSDP units as :mod:`~fxmeter.estimate.parallel` takes them, and the dims
-    it splits (with joint text tokens in the sequence when they divide the SP degree)."""
+    it splits (with joint text tokens in the sequence when they divide the SP degree).
+
+    A dynamic trace says which nodes scale with the sequence by their workload symbols; a static one (its
+    forward needs Python ints of the geometry: Wan2.2-TI2V-5B, CogVideoX, LTX-Video...) by its concrete
+    shapes (:func:`static_kind`)."""
     dims = rules.dims
     seq = set(rules.sequence_symbols)
-    if rules.joint_text_symbols and plan.sp > 1 and dims.text_len % plan.sp == 0:
+    joint = bool(rules.joint_text_symbols and plan.sp > 1 and dims.text_len % plan.sp == 0)
+    if joint:
         seq |= rules.joint_text_symbols
         dims = ModelDims(dims.heads, dims.head_dim, dims.hidden, dims.ffn, dims.layers, dims.text_len,
                          dims.tokens + dims.text_len)
+    static = cost.trace.get("mode") == "static"
+    widths = _widths(cost) if static else frozenset()
+    lengths = _lengths(cost, rules.dims.tokens) if static else ()
     blocks = block_ids(cost)
     first = next((i for i, n in enumerate(cost.nodes) if _inside(n.module, blocks)), len(cost.nodes))
     roles = [(re.compile(p), r) for p, r in rules.tp_roles]
     views = []
     for i, n in enumerate(cost.nodes):
         size = ITEMSIZE.get(n.dtype or "bfloat16", 2)
+        if static:
+            kind = (static_kind(n, rules.dims.tokens, rules.dims.text_len, widths, joint=bool(rules.joint_text_symbols),
+                                lengths=lengths) if i >= first else None)
+            split = kind == "seq" or (kind == "text" and joint)
+        else:
+            split = i >= first and bool(n.symbols & seq)
         views.append(NodeView(
             name=n.name, target=n.target, module=n.module, family=n.family, category=n.category, replicas=n.replicas,
             tensor_core_flops=n.cost.tensor_core_flops, cuda_core_flops=n.cost.cuda_core_flops,
             bytes_read=n.cost.bytes_read, bytes_written=n.cost.bytes_written, shape=dict(n.shape),
-            seq_split=i >= first and bool(n.symbols & seq), out_bytes=_out_bytes(n, size), itemsize=size,
+            seq_split=split, out_bytes=_out_bytes(n, size), itemsize=size,
             tp_role=_role(n.module, cost.root, roles),
         ))
     if plan.tp > 1 and not any(v.tp_role for v in views if v.tensor_core_flops):
@@ -234,43 +306,19 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
                   "model for it" if gpus == 1 else "use one GPU (leave --gpus out)")
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
                             f"(its adapter has no model_dims); {advice}")
-    static = {n for n in rules if not (c := model.component(n)).adapter.supports_dynamic(dict(c.config))}
-    if spec is None and static and gpus > 1:
-        # the default plan is one fxmeter can price: a static trace cannot split the sequence, so CFG takes what it
-        # can and tensor parallelism the rest (check_plan below says so when the heads do not divide)
-        cfg = 2 if passes == 2 and gpus % 2 == 0 else 1
-        if gpus // cfg > 1 and not all(r.tp_roles for r in rules.values()):
-            raise ParallelError(
-                f"fxmeter cannot split {main.adapter.diffusers_class} over {gpus} GPUs: its trace has static shapes "
-                "(no sequence parallelism), its adapter names no tensor-parallel roles"
-                + (", and it runs one forward per step (no separate CFG pass to split)" if passes == 1 else "")
-                + ("; use --gpus 2 (cfg=2)" if cfg == 2 else "; use one GPU (leave --gpus out)"))
-        if gpus // cfg > 1 and fsdp:
-            raise ParallelError(
-                f"{main.adapter.diffusers_class} is traced with static shapes, so fxmeter splits it over {gpus} GPUs "
-                f"with tensor parallelism{' and cfg=2' if cfg == 2 else ''} only, which cannot be combined with --fsdp: "
-                "drop --fsdp" + (" or use --gpus 2 (cfg=2)" if cfg == 2 else ""))
-        spec = f"ulysses=1,ring=1,cfg={cfg},tp={gpus // cfg}"
     plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
     for name, r in rules.items():
         check_plan(plan, r.dims)
         comp = model.component(name)
         if plan.tp > 1 and not r.tp_roles:
-            other = "/".join(([] if name in static else ["ulysses", "ring"]) + (["cfg"] if passes == 2 else []))
+            other = "/".join(["ulysses", "ring"] + (["cfg"] if passes == 2 else []))
             raise ParallelError(f"{comp.adapter.diffusers_class} ({name}): tensor parallelism is not modelled for it "
-                                "(its adapter names no tensor-parallel roles); "
-                                + (f"use {other} instead" if other else "use one GPU (leave --gpus out)"))
-        if plan.sp > 1 and name in static:
-            raise ParallelError(
-                f"{comp.adapter.diffusers_class} ({name}) is traced with static shapes (its forward needs Python ints "
-                "of the geometry), so which graph nodes scale with the token sequence is unknown; sequence "
-                f"parallelism (ulysses/ring) needs a dynamic trace: use {'cfg/tp' if passes == 2 else 'tp'} only, "
-                "or --gpus 1")
+                                f"(its adapter names no tensor-parallel roles); use {other} instead")
         if plan.sp > 1 and not comp.adapter.sequence_symbols:
             raise ParallelError(f"{comp.adapter.diffusers_class} ({name}) names no sequence symbols: sequence "
                                 "parallelism (ulysses/ring) is not modelled for it")
     return plan
 
 
-__all__ = ["ITEMSIZE", "SplitRules", "block_ids", "gpu_call", "node_views", "plan_for", "rules_of", "scaled_units",
+__all__ = ["ITEMSIZE", "SplitRules", "block_ids", "gpu_call", "node_views", "plan_for", "rules_of", "scaled_units", "static_kind",
            "share_metrics", "split_rules"]
