@@ -63,10 +63,10 @@ class ValidationDataError(FxmeterError):
 
 # -- the alias table ------------------------------------------------------------------------------
 def norm(text: Any) -> str:
-    """A spelling as the alias table compares it: lower case, vendor words and parenthesised remarks
-    dropped, runs of spaces / ``_`` / ``-`` made one ``-``."""
+    """A spelling as the alias table compares it: lower case, vendor words (NVIDIA, Tesla, GeForce, AMD Instinct)
+    and parenthesised remarks dropped, runs of spaces / ``_`` / ``-`` made one ``-``."""
     s = re.sub(r"\([^)]*\)", " ", str(text).lower())
-    s = re.sub(r"\b(nvidia|tesla|geforce)\b", " ", s)
+    s = re.sub(r"\b(nvidia|tesla|geforce|amd|instinct)\b", " ", s)
     return re.sub(r"[\s_\-]+", "-", s).strip("-")
 
 
@@ -88,6 +88,9 @@ class Aliases:
     fields: Mapping[str, tuple[str, ...]]
     scopes: tuple[tuple[str, tuple[str, ...]], ...]
     sources: Mapping[str, Mapping[str, str]]
+    fp32: tuple[str, ...] = ()
+    vae_tiling: tuple[str, ...] = ()
+    offload: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def aliases_path() -> Path:
@@ -118,6 +121,9 @@ def aliases() -> Aliases:
         fields={k: tuple(v) for k, v in doc["fields"].items()},
         scopes=(("all", longest_first(scopes["all"])), ("transformer", longest_first(scopes["transformer"]))),
         sources={k.lower(): v for k, v in doc["sources"].items()},
+        fp32=longest_first(doc["precision_fp32"]["spellings"]),
+        vae_tiling=longest_first(doc["vae_tiling"]["spellings"]),
+        offload=tuple((k, longest_first(v)) for k, v in doc["offload"].items()),
     )
 
 
@@ -134,13 +140,36 @@ def _first(spellings: Mapping[str, str], text: str) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _bundled_names() -> dict[str, str]:
+    """Every bundled model by its own id, and by the Hugging Face repository its config came from (its id and
+    its name, without a trailing ``-Diffusers``), beside the alias table's [models]."""
+    from fxmeter.model.registry import MODELS
+
+    out: dict[str, str] = {}
+    for mid, spec in MODELS.items():
+        out[norm(mid)] = mid
+        m = re.match(r"https://huggingface\.co/([^/]+)/([^/]+)/", spec.source)
+        if m:
+            repo = norm(f"{m.group(1)}/{m.group(2)}")
+            for name in (repo, repo.rsplit("/", 1)[-1]):
+                out.setdefault(_undiffusers(name), mid)
+    return out
+
+
+def _undiffusers(key: str) -> str:
+    return re.sub(r"-diffusers$", "", key)
+
+
 def resolve_model(model: Any, variant: Any, height: int | None) -> str | None:
-    """The bundled model id a row's model (and variant) names, or None."""
+    """The bundled model id a row's model (and variant) names, or None: the alias table's [models], every bundled
+    model's id and Hugging Face repository (:func:`_bundled_names`), then its [[model_rules]] (family + variant)."""
     a = aliases()
+    names = {**_bundled_names(), **a.models}
     m, v = norm(model), norm(variant) if variant not in (None, "") else ""
     for key in (f"{m}-{v}" if v else None, m, m.rsplit("/", 1)[-1], v or None):
-        if key and key in a.models:
-            return a.models[key]
+        if key and (hit := names.get(key) or names.get(_undiffusers(key))):
+            return hit
     for family, pattern, target in a.model_rules:
         if m in (family, family.replace(".", "")) and pattern.search(v):
             return target.format(res="720p" if (height or 0) >= 720 else "480p")
@@ -171,6 +200,8 @@ def resolve_gpu(name: Any) -> tuple[str | None, int | None, str | None]:
     if m:
         a, b = m.groups()
         count, text = (int(a), b) if a.isdigit() else (int(b), a)
+    elif (m := re.match(r"^(.+?\d)\s*[x×*](\d{1,2})\s*$", text, re.I)) and resolve_gpu(m.group(1))[0]:
+        count, text = int(m.group(2)), m.group(1)  # "H100x8" (never "RTX4090": the part before the x names a GPU)
     key = norm(text)
     a = aliases()
     devices, memory = _device_table()
@@ -220,7 +251,7 @@ def _parallel(text: Any, n: int, t: str) -> tuple[dict[str, Any], list[str]] | s
     fsdp = any(_word(s, t) for s in a.parallel["fsdp"])
     for method in ("ulysses", "ring", "cfg", "tp", "usp"):
         for s in a.parallel[method]:
-            m = re.search(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z0-9])(?:[\s\-=:x]|degree|size|parallel)*(\d+)?", t)
+            m = re.search(rf"(?<![a-z0-9]){re.escape(s)}(?![a-z])(?:[\s\-=:x]|degree|size|parallel)*(\d+)?(?![a-z0-9])", t)
             if m:
                 found[method] = int(m.group(1)) if m.group(1) else None
                 t = t[:m.start()] + " " + t[m.end():]  # "usp" and "sp" are not found twice
@@ -256,7 +287,8 @@ def _parallel(text: Any, n: int, t: str) -> tuple[dict[str, Any], list[str]] | s
 
 
 def resolve_precision(text: Any) -> tuple[str, str | None]:
-    """(--precision, reason it cannot be represented or None) of a precision column."""
+    """(--precision, reason it cannot be represented or None) of a precision column; ``fp32`` when it names
+    float32 and no lower precision (a --dtype, not a --precision)."""
     a = aliases()
     t = norm(text if text not in (None, "") else "bf16")
     bad = _first(a.precision_unsupported, t)
@@ -267,6 +299,8 @@ def resolve_precision(text: Any) -> tuple[str, str | None]:
     for p in ("fp8", "int8"):
         if any(_word(k, t) for k, v in a.precision.items() if v == p):
             return p, None
+    if hit is None and any(_word(k, t) for k in a.fp32):
+        return "fp32", None  # float32 throughout ("bf16, VAE fp32" names bf16: the pipeline's dtype)
     return (hit[1] if hit else "bf16"), None
 
 
@@ -277,7 +311,7 @@ def resolve_compile(value: Any) -> bool | None:
     if isinstance(value, (int, float)):
         return bool(value)
     a = aliases()
-    t = norm(value)
+    t = norm(re.sub(r"^\s*(?:torch[._])?compiled?\s*[=:]\s*", "", str(value), flags=re.I) or value)
     if t in a.compile_no:
         return False
     if t in a.compile_yes:
@@ -437,9 +471,14 @@ def _seconds(v: Any, what: str) -> float | str:
     """A positive finite number of seconds, or the reason it is not."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         if isinstance(v, str):
+            m = re.fullmatch(r"\s*([\d.,]+)\s*(ms|s/it|s/step|it/s|steps?/s|sec|seconds?|s)?\s*", v.lower())
             try:
-                v = float(v.strip().rstrip("s").replace(",", ""))
-            except ValueError:
+                if m is None:
+                    raise ValueError(v)
+                x = float(m.group(1).replace(",", ""))
+                unit = m.group(2) or "s"
+                v = x / 1000 if unit == "ms" else (1 / x if x and unit in ("it/s", "step/s", "steps/s") else x)
+            except (ValueError, ZeroDivisionError):
                 return f"{what} must be a positive number of seconds, got {v!r}"
         else:
             return f"{what} must be a positive number of seconds, got {v!r}"
@@ -620,6 +659,14 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
     precision, why = resolve_precision(row.get("precision"))
     if why:
         return why
+    if precision == "fp32":
+        kw["dtype"] = "fp32"
+        assumptions.append("float32 throughout: --dtype fp32 (its trace is made now if not cached)")
+        precision = "bf16"
+    tiling_text = norm(f"{row.get('precision') or ''} {row.get('offload') or ''} {row.get('vae') or ''}")
+    if row.get("vae_tiling") in (True, "true", "yes", "on") or any(_word(w, tiling_text) for w in aliases().vae_tiling):
+        kw["vae_tiling"] = "on"
+        assumptions.append("VAE tiling: --vae-tiling on (the VAE's own tile sizes)")
     if precision != "bf16":
         kw["precision"] = precision
         if precision == "int8":
@@ -656,6 +703,11 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
     elif "t5_cpu" in offload and "t5_cpu" in caps:
         kw["t5_cpu"] = True
         assumptions.append("--t5_cpu without --offload_model: T5 on the host CPU (time not modeled), the rest resident")
+    elif (policy := next((p for p, words in aliases().offload if any(_word(w, norm(offload)) for w in words)), None)):
+        if "offload" not in caps:
+            return f"offload {row.get('offload')!r} is not modeled by this fxmeter"
+        kw["offload"] = policy
+        assumptions.append(f"offload {row.get('offload')!r}: --offload {policy}")
     elif "cpu_offload" in offload or "cpu-offload" in offload or "sequential" in offload:
         return f"offload {row.get('offload')!r} is not a policy fxmeter can map"
     elif offload in ("", "none stated"):

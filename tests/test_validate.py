@@ -67,6 +67,17 @@ def cli(*args: str) -> tuple[int, str, str]:
      {"stages": "transformer", "gpus": 2}),
     ({"model": "FLUX.1-dev", "variant": "12B", "height": 1024, "width": 1024, "frames": 1, "steps": 28,
       "parallel": "batch_size=4"}, "flux.1-dev", {"batch": 4, "steps": 28}),
+    # diffusers' offload calls, vae.enable_tiling(), float32 throughout
+    ({"offload": "enable_model_cpu_offload()"}, "wan2.1-t2v-1.3b", {"offload": "model"}),
+    ({"offload": "pipe.enable_sequential_cpu_offload()"}, "wan2.1-t2v-1.3b", {"offload": "sequential"}),
+    ({"precision": "bf16 + tiled VAE"}, "wan2.1-t2v-1.3b", {"vae_tiling": "on"}),
+    ({"vae_tiling": True}, "wan2.1-t2v-1.3b", {"vae_tiling": "on"}),
+    ({"precision": "fp32"}, "wan2.1-t2v-1.3b", {"dtype": "fp32", "precision": None}),
+    ({"precision": "bf16, VAE fp32"}, "wan2.1-t2v-1.3b", {"dtype": None}),
+    # degrees written onto the method, a count written onto the GPU
+    ({"gpu": "H100x4", "n_gpus": None, "parallel": "ulysses4"}, "wan2.1-t2v-1.3b",
+     {"gpus": 4, "parallel": "ulysses=4,ring=1,cfg=1,tp=1"}),
+    ({"n_gpus": 4, "parallel": "cfg2 x ulysses2"}, "wan2.1-t2v-1.3b", {"gpus": 4, "parallel": "ulysses=2,ring=1,cfg=2,tp=1"}),
 ])
 def test_a_row_becomes_its_request(changes: dict[str, Any], model: str, expect: dict[str, Any]) -> None:
     sc = scenario(row(**changes))
@@ -81,7 +92,7 @@ def test_a_row_becomes_its_request(changes: dict[str, Any], model: str, expect: 
     ({"gpu": "TPU v5"}, "no device in the table for 'TPU v5'"),
     ({"n_gpus": 8, "parallel": "none"}, "is not stated"),
     ({"n_gpus": 8, "parallel": "ulysses_size 4"}, "does not use 8 GPUs"),
-    ({"precision": "bf16, tiled VAE"}, "tiled VAE"),
+    ({"precision": "nvfp4"}, "fp4 weights and activations are not modeled"),
     ({"frames": "many"}, "not a number"),
 ])
 def test_a_row_fxmeter_cannot_represent_says_why(changes: dict[str, Any], reason: str) -> None:

@@ -199,7 +199,8 @@ def test_usp_without_a_split_is_written_down() -> None:
     ("bf16", "bf16", None), ("torch.bfloat16", "bf16", None), ("fp16", "bf16", None), (None, "bf16", None),
     ("fp8dq (torchao)", "fp8", None), ("fp8dqrow (torchao) + compile_vae", "fp8", None), ("FP8 e4m3", "fp8", None),
     ("int8dq (torchao)", "int8", None), ("SageAttention2, BF16+FP32", "bf16", None),
-    ("int8wo", "bf16", "weight-only int8"), ("FP8 quant + tiled VAE", "bf16", "tiled VAE"),
+    ("int8wo", "bf16", "weight-only int8"), ("FP8 quant + tiled VAE", "fp8", None), ("NVFP4", "bf16", "fp4"), ("fp32", "fp32", None),
+        ("bf16, VAE fp32", "bf16", None),
     ("autoquant", "bf16", "autoquant"), ("nf4", "bf16", "nf4"),
 ])
 def test_precision_spellings(text: str | None, precision: str, reason: str | None) -> None:
@@ -496,3 +497,79 @@ def test_the_multi_gpu_refusal_ends_with_a_whole_flag() -> None:
     code, _, err = cli("trace", "ltx-2", "--hardware", "h100", "--gpus", "2")
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].rstrip().endswith("(leave --gpus out)"), err
+
+
+# -- every bundled model by its published names -------------------------------------------------------------
+def test_every_bundled_model_is_known_by_its_own_id() -> None:
+    from fxmeter.model.registry import MODELS
+
+    for mid in MODELS:
+        assert resolve_model(mid, None, 720) == mid
+        assert resolve_model(mid.upper(), "", 480) == mid
+
+
+@pytest.mark.parametrize("name,model", [
+    # the Hugging Face repository a config came from, with or without "-Diffusers" (derived from the registry)
+    ("Wan-AI/Wan2.2-T2V-A14B-Diffusers", "wan2.2-t2v-a14b"), ("Wan2.1-I2V-14B-720P-Diffusers", "wan2.1-i2v-14b-720p"),
+    ("Wan-AI/Wan2.1-T2V-1.3B", "wan2.1-t2v-1.3b"), ("hunyuanvideo-community/HunyuanVideo", "hunyuanvideo"),
+    # the alias table's published names of the models added since
+    ("black-forest-labs/FLUX.2-dev", "flux.2-dev"), ("FLUX.2 [dev]", "flux.2-dev"),
+    ("FLUX.2 [klein] 4B", "flux.2-klein-4b"), ("Tongyi-MAI/Z-Image-Turbo", "z-image-turbo"),
+    ("Lightricks/LTX-2", "ltx-2"), ("tencent/HunyuanVideo-1.5", "hunyuanvideo1.5-480p-t2v"),
+    ("Wan-AI/Wan2.1-VACE-14B-diffusers", "wan2.1-vace-14b"), ("Wan2.1-VACE-1.3B", "wan2.1-vace-1.3b"),
+    ("Efficient-Large-Model/Sana_1600M_1024px_diffusers", "sana-1600m-1024"), ("PixArt-Sigma", "pixart-sigma-1024"),
+    ("THUDM/CogView4-6B", "cogview4-6b"), ("Alpha-VLLM/Lumina-Image-2.0", "lumina-image-2.0"),
+    ("HiDream-ai/HiDream-I1-Full", "hidream-i1-full"), ("lodestones/Chroma1-HD", "chroma"),
+    ("fal/AuraFlow-v0.3", "auraflow-v0.3"), ("rhymes-ai/Allegro", "allegro"),
+    ("nvidia/Cosmos-Predict2-2B-Video2World", "cosmos-predict2-2b-v2w"),
+    ("Kandinsky 5.0 T2V Lite", "kandinsky5-t2v-lite"), ("MiniMax-AI/MiniMax-H3", "minimax-h3"),
+    ("nvidia/ChronoEdit-14B-Diffusers", "chronoedit-14b"), ("Skywork/SkyReels-V2-T2V-14B-720P", "skyreels-v2-t2v-14b-720p"),
+    # other checkpoints of a family stay unknown: another config
+    ("FLUX.1-schnell", None), ("CogVideoX1.5-5B", None), ("Wan2.2-Animate-14B", None),
+])
+def test_published_model_names(name: str, model: str | None) -> None:
+    assert resolve_model(name, None, 720) == model
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("AMD Instinct MI300X", ("mi300x", None)), ("H100x8", ("h100", 8)), ("RTX4090", ("rtx4090", None)),
+    ("rtx 4090 x2", ("rtx4090", 2)), ("8xH100", ("h100", 8)),
+])
+def test_gpu_counts_and_vendor_words(name: str, expect: tuple[str, int | None]) -> None:
+    assert resolve_gpu(name)[:2] == expect
+
+
+@pytest.mark.parametrize("text,n,degrees", [
+    ("ulysses4", 4, (4, 1, 1)), ("sp4", 4, (4, 1, 1)), ("cfg2 x ulysses4", 8, (4, 1, 2)),
+    ("ulysses2 ring2", 4, (2, 2, 1)), ("Ring-2 x Ulysses-4", 8, (4, 2, 1)),
+])
+def test_degrees_written_onto_the_method(text: str, n: int, degrees: tuple[int, int, int]) -> None:
+    plan = resolve_parallel(text, n)
+    assert not isinstance(plan, str), plan
+    assert (plan[0]["ulysses"], plan[0]["ring"], plan[0]["cfg"]) == degrees
+
+
+@pytest.mark.parametrize("value,seconds", [
+    ("1.5 s/it", 1.5), ("2 it/s", 0.5), ("1500 ms", 1.5), ("3,400.5 s", 3400.5), ("12", 12.0),
+])
+def test_times_with_their_units(value: str, seconds: float) -> None:
+    from fxmeter.validate import _seconds
+
+    assert _seconds(value, "per_step_s") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value,compiled", [("compile=True", True), ("torch_compile: yes", True), ("compiled: no", False),
+                                            ("TensorRT", None)])
+def test_compile_written_as_a_setting(value: str, compiled: bool | None) -> None:
+    assert resolve_compile(value) is compiled
+
+
+def test_the_alias_table_holds_only_model_names_that_cannot_be_derived() -> None:
+    """Declared once: a [models] entry that the registry already gives (a bundled id, its Hugging Face repository)
+    does not belong in aliases.toml."""
+    from fxmeter import validate
+
+    derived = validate._bundled_names()
+    for key, mid in validate.aliases().models.items():
+        assert (derived.get(key) or derived.get(validate._undiffusers(key))) != mid, \
+            f"{key!r} = {mid!r} is derivable: drop it from aliases.toml"
