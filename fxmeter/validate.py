@@ -467,6 +467,50 @@ def _int(v: Any) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _default_workload(mid: str) -> Any:
+    """The bundled model's default workload (None when it is not a preset)."""
+    from fxmeter.errors import FxmeterError
+    from fxmeter.model.registry import MODELS
+    from fxmeter.model.workload import get_preset
+
+    try:
+        return get_preset(MODELS[mid].default_workload)
+    except FxmeterError:
+        return None
+
+
+def _named_resolution(mid: str | None, text: str) -> tuple[int, int] | str:
+    """(height, width) of a resolution named by its height ("720p": the model's own workload of that height, from
+    its presets; "1024px": a square image), or why it names none."""
+    m = re.fullmatch(r"\s*(\d{3,4})\s*(p|px)\s*", text, re.I)
+    if m is None or mid is None:
+        return f"resolution {text!r} is not a size"
+    n = int(m.group(1))
+    if m.group(2).lower() == "px":
+        return n, n
+    from fxmeter.errors import FxmeterError
+    from fxmeter.model.registry import MODELS
+    from fxmeter.model.registry import resolve_model as registry_model
+    from fxmeter.model.workload import get_preset, presets_for
+
+    a = registry_model(mid).adapter
+    presets = []
+    for name in dict.fromkeys((MODELS[mid].default_workload, *presets_for(a.name, a.family or a.name))):
+        try:
+            presets.append(get_preset(name))
+        except FxmeterError:
+            continue
+    # the model's own preset of that name first (Wan2.2 TI2V-5B's "720P" is its ti2v-720p, 1280x704), then any
+    # preset named so, then any of that height
+    named = [w for w in presets if re.search(rf"(?<!\d){n}p$", w.name, re.I)]
+    for group in (named[:1] if named and named[0].name == MODELS[mid].default_workload else [], named,
+                  [w for w in presets if w.height == n]):
+        sizes = {(w.height, w.width) for w in group}
+        if len(sizes) == 1:
+            return sizes.pop()
+    return f"resolution {text!r} names no single width for {mid} (give width and height)"
+
+
 def _seconds(v: Any, what: str) -> float | str:
     """A positive finite number of seconds, or the reason it is not."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -502,12 +546,26 @@ def read_row(row: Any, index: int) -> Measurement | str:
         m = re.match(r"\s*(\d+)\s*[x×*]\s*(\d+)", str(row["resolution"]))
         if m:
             width, height = int(m.group(1)), int(m.group(2))
+    named = next((str(v) for v in (row.get("resolution"), row.get("height")) if v not in (None, "")
+                  and re.fullmatch(r"\s*\d{3,4}\s*(p|px)\s*", str(v), re.I)), None)
+    if width is None and named is not None:
+        size = _named_resolution(resolve_model(model_name, variant, int(re.sub(r"\D", "", named))), named)
+        if isinstance(size, str):
+            return size
+        height, width = size
+        assumptions.append(f"resolution {named.strip()!r} taken as {width}x{height}")
     steps = _int(_get(row, "steps"))
     frames_v = _get(row, "frames")
     frames = _int(frames_v)
     bundled = resolve_model(model_name, variant, height)
     if frames is None and frames_v is None and bundled in IMAGE_MODELS:
         frames = 1
+    # not stated at all (not nonsense): the model's default workload's, said so
+    for name, got, given in (("frames", frames, frames_v), ("steps", steps, _get(row, "steps"))):
+        if got is None and given is None and bundled is not None and (default := _default_workload(bundled)):
+            value = getattr(default, name)
+            frames, steps = (value, steps) if name == "frames" else (frames, value)
+            assumptions.append(f"{name} not stated: {value}, the default of {bundled} ({default.name})")
     batch_v = _get(row, "batch")
     batch = _int(batch_v) if batch_v is not None else None
     mb = re.search(r"batch[_ ]size\s*=?\s*(\d+)", str(row.get("parallel") or ""))

@@ -573,3 +573,34 @@ def test_the_alias_table_holds_only_model_names_that_cannot_be_derived() -> None
     for key, mid in validate.aliases().models.items():
         assert (derived.get(key) or derived.get(validate._undiffusers(key))) != mid, \
             f"{key!r} = {mid!r} is derivable: drop it from aliases.toml"
+
+
+@pytest.mark.parametrize("model,variant,resolution,size", [
+    ("Wan2.1", "T2V-14B", "720p", (720, 1280)), ("Wan2.1", "I2V-14B", "480P", (480, 832)),
+    ("HunyuanVideo", "", "720p", (720, 1280)), ("CogVideoX-5B", "", "480p", (480, 720)),
+    # the model's own preset of that name first: Wan2.2 TI2V-5B's 720P is 1280x704
+    ("Wan2.2-TI2V-5B", "", "720p", (704, 1280)), ("FLUX.1-dev", "", "1024px", (1024, 1024)),
+])
+def test_a_resolution_named_by_its_height(model: str, variant: str, resolution: str, size: tuple[int, int]) -> None:
+    m = read_row({"model": model, "variant": variant, "resolution": resolution, "frames": 1, "steps": 10,
+                  "gpu": "H100", "total_s": 10.0}, 0)
+    assert not isinstance(m, str), m
+    assert (m.height, m.width) == size and any("resolution" in a for a in m.assumptions)
+
+
+def test_a_resolution_with_no_single_width_says_so() -> None:
+    got = read_row({"model": "HunyuanVideo", "resolution": "540p", "frames": 129, "steps": 50, "gpu": "H100",
+                    "total_s": 10.0}, 0)
+    assert isinstance(got, str) and "names no single width" in got
+
+
+def test_frames_and_steps_not_stated_are_the_models_defaults_and_said_so() -> None:
+    m = read_row({"model": "HunyuanVideo", "height": 720, "width": 1280, "gpu": "8xH100", "parallel": "ulysses8",
+                  "per_step_s": 5.6}, 0)
+    assert not isinstance(m, str), m
+    assert (m.frames, m.steps) == (129, 50)
+    assert any("frames not stated: 129" in a for a in m.assumptions)
+    # stated but nonsense is still the row's error, never a default
+    got = read_row({"model": "HunyuanVideo", "height": 720, "width": 1280, "gpu": "H100", "frames": "lots",
+                    "total_s": 5.6}, 0)
+    assert isinstance(got, str) and "frames" in got
