@@ -161,11 +161,17 @@ def _undiffusers(key: str) -> str:
     return re.sub(r"-diffusers$", "", key)
 
 
+@lru_cache(maxsize=1)
+def _model_names() -> dict[str, str]:
+    """:func:`_bundled_names` with the alias table's [models] over it (read once)."""
+    return {**_bundled_names(), **aliases().models}
+
+
 def resolve_model(model: Any, variant: Any, height: int | None) -> str | None:
     """The bundled model id a row's model (and variant) names, or None: the alias table's [models], every bundled
     model's id and Hugging Face repository (:func:`_bundled_names`), then its [[model_rules]] (family + variant)."""
     a = aliases()
-    names = {**_bundled_names(), **a.models}
+    names = _model_names()
     m, v = norm(model), norm(variant) if variant not in (None, "") else ""
     for key in (f"{m}-{v}" if v else None, m, m.rsplit("/", 1)[-1], v or None):
         if key and (hit := names.get(key) or names.get(_undiffusers(key))):
@@ -467,16 +473,29 @@ def _int(v: Any) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _default_workload(mid: str) -> Any:
-    """The bundled model's default workload (None when it is not a preset)."""
+@lru_cache(maxsize=64)
+def _model_presets(mid: str) -> tuple[Any, ...]:
+    """The bundled model's presets: its default workload first (when it is a preset), then its family's."""
     from fxmeter.errors import FxmeterError
     from fxmeter.model.registry import MODELS
-    from fxmeter.model.workload import get_preset
+    from fxmeter.model.registry import resolve_model as registry_model
+    from fxmeter.model.workload import get_preset, presets_for
 
-    try:
-        return get_preset(MODELS[mid].default_workload)
-    except FxmeterError:
-        return None
+    a = registry_model(mid).adapter
+    out = []
+    for name in dict.fromkeys((MODELS[mid].default_workload, *presets_for(a.name, a.family or a.name))):
+        try:
+            out.append(get_preset(name))
+        except FxmeterError:
+            continue
+    return tuple(out)
+
+
+def _default_workload(mid: str) -> Any:
+    """The bundled model's default workload (None when it is not a preset)."""
+    from fxmeter.model.registry import MODELS
+
+    return next((w for w in _model_presets(mid) if w.name == MODELS[mid].default_workload), None)
 
 
 def _named_resolution(mid: str | None, text: str) -> tuple[int, int] | str:
@@ -488,23 +507,12 @@ def _named_resolution(mid: str | None, text: str) -> tuple[int, int] | str:
     n = int(m.group(1))
     if m.group(2).lower() == "px":
         return n, n
-    from fxmeter.errors import FxmeterError
-    from fxmeter.model.registry import MODELS
-    from fxmeter.model.registry import resolve_model as registry_model
-    from fxmeter.model.workload import get_preset, presets_for
-
-    a = registry_model(mid).adapter
-    presets = []
-    for name in dict.fromkeys((MODELS[mid].default_workload, *presets_for(a.name, a.family or a.name))):
-        try:
-            presets.append(get_preset(name))
-        except FxmeterError:
-            continue
+    presets = _model_presets(mid)
+    default = _default_workload(mid)
     # the model's own preset of that name first (Wan2.2 TI2V-5B's "720P" is its ti2v-720p, 1280x704), then any
     # preset named so, then any of that height
     named = [w for w in presets if re.search(rf"(?<!\d){n}p$", w.name, re.I)]
-    for group in (named[:1] if named and named[0].name == MODELS[mid].default_workload else [], named,
-                  [w for w in presets if w.height == n]):
+    for group in ([w for w in named if w is default], named, [w for w in presets if w.height == n]):
         sizes = {(w.height, w.width) for w in group}
         if len(sizes) == 1:
             return sizes.pop()
@@ -554,18 +562,23 @@ def read_row(row: Any, index: int) -> Measurement | str:
             return size
         height, width = size
         assumptions.append(f"resolution {named.strip()!r} taken as {width}x{height}")
-    steps = _int(_get(row, "steps"))
+    steps_v = _get(row, "steps")
+    steps = _int(steps_v)
     frames_v = _get(row, "frames")
     frames = _int(frames_v)
     bundled = resolve_model(model_name, variant, height)
     if frames is None and frames_v is None and bundled in IMAGE_MODELS:
         frames = 1
     # not stated at all (not nonsense): the model's default workload's, said so
-    for name, got, given in (("frames", frames, frames_v), ("steps", steps, _get(row, "steps"))):
-        if got is None and given is None and bundled is not None and (default := _default_workload(bundled)):
-            value = getattr(default, name)
-            frames, steps = (value, steps) if name == "frames" else (frames, value)
-            assumptions.append(f"{name} not stated: {value}, the default of {bundled} ({default.name})")
+    unstated = [k for k, v in (("frames", frames_v if frames is None else frames), ("steps", steps_v)) if v is None]
+    default = _default_workload(bundled) if unstated and bundled is not None else None
+    if default is not None:
+        if "frames" in unstated:
+            frames = default.frames
+        if "steps" in unstated:
+            steps = default.steps
+        assumptions.extend(f"{k} not stated: {getattr(default, k)}, the default of {bundled} ({default.name})"
+                           for k in unstated)
     batch_v = _get(row, "batch")
     batch = _int(batch_v) if batch_v is not None else None
     mb = re.search(r"batch[_ ]size\s*=?\s*(\d+)", str(row.get("parallel") or ""))
@@ -749,6 +762,7 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
         kw["stages"] = "transformer"  # a denoising-only time: on N GPUs too, only the denoisers are deployed
         assumptions.append("timing scope: the denoising stages only")
     offload = str(row.get("offload") or "").lower()
+    offload_key = norm(offload)
     if "offload_model true" in offload:
         if "offload" not in caps:
             return "model offload (--offload_model True) is not modeled by this fxmeter"
@@ -761,7 +775,7 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
     elif "t5_cpu" in offload and "t5_cpu" in caps:
         kw["t5_cpu"] = True
         assumptions.append("--t5_cpu without --offload_model: T5 on the host CPU (time not modeled), the rest resident")
-    elif (policy := next((p for p, words in aliases().offload if any(_word(w, norm(offload)) for w in words)), None)):
+    elif (policy := next((p for p, words in aliases().offload if any(_word(w, offload_key) for w in words)), None)):
         if "offload" not in caps:
             return f"offload {row.get('offload')!r} is not modeled by this fxmeter"
         kw["offload"] = policy

@@ -181,6 +181,7 @@ def node_views(cost: StageCost, rules: SplitRules, plan: ParallelPlan) -> tuple[
     static = cost.trace.get("mode") == "static"
     widths = _widths(cost) if static else frozenset()
     lengths = _lengths(cost, rules.dims.tokens) if static else ()
+    joint_model = bool(rules.joint_text_symbols)  # text and video run as one sequence somewhere
     blocks = block_ids(cost)
     first = next((i for i, n in enumerate(cost.nodes) if _inside(n.module, blocks)), len(cost.nodes))
     roles = [(re.compile(p), r) for p, r in rules.tp_roles]
@@ -188,8 +189,8 @@ def node_views(cost: StageCost, rules: SplitRules, plan: ParallelPlan) -> tuple[
     for i, n in enumerate(cost.nodes):
         size = ITEMSIZE.get(n.dtype or "bfloat16", 2)
         if static:
-            kind = (static_kind(n, rules.dims.tokens, rules.dims.text_len, widths, joint=bool(rules.joint_text_symbols),
-                                lengths=lengths) if i >= first else None)
+            kind = (static_kind(n, rules.dims.tokens, rules.dims.text_len, widths, joint=joint_model, lengths=lengths)
+                    if i >= first else None)
             split = kind == "seq" or (kind == "text" and joint)
         else:
             split = i >= first and bool(n.symbols & seq)
