@@ -573,7 +573,8 @@ def test_browser_14b_compare_page(browser: Any, wan14b: dict[str, Any], tmp_path
     assert cells[-1] == f"{100 * expected.modules[0].share:.1f}%"
     assert "up" in (first.locator("td").nth(5).get_attribute("class") or "")
     # a click in A's tree zooms both trees to the same module
-    page.locator("#treemap-a text", has_text=re.compile(r"^attn2\s")).first.click()
+    p.click_until(page.locator("#treemap-a text", has_text=re.compile(r"^attn2\s")).first,
+                  "fxmeter.treemap.viewRoot('treemap-b')", "transformer.blocks.*.attn2")
     assert p.js("fxmeter.treemap.viewRoot('treemap-a')") == p.js("fxmeter.treemap.viewRoot('treemap-b')") \
         == "transformer.blocks.*.attn2"
     p.check_clean()
