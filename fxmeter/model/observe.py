@@ -990,6 +990,8 @@ def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     """One generation of ``wl`` on the built pipeline; the calls it made."""
     import torch
 
+    from fxmeter.model.metamemo import meta_memo
+
     rec = built.recorder
     if rec.guardrail is not None:
         built.pipe.safety_checker = rec.guardrail
@@ -998,7 +1000,8 @@ def run(built: Built, wl: Workload, model_id: str = "") -> Observation:
     for tok in _tokenizers(built.pipe):
         tok.prompt_tokens = wl.text_len
         tok.prefix_tokens = int(getattr(built.pipe, "prompt_template_encode_start_idx", 0) or 0)
-    with warnings.catch_warnings(), torch.no_grad(), _quiet(), _ftfy(built.pipe), _known_values_mode():
+    # meta_memo: a repeated functional op on the same metadata skips its (Python) meta kernel, ~1.4x faster
+    with warnings.catch_warnings(), torch.no_grad(), _quiet(), _ftfy(built.pipe), _known_values_mode(), meta_memo():
         warnings.simplefilter("ignore")
         try:
             built.pipe(**_call_kwargs(built, wl))
