@@ -124,7 +124,7 @@ def test_diagnose_names_fa2_for_a_run_predicted_with_fa2() -> None:
 def test_diagnose_names_sequential_offload_and_says_within_when_nothing_is_off() -> None:
     from fxmeter.advise.diagnose import diagnose, price_options
 
-    secs, peak = price_options(MODEL, None, {"hardware": "l40s", "offload": "sequential"})
+    secs, peak = price_options(MODEL, None, {"hardware": "l40s", "offload": "sequential"}, peak_kind="reserved")
     d = diagnose(MODEL, measured=secs, measured_peak_gb=peak / 1e9, hardware="l40s")
     assert d.causes[0].name == "offload sequential" and d.causes[0].score < 1e-9
     assert not d.explained
@@ -148,11 +148,37 @@ def test_diagnose_never_ranks_a_change_that_changes_nothing() -> None:
     assert all(c.seconds != secs for c in d.causes if not c.note.startswith("kernels wait"))
 
 
+@pytest.mark.slow
+def test_diagnose_reads_a_peak_of_its_kind_and_names_an_offload_the_time_cannot() -> None:
+    """Wan's --offload_model moves the DiT off the GPU for the VAE decode: ~the same seconds (not rankable from time
+    alone) but another peak.  With the run's peak, the offload is named first; the peak is compared as a measurement
+    of its kind reads it (allocated < reserved < nvidia-smi, the process-memory model validate reads)."""
+    from fxmeter.advise.diagnose import diagnose, price_options
+
+    wan, wl = "wan2.1-t2v-1.3b", "480p"
+    run = {"hardware": "rtx4090", "offload": "wan", "t5_cpu": True}
+    kinds = {k: price_options(wan, wl, run, peak_kind=k) for k in ("allocated", "reserved", "nvidia-smi")}
+    assert len({s for s, _ in kinds.values()}) == 1  # the kind changes the peak only
+    assert kinds["allocated"][1] < kinds["reserved"][1] < kinds["nvidia-smi"][1]
+    secs, peak = kinds["nvidia-smi"]
+    blind = diagnose(wan, wl, measured=secs, hardware="rtx4090")  # the time alone
+    assert not any(c.name.startswith("offload wan") for c in blind.causes[:2])
+    d = diagnose(wan, wl, measured=secs, measured_peak_gb=peak / 1e9, peak_kind="nvidia-smi", hardware="rtx4090")
+    assert d.causes[0].name == "offload wan + t5_cpu" and d.causes[0].score < 1e-9, [c.name for c in d.causes]
+    assert not d.explained and "peak" in d.lines()[1] and d.to_dict()["peak_kind"] == "nvidia-smi"
+    assert d.peak_off_by is not None and d.peak_off_by < -0.25  # the run held far less than the setup would
+
+
 def test_diagnose_cli_errors() -> None:
     res = CliRunner().invoke(main, ["diagnose", MODEL, "--measured", "10"])
     assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output
     res = CliRunner().invoke(main, ["diagnose", MODEL, "--hardware", "h100", "--measured", "-1"])
     assert res.exit_code == 2 and "--measured" in res.output
+    res = CliRunner().invoke(main, ["diagnose", MODEL, "--hardware", "h100", "--measured", "10", "--measured-peak-gb",
+                                    "30", "--peak-kind", "smi"])
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "--peak-kind" in lines[0], \
+        res.output
 
 
 # -- fleet ------------------------------------------------------------------------------------------------

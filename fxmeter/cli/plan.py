@@ -234,10 +234,13 @@ def lines(fr: Any, fleet: Any = None) -> list[str]:
 @knob_options("trace", "model", "workload", "device", "parallel", "pipeline")
 @click.option("--measured", type=float, required=True, help="Seconds the run took (one generation, end to end).")
 @click.option("--measured-peak-gb", type=float, default=None, help="Peak GPU memory the run reached, GB (1e9 bytes).")
+@click.option("--peak-kind", type=click.Choice(["allocated", "reserved", "nvidia-smi"]), default="reserved",
+              show_default=True, help="What --measured-peak-gb is: torch.cuda.max_memory_allocated, "
+              "max_memory_reserved, or what nvidia-smi shows (reserved + CUDA context + NCCL buffers).")
 @click.option("--trace", "trace_now", is_flag=True, help="Trace now the dtypes a cause needs (fp32) when not shipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
-def diagnose(model: str | None, measured: float, measured_peak_gb: float | None, trace_now: bool, as_json: bool,
-             **kw: Any) -> None:
+def diagnose(model: str | None, measured: float, measured_peak_gb: float | None, peak_kind: str, trace_now: bool,
+             as_json: bool, **kw: Any) -> None:
     """Which single setting explains a measured run of MODEL on --hardware (attention FA2/FA3/SDPA, offload,
     fp32 weights, eager vs compiled, ring vs Ulysses, the VAE in fp32, host-bound dispatch): each cause with
     the time it predicts and the change to make, best first; or "within N%" when nothing is off."""
@@ -250,8 +253,8 @@ def diagnose(model: str | None, measured: float, measured_peak_gb: float | None,
     if opts.get("hardware") is None:
         raise PlanError("fxmeter diagnose needs --hardware: the device the run was measured on")
     workload, config = opts.pop("workload"), opts.pop("config")
-    d = run(model, workload, measured=measured, measured_peak_gb=measured_peak_gb, config=config, trace=trace_now,
-            **opts)
+    d = run(model, workload, measured=measured, measured_peak_gb=measured_peak_gb, peak_kind=peak_kind, config=config,
+            trace=trace_now, **opts)
     if as_json:
         click.echo(json.dumps(d.to_dict(), indent=2, sort_keys=True))
         return
