@@ -169,6 +169,22 @@ def test_diagnose_reads_a_peak_of_its_kind_and_names_an_offload_the_time_cannot(
     assert d.peak_off_by is not None and d.peak_off_by < -0.25  # the run held far less than the setup would
 
 
+def test_diagnose_ranks_causes_that_move_toward_the_measurement_first() -> None:
+    """A run measured 5% under the setup's 100 s: a cause predicting 97 s (score 0.03) and one predicting 86 s
+    (0.13) come before one predicting 101 s (0.10), which widens the gap; with a peak measured, a cause that moves
+    only the peak toward it counts as moving toward."""
+    from fxmeter.advise.diagnose import Cause, _score, _toward
+
+    def cause(name: str, s: float, pk: int = 40) -> Cause:
+        return Cause(name, {}, "", s, pk, _score(s, pk, 95.0, None))
+
+    causes = [cause("slower", 101.0), cause("far", 86.0), cause("near", 97.0), cause("same", 100.0)]
+    causes.sort(key=lambda c: (not _toward(c, 100.0, 40, 95.0, None), c.score))
+    assert [c.name for c in causes] == ["near", "far", "same", "slower"]
+    assert _toward(cause("less memory", 100.5, 30), 100.0, 40, 95.0, 31)  # slower, but the peak toward 31
+    assert not _toward(cause("more memory", 100.5, 50), 100.0, 40, 95.0, 31)
+
+
 def test_diagnose_cli_errors() -> None:
     res = CliRunner().invoke(main, ["diagnose", MODEL, "--measured", "10"])
     assert res.exit_code == 2 and res.output.startswith("error:") and "--hardware" in res.output

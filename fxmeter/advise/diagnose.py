@@ -16,7 +16,9 @@ changed, priced exactly as ``fxmeter trace`` prices it (:func:`fxmeter.advise.pl
   costs (a slower CPU, a busy Python thread, debug hooks); priced by the same host timeline.
 
 Each cause's score is ``|ln(predicted / measured)|`` (plus ``|ln(peak / measured peak)|`` when a peak is
-given); causes are ranked by it, and those that explain the run better than the setup itself come first.
+given); causes are ranked by it, those that move the prediction TOWARD the measurement first (a faster
+prediction for a run faster than the setup's, a slower one for a slower run; or the peak toward a measured
+peak): a change that moves both away from the measurement widens the gap it is asked to explain.
 """
 
 from __future__ import annotations
@@ -145,6 +147,17 @@ def _text(opts: Mapping[str, Any]) -> str:
     d = defaults()
     shown = {k: v for k, v in opts.items() if k != "hardware" and v is not None and v != d.get(k)}
     return ", ".join(f"{k}={v}" if v is not True else k for k, v in shown.items()) or "fxmeter's defaults"
+
+
+def _toward(c: Cause, secs: float, peak: int, measured: float, measured_peak: int | None) -> bool:
+    """``c`` moves the setup's predicted seconds, or its peak when one was measured, toward the measurement."""
+    def sign(x: float) -> int:
+        return (x > 0) - (x < 0)
+
+    if c.seconds is not None and c.seconds != secs and sign(c.seconds - secs) == sign(measured - secs):
+        return True
+    return bool(measured_peak) and c.peak_bytes is not None and c.peak_bytes != peak \
+        and sign(c.peak_bytes - peak) == sign(measured_peak - peak)
 
 
 def _score(seconds: float, peak: int, measured: float, measured_peak: int | None) -> float:
@@ -326,7 +339,7 @@ def diagnose(model: str | None, workload: Any = None, *, measured: float, measur
             # revert, only the flag that describes it
             fix = f"nothing to fix (a faster run than this setup); to model it: {_flags(opts, setup)}"
         causes.append(Cause(name, opts, fix, s, pk, _score(s, pk, measured, mpeak), note))
-    causes.sort(key=lambda c: c.score)
+    causes.sort(key=lambda c: (not _toward(c, secs, peak, measured, mpeak), c.score))
     hw = req.devices[0]
     return Diagnosis(req.model.id, hw.name, req.plan.gpus if req.plan else 1, measured, mpeak, setup, secs, peak,
                      _score(secs, peak, measured, mpeak), causes[:top], skipped, kind)
