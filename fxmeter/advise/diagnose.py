@@ -156,8 +156,9 @@ def _toward(c: Cause, secs: float, peak: int, measured: float, measured_peak: in
 
     if c.seconds is not None and c.seconds != secs and sign(c.seconds - secs) == sign(measured - secs):
         return True
-    return bool(measured_peak) and c.peak_bytes is not None and c.peak_bytes != peak \
-        and sign(c.peak_bytes - peak) == sign(measured_peak - peak)
+    if not measured_peak or c.peak_bytes is None or c.peak_bytes == peak:
+        return False
+    return sign(c.peak_bytes - peak) == sign(measured_peak - peak)
 
 
 def _score(seconds: float, peak: int, measured: float, measured_peak: int | None) -> float:
