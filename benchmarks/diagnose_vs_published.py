@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fxmeter.advise.diagnose import diagnose
     from fxmeter.errors import FxmeterError
+    from fxmeter.estimate.memory import PEAK_KINDS
     from fxmeter.validate import _capabilities, load_rows, read_row, scenario
 
     rows, _ = load_rows(None)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             if sc.runtime:
                 setup["runtime"] = sc.runtime
             peak = None if args.time_only else m.peak_gb
-            kind = m.peak_kind if m.peak_kind in ("allocated", "reserved", "nvidia-smi") else "reserved"
+            kind = m.peak_kind if m.peak_kind in PEAK_KINDS else "reserved"  # not stated: reserved, as validate reads it
             cases.append({"id": row.get("id", i), "model": sc.model, "setting": name, "value": value,
                           "measured": m.measured_s, "peak_gb": peak, "peak_kind": kind, "setup": setup,
                           "words": words.format(v=value)})

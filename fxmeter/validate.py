@@ -806,12 +806,7 @@ def _predicted_peak(est: Any, kind: str) -> int | None:
     """
     from fxmeter.estimate.memory import predicted_peak
 
-    pm = predicted_peak(est)
-    if kind == "allocated":
-        return int(pm.peak_allocated_bytes)
-    if kind == "nvidia-smi":
-        return int(pm.peak_device_bytes)
-    return int(pm.peak_reserved_bytes)
+    return int(predicted_peak(est).peak_of(kind))
 
 
 def predict(sc: Scenario, memo: dict[Any, Any], kind: str = "not stated") -> tuple[float, float, int | None]:

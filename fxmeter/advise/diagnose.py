@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxmeter.errors import FxmeterError
+from fxmeter.estimate.memory import PEAK_KINDS
 
 #: how much slower the host is in the host-bound cause
 HOST_FACTOR = 3.0
@@ -40,9 +41,6 @@ SAME = 0.005
 #: the setup's peak "explains" a measured peak within this fraction (fxmeter's memory model: P90 |error| ~23% on the
 #: shipped rows, median ~7%; a policy that changes what is resident moves it by far more)
 PEAK_WITHIN = 0.25
-#: what a measured peak is: ``torch.cuda.max_memory_allocated``, ``max_memory_reserved``, or what ``nvidia-smi`` shows
-#: (reserved + the CUDA context + NCCL buffers)
-PEAK_KINDS = ("allocated", "reserved", "nvidia-smi")
 
 
 class NeedsTrace(FxmeterError):
@@ -86,19 +84,18 @@ class Diagnosis:
             return None
         return self.measured_peak_bytes / self.peak_bytes - 1.0
 
+    def _explains(self, seconds: float | None, peak: int | None) -> bool:
+        """A prediction of ``seconds`` (and ``peak``) is within :data:`WITHIN` of the measured time and, when a peak
+        was measured, within :data:`PEAK_WITHIN` of it."""
+        if not seconds or abs(self.measured / seconds - 1) > WITHIN:
+            return False
+        return not self.measured_peak_bytes or not peak or abs(self.measured_peak_bytes / peak - 1) <= PEAK_WITHIN
+
     @property
     def explained(self) -> bool:
-        """The setup itself is within :data:`WITHIN` of the measured time and, when a peak was measured, within
-        :data:`PEAK_WITHIN` of it (a cause may still be closer: the difference is then inside what the model can
-        tell apart)."""
-        p = self.peak_off_by
-        return abs(self.off_by) <= WITHIN and (p is None or abs(p) <= PEAK_WITHIN)
-
-    def _explains(self, c: Cause) -> bool:
-        if not c.seconds or abs(self.measured / c.seconds - 1) > WITHIN:
-            return False
-        return not self.measured_peak_bytes or not c.peak_bytes or \
-            abs(self.measured_peak_bytes / c.peak_bytes - 1) <= PEAK_WITHIN
+        """The setup itself explains the run (:meth:`_explains`; a cause may still be closer: the difference is
+        then inside what the model can tell apart)."""
+        return self._explains(self.seconds, self.peak_bytes)
 
     def lines(self) -> list[str]:
         kind = f" {self.peak_kind}" if self.peak_kind else ""
@@ -114,7 +111,7 @@ class Diagnosis:
             out.append(f"your run is within {abs(self.off_by) * 100:.0f}% of what this setup should take"
                        + ("" if p is None else f" (its peak within {abs(p) * 100:.0f}%)")
                        + ": nothing stands out (the settings closest to the measurement, for reference:)")
-        elif self.causes and self._explains(self.causes[0]):
+        elif self.causes and self._explains(self.causes[0].seconds, self.causes[0].peak_bytes):
             out.append(f"the run is {what} than this setup should take; single settings that explain it, best first:")
         else:
             out.append(f"the run is {what} than this setup should take, and no single setting fxmeter prices "
@@ -175,8 +172,6 @@ def price_options(model: str | None, workload: Any, options: Mapping[str, Any], 
     trace now when the trace is neither shipped nor cached (else :class:`NeedsTrace`).  ``peak_kind``: the peak
     as a measurement of that kind reads it (:data:`PEAK_KINDS`, the process-memory model that ``validate``
     reads); None: the residency's peak (weights + activations, what the planner's fit uses)."""
-    from dataclasses import replace
-
     from fxmeter import api
 
     req = api.request(model, workload, config=config, **options)
@@ -187,7 +182,18 @@ def price_options(model: str | None, workload: Any, options: Mapping[str, Any], 
 
     inputs = api.stage_inputs(req, progress=refuse)
     est = api.estimate_request(req, inputs, nodes=host_factor != 1.0, modules=host_factor != 1.0)
-    kind_peak = None if peak_kind is None else process_peak(est, peak_kind)
+    if peak_kind is not None:
+        from fxmeter.estimate.memory import predicted_peak
+
+        secs, _ = _priced(req, est, host_factor)
+        return secs, int(predicted_peak(est).peak_of(peak_kind))
+    return _priced(req, est, host_factor)
+
+
+def _priced(req: Any, est: Any, host_factor: float) -> tuple[float, int]:
+    """(seconds, residency or deployment peak) of an estimate, its host costs scaled by ``host_factor``."""
+    from dataclasses import replace
+
     if host_factor != 1.0:
         from fxmeter.advise.planner import Pricer, deployment_numbers, stage_times
         from fxmeter.estimate.kernels import load_kernel_model
@@ -204,21 +210,12 @@ def price_options(model: str | None, workload: Any, options: Mapping[str, Any], 
         if req.plan is not None:
             secs, peak, *_ = deployment_numbers(p, est, res, req.plan, split_rules(req.model, req.geometry), hw,
                                                 _kernel_options(est))
-            return secs, peak if kind_peak is None else kind_peak
-        return est.pipeline_seconds("predicted") or 0.0, res.peak_bytes if kind_peak is None else kind_peak
+            return secs, peak
+        return est.pipeline_seconds("predicted") or 0.0, res.peak_bytes
     if est.deployment is not None:
-        return est.deployment.predicted_seconds, est.deployment.fit.required_bytes if kind_peak is None else kind_peak
+        return est.deployment.predicted_seconds, est.deployment.fit.required_bytes
     assert est.residency is not None
-    return est.pipeline_seconds("predicted") or 0.0, est.residency.peak_bytes if kind_peak is None else kind_peak
-
-
-def process_peak(est: Any, kind: str) -> int:
-    """The predicted peak per GPU as a measurement of ``kind`` reads it (:data:`PEAK_KINDS`)."""
-    from fxmeter.estimate.memory import predicted_peak
-
-    pm = predicted_peak(est)
-    return int({"allocated": pm.peak_allocated_bytes, "reserved": pm.peak_reserved_bytes,
-                "nvidia-smi": pm.peak_device_bytes}[kind])
+    return est.pipeline_seconds("predicted") or 0.0, est.residency.peak_bytes
 
 
 def _kernel_options(est: Any) -> Any:

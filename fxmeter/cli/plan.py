@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from fxmeter.cli.options import api_kwargs, knob_options, output_options
+from fxmeter.estimate.memory import PEAK_KINDS
 
 
 def _devices(hardware: str | None, hardware_file: str | None) -> list[Any]:
@@ -234,7 +235,7 @@ def lines(fr: Any, fleet: Any = None) -> list[str]:
 @knob_options("trace", "model", "workload", "device", "parallel", "pipeline")
 @click.option("--measured", type=float, required=True, help="Seconds the run took (one generation, end to end).")
 @click.option("--measured-peak-gb", type=float, default=None, help="Peak GPU memory the run reached, GB (1e9 bytes).")
-@click.option("--peak-kind", type=click.Choice(["allocated", "reserved", "nvidia-smi"]), default="reserved",
+@click.option("--peak-kind", type=click.Choice(PEAK_KINDS), default="reserved",
               show_default=True, help="What --measured-peak-gb is: torch.cuda.max_memory_allocated, "
               "max_memory_reserved, or what nvidia-smi shows (reserved + CUDA context + NCCL buffers).")
 @click.option("--trace", "trace_now", is_flag=True, help="Trace now the dtypes a cause needs (fp32) when not shipped.")

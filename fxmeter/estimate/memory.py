@@ -173,6 +173,11 @@ def nccl_buffers(group_sizes: tuple[int, ...], channels: int = NCCL_CHANNELS) ->
     return sum((p - 1) * channels * NCCL_BUFFSIZE for p in group_sizes if p > 1)
 
 
+#: what a measured peak is: ``torch.cuda.max_memory_allocated``, ``max_memory_reserved``, or what ``nvidia-smi``
+#: shows (reserved + the CUDA context + NCCL buffers)
+PEAK_KINDS = ("allocated", "reserved", "nvidia-smi")
+
+
 @dataclass(frozen=True)
 class ProcessMemory:
     """Peak memory per GPU of one generation as a PyTorch process holds it, at the peak stage.
@@ -206,6 +211,14 @@ class ProcessMemory:
     @property
     def peak_device_bytes(self) -> int:
         return self.peak_reserved_bytes + self.context + self.nccl
+
+    def peak_of(self, kind: str) -> int:
+        """The peak a measurement of ``kind`` reads (:data:`PEAK_KINDS`; any other kind: reserved, the middle one)."""
+        if kind == "allocated":
+            return self.peak_allocated_bytes
+        if kind == "nvidia-smi":
+            return self.peak_device_bytes
+        return self.peak_reserved_bytes
 
     def breakdown(self) -> dict[str, int]:
         return {"weights": self.weights, "activations": self.activations, "workspaces": self.workspaces,
