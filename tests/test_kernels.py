@@ -430,7 +430,7 @@ def test_table_peaks_are_the_hardware_table_peaks() -> None:
     tab = hardware.table()
     for t in MODEL.tables:
         if t.device not in tab:
-            assert t.peak is None, t.key  # measured on a device fxmeter does not list (L20): never a stand-in
+            assert t.peak is None, t.key  # measured on a device fxmeter does not list: never a stand-in
             continue
         hw = tab[t.device]
         want = {"bf16": hw.tc_peak("bf16"), "fp8": hw.tensor_core.get("fp8"),

@@ -858,7 +858,7 @@ def _shipped_devices() -> dict[str, Hardware]:
 
 
 def _measured_hw(name: str) -> Hardware | None:
-    """The shipped device a kernels.json measurement was taken on (None: not in hardware.json, e.g. the L20)."""
+    """The shipped device a kernels.json measurement was taken on (None: not in hardware.json)."""
     return _shipped_devices().get(name)
 
 
