@@ -15,7 +15,7 @@ from fxmeter.cli.main import main
 from fxmeter.estimate import hardware
 from fxmeter.estimate.hardware import ARCHS, HardwareError, Link
 
-DEVICES = ["h100", "h200", "h20", "h800", "h100-pcie", "a100", "a100-40gb", "a800", "b200", "l40s", "l4", "l20", "rtx3090", "rtx4090",
+DEVICES = ["h100", "h200", "h20", "h800", "h100-pcie", "a100", "a100-40gb", "a800", "b200", "l40", "l40s", "l4", "l20", "rtx3090", "rtx4090",
            "rtx5090", "mi300x"]
 MINIMAL = {"name": "mygpu", "tensor_core": {"bf16": 100e12}, "cuda_core_fp32": 10e12, "memory_bandwidth": 1e12, "memory_gib": 16}
 

@@ -25,7 +25,7 @@ from fxmeter.validate import Scenario, scenario
 #: Dense INT8 tensor-core ops/s of every shipped device (fxmeter/data/hardware.json, each with its source there).
 INT8_PEAKS = {
     "h100": 1979e12, "h200": 1979e12, "h20": 296e12, "h800": 1978.9e12, "h100-pcie": 1513e12,
-    "a100": 624e12, "a100-40gb": 624e12, "a800": 624e12, "b200": 4500e12, "l40s": 733e12, "l4": 242.5e12,
+    "a100": 624e12, "a100-40gb": 624e12, "a800": 624e12, "b200": 4500e12, "l40": 362e12, "l40s": 733e12, "l4": 242.5e12, "l20": 239e12,
     "rtx3090": 284e12, "rtx4090": 660.6e12, "rtx5090": 838e12, "mi300x": 2600e12,
 }
 
