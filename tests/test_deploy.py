@@ -299,8 +299,9 @@ def test_plan_errors_are_one_line(tiny_config: Path, tmp_path: Path, extra: tupl
                                                                        "use ulysses/ring")),
     # a pipeline that always batches CFG refuses cfg=2 (it used to fail later with "needs two passes")
     ("allegro", ("--gpus", "2", "--parallel", "cfg=2"), ("batched", "ulysses/ring")),
-    # more than the two CFG passes a plan models
-    ("ltx-2", ("--gpus", "2"), ("4 transformer passes per step", "one GPU")),
+    # guidance beyond CFG (LTX-2: CFG batched, STG and modality forwards): no cond/uncond pair for cfg=2 to split
+    ("ltx-2", ("--gpus", "2", "--parallel", "cfg=2"), ("4 transformer passes per step", "no cond/uncond pair",
+                                                       "ulysses/ring")),
 ])
 def test_plans_a_model_cannot_run_are_one_line(tmp_path: Path, model: str, extra: tuple[str, ...],
                                                needles: tuple[str, ...]) -> None:
@@ -399,18 +400,37 @@ def test_scale_names_the_count_the_plan_cannot_use(tiny_config: Path, tmp_path: 
     one_error(code, err, "'x' is not a positive integer")
 
 
-def test_scale_prices_a_static_model_at_every_count_and_a_model_that_runs_none_is_the_error(tmp_path: Path) -> None:
+def test_scale_prices_a_static_model_at_every_count_and_a_plan_no_count_runs_is_the_error(tmp_path: Path) -> None:
     """Without --parallel, a static-trace model (HiDream: no TP roles; once 2 GPUs via CFG only) is priced at every
-    count, its sequence split read off the trace's shapes; a model that runs no count (LTX-2: four forwards per
-    step) is the error."""
+    count, its sequence split read off the trace's shapes; a plan that no count can run (cfg=2 on LTX-2, whose four
+    passes per step are no cond/uncond pair) is the error."""
     code, out, err = run("scale", "hidream-i1-full", "--hardware", "h100", "--gpus", "1,2,4", "--output-root",
                          str(tmp_path), "--run-id", "h")
     assert code == 0, err
     rows = [ln.split()[0] for ln in out.splitlines() if ln.strip() and ln.split()[0].isdigit()]
     assert rows == ["1", "2", "4"] and "not priced" not in out
-    code, _, err = run("scale", "ltx-2", "--hardware", "h100", "--gpus", "2,4", "--output-root",
-                       str(tmp_path), "--run-id", "p")
+    code, _, err = run("scale", "ltx-2", "--hardware", "h100", "--gpus", "2,4", "--parallel", "cfg=2",
+                       "--output-root", str(tmp_path), "--run-id", "p")
     one_error(code, err, "--gpus 2:", "transformer passes per step")
+
+
+@pytest.mark.slow  # LTX-2's pipeline priced on 1 and 4 GPUs (~10 s)
+def test_guidance_beyond_cfg_runs_every_pass_on_every_gpu() -> None:
+    """LTX-2 runs CFG batched plus STG and modality-isolation forwards (three denoising stages, four passes per
+    step): on N GPUs every stage runs all its forwards on every GPU, split by sequence (Ulysses by default), never
+    by CFG; each GPU's forward is a share of the single-GPU one and the generation is faster than on one GPU."""
+    one = fxmeter.trace("ltx-2", hardware="h100", run_id="l1")
+    four = fxmeter.trace("ltx-2", hardware="h100", gpus=4, run_id="l4")
+    dep = four["deployment"]
+    assert (dep["parallel"]["cfg"], dep["parallel"]["ulysses"], dep["parallel"]["ring"]) == (1, 4, 1)
+    runs = {s["name"]: s["runs"] for s in one["pipeline"]["stages"]}
+    den = {s["name"]: s for s in dep["stages"] if s["name"].startswith("transformer")}
+    assert set(den) == {"transformer", "transformer_stg", "transformer_modality"}
+    for name, s in den.items():
+        assert s["forwards_per_gpu"] == runs[name] == 30  # every pass of every step, on every GPU
+        per, whole = s["per_forward"]["tensor_core_flops"], s["single_gpu_per_forward"]["tensor_core_flops"]
+        assert whole / 4 <= per < whole / 2  # the video tokens split 4 ways; the audio stream runs whole
+    assert 1 < dep["speedup"] and dep["predicted_seconds"] < one["pipeline"]["end_to_end"]["predicted_seconds"]
 
 
 def test_deployment_is_priced_in_gpu_hours_and_dollars(tiny_config: Path) -> None:
