@@ -44,6 +44,7 @@ from fxmeter.estimate.parallel import (
     collective_times,
     overlap_windows,
     per_gpu,
+    plan_passes,
 )
 from fxmeter.estimate.roofline import ONE, Device, NodeTime, assemble, node_time, tensor_core_peak
 from fxmeter.estimate.split import SplitRules, gpu_call, node_views, scaled_units, share_metrics
@@ -325,10 +326,7 @@ def _denoiser(s: Stage, est: Estimate, plan: ParallelPlan, rules: Mapping[str, S
                      f"joint text: {t} text tokens do not divide by {plan.sp}, so the text stream runs whole on every GPU "
                      "(xDiT keeps them as joint tensors); the joint attention still counts them in its query split")
     units = scaled_units(units, est.component_weights[s.plan.component].weight_bytes)
-    # guidance beyond CFG (LTX-2: CFG batched + STG + modality forwards, each its own denoising stage): every stage
-    # runs one forward per step on all GPUs (plan_for refuses cfg=2 for it)
-    passes = est.passes_per_step if est.passes_per_step <= 2 else 1
-    result = per_gpu(views, units, plan, passes, dims=dims)
+    result = per_gpu(views, units, plan, plan_passes(est.passes_per_step), dims=dims)
     pred, bound = _times(s, result, pricing)
     t_pred = assemble(s.cost, pred, "predicted", "per-GPU shares").per_run
     t_bound = assemble(s.cost, bound, "bound", "per-GPU shares").per_run

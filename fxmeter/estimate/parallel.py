@@ -130,14 +130,22 @@ def _parse_spec(spec: str) -> dict[str, int]:
     return items
 
 
+def plan_passes(passes_per_step: int) -> int:
+    """The passes per step a plan splits: CFG's one or two; guidance beyond CFG (LTX-2: CFG batched, then STG and
+    modality forwards, each a denoising stage of its own) is no cond/uncond pair, so each stage runs one forward per
+    step on every GPU, like a one-pass workload."""
+    return passes_per_step if passes_per_step <= 2 else 1
+
+
 def parse_plan(gpus: int, spec: str | None, *, passes_per_step: int, fsdp: bool = False,
-               heads: int | None = None) -> ParallelPlan:
+               heads: int | None = None, one_pass_why: str | None = None) -> ParallelPlan:
     """``--gpus N --parallel ulysses=U,ring=R,cfg=C,tp=T [--fsdp]`` -> a checked :class:`ParallelPlan`.
 
     Omitted keys are 1, except ``ulysses``, which takes what the others leave of N. With no spec:
     cfg=2 when the model runs two passes per step and N is even, the rest Ulysses; given ``heads``,
     the Ulysses degree is the largest that divides the heads and ring takes the rest (Ulysses
-    scatters whole heads).  Every impossible plan is one :class:`ParallelError`.
+    scatters whole heads).  Every impossible plan is one :class:`ParallelError`; ``one_pass_why`` replaces
+    the generic reason a one-pass workload refuses cfg=2.
     """
     gpus = _positive(gpus, "--gpus")
     if passes_per_step not in (1, 2):
@@ -163,9 +171,9 @@ def parse_plan(gpus: int, spec: str | None, *, passes_per_step: int, fsdp: bool 
     if plan.cfg > 2:
         raise ParallelError(f"cfg={plan.cfg}: classifier-free guidance runs 2 passes per step, so cfg is 1 or 2")
     if plan.cfg == 2 and passes_per_step != 2:
-        raise ParallelError("cfg=2 splits the two passes of a guided step over two GPU groups, but this workload "
-                            "runs one pass per step (guidance scale <= 1, or CFG batched into one forward); use cfg=1 and split "
-                            "it with ulysses/ring (or tp) instead")
+        raise ParallelError(one_pass_why or "cfg=2 splits the two passes of a guided step over two GPU groups, but this "
+                            "workload runs one pass per step (guidance scale <= 1, or CFG batched into one forward); use "
+                            "cfg=1 and split it with ulysses/ring (or tp) instead")
     product = plan.ulysses * plan.ring * plan.cfg * plan.tp
     if product != gpus:
         raise ParallelError(f"ulysses={plan.ulysses} x ring={plan.ring} x cfg={plan.cfg} x tp={plan.tp} = {product} "

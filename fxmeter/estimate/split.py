@@ -35,6 +35,7 @@ from fxmeter.estimate.parallel import (
     ParallelPlan,
     check_plan,
     parse_plan,
+    plan_passes,
 )
 from fxmeter.estimate.predict import call_of
 
@@ -292,12 +293,11 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
     With no ``spec``: cfg=2 when the workload runs two separate passes per step, the rest Ulysses (as
     many as divide the heads, ring the remainder: :func:`~fxmeter.estimate.parallel.parse_plan`).
     """
-    passes = model.passes_per_step(wl)
-    beyond = passes > 2  # guidance beyond CFG (LTX-2: CFG batched, STG and modality guidance as forwards of their own)
-    if beyond:
-        # the passes are not a cond/uncond pair: no CFG-parallel split; every pass runs on all N GPUs, each of its
-        # denoising stages split by sequence (ulysses/ring) or tensor parallelism like a one-pass workload
-        passes = 1
+    run = model.passes_per_step(wl)
+    passes = plan_passes(run)
+    beyond = (f"{model.id} runs {run} transformer passes per step (CFG batched into one forward, STG and modality "
+              "guidance as forwards of their own): there is no cond/uncond pair for cfg=2 to split; every pass runs on "
+              "all GPUs: use ulysses/ring (or tp)") if run > 2 else None
     # a pipeline that always batches CFG (Allegro, PixArt: batch_factor 2 whatever --batched-cfg says) runs it the same way
     batched = batched_cfg or any(p.batch_factor == 2 for p in model.stages(wl, batched_cfg=batched_cfg, denoise_only=True))
     if batched and passes == 2:
@@ -309,15 +309,8 @@ def plan_for(model: ResolvedModel, wl: Workload, geometry: Geometry, gpus: int, 
                   "model for it" if gpus == 1 else "use one GPU (leave --gpus out)")
         raise ParallelError(f"fxmeter does not know how {main.adapter.diffusers_class} splits over GPUs "
                             f"(its adapter has no model_dims); {advice}")
-    try:
-        plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads)
-    except ParallelError as e:
-        if beyond and str(e).startswith("cfg=2 splits"):
-            raise ParallelError(f"{model.id} runs {model.passes_per_step(wl)} transformer passes per step (CFG batched "
-                                "into one forward, STG and modality guidance as forwards of their own): there is no "
-                                "cond/uncond pair for cfg=2 to split; every pass runs on all GPUs: use ulysses/ring "
-                                "(or tp)") from None
-        raise
+    plan = parse_plan(gpus, spec, passes_per_step=passes, fsdp=fsdp, heads=rules["transformer"].dims.heads,
+                      one_pass_why=beyond)
     for name, r in rules.items():
         check_plan(plan, r.dims)
         comp = model.component(name)
