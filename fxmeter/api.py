@@ -104,7 +104,8 @@ def request(
     dtype policy of the code that runs it (``diffusers``, ``wan``, ``wan-bf16``); ``vae_tiling``: ``on``,
     ``off`` or a tile size in pixels (``vae.enable_tiling()``).
     """
-    from fxmeter.estimate.memory import check_runtime, parse_tiling
+    from fxmeter.estimate.memory import check_runtime
+    from fxmeter.estimate.tiling import parse_tiling
 
     runtime = check_runtime(runtime)
     tiling = parse_tiling(vae_tiling)
@@ -256,8 +257,10 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
     from fxmeter.cost import store
     from fxmeter.estimate.generation import StageInput
     from fxmeter.estimate.memory import runtime_activation
+    from fxmeter.estimate.tiling import Tiling, tile_grid
 
     out = []
+    tiling = None if req.options.vae_tiling is None else Tiling(req.options.vae_tiling or None)
     chosen = req.options.stages
     plans = skip_plans(req.model.stages(req.workload, batched_cfg=req.options.batched_cfg), req.options.cache_skip)
     for plan in plans:
@@ -270,14 +273,17 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
         replicate = not req.options.full_trace if plan.denoiser else True
         extra = (runtime_activation(req.options.runtime, comp.config, req.geometry.tokens, int(dims.get("batch", 1)))
                  if plan.denoiser else None)
+        # --vae-tiling: the tiles the decode runs, at the VAE config's own compression (None: decoded whole)
+        tiles = (tile_grid(str(comp.config.get("_class_name")), dims, tiling, comp.config)
+                 if tiling is not None and plan.name == "vae" else None)
         key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))
         known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
         if known:
-            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected, extra))
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected, extra, tiles))
             continue
         got = store.get(comp, dtype, dims, replicate=replicate, cache=cache,
                         overlay=rules, progress=progress, root=plan.root)
-        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected, extra)
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected, extra, tiles)
         if memo is not None:
             memo.setdefault(key, []).append(inp)
         out.append(inp)

@@ -10,6 +10,7 @@ from fxmeter.cli.main import main
 from fxmeter.errors import WorkloadError
 from fxmeter.estimate import memory as mem
 from fxmeter.estimate.memory import WeightMemory
+from fxmeter.estimate.tiling import Tiling, parse_tiling, tile_grid, tiled_decode_bytes
 
 MiB = 1 << 20
 
@@ -97,13 +98,13 @@ def test_check_runtime_and_tiling_values() -> None:
     assert mem.check_runtime(" WAN ") == "wan"
     with pytest.raises(WorkloadError, match="unknown --runtime"):
         mem.check_runtime("comfy")
-    assert mem.parse_tiling(None) is None
-    assert mem.parse_tiling("off") is None
-    assert mem.parse_tiling("on") == mem.Tiling(None)
-    assert mem.parse_tiling("256") == mem.Tiling(256)
+    assert parse_tiling(None) is None
+    assert parse_tiling("off") is None
+    assert parse_tiling("on") == Tiling(None)
+    assert parse_tiling("256") == Tiling(256)
     for bad in ("0", "-8", "12", "big"):
         with pytest.raises(WorkloadError, match="--vae-tiling"):
-            mem.parse_tiling(bad)
+            parse_tiling(bad)
 
 
 def test_tiled_decode_arithmetic() -> None:
@@ -115,17 +116,18 @@ def test_tiled_decode_arithmetic() -> None:
         seen.update(d)
         return 1_000
 
-    peak, note = mem.tiled_decode_bytes("AutoencoderKLWan", dims, 4, mem.Tiling(), tile_peak)
-    assert seen["latent_h"] == 32 and seen["latent_w"] == 32  # one tile's decode
+    grid = tile_grid("AutoencoderKLWan", dims, Tiling())
+    assert grid is not None
+    peak, note = tiled_decode_bytes(grid, dims, 4, tile_peak)
+    assert seen["latent_h"] == 32 and seen["latent_w"] == 32  # the largest tile's decode
     # rows: range(0, 60, 24) = 3, cols: range(0, 104, 24) = 5 -> 15 tiles; frames 1 + 4 x 20 = 81
     tile_out = 1 * 3 * 81 * 256 * 256 * 4  # 63,700,992
     full_out = 1 * 3 * 81 * 480 * 832 * 4  # 388,177,920
     assert peak == max(1_000 + 14 * tile_out, 15 * tile_out + full_out) == 1_343_692_800
     assert "3x5 tiles" in note
     # a latent that fits one tile is decoded whole; a class without tiling keeps its peak
-    assert mem.tiled_decode_bytes("AutoencoderKLWan", {**dims, "latent_h": 32, "latent_w": 32}, 4, mem.Tiling(),
-                                  tile_peak) is None
-    assert mem.tiled_decode_bytes("AutoencoderKLLTXVideo", dims, 4, mem.Tiling(), tile_peak) is None
+    assert tile_grid("AutoencoderKLWan", {**dims, "latent_h": 32, "latent_w": 32}, Tiling()) is None
+    assert tile_grid("AutoencoderKLLTXVideo", dims, Tiling()) is None
 
 
 def test_predicted_peak_of_a_shipped_estimate() -> None:

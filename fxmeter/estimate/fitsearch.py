@@ -28,13 +28,9 @@ from typing import Any
 from fxmeter.cost.compose import meta_value
 from fxmeter.cost.formula import compile_table
 from fxmeter.errors import FxmeterError
-from fxmeter.estimate.memory import (
-    ProcessMemory,
-    Tiling,
-    process_memory,
-    tiled_decode_bytes,
-)
+from fxmeter.estimate.memory import ProcessMemory, process_memory
 from fxmeter.estimate.residency import StageLoad, plan
+from fxmeter.estimate.tiling import Tiling, tile_grid, tiled_decode_bytes
 
 FRAME_LOOP_VAES = ("AutoencoderKLWan", "AutoencoderKLHunyuanVideo")
 
@@ -97,9 +93,9 @@ class Prober:
         if bad:
             return None
         if self.tiling is not None and inp.plan.name == "vae":
-            got = tiled_decode_bytes(cls, dims, _bytes(sm), Tiling(self.tiling or None), lambda d: self._live(sm, d))
-            if got is not None:
-                return got[0]
+            grid = tile_grid(cls, dims, Tiling(self.tiling or None), self.model.stage_component(inp.plan).config)
+            if grid is not None:
+                return tiled_decode_bytes(grid, dims, _bytes(sm), lambda d: self._live(sm, d))[0]
         return self._live(sm, dims)
 
     def peaks(self, wl: Any) -> tuple[PolicyPeak, ...] | None:

@@ -31,13 +31,13 @@ from fxmeter.estimate.memory import (
     at_precision,
     effective_runtime,
     fit,
-    tiled_vae,
     with_runtime,
 )
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
 from fxmeter.estimate.residency import Residency, StageLoad, fit_line, plan
 from fxmeter.estimate.roofline import ONE, Device, StageTime, stage_time
+from fxmeter.estimate.tiling import TileGrid, sum_costs, sum_times, tiled_vae
 
 if TYPE_CHECKING:
     from fxmeter.cost.symbolic import SymbolicModel
@@ -57,6 +57,7 @@ class StageInput:
     seconds: float = 0.0  # time spent getting it
     selected: bool = True  # asked for by --stages (a denoiser is evaluated either way: totals describe it)
     runtime: RuntimeActivation | None = None  # what --runtime's own code holds beyond the traced graph
+    tiles: TileGrid | None = None  # --vae-tiling: the tiles a decode runs (None: decoded whole)
 
 
 @dataclass(frozen=True)
@@ -265,25 +266,35 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         keep_nodes = nodes
         keep_modules = modules and (denoiser or inp.selected)
         timed = bool(devices_hw)
-        cost_key = ("cost", id(inp.model), tuple(sorted(inp.dims.items())), options.traffic, keep_nodes or timed,
-                    keep_modules or timed)
-        hit = memo.get(cost_key) if memo is not None else None
-        if hit is not None and hit[0] is inp.model:
-            cost = hit[1]
-        else:
-            cost = evaluate(inp.model, inp.dims, traffic=options.traffic, modules=keep_modules or timed,
-                            nodes=keep_nodes or timed)
-            if memo is not None:
-                memo[cost_key] = (inp.model, cost)
 
-        def timed_on(hw: Hardware, cost: StageCost = cost, key: tuple[Any, ...] = cost_key,
+        def evaluated(dims: Mapping[str, int], inp: StageInput = inp,
+                      full: tuple[bool, bool] = (keep_nodes or timed, keep_modules or timed)) -> tuple[StageCost, tuple[Any, ...]]:
+            key = ("cost", id(inp.model), tuple(sorted(dims.items())), options.traffic, *full)
+            hit = memo.get(key) if memo is not None else None
+            if hit is None or hit[0] is not inp.model:
+                hit = (inp.model, evaluate(inp.model, dims, traffic=options.traffic, nodes=full[0], modules=full[1]))
+                if memo is not None:
+                    memo[key] = hit
+            return hit[1], key
+
+        grid = inp.tiles if inp.plan.name == "vae" else None  # vae.enable_tiling(): every tile, one after another
+        parts = [(*evaluated(d), n) for d, n in grid.tile_dims(inp.dims)] if grid else [(*evaluated(inp.dims), 1)]
+        cost = tiled_vae(sum_costs([(c, n) for c, _, n in parts], inp.dims), inp.model, grid) if grid else parts[0][0]
+
+        def timed_on(hw: Hardware, parts: list[Any] = parts, grid: TileGrid | None = grid, cost: StageCost = cost,
                      precision: str = precision, dtype: str = dtype) -> tuple[StageTime, StageTime]:
-            time_key = ("time", key, hw.name, precision, dtype, tuple(sorted((efficiency or {}).items())), settings, att)
-            if memo is None:
-                return times(cost, hw, precision, dtype)
-            if time_key not in memo:
-                memo[time_key] = times(cost, hw, precision, dtype)
-            return memo[time_key]  # type: ignore[no-any-return]
+            each = []
+            for c, key, n in parts:
+                time_key = ("time", key, hw.name, precision, dtype, tuple(sorted((efficiency or {}).items())), settings, att)
+                if memo is None:
+                    each.append((times(c, hw, precision, dtype), n))
+                    continue
+                if time_key not in memo:
+                    memo[time_key] = times(c, hw, precision, dtype)
+                each.append((memo[time_key], n))
+            if grid is None:
+                return each[0][0]  # type: ignore[no-any-return]
+            return tuple(sum_times([(t[i], n) for t, n in each], cost, grid) for i in (0, 1))  # type: ignore[return-value]
 
         bound = predicted = None
         if timed:
@@ -295,8 +306,6 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
                              cost.modules if keep_modules else cost.modules[:1], (), cost.categories, cost.unmodeled,
                              cost.activations, cost.weights, cost.trace)
             bound, predicted = light(bound, keep_modules), light(predicted, keep_modules)
-        if options.vae_tiling is not None and inp.plan.name == "vae":
-            cost = tiled_vae(cost, inp.model, options.vae_tiling)
         w = with_runtime(at_precision(cost.weights, precision), effective_runtime(options.runtime, options.fsdp),
                          denoiser, inp.plan.component)
         weights_by_component.setdefault(inp.plan.component, w)

@@ -81,7 +81,7 @@ def wan(config: Mapping[str, Any], wl: Workload, g: Geometry, *, i2v: bool, clip
     after = [decode(VAE_DECODE, f"AutoencoderKLWan, {lf} latent frames one at a time with its causal cache", {
         "batch": b, "latent_frames": lf, "latent_h": lh, "latent_w": lw}, "float32",
         notes=("vae: float32 as the WanPipeline docstring loads it (--stage-dtype vae=bf16 to change); tiling off "
-               "(vae.enable_tiling() is not modeled)",))]
+               "(--vae-tiling on: vae.enable_tiling()'s tiles)",))]
     return tuple(before), tuple(after)
 
 
@@ -122,7 +122,7 @@ def hunyuan(config: Mapping[str, Any], wl: Workload, g: Geometry) -> Plans:
     after = (decode(VAE_DECODE, "AutoencoderKLHunyuanVideo, framewise (temporal tiles) as by default",
                     {"batch": b, "latent_frames": lf, "latent_h": lh, "latent_w": lw}, "float16",
                     notes=("vae: float16 as the HunyuanVideoPipeline docstring loads the pipeline; default framewise "
-                           "decoding; the docstring's vae.enable_tiling() (spatial tiles) is not modeled",)),)
+                           "decoding; the docstring's vae.enable_tiling() (spatial tiles): --vae-tiling on",)),)
     return before, after
 
 
