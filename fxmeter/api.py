@@ -94,6 +94,7 @@ def request(
     t5_cpu: bool = False,
     runtime: str = "diffusers",
     vae_tiling: str | int | None = None,
+    quantize_on_device: bool = False,
     **overrides: Any,
 ) -> Request:
     """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast).
@@ -102,7 +103,8 @@ def request(
     denoising stage); ``stage_dtype``: ``vae=fp32,...`` (a component's dtype instead of the
     pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``; ``runtime``: the
     dtype policy of the code that runs it (``diffusers``, ``wan``, ``wan-bf16``); ``vae_tiling``: ``on``,
-    ``off`` or a tile size in pixels (``vae.enable_tiling()``).
+    ``off`` or a tile size in pixels (``vae.enable_tiling()``); ``quantize_on_device``: ``--precision`` applied
+    on the GPU after loading the checkpoint there in its own dtype (torchao ``quantize_`` after ``.to("cuda")``).
     """
     from fxmeter.estimate.memory import check_runtime
     from fxmeter.estimate.tiling import parse_tiling
@@ -153,6 +155,11 @@ def request(
 
         raise StageError("--t5-cpu moves the text encoder to the host, but the pipeline asked for has none "
                          "(--stages without text_encoder)")
+    if quantize_on_device and (precision == "bf16" or policy != "none" or (gpus or 1) > 1 or parallel or fsdp):
+        from fxmeter.errors import WorkloadError
+
+        raise WorkloadError("--quantize-on-device loads the whole pipeline on one GPU and quantizes it there: it "
+                            "needs --precision fp8 or int8, --offload none and one GPU")
     for p in plans:  # a selected stage whose component config the model folder lacks: one line now
         if (chosen is None or p.name in chosen) and p.component in resolved.missing:
             resolved.stage_component(p)
@@ -165,7 +172,8 @@ def request(
                       cache_skip=float(cache_skip), gpus=plan.gpus if plan else None,
                       parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp),
                       stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu),
-                      runtime=runtime, vae_tiling=None if tiling is None else (tiling.size or 0))
+                      runtime=runtime, vae_tiling=None if tiling is None else (tiling.size or 0),
+                      quantize_on_device=bool(quantize_on_device))
     return Request(resolved, wl, geometry, options, tuple(devices), eff, prices, plan)
 
 

@@ -790,6 +790,12 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
         runtime = "wan-bf16"
     if runtime is not None and "runtime" not in caps:
         runtime = None
+    if row.get("quantize_on_device") is True:  # the script moves the checkpoint to the GPU, then quantizes it there
+        if kw.get("precision", "bf16") != "bf16" and kw.get("offload", "none") == "none" and not kw.get("gpus"):
+            kw["quantize_on_device"] = True
+            assumptions.append("quantized on the GPU after loading there in its dtype: --quantize-on-device")
+        else:
+            assumptions.append("quantize_on_device ignored: it needs fp8/int8 weights, no offload and one GPU")
     return Scenario(mid, kw, tuple(assumptions), runtime)
 
 

@@ -159,6 +159,9 @@ def test_predicted_peak_of_a_shipped_estimate() -> None:
     ["fit", "wan2.1-t2v-1.3b", "--hardware", "rtx4090", "--gpus", "0"],
     ["fit", "wan2.1-t2v-1.3b", "--hardware", "rtx4090,h100"],
     ["fit", "wan2.1-t2v-1.3b", "--hardware", "nosuchgpu"],
+    ["trace", "flux.1-dev", "--quantize-on-device"],  # bf16: nothing to quantize
+    ["trace", "flux.1-dev", "--precision", "fp8", "--quantize-on-device", "--offload", "model"],
+    ["trace", "flux.1-dev", "--precision", "fp8", "--quantize-on-device", "--gpus", "2", "--hardware", "h100"],
 ])
 def test_bad_values_are_one_error_line(args: list[str], tmp_path: object) -> None:
     res = CliRunner().invoke(main, [*args, *(["--output-root", str(tmp_path)] if args[0] == "trace" else [])])
@@ -215,3 +218,31 @@ def test_wan22_runtime_activations_reach_the_fit_and_the_deployment() -> None:
     assert st.activation_bytes_per_gpu >= 11_999_232_000
     plain = api.request("wan2.2-t2v-a14b", "a14b-720p", hardware="h20")
     assert all(i.runtime is None for i in api.stage_inputs(plain))  # the diffusers runtime: as traced
+
+
+def test_quantize_on_device_loads_the_checkpoint_first() -> None:
+    """--quantize-on-device: every component on the GPU in its load dtype before quantize_ (FLUX.1-dev: the transformer
+    in bf16 as traced, T5-XXL and CLIP-L in bf16, the VAE), a residency stage of its own ahead of the generation."""
+    from fxmeter import api
+
+    def est(**kw: object) -> object:
+        req = api.request("flux.1-dev", hardware="h100", precision="fp8", **kw)
+        return api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
+
+    plain, loaded = est(), est(quantize_on_device=True)
+    den = next(s for s in loaded.stages if s.denoiser)  # type: ignore[attr-defined]
+    want = sum(w.weight_bytes for c, w in loaded.component_weights.items() if c != den.plan.component)  # type: ignore[attr-defined]
+    want += den.cost.weights.weight_bytes  # the transformer as loaded (bf16), not at --precision fp8
+    assert mem.loaded_before_quantize(loaded) == want
+    assert den.weights.weight_bytes < den.cost.weights.weight_bytes  # at fp8 once quantized
+    first = loaded.residency.stages[0]  # type: ignore[attr-defined]
+    assert (first.stage, first.resident_bytes, first.activation_bytes) == ("load (before quantize_)", want, 0)
+    assert loaded.residency.peak.stage == "load (before quantize_)"  # type: ignore[attr-defined]
+    assert loaded.residency.peak_bytes > plain.residency.peak_bytes  # type: ignore[attr-defined]
+    assert plain.residency.stages[0].stage != "load (before quantize_)"  # type: ignore[attr-defined]
+    p = mem.predicted_peak(loaded)
+    # rounded up to the caching allocator's 512-byte granularity
+    assert p.stage == "load (before quantize_)" and 0 <= p.weights - want < MiB and p.activations == 0
+    assert any("--quantize-on-device" in n for n in p.notes)
+    # the seconds do not change: the load happens before the generation
+    assert loaded.pipeline_seconds("predicted") == plain.pipeline_seconds("predicted")  # type: ignore[attr-defined]

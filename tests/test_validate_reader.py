@@ -604,3 +604,16 @@ def test_frames_and_steps_not_stated_are_the_models_defaults_and_said_so() -> No
     got = read_row({"model": "HunyuanVideo", "height": 720, "width": 1280, "gpu": "H100", "frames": "lots",
                     "total_s": 5.6}, 0)
     assert isinstance(got, str) and "frames" in got
+
+
+def test_a_row_quantized_on_the_gpu_is_predicted_with_quantize_on_device() -> None:
+    r = {"model": "FLUX.1-dev", "height": 1024, "width": 1024, "steps": 28, "gpu": "H100", "total_s": 1.5,
+         "precision": "fp8dq (torchao)", "quantize_on_device": True}
+    sc = scenario(r)
+    assert isinstance(sc, Scenario)
+    assert sc.kwargs["precision"] == "fp8" and sc.kwargs["quantize_on_device"] is True
+    assert any("--quantize-on-device" in a for a in sc.assumptions)
+    # bf16 weights: nothing is quantized, the flag is set aside and said so (never a refused row)
+    sc = scenario({**r, "precision": "bf16"})
+    assert isinstance(sc, Scenario) and "quantize_on_device" not in sc.kwargs
+    assert any("quantize_on_device ignored" in a for a in sc.assumptions)

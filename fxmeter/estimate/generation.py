@@ -31,11 +31,12 @@ from fxmeter.estimate.memory import (
     at_precision,
     effective_runtime,
     fit,
+    loaded_before_quantize,
     with_runtime,
 )
 from fxmeter.estimate.metrics import ZERO, Metrics
 from fxmeter.estimate.options import Options
-from fxmeter.estimate.residency import Residency, StageLoad, fit_line, plan
+from fxmeter.estimate.residency import Residency, StageLoad, StageResidency, fit_line, plan, transfer_timer
 from fxmeter.estimate.roofline import ONE, Device, StageTime, stage_time
 from fxmeter.estimate.tiling import TileGrid, sum_costs, sum_times, tiled_vae
 
@@ -377,24 +378,8 @@ def plan_residency(est: Estimate, options: Options, offload_seq: Sequence[str], 
         # Wan's --t5_cpu: listed beside Wan's own policy; under another policy when asked for it
         if name == "wan" or (options.t5_cpu and name == options.offload):
             every.append(plan(name, loads, offload_seq, t5_cpu=True, i2v=i2v, copy_seconds=copy))
+    if options.quantize_on_device:  # the unquantized checkpoint on the device first: a stage of its own
+        load = StageResidency("load (before quantize_)", loaded_before_quantize(est), 0)
+        every = [replace(r, stages=(load, *r.stages)) if r.policy == "none" else r for r in every]
     chosen = next(r for r in every if r.policy == options.offload and r.t5_cpu == options.t5_cpu)
     return chosen, tuple(every)
-
-
-def transfer_timer(hardware: Hardware | None) -> Any:
-    """``f(direction, bytes, count) -> seconds`` over the device's PCIe link (comm model), or None:
-    no device, or a device entry without a PCIe link (the seconds are then unknown, the bytes known)."""
-    if hardware is None:
-        return None
-    link = getattr(hardware, "pcie", None)
-    if link is None:
-        return lambda direction, nbytes, count: None
-    from fxmeter.estimate.comm import Collective, collective_seconds, load_comm_model
-
-    model = load_comm_model()
-
-    def seconds(direction: str, nbytes: int, count: int) -> float | None:
-        c = Collective(direction, nbytes, 1, count, "offload")
-        return collective_seconds(c, link, model) * count
-
-    return seconds

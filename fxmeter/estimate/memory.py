@@ -403,6 +403,23 @@ def host_bytes(est: Any, residency: Any) -> int:
     return max(worst, host_only) + host_act
 
 
+QUANTIZE_ON_DEVICE = ("every component is loaded on the GPU in the dtype its pipeline loads it in, then --precision "
+                      "quantizes the denoisers in place (torchao quantize_ after pipe.to('cuda'), as "
+                      "sayakpaul/diffusers-torchao inference/benchmark_image.py does after reset_memory and before "
+                      "reading max_memory_allocated()): the peak is the larger of that load and the generation's")
+
+
+def loaded_before_quantize(est: Any) -> int:
+    """Weight bytes on the GPU once every component is loaded there in the dtype its pipeline loads it in, before
+    ``--precision`` quantizes the denoisers in place (torchao ``quantize_`` after ``pipe.to("cuda")``, as
+    sayakpaul/diffusers-torchao inference/benchmark_image.py does before reading ``max_memory_allocated()``)."""
+    out = 0
+    for name, w in est.component_weights.items():
+        den = next((s for s in est.stages if s.plan.component == name and s.denoiser), None)
+        out += den.cost.weights.weight_bytes if den is not None else w.weight_bytes
+    return int(out)
+
+
 def predicted_peak(est: Any, *, expandable_segments: bool = False, lazy_loading: bool = True) -> ProcessMemory:
     """The peak memory per GPU of ``est``'s generation, as a process allocates it.
 
@@ -434,6 +451,8 @@ def predicted_peak(est: Any, *, expandable_segments: bool = False, lazy_loading:
         stage, w, a = peak.stage, peak.resident_bytes, peak.activation_bytes
     else:
         stage, w, a = "transformer", est.weights.weight_bytes, est.activation_peak_bytes
+    if getattr(opts, "quantize_on_device", False):
+        notes.append(f"--quantize-on-device: {QUANTIZE_ON_DEVICE}")
     if opts.runtime != "diffusers":
         extra = next((s.runtime for s in est.stages if s.runtime is not None), None)
         notes.append(f"--runtime {opts.runtime}: {RUNTIME_DESCRIPTIONS[opts.runtime]}; activations as traced (autocast "

@@ -46,6 +46,8 @@ class Options:
         runtime: whose code runs the pipeline, for its dtype policy (``diffusers``, ``wan``: Wan's
             repository with the DiT's parameters in float32, ``wan-bf16``: with ``--convert_model_dtype``).
         vae_tiling: ``vae.enable_tiling()``: None (off), 0 (the VAE's own tile sizes) or a tile size in pixels.
+        quantize_on_device: ``--precision`` applied on the GPU after loading the checkpoint there in its dtype
+            (torchao ``quantize_`` after ``pipe.to("cuda")``): the process peak includes the unquantized weights.
     """
 
     dtype: str = "bfloat16"
@@ -68,6 +70,7 @@ class Options:
     t5_cpu: bool = False
     runtime: str = "diffusers"
     vae_tiling: int | None = None
+    quantize_on_device: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -98,6 +101,8 @@ class Options:
             out["runtime"] = self.runtime
         if self.vae_tiling is not None:
             out["vae_tiling"] = self.vae_tiling
+        if self.quantize_on_device:
+            out["quantize_on_device"] = True
         if self.gpus is not None:
             out.update(gpus=self.gpus, parallel=self.parallel, fsdp=self.fsdp)
         return out

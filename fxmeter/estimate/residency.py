@@ -289,3 +289,22 @@ def fit_line(r: Residency, device_bytes: int, label: str) -> str:
 def compare_policies(results: Mapping[str, Residency], device_bytes: int | None) -> tuple[PolicyFit, ...]:
     return tuple(PolicyFit(name, r.peak_bytes, r.peak.stage, None if device_bytes is None else r.peak_bytes <= device_bytes,
                            r.host_to_device_bytes, r.transfer_seconds) for name, r in results.items())
+
+
+def transfer_timer(hardware: Any) -> Any:
+    """``f(direction, bytes, count) -> seconds`` over the device's PCIe link (comm model), or None:
+    no device, or a device entry without a PCIe link (the seconds are then unknown, the bytes known)."""
+    if hardware is None:
+        return None
+    link = getattr(hardware, "pcie", None)
+    if link is None:
+        return lambda direction, nbytes, count: None
+    from fxmeter.estimate.comm import Collective, collective_seconds, load_comm_model
+
+    model = load_comm_model()
+
+    def seconds(direction: str, nbytes: int, count: int) -> float | None:
+        c = Collective(direction, nbytes, 1, count, "offload")
+        return collective_seconds(c, link, model) * count
+
+    return seconds
