@@ -95,6 +95,7 @@ def request(
     runtime: str = "diffusers",
     vae_tiling: str | int | None = None,
     quantize_on_device: bool = False,
+    fuse_qkv: bool = False,
     **overrides: Any,
 ) -> Request:
     """Resolve and validate everything a trace needs, before anything is traced (bad input fails fast).
@@ -104,7 +105,8 @@ def request(
     pipeline's); ``offload``: the residency policy; ``t5_cpu``: Wan's ``--t5_cpu``; ``runtime``: the
     dtype policy of the code that runs it (``diffusers``, ``wan``, ``wan-bf16``); ``vae_tiling``: ``on``,
     ``off`` or a tile size in pixels (``vae.enable_tiling()``); ``quantize_on_device``: ``--precision`` applied
-    on the GPU after loading the checkpoint there in its own dtype (torchao ``quantize_`` after ``.to("cuda")``).
+    on the GPU after loading the checkpoint there in its own dtype (torchao ``quantize_`` after ``.to("cuda")``);
+    ``fuse_qkv``: ``pipe.fuse_qkv_projections()`` (the fused copies loaded beside the projections).
     """
     from fxmeter.estimate.memory import check_runtime
     from fxmeter.estimate.tiling import parse_tiling
@@ -173,7 +175,7 @@ def request(
                       parallel=plan.spec() if plan else None, fsdp=bool(plan and plan.fsdp),
                       stages=chosen, stage_dtypes=dtypes or None, offload=policy, t5_cpu=bool(t5_cpu),
                       runtime=runtime, vae_tiling=None if tiling is None else (tiling.size or 0),
-                      quantize_on_device=bool(quantize_on_device))
+                      quantize_on_device=bool(quantize_on_device), fuse_qkv=bool(fuse_qkv))
     return Request(resolved, wl, geometry, options, tuple(devices), eff, prices, plan)
 
 

@@ -451,7 +451,7 @@ class Measurement:
     peak_gb: float | None  # measured peak per GPU in GB (10^9 bytes), converted from the source's unit
     peak_kind: str  # allocated | reserved | nvidia-smi | not stated
     assumptions: tuple[str, ...] = ()
-    extras: tuple[str, ...] = ()  # settings fxmeter does not price but that tell rows apart (fused QKV, compiled VAE)
+    extras: tuple[str, ...] = ()  # settings that tell rows apart (fused QKV: --fuse-qkv's memory; compiled VAE)
 
 
 def _get(row: Mapping[str, Any], name: str) -> Any:
@@ -790,6 +790,9 @@ def scenario(row: Mapping[str, Any], caps: set[str] | None = None, m: Measuremen
         runtime = "wan-bf16"
     if runtime is not None and "runtime" not in caps:
         runtime = None
+    if "fused-qkv" in _extras(row) and "fuse_qkv" in caps:
+        kw["fuse_qkv"] = True
+        assumptions.append("fuse_qkv_projections(): --fuse-qkv (the fused copies loaded beside the projections)")
     if row.get("quantize_on_device") is True:  # the script moves the checkpoint to the GPU, then quantizes it there
         if kw.get("precision", "bf16") != "bf16" and kw.get("offload", "none") == "none" and not kw.get("gpus"):
             kw["quantize_on_device"] = True

@@ -246,3 +246,29 @@ def test_quantize_on_device_loads_the_checkpoint_first() -> None:
     assert any("--quantize-on-device" in n for n in p.notes)
     # the seconds do not change: the load happens before the generation
     assert loaded.pipeline_seconds("predicted") == plain.pipeline_seconds("predicted")  # type: ignore[attr-defined]
+
+
+def test_fused_qkv_copies_written_out() -> None:
+    """fuse_qkv_projections() keeps the projections and adds fused copies: FLUX.1-dev's 19 double blocks fuse
+    Q/K/V and the context's add_q/k/v, its 38 single blocks Q/K/V: 19 x 6 + 38 x 3 = 228 Linear(3072, 3072)."""
+    from fxmeter import api
+
+    req = api.request("flux.1-dev", hardware="h100")
+    sm = next(i for i in api.stage_inputs(req) if i.plan.denoiser).model
+    per = 3072 * 3072 + 3072  # weight + bias
+    assert mem.fused_qkv_copies(sm.modules) == (228 * per, 228 * per * 2)
+    # a cross-attention (attn2) fuses K and V only; Wan I2V's image projections add_k/add_v without add_q
+    rows = [{"id": f"b.attn2.{n}", "parameters": 10, "weight_bytes": 20} for n in ("to_q", "to_k", "to_v", "add_k_proj",
+                                                                                    "add_v_proj")]
+    assert mem.fused_qkv_copies(rows) == (40, 80)
+    # the trace: the transformer's weights grow by the copies, at --precision like every matmul weight
+    plain = api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
+    req2 = api.request("flux.1-dev", hardware="h100", fuse_qkv=True, precision="fp8")
+    fp8 = api.estimate_request(req2, api.stage_inputs(req2), nodes=False, modules=False)
+    req3 = api.request("flux.1-dev", hardware="h100", precision="fp8")
+    fp8_plain = api.estimate_request(req3, api.stage_inputs(req3), nodes=False, modules=False)
+    req4 = api.request("flux.1-dev", hardware="h100", fuse_qkv=True)
+    fused = api.estimate_request(req4, api.stage_inputs(req4), nodes=False, modules=False)
+    assert fused.weights.weight_bytes - plain.weights.weight_bytes == 228 * per * 2
+    assert fp8.weights.weight_bytes - fp8_plain.weights.weight_bytes == 228 * per  # one byte each
+    assert fused.pipeline_seconds("predicted") == plain.pipeline_seconds("predicted")  # the same FLOPs and bytes

@@ -617,3 +617,12 @@ def test_a_row_quantized_on_the_gpu_is_predicted_with_quantize_on_device() -> No
     sc = scenario({**r, "precision": "bf16"})
     assert isinstance(sc, Scenario) and "quantize_on_device" not in sc.kwargs
     assert any("quantize_on_device ignored" in a for a in sc.assumptions)
+
+
+def test_a_fused_qkv_row_is_predicted_with_fuse_qkv() -> None:
+    r = {"model": "FLUX.1-dev", "height": 1024, "width": 1024, "steps": 28, "gpu": "H100", "total_s": 1.5,
+         "precision": "bf16", "fuse_qkv": True}
+    sc = scenario(r)
+    assert isinstance(sc, Scenario) and sc.kwargs["fuse_qkv"] is True
+    sc = scenario({**r, "fuse_qkv": False})
+    assert isinstance(sc, Scenario) and "fuse_qkv" not in sc.kwargs

@@ -189,6 +189,9 @@ class TraceOptions:
     runtime: str = knob("diffusers", "Dtype policy of the code that runs it: diffusers, wan (Wan's repository: the DiT in "
                         "fp32 under autocast), wan-bf16 (Wan's --convert_model_dtype).", show_default=True,
                         group="pipeline", commands=("trace", "fit"), api="str")
+    fuse_qkv: bool = knob(False, "pipe.fuse_qkv_projections(): the fused Q/K/V copies are loaded beside the unfused "
+                          "projections (diffusers keeps both); their time as three GEMMs.", kind="flag",
+                          group="pipeline", commands=("trace",), api="bool")
     quantize_on_device: bool = knob(False, "--precision fp8/int8 applied on the GPU after the checkpoint is loaded there in "
                                     "its own dtype (torchao quantize_ after pipe.to('cuda')): the peak includes every "
                                     "unquantized weight.", kind="flag", group="pipeline", commands=("trace",),

@@ -32,6 +32,7 @@ from fxmeter.estimate.memory import (
     effective_runtime,
     fit,
     loaded_before_quantize,
+    with_fused_qkv,
     with_runtime,
 )
 from fxmeter.estimate.metrics import ZERO, Metrics
@@ -281,6 +282,8 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
         grid = inp.tiles if inp.plan.name == "vae" else None  # vae.enable_tiling(): every tile, one after another
         parts = [(*evaluated(d), n) for d, n in grid.tile_dims(inp.dims)] if grid else [(*evaluated(inp.dims), 1)]
         cost = tiled_vae(sum_costs([(c, n) for c, _, n in parts], inp.dims), inp.model, grid) if grid else parts[0][0]
+        if options.fuse_qkv and denoiser:  # fuse_qkv_projections(): the fused copies beside the projections
+            cost = replace(cost, weights=with_fused_qkv(cost.weights, inp.model.modules))
 
         def timed_on(hw: Hardware, parts: list[Any] = parts, grid: TileGrid | None = grid, cost: StageCost = cost,
                      precision: str = precision, dtype: str = dtype) -> tuple[StageTime, StageTime]:

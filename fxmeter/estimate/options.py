@@ -48,6 +48,7 @@ class Options:
         vae_tiling: ``vae.enable_tiling()``: None (off), 0 (the VAE's own tile sizes) or a tile size in pixels.
         quantize_on_device: ``--precision`` applied on the GPU after loading the checkpoint there in its dtype
             (torchao ``quantize_`` after ``pipe.to("cuda")``): the process peak includes the unquantized weights.
+        fuse_qkv: ``pipe.fuse_qkv_projections()``: the fused Q/K/V copies are loaded beside the projections.
     """
 
     dtype: str = "bfloat16"
@@ -71,6 +72,7 @@ class Options:
     runtime: str = "diffusers"
     vae_tiling: int | None = None
     quantize_on_device: bool = False
+    fuse_qkv: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -103,6 +105,8 @@ class Options:
             out["vae_tiling"] = self.vae_tiling
         if self.quantize_on_device:
             out["quantize_on_device"] = True
+        if self.fuse_qkv:
+            out["fuse_qkv"] = True
         if self.gpus is not None:
             out.update(gpus=self.gpus, parallel=self.parallel, fsdp=self.fsdp)
         return out
