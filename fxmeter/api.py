@@ -157,11 +157,13 @@ def request(
 
         raise StageError("--t5-cpu moves the text encoder to the host, but the pipeline asked for has none "
                          "(--stages without text_encoder)")
-    if quantize_on_device and (precision == "bf16" or policy != "none" or (gpus or 1) > 1 or parallel or fsdp):
+    if quantize_on_device and (precision == "bf16" or policy != "none" or (gpus or 1) > 1 or parallel or fsdp
+                               or chosen is not None or t5_cpu or runtime != "diffusers"):
         from fxmeter.errors import WorkloadError
 
         raise WorkloadError("--quantize-on-device loads the whole pipeline on one GPU and quantizes it there: it "
-                            "needs --precision fp8 or int8, --offload none and one GPU")
+                            "needs --precision fp8 or int8, --offload none, one GPU, every stage and the diffusers "
+                            "runtime")
     for p in plans:  # a selected stage whose component config the model folder lacks: one line now
         if (chosen is None or p.name in chosen) and p.component in resolved.missing:
             resolved.stage_component(p)
@@ -267,7 +269,8 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
     from fxmeter.cost import store
     from fxmeter.estimate.generation import StageInput
     from fxmeter.estimate.memory import runtime_activation
-    from fxmeter.estimate.tiling import Tiling, tile_grid
+    from fxmeter.estimate.tiling import Tiling, class_tiles, tile_grid
+    from fxmeter.model.fusion import fused_qkv_copies
 
     out = []
     tiling = None if req.options.vae_tiling is None else Tiling(req.options.vae_tiling or None)
@@ -286,14 +289,19 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
         # --vae-tiling: the tiles the decode runs, at the VAE config's own compression (None: decoded whole)
         tiles = (tile_grid(str(comp.config.get("_class_name")), dims, tiling, comp.config)
                  if tiling is not None and plan.name == "vae" else None)
+        if tiling is not None and plan.name == "vae" and class_tiles(str(comp.config.get("_class_name"))) is None:
+            plan = replace(plan, notes=(*plan.notes, f"--vae-tiling: not modeled for {comp.config.get('_class_name')} "
+                                                     "(its tiling is temporal as well, or it has none): decoded whole"))
+        # --fuse-qkv: the parameters the denoiser's own fuse_qkv_projections() adds (built on meta)
+        fused = fused_qkv_copies(comp.config, comp.config_sha256, dtype) if req.options.fuse_qkv and plan.denoiser else None
         key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))
         known = [i for i in (memo or {}).get(key, []) if not i.model.guard_problems(dims)]
         if known:
-            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected, extra, tiles))
+            out.append(StageInput(plan, known[0].model, dims, known[0].source, 0.0, selected, extra, tiles, fused))
             continue
         got = store.get(comp, dtype, dims, replicate=replicate, cache=cache,
                         overlay=rules, progress=progress, root=plan.root)
-        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected, extra, tiles)
+        inp = StageInput(plan, got.model, dims, got.source, got.seconds, selected, extra, tiles, fused)
         if memo is not None:
             memo.setdefault(key, []).append(inp)
         out.append(inp)

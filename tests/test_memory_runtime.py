@@ -161,6 +161,7 @@ def test_predicted_peak_of_a_shipped_estimate() -> None:
     ["fit", "wan2.1-t2v-1.3b", "--hardware", "nosuchgpu"],
     ["trace", "flux.1-dev", "--quantize-on-device"],  # bf16: nothing to quantize
     ["trace", "flux.1-dev", "--precision", "fp8", "--quantize-on-device", "--offload", "model"],
+    ["trace", "flux.1-dev", "--precision", "fp8", "--quantize-on-device", "--stages", "transformer"],
     ["trace", "flux.1-dev", "--precision", "fp8", "--quantize-on-device", "--gpus", "2", "--hardware", "h100"],
 ])
 def test_bad_values_are_one_error_line(args: list[str], tmp_path: object) -> None:
@@ -249,26 +250,35 @@ def test_quantize_on_device_loads_the_checkpoint_first() -> None:
 
 
 def test_fused_qkv_copies_written_out() -> None:
-    """fuse_qkv_projections() keeps the projections and adds fused copies: FLUX.1-dev's 19 double blocks fuse
-    Q/K/V and the context's add_q/k/v, its 38 single blocks Q/K/V: 19 x 6 + 38 x 3 = 228 Linear(3072, 3072)."""
+    """fuse_qkv_projections() keeps the projections and adds fused copies, counted on the real class on meta:
+    FLUX.1-dev's 19 double blocks fuse Q/K/V and the context's add_q/k/v, its 38 single blocks Q/K/V:
+    19 x 6 + 38 x 3 = 228 Linear(3072, 3072); models whose attention diffusers does not fuse add nothing."""
+    from fxmeter import api
+    from fxmeter.model.fusion import fused_qkv_copies
+    from fxmeter.model.registry import resolve_model
+
+    per = 3072 * 3072 + 3072  # weight + bias
+
+    def copies(mid: str) -> tuple[int, int]:
+        c = resolve_model(mid).component("transformer")
+        return fused_qkv_copies(c.config, c.config_sha256, "bfloat16")
+
+    assert copies("flux.1-dev") == (228 * per, 228 * per * 2)
+    # Qwen-Image's attention is the older Attention class, which AttentionMixin.fuse_qkv_projections skips
+    assert copies("qwen-image") == (0, 0)
+    # the trace: the transformer's weights grow by the copies, at --precision like every matmul weight
+    def weights(**kw: object) -> int:
+        req = api.request("flux.1-dev", hardware="h100", **kw)
+        return int(api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False).weights.weight_bytes)
+
+    assert weights(fuse_qkv=True) - weights() == 228 * per * 2
+    assert weights(fuse_qkv=True, precision="fp8") - weights(precision="fp8") == 228 * per  # one byte each
+
+
+def test_a_tile_outside_the_vae_guards_is_one_error_line() -> None:
     from fxmeter import api
 
-    req = api.request("flux.1-dev", hardware="h100")
-    sm = next(i for i in api.stage_inputs(req) if i.plan.denoiser).model
-    per = 3072 * 3072 + 3072  # weight + bias
-    assert mem.fused_qkv_copies(sm.modules) == (228 * per, 228 * per * 2)
-    # a cross-attention (attn2) fuses K and V only; Wan I2V's image projections add_k/add_v without add_q
-    rows = [{"id": f"b.attn2.{n}", "parameters": 10, "weight_bytes": 20} for n in ("to_q", "to_k", "to_v", "add_k_proj",
-                                                                                    "add_v_proj")]
-    assert mem.fused_qkv_copies(rows) == (40, 80)
-    # the trace: the transformer's weights grow by the copies, at --precision like every matmul weight
-    plain = api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
-    req2 = api.request("flux.1-dev", hardware="h100", fuse_qkv=True, precision="fp8")
-    fp8 = api.estimate_request(req2, api.stage_inputs(req2), nodes=False, modules=False)
-    req3 = api.request("flux.1-dev", hardware="h100", precision="fp8")
-    fp8_plain = api.estimate_request(req3, api.stage_inputs(req3), nodes=False, modules=False)
-    req4 = api.request("flux.1-dev", hardware="h100", fuse_qkv=True)
-    fused = api.estimate_request(req4, api.stage_inputs(req4), nodes=False, modules=False)
-    assert fused.weights.weight_bytes - plain.weights.weight_bytes == 228 * per * 2
-    assert fp8.weights.weight_bytes - fp8_plain.weights.weight_bytes == 228 * per  # one byte each
-    assert fused.pipeline_seconds("predicted") == plain.pipeline_seconds("predicted")  # the same FLOPs and bytes
+    # CogVideoX at 208 px: latent 26 rows -> tiles of 25 and 1 rows; the VAE trace needs latent_h >= 2
+    req = api.request("cogvideox-5b", hardware="h100", height=208, width=768, vae_tiling="on")
+    with pytest.raises(WorkloadError, match=r"--vae-tiling: the 1x\d+ latent edge tile"):
+        api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)

@@ -60,6 +60,7 @@ class StageInput:
     selected: bool = True  # asked for by --stages (a denoiser is evaluated either way: totals describe it)
     runtime: RuntimeActivation | None = None  # what --runtime's own code holds beyond the traced graph
     tiles: TileGrid | None = None  # --vae-tiling: the tiles a decode runs (None: decoded whole)
+    fused_qkv: tuple[int, int] | None = None  # --fuse-qkv: (parameters, bytes) the fused copies add
 
 
 @dataclass(frozen=True)
@@ -280,10 +281,10 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
             return hit[1], key
 
         grid = inp.tiles if inp.plan.name == "vae" else None  # vae.enable_tiling(): every tile, one after another
-        parts = [(*evaluated(d), n) for d, n in grid.tile_dims(inp.dims)] if grid else [(*evaluated(inp.dims), 1)]
+        parts = [(*evaluated(d), n) for d, n in grid.tile_dims(inp.dims, inp.model)] if grid else [(*evaluated(inp.dims), 1)]
         cost = tiled_vae(sum_costs([(c, n) for c, _, n in parts], inp.dims), inp.model, grid) if grid else parts[0][0]
-        if options.fuse_qkv and denoiser:  # fuse_qkv_projections(): the fused copies beside the projections
-            cost = replace(cost, weights=with_fused_qkv(cost.weights, inp.model.modules))
+        if inp.fused_qkv is not None:  # fuse_qkv_projections(): the fused copies beside the projections
+            cost = replace(cost, weights=with_fused_qkv(cost.weights, *inp.fused_qkv))
 
         def timed_on(hw: Hardware, parts: list[Any] = parts, grid: TileGrid | None = grid, cost: StageCost = cost,
                      precision: str = precision, dtype: str = dtype) -> tuple[StageTime, StageTime]:

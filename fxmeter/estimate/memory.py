@@ -68,40 +68,11 @@ def at_precision(w: Weights, precision: str) -> WeightMemory:
                         f"{precision}: {w.matmul_parameters:,} matmul/conv weight parameters in 1 byte each")
 
 
-#: ``pipe.fuse_qkv_projections()``: diffusers' ``fuse_projections`` (models/attention_processor.py Attention,
-#: models/attention.py AttentionModuleMixin) builds ``to_qkv`` (``to_kv`` for cross-attention), ``to_added_qkv`` /
-#: ``to_added_kv`` as new ``nn.Linear`` copies of the projections and keeps ``to_q``/``to_k``/``to_v`` loaded
-FUSE_QKV_SOURCE = ("diffusers Attention.fuse_projections / AttentionModuleMixin.fuse_projections: torch.cat of the "
-                   "projection weights into new nn.Linear modules (to_qkv, to_kv for cross-attention, to_added_qkv, "
-                   "to_added_kv); the unfused to_q/to_k/to_v/add_*_proj stay loaded")
-
-
-def fused_qkv_copies(modules: Any) -> tuple[int, int]:
-    """(parameters, bytes as traced) of the copies ``fuse_qkv_projections()`` adds, from a model's module rows
-    (``id``, ``parameters``, ``weight_bytes``): Q, K and V of every self-attention (K and V of a cross-attention,
-    ``attn2``), and the added (context) projections of joint attention."""
-    kids: dict[str, dict[str, Any]] = {}
-    for m in modules:
-        parent, _, leaf = str(m["id"]).rpartition(".")
-        if leaf in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"):
-            kids.setdefault(parent, {})[leaf] = m
-    params = nbytes = 0
-    for parent, k in kids.items():
-        take: list[str] = []
-        if {"to_q", "to_k", "to_v"} <= set(k):
-            take += ["to_k", "to_v"] if parent.endswith("attn2") else ["to_q", "to_k", "to_v"]
-        if {"add_k_proj", "add_v_proj"} <= set(k):
-            take += ["add_q_proj", "add_k_proj", "add_v_proj"] if "add_q_proj" in k else ["add_k_proj", "add_v_proj"]
-        params += sum(int(k[t]["parameters"]) for t in take)
-        nbytes += sum(int(k[t]["weight_bytes"]) for t in take)
-    return params, nbytes
-
-
-def with_fused_qkv(w: Weights, modules: Any) -> Weights:
-    """``w`` plus the fused copies (taken as matmul weights, biases with them: ``--precision`` stores them too)."""
+def with_fused_qkv(w: Weights, params: int, nbytes: int) -> Weights:
+    """``w`` plus the ``params`` parameters (``nbytes`` as traced) that ``fuse_qkv_projections()`` adds
+    (:mod:`fxmeter.model.fusion`), taken as matmul weights (biases with them): ``--precision`` stores them too."""
     from dataclasses import replace
 
-    params, nbytes = fused_qkv_copies(modules)
     by_dtype = dict(w.weight_bytes_by_dtype)
     by_dtype[w.dtype] = by_dtype.get(w.dtype, 0) + nbytes
     per = dict(w.parameters_by_dtype)

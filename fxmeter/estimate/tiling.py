@@ -134,9 +134,19 @@ class TileGrid:
     def count(self) -> int:
         return self.rows * self.cols
 
-    def tile_dims(self, dims: Mapping[str, int]) -> list[tuple[dict[str, int], int]]:
-        """``dims`` at each distinct tile's latent size, with its count."""
-        return [({**dims, "latent_h": h, "latent_w": w}, n) for (h, w), n in self.parts]
+    def tile_dims(self, dims: Mapping[str, int], sm: Any = None) -> list[tuple[dict[str, int], int]]:
+        """``dims`` at each distinct tile's latent size, with its count; ``sm``: the decode's symbolic model, whose
+        guards every tile must satisfy (one :class:`WorkloadError` line naming the tile otherwise)."""
+        out = [({**dims, "latent_h": h, "latent_w": w}, n) for (h, w), n in self.parts]
+        for d, _ in out if sm is not None else ():
+            bad = sm.guard_problems(d)
+            if bad:
+                from fxmeter.errors import WorkloadError
+
+                raise WorkloadError(f"--vae-tiling: the {d['latent_h']}x{d['latent_w']} latent edge tile of "
+                                    f"{self.describe()} is outside the VAE trace's guards ({', '.join(bad)}); "
+                                    "another --height/--width or tile size avoids it")
+        return out
 
     def describe(self) -> str:
         return (f"{self.rows}x{self.cols} tiles of {self.tile_px[0]}x{self.tile_px[1]} px, "
