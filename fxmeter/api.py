@@ -287,11 +287,13 @@ def stage_inputs(req: Request, *, cache: bool = True, rules: Overlay | None = No
         extra = (runtime_activation(req.options.runtime, comp.config, req.geometry.tokens, int(dims.get("batch", 1)))
                  if plan.denoiser else None)
         # --vae-tiling: the tiles the decode runs, at the VAE config's own compression (None: decoded whole)
-        tiles = (tile_grid(str(comp.config.get("_class_name")), dims, tiling, comp.config)
-                 if tiling is not None and plan.name == "vae" else None)
-        if tiling is not None and plan.name == "vae" and class_tiles(str(comp.config.get("_class_name"))) is None:
-            plan = replace(plan, notes=(*plan.notes, f"--vae-tiling: not modeled for {comp.config.get('_class_name')} "
-                                                     "(its tiling is temporal as well, or it has none): decoded whole"))
+        tiles = None
+        if tiling is not None and plan.name == "vae":
+            cls = str(comp.config.get("_class_name"))
+            tiles = tile_grid(cls, dims, tiling, comp.config)
+            if class_tiles(cls) is None:
+                plan = replace(plan, notes=(*plan.notes, f"--vae-tiling: not modeled for {cls} (its tiling is "
+                                                         "temporal as well, or it has none): decoded whole"))
         # --fuse-qkv: the parameters the denoiser's own fuse_qkv_projections() adds (built on meta)
         fused = fused_qkv_copies(comp.config, comp.config_sha256, dtype) if req.options.fuse_qkv and plan.denoiser else None
         key = (comp.config_sha256, comp.adapter.name, plan.root, dtype, str(plan.batch_factor))

@@ -280,23 +280,27 @@ def estimate(inputs: Sequence[StageInput], options: Options, *, steps: int, pass
                     memo[key] = hit
             return hit[1], key
 
-        grid = inp.tiles if inp.plan.name == "vae" else None  # vae.enable_tiling(): every tile, one after another
+        grid = inp.tiles  # vae.enable_tiling(): every tile, one after another (the largest first)
         parts = [(*evaluated(d), n) for d, n in grid.tile_dims(inp.dims, inp.model)] if grid else [(*evaluated(inp.dims), 1)]
-        cost = tiled_vae(sum_costs([(c, n) for c, _, n in parts], inp.dims), inp.model, grid) if grid else parts[0][0]
+        if grid is not None:
+            cost = tiled_vae(sum_costs([(c, n) for c, _, n in parts], inp.dims), grid,
+                             parts[0][0].activations.peak_bytes, dtype)
+        else:
+            cost = parts[0][0]
         if inp.fused_qkv is not None:  # fuse_qkv_projections(): the fused copies beside the projections
             cost = replace(cost, weights=with_fused_qkv(cost.weights, *inp.fused_qkv))
 
         def timed_on(hw: Hardware, parts: list[Any] = parts, grid: TileGrid | None = grid, cost: StageCost = cost,
                      precision: str = precision, dtype: str = dtype) -> tuple[StageTime, StageTime]:
-            each = []
-            for c, key, n in parts:
+            def time_of(c: StageCost, key: tuple[Any, ...]) -> tuple[StageTime, StageTime]:
                 time_key = ("time", key, hw.name, precision, dtype, tuple(sorted((efficiency or {}).items())), settings, att)
                 if memo is None:
-                    each.append((times(c, hw, precision, dtype), n))
-                    continue
+                    return times(c, hw, precision, dtype)
                 if time_key not in memo:
                     memo[time_key] = times(c, hw, precision, dtype)
-                each.append((memo[time_key], n))
+                return memo[time_key]  # type: ignore[no-any-return]
+
+            each = [(time_of(c, key), n) for c, key, n in parts]
             if grid is None:
                 return each[0][0]  # type: ignore[no-any-return]
             return tuple(sum_times([(t[i], n) for t, n in each], cost, grid) for i in (0, 1))  # type: ignore[return-value]

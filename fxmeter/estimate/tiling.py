@@ -196,22 +196,10 @@ def tiled_decode_bytes(grid: TileGrid, dims: Mapping[str, int], dtype_bytes: int
 _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
-def tiled_vae(cost: StageCost, sm: Any, grid: TileGrid) -> StageCost:
-    """``cost`` (the decode at its workload, or the sum of its tiles) with the activation peak of the tiled decode."""
-    from fxmeter.cost.formula import compile_table
-    from fxmeter.errors import WorkloadError
-    from fxmeter.estimate.evaluate import activations
-
-    symbols = list(sm.symbols)
-
-    def tile_peak(dims: Mapping[str, int]) -> int:
-        bad = sm.guard_problems(dims)
-        if bad:
-            raise WorkloadError(f"--vae-tiling: a tile's latent size is outside the VAE trace's guards ({', '.join(bad)})")
-        vals = compile_table(sm.formulas, symbols)(**{s: dims[s] for s in symbols})
-        return activations(sm, vals, False).peak_bytes
-
-    peak, note = tiled_decode_bytes(grid, cost.dims, _DTYPE_BYTES.get(str(sm.meta.get("dtype")), 4), tile_peak)
+def tiled_vae(cost: StageCost, grid: TileGrid, tile_peak: int, dtype: str) -> StageCost:
+    """``cost`` (the sum of the tiles' decodes) with the activation peak of the tiled decode; ``tile_peak``: the
+    largest tile's own decode peak (its evaluation, already made)."""
+    peak, note = tiled_decode_bytes(grid, cost.dims, _DTYPE_BYTES.get(dtype, 4), lambda dims: tile_peak)
     act = replace(cost.activations, peak_bytes=peak, peak_node=None, peak_module=None, note=f"{note}; {TILING_SOURCE}")
     return replace(cost, activations=act)
 
