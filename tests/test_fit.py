@@ -85,3 +85,31 @@ def test_fit_console_table_and_speed() -> None:
     assert res.exit_code == 0, res.output
     assert "cheapest policy that fits: --offload none" in res.output
     assert "VAE tiling on" in res.output
+
+
+def test_fit_takes_the_trace_memory_flags() -> None:
+    """``fit --fuse-qkv`` and ``--quantize-on-device`` price what ``trace`` prices: the fused copies in the
+    denoiser's weights (every policy), and the bf16 checkpoint on the GPU before quantize_ (one setup: policy none)."""
+    from fxmeter import api
+    from fxmeter.estimate.memory import loaded_before_quantize, predicted_peak
+
+    def peak(**kw: object) -> object:
+        _, _, rows, _, _ = run_fit("flux.1-dev", None, hardware="h100", **kw)
+        return {r.policy: r.at_workload.memory for r in rows}  # type: ignore[union-attr]
+
+    plain, fused = peak(), peak(fuse_qkv=True)
+    assert set(plain) == set(fused) and len(plain) > 1
+    for policy in ("none", "model"):
+        assert fused[policy].peak_allocated_bytes > plain[policy].peak_allocated_bytes  # type: ignore[attr-defined]
+    loaded = peak(precision="fp8", quantize_on_device=True)
+    assert list(loaded) == ["none"]  # an offload policy is another setup, not a cheaper fit of this one
+    req = api.request("flux.1-dev", hardware="h100", precision="fp8", quantize_on_device=True)
+    est = api.estimate_request(req, api.stage_inputs(req), nodes=False, modules=False)
+    want = predicted_peak(est)
+    got = loaded["none"]
+    assert got.stage == want.stage == "load (before quantize_)"  # type: ignore[attr-defined]
+    assert got.peak_allocated_bytes == want.peak_allocated_bytes  # type: ignore[attr-defined]
+    assert got.weights >= loaded_before_quantize(est)  # type: ignore[attr-defined]
+    bad = CliRunner().invoke(main, ["fit", "flux.1-dev", "--hardware", "h100", "--precision", "fp8",
+                                    "--quantize-on-device", "--gpus", "2"])
+    assert bad.exit_code == 2 and bad.output.startswith("error: --quantize-on-device") and "Traceback" not in bad.output

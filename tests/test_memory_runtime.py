@@ -241,6 +241,9 @@ def test_quantize_on_device_loads_the_checkpoint_first() -> None:
     assert loaded.residency.peak.stage == "load (before quantize_)"  # type: ignore[attr-defined]
     assert loaded.residency.peak_bytes > plain.residency.peak_bytes  # type: ignore[attr-defined]
     assert plain.residency.stages[0].stage != "load (before quantize_)"  # type: ignore[attr-defined]
+    # the policy table: only the setup the flag describes (an offload policy quantizes before the pipe is on the GPU)
+    assert [r.policy for r in loaded.policies] == ["none"]  # type: ignore[attr-defined]
+    assert len(plain.policies) > 1  # type: ignore[attr-defined]
     p = mem.predicted_peak(loaded)
     # rounded up to the caching allocator's 512-byte granularity
     assert p.stage == "load (before quantize_)" and 0 <= p.weights - want < MiB and p.activations == 0

@@ -191,10 +191,10 @@ class TraceOptions:
                         group="pipeline", commands=("trace", "fit"), api="str")
     fuse_qkv: bool = knob(False, "pipe.fuse_qkv_projections(): the fused Q/K/V copies are loaded beside the unfused "
                           "projections (diffusers keeps both); their time as three GEMMs.", kind="flag",
-                          group="pipeline", commands=("trace",), api="bool")
+                          group="pipeline", commands=("trace", "fit"), api="bool")
     quantize_on_device: bool = knob(False, "--precision fp8/int8 applied on the GPU after the checkpoint is loaded there in "
                                     "its own dtype (torchao quantize_ after pipe.to('cuda')): the peak includes every "
-                                    "unquantized weight.", kind="flag", group="pipeline", commands=("trace",),
+                                    "unquantized weight.", kind="flag", group="pipeline", commands=("trace", "fit"),
                                     api="bool")
     vae_tiling: Any = knob(None, "vae.enable_tiling(): off, on (the VAE's own tile sizes) or a tile size in pixels.",
                            group="pipeline", commands=("trace", "fit"), api="str | int | None",

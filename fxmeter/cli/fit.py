@@ -54,7 +54,9 @@ def fit(model: str | None, host_ram: float | None, expandable_segments: bool, as
     click.echo(f"{m.id} on {hw.label}{per}: {_gib(hw.memory_bytes)} GiB; workload {wl.width}x{wl.height}"
                + (f", {wl.frames} frames" if video else "") + f", batch {wl.batch}; runtime {req.options.runtime}"
                + (f"; VAE tiling {'on' if not req.options.vae_tiling else req.options.vae_tiling}"
-                  if req.options.vae_tiling is not None else ""))
+                  if req.options.vae_tiling is not None else "")
+               + ("; fused QKV" if req.options.fuse_qkv else "")
+               + ("; quantized on the GPU after loading (the load is a stage)" if req.options.quantize_on_device else ""))
     head = f"  {'policy':<16} {'alloc GiB':>9} {'reserved':>9} {'device':>7}  {'fits':<4}  {'largest WxH':>12}"
     head += f" {'frames':>7}" if video else ""
     head += f" {'batch':>6}"
@@ -89,6 +91,7 @@ def run_fit(model: str | None, workload: str | None = None, *, hardware: str, gp
     from fxmeter.errors import WorkloadError
     from fxmeter.estimate.fitsearch import Prober, cheapest, search
     from fxmeter.estimate.generation import estimate
+    from fxmeter.estimate.memory import loaded_before_quantize
     from fxmeter.estimate.residency import policies_for
 
     if host_ram is not None and not host_ram > 0:
@@ -98,9 +101,13 @@ def run_fit(model: str | None, workload: str | None = None, *, hardware: str, gp
     if "," in hardware:
         raise WorkloadError("fxmeter fit takes one device: --hardware names one (e.g. rtx4090)")
     req = api.request(model, workload, hardware=hardware, batched_cfg=batched_cfg, **kw)
+    if req.options.quantize_on_device and gpus > 1:
+        raise WorkloadError("--quantize-on-device loads the whole pipeline on one GPU and quantizes it there: "
+                            "it needs one GPU (--gpus 1)")
     inputs = api.stage_inputs(req)
     m = req.model
-    names = policies_for(m.adapter.extra_policies)
+    # --quantize-on-device describes one setup (every component on the GPU, then quantize_): no offload policy
+    names = ("none",) if req.options.quantize_on_device else policies_for(m.adapter.extra_policies)
     est = estimate(inputs, req.options, steps=req.workload.steps, passes_per_step=m.passes_per_step(req.workload),
                    nodes=False, modules=False, offload_seq=m.adapter.offload_seq, policies=names)
     hw = req.devices[0]
@@ -108,7 +115,8 @@ def run_fit(model: str | None, workload: str | None = None, *, hardware: str, gp
     weights = {c: w.weight_bytes for c, w in est.component_weights.items()}
     prober = Prober(m, inputs, weights, pairs, device_bytes=hw.memory_bytes, compute_capability=hw.compute_capability,
                     host_ram=None if host_ram is None else int(host_ram * 1e9), gpus=gpus,
-                    tiling=req.options.vae_tiling, batched_cfg=batched_cfg, expandable_segments=expandable_segments)
+                    tiling=req.options.vae_tiling, batched_cfg=batched_cfg, expandable_segments=expandable_segments,
+                    preload=loaded_before_quantize(est) if req.options.quantize_on_device else None)
     t1 = time.perf_counter()
     rows = search(prober, req.workload, video=req.workload.frames > 1)
     best = cheapest(rows)

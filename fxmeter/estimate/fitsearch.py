@@ -51,16 +51,19 @@ class Prober:
 
     ``model``: the resolved model (geometry, stage plans, stage dims); ``inputs``: the stage inputs at
     the base workload (their symbolic models); ``weights``: component -> weight bytes (at the runtime's
-    dtype policy); ``policies``: (policy, t5_cpu) pairs; ``device_bytes``; ``host_ram`` (bytes or None).
+    dtype policy); ``policies``: (policy, t5_cpu) pairs; ``device_bytes``; ``host_ram`` (bytes or None);
+    ``preload``: ``--quantize-on-device``'s checkpoint bytes on the GPU before ``quantize_`` (a peak of policy none).
     """
 
     def __init__(self, model: Any, inputs: Sequence[Any], weights: Mapping[str, int], policies: Sequence[tuple[str, bool]],
                  *, device_bytes: int, compute_capability: str | None, host_ram: int | None = None, gpus: int = 1,
-                 tiling: int | None = None, batched_cfg: bool = False, expandable_segments: bool = False) -> None:
+                 tiling: int | None = None, batched_cfg: bool = False, expandable_segments: bool = False,
+                 preload: int | None = None) -> None:
         self.model, self.weights, self.policies = model, dict(weights), tuple(policies)
         self.by_name = {i.plan.name: i for i in inputs}
         self.device_bytes, self.cc, self.host_ram, self.gpus = device_bytes, compute_capability, host_ram, gpus
         self.tiling, self.batched_cfg, self.expandable = tiling, batched_cfg, expandable_segments
+        self.preload = preload  # --quantize-on-device: the checkpoint's bytes on the GPU before quantize_ (policy none)
         self._fns: dict[int, Callable[..., list[int]]] = {}
         self._memo: dict[tuple[Any, ...], tuple[PolicyPeak, ...] | None] = {}
         self.probes = 0
@@ -147,6 +150,10 @@ class Prober:
             m = process_memory(pk.stage, pk.resident_bytes, pk.activation_bytes, compute_capability=self.cc,
                                nccl_groups=(self.gpus,) if self.gpus > 1 else (), host_bytes=host,
                                expandable_segments=self.expandable)
+            if self.preload is not None and name == "none":  # the load before quantize_: a stage of its own
+                first = process_memory("load (before quantize_)", self.preload, 0, compute_capability=self.cc,
+                                       host_bytes=host, expandable_segments=self.expandable)
+                m = first if first.peak_device_bytes > m.peak_device_bytes else m
             rows.append(PolicyPeak(r.name, m, r.host_to_device_bytes + r.device_to_host_bytes, m.peak_device_bytes <= self.device_bytes,
                                    self.host_ram is None or host <= self.host_ram))
         return tuple(rows)

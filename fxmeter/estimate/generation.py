@@ -386,8 +386,9 @@ def plan_residency(est: Estimate, options: Options, offload_seq: Sequence[str], 
         # Wan's --t5_cpu: listed beside Wan's own policy; under another policy when asked for it
         if name == "wan" or (options.t5_cpu and name == options.offload):
             every.append(plan(name, loads, offload_seq, t5_cpu=True, i2v=i2v, copy_seconds=copy))
-    if options.quantize_on_device:  # the unquantized checkpoint on the device first: a stage of its own
+    if options.quantize_on_device:  # the unquantized checkpoint on the device first: a stage of its own; an
+        # offload policy is another setup (quantize_ before the pipe is on the GPU), not a cheaper fit of this one
         load = StageResidency("load (before quantize_)", loaded_before_quantize(est), 0)
-        every = [replace(r, stages=(load, *r.stages)) if r.policy == "none" else r for r in every]
+        every = [replace(r, stages=(load, *r.stages)) for r in every if r.policy == "none"]
     chosen = next(r for r in every if r.policy == options.offload and r.t5_cpu == options.t5_cpu)
     return chosen, tuple(every)
