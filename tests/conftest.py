@@ -64,7 +64,12 @@ def _one_reference_per_session(tmp_path_factory: pytest.TempPathFactory) -> Any:
     dtype on meta. The count is deterministic in those, so the second test reads the first one's count
     instead of running the stage again (the Allegro VAE alone is 35 s). Nothing is kept between sessions: a
     change to the code under test is always counted afresh. Only meta references are shared (CPU and CUDA runs
-    are what their tests time and check)."""
+    are what their tests time and check).
+
+    Between sessions, counts are kept in ``tests/references/`` (:func:`_stored_reference`): a count made under
+    the same torch, diffusers and transformers and the same reference and adapter code is read from there
+    instead of being counted again. ``FXMETER_RECORD_REFERENCES=1`` writes the counts a run makes;
+    ``FXMETER_LIVE_REFERENCES=1`` counts everything afresh (the store is neither read nor written)."""
     import hashlib
     import pickle
 
@@ -79,39 +84,134 @@ def _one_reference_per_session(tmp_path_factory: pytest.TempPathFactory) -> Any:
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "flop-counter-references"
     shared.mkdir(exist_ok=True)
 
-    def memo(run: Any, key: tuple[Any, ...]) -> Any:
+    def memo(run: Any, key: tuple[Any, ...], component: Any) -> Any:
         path = shared / hashlib.sha256(repr(key).encode()).hexdigest()
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a worker counting this stage now: wait for its count
             if path.exists():
                 return pickle.loads(path.read_bytes())
-            out = run()
+            out = _stored_reference(run, key, component)
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(pickle.dumps(out))
             tmp.replace(path)
             return out
 
     real_stage, real_model = ref.run_stage_reference, ref.run_reference
-
-    def component_key(c: Any) -> tuple[Any, ...]:
-        return (c.config_sha256, type(c.adapter).__module__, type(c.adapter).__qualname__, repr(c.adapter))
+    LIVE.update(run_stage_reference=real_stage, run_reference=real_model)
 
     def run_stage_reference(component: Any, dims: dict[str, int], dtype: str, root: str, mode: str | None = None) -> Any:
-        key = ("stage", component_key(component), sorted(dims.items()), dtype, root, mode)
-        return memo(lambda: real_stage(component, dims, dtype, root, mode), key)
+        key = stage_reference_key(component, dims, dtype, root, mode)
+        return memo(lambda: real_stage(component, dims, dtype, root, mode), key, component)
 
     def run_reference(component: Any, dims: dict[str, int], dtype: str, device: str, mode: str = "eager",
                       root: str = ref.ROOT) -> Any:
         if device != "meta":
             return real_model(component, dims, dtype, device, mode, root)
         key = ("model", component_key(component), sorted(dims.items()), dtype, device, mode, root)
-        return memo(lambda: real_model(component, dims, dtype, device, mode, root), key)
+        return memo(lambda: real_model(component, dims, dtype, device, mode, root), key, component)
 
     mp = pytest.MonkeyPatch()
     mp.setattr(ref, "run_stage_reference", run_stage_reference)
     mp.setattr(ref, "run_reference", run_reference)
     yield
     mp.undo()
+
+
+#: the reference runners themselves (fxmeter.verify.reference's, before the session fixture shares their counts)
+LIVE: dict[str, Any] = {}
+
+
+def _canonical(x: Any) -> str:
+    """``repr`` with sets and dicts in sorted order: the same text in every process (a frozenset's repr follows
+    the process's string hash seed)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        inner = ", ".join(f"{f.name}={_canonical(getattr(x, f.name))}" for f in dataclasses.fields(x) if f.repr)
+        return f"{type(x).__qualname__}({inner})"
+    if isinstance(x, (set, frozenset)):
+        return "{" + ", ".join(sorted(_canonical(v) for v in x)) + "}"
+    if isinstance(x, dict):
+        return "{" + ", ".join(sorted(f"{_canonical(k)}: {_canonical(v)}" for k, v in x.items())) + "}"
+    if isinstance(x, (list, tuple)):
+        return "(" + ", ".join(_canonical(v) for v in x) + ")"
+    return repr(x)
+
+
+def component_key(c: Any) -> tuple[Any, ...]:
+    return (c.config_sha256, type(c.adapter).__module__, type(c.adapter).__qualname__, _canonical(c.adapter))
+
+
+def stage_reference_key(component: Any, dims: dict[str, int], dtype: str, root: str, mode: str | None = None) -> tuple[Any, ...]:
+    """The call of ``run_stage_reference`` a count answers (with :func:`reference_environment`, its stored name)."""
+    return ("stage", component_key(component), sorted(dims.items()), dtype, root, mode)
+
+
+#: FlopCounterMode counts on meta kept between sessions (one gzipped JSON per count; see _stored_reference)
+REFERENCES = Path(__file__).parent / "references"
+#: the code a meta count runs besides the adapter's own classes: the reference runner, the model builder
+REFERENCE_CODE = ("fxmeter.verify.reference", "fxmeter.verify.compare", "fxmeter.model.capture",
+                  "fxmeter.model.adapters", "fxmeter.model.adapters._common")
+
+
+def reference_environment(component: Any) -> dict[str, str]:
+    """What a FlopCounterMode count on meta depends on besides its call (config, adapter, dims, dtype, root,
+    mode): the packages whose code runs (torch's op decompositions and flop formulas, the diffusers class, the
+    transformers encoder) and the source of fxmeter's code that builds the module and its inputs (the modules of
+    the adapter's classes, the builder, the reference runner)."""
+    import hashlib
+    import importlib
+    from importlib.metadata import version
+
+    names = set(REFERENCE_CODE) | {c.__module__ for c in type(component.adapter).__mro__ if c.__module__.startswith("fxmeter.")}
+    h = hashlib.sha256()
+    for name in sorted(names):
+        h.update(name.encode() + b"\0" + Path(importlib.import_module(name).__file__ or "").read_bytes() + b"\0")
+    return {"torch": version("torch"), "diffusers": version("diffusers"), "transformers": version("transformers"),
+            "code": h.hexdigest()[:16]}
+
+
+def stored_reference_path(key: tuple[Any, ...], component: Any) -> Path | None:
+    """Where the count of call ``key`` under this environment is stored (None: the call's text names an object's
+    address, so no other process would find it)."""
+    import hashlib
+    import re
+
+    text = repr((key, sorted(reference_environment(component).items())))
+    if re.search(r"0x[0-9a-fA-F]{6,}", text):
+        return None
+    return REFERENCES / (hashlib.sha256(text.encode()).hexdigest()[:24] + ".json.gz")
+
+
+def _stored_reference(run: Any, key: tuple[Any, ...], component: Any) -> Any:
+    """The count of ``run`` (a meta reference), read from :data:`REFERENCES` when one was recorded under the same
+    environment (:func:`reference_environment`), else counted now (and written with ``FXMETER_RECORD_REFERENCES``).
+
+    A stored count is FlopCounterMode's own output for the same call under the same code: reading it skips the
+    minutes of re-running the stage on meta, not the comparison. A library upgrade or an edit to the code that
+    builds the module or its inputs changes the environment, so the count is made again (and should be recorded
+    again). ``tests/test_references.py`` counts a sample afresh and checks the store agrees."""
+    import dataclasses
+    import gzip
+
+    from fxmeter.verify.compare import Reference
+
+    if os.environ.get("FXMETER_LIVE_REFERENCES"):
+        return run()
+    path = stored_reference_path(key, component)
+    if path is None:
+        return run()
+    if path.exists():
+        doc = json.loads(gzip.decompress(path.read_bytes()))
+        return Reference(**doc["reference"])
+    out = run()
+    if os.environ.get("FXMETER_RECORD_REFERENCES"):
+        REFERENCES.mkdir(exist_ok=True)
+        doc = {"call": repr(key), "environment": reference_environment(component), "reference": dataclasses.asdict(out)}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))  # insertion order: FlopCounterMode's own
+        tmp.replace(path)
+    return out
 
 
 @pytest.fixture(scope="session")

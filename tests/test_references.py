@@ -1,0 +1,48 @@
+"""The stored FlopCounterMode counts (``tests/references/``, read by ``conftest._stored_reference``) are what
+FlopCounterMode counts now: a sample of stages is counted afresh on meta and compared with its stored count,
+whole (total, per module, per op)."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import LIVE, REFERENCES, reference_environment, stage_reference_key, stored_reference_path
+
+#: a sample of stages of different kinds (a T5 encoder, an image VAE, a video VAE): seconds each on meta
+SAMPLE = [("wan2.1-t2v-1.3b", "text_encoder"), ("flux.1-dev", "vae"), ("wan2.1-t2v-1.3b", "vae")]
+
+
+def test_every_stored_count_names_its_call_and_environment() -> None:
+    files = sorted(REFERENCES.glob("*.json.gz"))
+    assert files, "tests/references/ holds the recorded counts (FXMETER_RECORD_REFERENCES=1 pytest)"
+    for f in files:
+        doc = json.loads(gzip.decompress(f.read_bytes()))
+        assert set(doc) == {"call", "environment", "reference"}, f.name
+        assert set(doc["environment"]) == {"torch", "diffusers", "transformers", "code"}, f.name
+        ref = doc["reference"]
+        assert ref["device"] == "meta" and isinstance(ref["total"], int) and ref["total"] >= 0, f.name
+        assert ref["total"] == sum(ref["ops"].get("Global", {}).values()), f.name
+
+
+@pytest.mark.slow  # each stage counted on meta now (seconds)
+@pytest.mark.parametrize(("model_id", "stage"), SAMPLE)
+def test_a_stored_count_is_what_flop_counter_counts_now(model_id: str, stage: str) -> None:
+    from fxmeter.api import request, stage_inputs
+
+    req = request(model_id, stages=stage)
+    inp = next(i for i in stage_inputs(req) if i.plan.name == stage)
+    comp = req.model.stage_component(inp.plan)
+    dims, dtype, root = dict(inp.dims), str(inp.model.meta["dtype"]), inp.plan.root
+    path = stored_reference_path(stage_reference_key(comp, dims, dtype, root), comp)
+    assert path is not None, "the call's text is the same in every process"
+    if not path.exists():
+        pytest.skip(f"no count stored under this environment ({reference_environment(comp)}): every test counts live")
+    stored: dict[str, Any] = json.loads(gzip.decompress(path.read_bytes()))["reference"]
+    assert "run_stage_reference" in LIVE, "the session fixture keeps the reference runner itself"
+    now = LIVE["run_stage_reference"](comp, dims, dtype, root)
+    assert dataclasses.asdict(now) == stored
