@@ -30,9 +30,10 @@ def vae() -> Any:
 
 @pytest.fixture(scope="module")
 def traces(vae: Any) -> dict[int, SymbolicModel]:
-    """Direct traces of the tiny Wan VAE decode at 4-8 latent frames (8: not used to compose)."""
+    """Direct traces of the tiny Wan VAE decode at 3-8 latent frames (3: below the composed range; 8: not used to
+    compose)."""
     return {t: store.trace(vae, "float32", None, root="vae", fixed={**FIXED, "latent_frames": t})
-            for t in (*store.COMPOSE_FROM, 8)}
+            for t in (3, *store.COMPOSE_FROM, 8)}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def _dims(t: int, h: int, w: int) -> dict[str, int]:
     return {"batch": 1, "latent_frames": t, "latent_h": h, "latent_w": w}
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_wan_decode_is_a_head_a_chunk_per_frame_and_a_tail(composed: SymbolicModel, traces: dict[int, SymbolicModel]) -> None:
     c = composed.meta["composed"]
     assert c["symbol"] == "latent_frames" and c["t0"] == 2 and c["traced"] == list(store.COMPOSE_FROM)
@@ -56,7 +57,7 @@ def test_wan_decode_is_a_head_a_chunk_per_frame_and_a_tail(composed: SymbolicMod
 
 
 @pytest.mark.parametrize("hw", [(6, 7), (60, 104), (2, 1024)])
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_composed_equals_the_direct_trace_at_a_frame_count_it_was_not_built_from(
         composed: SymbolicModel, traces: dict[int, SymbolicModel], hw: tuple[int, int]) -> None:
     dims = _dims(8, *hw)
@@ -76,7 +77,7 @@ def test_composed_equals_the_direct_trace_at_a_frame_count_it_was_not_built_from
     assert sum(ran_a.values()) - sum(ran_b.values()) == len(summed) * (5 - 1)
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 @pytest.mark.parametrize("compiled", [False, True])
 def test_seconds_equal_the_direct_traces_bound_and_predicted_per_module(
         composed: SymbolicModel, traces: dict[int, SymbolicModel], compiled: bool) -> None:
@@ -104,7 +105,7 @@ def test_seconds_equal_the_direct_traces_bound_and_predicted_per_module(
     assert abs(pb.per_run - pa.per_run) <= (8 - 2) * per_kernel
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_weights_read_per_run_grow_with_the_frame_count(composed: SymbolicModel,
                                                         traces: dict[int, SymbolicModel]) -> None:
     """Each chunk reads the decoder's weights again: what sequential offload streams grows with T."""
@@ -113,7 +114,7 @@ def test_weights_read_per_run_grow_with_the_frame_count(composed: SymbolicModel,
     assert got["graph_weight_bytes"] == traces[8].meta["graph_weight_bytes"]
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_a_composed_model_depends_on_the_composition_code(vae: Any, traces: dict[int, SymbolicModel],
                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("FXMETER_CACHE_DIR", str(tmp_path))
@@ -122,7 +123,7 @@ def test_a_composed_model_depends_on_the_composition_code(vae: Any, traces: dict
     assert "fxmeter/cost/compose.py" in sm.meta["deps"]
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_the_cat_that_appends_each_chunk_is_summed_exactly(composed: SymbolicModel) -> None:
     """``out = torch.cat([out, out_], 2)`` reads the whole output so far: its bytes grow with the chunk
     index, so its row costs the sum over chunks, a quadratic in T with a rational leading coefficient."""
@@ -134,7 +135,7 @@ def test_the_cat_that_appends_each_chunk_is_summed_exactly(composed: SymbolicMod
     assert any("latent_frames**2" in r for r in reads), reads
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_the_vae_decode_of_a_new_frame_count_matches_flop_counter_mode(vae: Any, composed: SymbolicModel) -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -150,7 +151,7 @@ def test_the_vae_decode_of_a_new_frame_count_matches_flop_counter_mode(vae: Any,
     assert got.modules[0].total.tensor_core_flops == counter.get_total_flops()
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_a_loop_of_two_frame_batches_is_refused(traces: dict[int, SymbolicModel]) -> None:
     """Only a graph that grows by the same chunk per frame composes: traces that skip a value are refused,
     and a trace whose graph is not head + chunks + tail (here: another frame count's graph) too."""
@@ -179,7 +180,7 @@ def _fake_trace(traces: dict[int, SymbolicModel], log: list[int]) -> Any:
     return trace
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_store_composes_once_then_answers_any_frame_count_from_the_cache(
         vae: Any, traces: dict[int, SymbolicModel], monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("FXMETER_CACHE_DIR", str(tmp_path))
@@ -196,7 +197,7 @@ def test_store_composes_once_then_answers_any_frame_count_from_the_cache(
     assert log == list(store.COMPOSE_FROM)
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_a_frame_count_below_the_composed_range_is_traced_itself(
         vae: Any, traces: dict[int, SymbolicModel], monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("FXMETER_CACHE_DIR", str(tmp_path))
@@ -207,7 +208,7 @@ def test_a_frame_count_below_the_composed_range_is_traced_itself(
     assert got.model.meta["guards"]["latent_frames"] == [3, 3]
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_a_loop_that_does_not_compose_is_remembered_and_traced_per_frame_count(
         vae: Any, traces: dict[int, SymbolicModel], monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """A VAE whose traces do not compose (here: every frame count answered with the same graph) falls back
@@ -227,7 +228,7 @@ def test_a_loop_that_does_not_compose_is_remembered_and_traced_per_frame_count(
     assert log[0] == 12 and not set(log) & set(store.COMPOSE_FROM)  # the composition is not tried again
 
 
-@pytest.mark.slow  # tiny VAE exports at 4-8 latent frames: ~2 min on 2 cores
+@pytest.mark.slow  # tiny VAE exports at 3-8 latent frames: ~2 min on 2 cores
 def test_a_shipped_composed_model_is_checked_with_its_repeats_multiplied_out(composed: SymbolicModel) -> None:
     from fxmeter.cost import compose as comp
     from fxmeter.cost.symbolic import PayloadError
