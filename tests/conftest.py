@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -159,16 +160,23 @@ def reference_environment(component: Any) -> dict[str, str]:
     mode): the packages whose code runs (torch's op decompositions and flop formulas, the diffusers class, the
     transformers encoder) and the source of fxmeter's code that builds the module and its inputs (the modules of
     the adapter's classes, the builder, the reference runner)."""
-    import hashlib
-    import importlib
     from importlib.metadata import version
 
     names = set(REFERENCE_CODE) | {c.__module__ for c in type(component.adapter).__mro__ if c.__module__.startswith("fxmeter.")}
-    h = hashlib.sha256()
-    for name in sorted(names):
-        h.update(name.encode() + b"\0" + Path(importlib.import_module(name).__file__ or "").read_bytes() + b"\0")
     return {"torch": version("torch"), "diffusers": version("diffusers"), "transformers": version("transformers"),
-            "code": h.hexdigest()[:16]}
+            "code": _code_digest(tuple(sorted(names)))}
+
+
+@functools.cache
+def _code_digest(names: tuple[str, ...]) -> str:
+    """A digest of the source files of modules ``names`` (read once per process)."""
+    import hashlib
+    import importlib
+
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\0" + Path(importlib.import_module(name).__file__ or "").read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def stored_reference_path(key: tuple[Any, ...], component: Any) -> Path | None:
