@@ -15,6 +15,7 @@ from fxmeter.model import observe as ob
 from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import get_preset
 from tests.observe_cases import AXES_MODELS, BATCHED_CFG, KNOWN, second_workload
+from tests.stored import observed
 
 
 @pytest.mark.slow
@@ -27,7 +28,9 @@ def test_inferred_axes_agree_with_the_adapter(mid: str) -> None:
     knobs = tuple(k for k in ob.KNOBS if not ("i2v" in mid and k == "text_len"))
     if "i2v" in mid:
         wl = replace(wl, text_len=512)
-    axes, obs = ob.infer_axes(m, wl, knobs=knobs)
+    variants = {k: v for k, v in ob.variants(wl, wl.frames > 1).items() if k in knobs}
+    obs = dict(zip(("base", *variants), observed(m, (wl, *variants.values()))))
+    axes = ob.axes_of(obs)
     assert set(obs) == {"base", *(k for k in knobs if k != "frames" or wl.frames > 1)}
     assert ob.check_axes(m, axes, wl) == [], mid
     assert any(a.follows == ("batch",) for a in axes if a.stage == "transformer")

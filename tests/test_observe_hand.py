@@ -14,6 +14,7 @@ from fxmeter.model import observe as ob
 from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import get_preset
 from tests.observe_cases import AXES_MODELS, BATCHED_CFG, HAND_PLANNED, KNOWN, second_workload
+from tests.stored import observed
 
 
 @pytest.mark.slow
@@ -21,11 +22,9 @@ from tests.observe_cases import AXES_MODELS, BATCHED_CFG, HAND_PLANNED, KNOWN, s
 def test_observation_equals_the_hand_plan(mid: str) -> None:
     m = resolve_model(mid)
     wl = get_preset(m.default_workload)
-    built = ob.build(m, wl)
-    for w in (wl,) if mid in AXES_MODELS else (wl, second_workload(wl)):
-        if "i2v" in mid:  # Wan I2V: fxmeter pins 512 text tokens (the attention processor hard-codes them)
-            w = replace(w, text_len=512)
-        obs = ob.run(built, w, mid)
+    runs = [replace(w, text_len=512) if "i2v" in mid else w  # Wan I2V: fxmeter pins 512 text tokens (the attention
+            for w in ((wl,) if mid in AXES_MODELS else (wl, second_workload(wl)))]  # processor hard-codes them)
+    for w, obs in zip(runs, observed(m, runs, built_at=wl)):
         assert ob.cfg_batched(obs) == (mid in BATCHED_CFG), (mid, w.name)
         diffs = ob.compare_with_plan(m, obs, batched_cfg=mid in BATCHED_CFG)
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])

@@ -9,6 +9,7 @@ from fxmeter.model import observe as ob
 from fxmeter.model.registry import resolve_model
 from fxmeter.model.workload import get_preset
 from tests.observe_cases import KNOWN, PRESET_ONLY, REFUSED, ZOO, second_workload
+from tests.stored import observed
 
 
 def check_zoo_model(mid: str) -> None:
@@ -24,9 +25,8 @@ def check_zoo_model(mid: str) -> None:
         return
     m = resolve_model(mid)
     wl = get_preset(m.default_workload)
-    built = ob.build(m, wl)
-    for w in (wl,) if mid in PRESET_ONLY else (wl, second_workload(wl)):
-        obs = ob.run(built, w, mid)
+    runs = (wl,) if mid in PRESET_ONLY else (wl, second_workload(wl))
+    for w, obs in zip(runs, observed(m, runs)):
         diffs = ob.compare_with_plan(m, obs, batched_cfg=ob.cfg_batched(obs))
         assert {(d.stage, d.what) for d in diffs} == set(KNOWN.get(mid, {})), (mid, w.name, [str(d) for d in diffs])
 

@@ -46,3 +46,38 @@ def test_a_stored_count_is_what_flop_counter_counts_now(model_id: str, stage: st
     assert "run_stage_reference" in LIVE, "the session fixture keeps the reference runner itself"
     now = LIVE["run_stage_reference"](comp, dims, dtype, root)
     assert dataclasses.asdict(now) == stored
+
+
+def test_every_stored_observation_reads_back() -> None:
+    """Each stored observation (``tests/references/observations/``, ``tests/stored.py``) is a whole
+    observation that writes back to the same document."""
+    from tests.stored import STORE, from_dict, to_dict
+
+    files = sorted(STORE.glob("*.json.gz"))
+    assert files, "tests/references/observations/ holds the recorded observations (FXMETER_RECORD_REFERENCES=1 pytest)"
+    for f in files:
+        doc = json.loads(gzip.decompress(f.read_bytes()))
+        o = from_dict(doc)
+        assert o.calls and o.stages(), f.name
+        assert to_dict(o) == doc, f.name
+
+
+@pytest.mark.slow  # the pipeline built and run on meta now (seconds)
+def test_a_stored_observation_is_what_the_pipeline_calls_now() -> None:
+    """The stored observation of Wan2.1-1.3B at its smaller observe workload (the axes test's base) equals one
+    made now."""
+    from dataclasses import replace
+
+    from fxmeter.model import observe as ob
+    from fxmeter.model.registry import resolve_model
+    from fxmeter.model.workload import get_preset
+    from tests.observe_cases import second_workload
+    from tests.stored import observed, path_of
+
+    m = resolve_model("wan2.1-t2v-1.3b")
+    wl = replace(second_workload(get_preset(m.default_workload)), steps=2)
+    if not path_of(m.id, wl, wl, "bfloat16").exists():
+        pytest.skip("no observation stored under this environment: every observe test observes live")
+    stored = observed(m, [wl])[0]
+    now = ob.run(ob.build(m, wl), wl, m.id)
+    assert now == stored

@@ -17,6 +17,7 @@ from fxmeter.estimate.training import (
     optimizer_state_bytes,
 )
 from fxmeter.rules import Cost
+from tests.stored import stored_json
 
 
 def _reference(model_id: str, workload: str | None, rank: int, attention: str = "flash",
@@ -34,17 +35,24 @@ def _reference(model_id: str, workload: str | None, rank: int, attention: str = 
     m = resolve_model(model_id)
     comp = m.component("transformer")
     cfg = dict(comp.config)
-    model = build_model(cfg, "bfloat16")
-    model.train()
-    if rank:
-        apply_lora(model, rank, DEFAULT_TARGETS, comp.adapter.repeated, torch.bfloat16)
-    kw = comp.adapter.inputs(cfg, traced["dims"], torch.bfloat16)
-    with attention_kernel(attention), FlopCounterMode(display=False) as fc:
-        out = model(**kw)
-        pred = out[0] if isinstance(out, (tuple, list)) else out.sample
-        preds = list(pred) if isinstance(pred, (tuple, list)) else [pred]  # Z-Image: one tensor per image
-        sum(torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds).backward()
-    return int(costs.total.tensor_core_flops), int(fc.get_total_flops()), {"costs": costs, "traced": traced}
+
+    def count() -> int:
+        model = build_model(cfg, "bfloat16")
+        model.train()
+        if rank:
+            apply_lora(model, rank, DEFAULT_TARGETS, comp.adapter.repeated, torch.bfloat16)
+        kw = comp.adapter.inputs(cfg, traced["dims"], torch.bfloat16)
+        with attention_kernel(attention), FlopCounterMode(display=False) as fc:
+            out = model(**kw)
+            pred = out[0] if isinstance(out, (tuple, list)) else out.sample
+            preds = list(pred) if isinstance(pred, (tuple, list)) else [pred]  # Z-Image: one tensor per image
+            sum(torch.nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in preds).backward()
+        return int(fc.get_total_flops())
+
+    # FlopCounterMode's count (the reference side) is kept between sessions under the code it ran (tests/stored.py)
+    ref = stored_json("training", [comp.config_sha256, comp.adapter.name, traced["dims"], rank, list(DEFAULT_TARGETS),
+                                   attention], count)
+    return int(costs.total.tensor_core_flops), int(ref), {"costs": costs, "traced": traced}
 
 
 @pytest.mark.slow

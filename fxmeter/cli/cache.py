@@ -17,10 +17,14 @@ def info() -> None:
     """Where the cache is and what it holds."""
     from fxmeter.base.units import si_bytes
     from fxmeter.cost.store import info as cache_info
+    from fxmeter.cost.training_store import info as training_info
 
     i = cache_info()
+    t = training_info()
     click.echo(f"cache folder      {i['cache_dir']}")
     click.echo(f"cached traces     {i['entries']} ({si_bytes(i['bytes'])})")
+    click.echo(f"training steps    {t['training_entries']} ({si_bytes(t['training_bytes'])}; `fxmeter train`'s "
+               "forward + backward graphs)")
     click.echo(f"failed exports    {i['failed_dynamic_exports']} (dynamic exports that failed and are not retried)")
     click.echo(f"shipped traces    {i['shipped']} ({si_bytes(i['shipped_bytes'])}) in the package")
     click.echo("versions          " + ", ".join(f"{k} {v}" for k, v in i["versions"].items()))
@@ -29,10 +33,11 @@ def info() -> None:
 
 @cache.command("clear")
 def clear() -> None:
-    """Remove every cached trace (the shipped ones are part of the package and stay)."""
+    """Remove every cached trace and training step (the shipped traces are part of the package and stay)."""
     from fxmeter.cost.store import clear as cache_clear
+    from fxmeter.cost.training_store import clear as training_clear
 
-    click.echo(f"removed {cache_clear()} cache entries")
+    click.echo(f"removed {cache_clear() + training_clear()} cache entries")
 
 
 @cache.command("warm")

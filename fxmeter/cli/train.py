@@ -99,13 +99,14 @@ def summary_md(doc: dict[str, Any]) -> str:
 @click.option("--run-id", default=None, help="Run id ([A-Za-z0-9._-], at most 128).")
 @click.option("--output-root", default="tmp/profile-output", show_default=True, type=click.Path(), help="Where run folders go.")
 @click.option("--force", is_flag=True, help="Overwrite an existing training.json of the same run id.")
+@click.option("--no-cache", is_flag=True, help="Trace the step now; read and store nothing in the cache.")
 @click.option("--json", "as_json", is_flag=True, help="Print training.json to stdout.")
 def train(model: str | None, config: str | None, workload: str | None, height: int | None, width: int | None,
           frames: int | None, batch: int, grad_accum: int, lora_rank: int | None, lora_targets: str, full: bool,
           optimizer: str, checkpointing: str, checkpoint_blocks: int | None, blocks_to_swap: int,
           base_precision: str, fp8_keep: str | None, param_dtype: str, encoders: str, gpus: int, fsdp: bool, attention: str, hardware: str,
           dataset_clips: int | None, steps: int | None, price_per_hour: str | None, fit_flag: bool, run_id: str | None,
-          output_root: str, force: bool, as_json: bool) -> None:
+          output_root: str, force: bool, no_cache: bool, as_json: bool) -> None:
     """Cost one fine-tuning step of MODEL (forward + backward traced on meta): memory per GPU, seconds per step."""
     from fxmeter.api import default_run_id
     from fxmeter.base.fileio import dumps, publish
@@ -162,7 +163,8 @@ def train(model: str | None, config: str | None, workload: str | None, height: i
 
         raise OutputExistsError(f"{out / 'training.json'} exists; pass --force or choose another --run-id")
     costs, traced = trace_step(model, config=config, workload=workload, height=height, width=width, frames=frames,
-                               lora_rank=rank, lora_targets=targets, attention=attention, progress=progress_line)
+                               lora_rank=rank, lora_targets=targets, attention=attention, progress=progress_line,
+                               cache=not no_cache)
     enc = {} if encoders == "cached" else encoder_bytes(model, config, workload)
     doc: dict[str, Any] = {
         "schema_version": TRAINING_SCHEMA_VERSION,

@@ -38,10 +38,12 @@ FIT_PRECISIONS = ("bf16", "fp8")
 def trace_step(model_id: str | None, *, config: str | None = None, workload: str | None = None,
                height: int | None = None, width: int | None = None, frames: int | None = None,
                text_len: int | None = None, lora_rank: int = 0, lora_targets: tuple[str, ...] = ("blocks",),
-               attention: str = "flash", progress: Callable[[str], None] | None = None) -> tuple[StepCosts, dict[str, Any]]:
-    """Trace the model's training step at one sample of the workload; (costs, what was traced)."""
+               attention: str = "flash", progress: Callable[[str], None] | None = None,
+               cache: bool = True) -> tuple[StepCosts, dict[str, Any]]:
+    """The model's training step at one sample of the workload, traced or read from the user cache
+    (:mod:`fxmeter.cost.training_store`; ``cache=False``: traced, nothing read or written); (costs, what was traced)."""
+    from fxmeter.cost import training_store
     from fxmeter.model.registry import resolve_model
-    from fxmeter.model.training import capture_training
     from fxmeter.model.workload import resolve, validate
 
     m = resolve_model(model_id, config)
@@ -57,10 +59,8 @@ def trace_step(model_id: str | None, *, config: str | None = None, workload: str
     dims = m.stage_dims(plans[0], geo)
     comp = m.component("transformer")
     cfg = dict(comp.config)
-    if progress:
-        progress(f"tracing forward + backward of {m.id} ({'LoRA rank ' + str(lora_rank) if lora_rank else 'full'}) ...")
-    graphs = capture_training(cfg, comp.adapter, "bfloat16", dims, lora_rank=lora_rank, lora_targets=lora_targets,
-                              attention=attention)
+    graphs, _ = training_store.get(comp, "bfloat16", dims, lora_rank=lora_rank, lora_targets=lora_targets,
+                                        attention=attention, cache=cache, progress=progress)
     blocks = {lst: int(cfg[key]) for lst, key in comp.adapter.repeated.items()
               if isinstance(cfg.get(key), int) and cfg[key] > 1}
     costs = step_costs(graphs, blocks)

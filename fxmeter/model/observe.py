@@ -1058,13 +1058,17 @@ def infer_axes(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16", *,
     (``base`` and one per knob).
     """
     built = build(model, wl, dtype)
-    base = run(built, wl, model.id)
-    video = wl.frames > 1
-    obs = {"base": base}
-    for knob, v in variants(wl, video).items():
+    obs = {"base": run(built, wl, model.id)}
+    for knob, v in variants(wl, wl.frames > 1).items():
         if knobs is not None and knob not in knobs:
             continue
         obs[knob] = run(built, v, model.id)
+    return axes_of(obs), obs
+
+
+def axes_of(obs: Mapping[str, Observation]) -> tuple[Axis, ...]:
+    """The axes of observations ``obs`` (``base`` and one per knob, as :func:`infer_axes` makes them)."""
+    base = obs["base"]
     axes: list[Axis] = []
     for st in base.stages():
         for name, spec in st.inputs:
@@ -1079,7 +1083,7 @@ def infer_axes(model: ResolvedModel, wl: Workload, dtype: str = "bfloat16", *,
                         sizes[knob] = t.shape[i]
                 follows = tuple(k for k, s in sizes.items() if s != size)
                 axes.append(Axis(st.name, name, i, size, follows, sizes))
-    return tuple(axes), obs
+    return tuple(axes)
 
 
 # -- the hand plan ---------------------------------------------------------------------------------------

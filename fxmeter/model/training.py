@@ -40,7 +40,16 @@ import torch
 
 from fxmeter.errors import ConfigError, TraceError
 from fxmeter.model.adapters import Adapter
-from fxmeter.model.capture import DTYPES, NodeRecord, _Converter, _outputs, build_model, target_name
+from fxmeter.model.capture import (
+    _FRAME,
+    DTYPES,
+    NodeRecord,
+    _Converter,
+    _outputs,
+    build_model,
+    source_files,
+    target_name,
+)
 from fxmeter.rules import OpCall
 
 #: LoRA targets by default: every nn.Linear inside the repeated blocks (attention q/k/v/o of self- and
@@ -229,6 +238,9 @@ class JointGraph:
     block_linear_weights: dict[str, dict[str, int]] = field(default_factory=dict)
     #: trainable parameter tensors
     trainable_tensors: int = 0
+    #: the library files whose code shaped the graphs (:func:`fxmeter.model.capture.source_files`): what a
+    #: stored copy of the graph depends on (:mod:`fxmeter.cost.training_store`)
+    sources: tuple[str, ...] = ()
 
 
 def _records(gm: torch.fx.GraphModule) -> list[NodeRecord]:
@@ -384,6 +396,11 @@ def capture_joint(
     pred_bytes = sum(_nbytes(o.meta.get("val")) for o in outputs[:1] if isinstance(o, torch.fx.Node))
     counts = {lst: len(getattr(model, lst)) for lst in adapter.repeated if isinstance(getattr(model, lst, None),
                                                                                       torch.nn.ModuleList)}
+    stack: set[str] = set()
+    for gm in graphs.values():
+        for st in {n.meta.get("stack_trace") for n in gm.graph.nodes}:
+            if isinstance(st, str):
+                stack.update(_FRAME.findall(st))
     return JointGraph(
         forward=_records(fw),
         backward=backward,
@@ -401,6 +418,7 @@ def capture_joint(
         linear_weight_parameters=linear,
         block_linear_weights=block_linear,
         trainable_tensors=sum(1 for p in params if p.requires_grad),
+        sources=source_files(tuple(sorted(stack)), model),
     )
 
 
