@@ -328,19 +328,26 @@ def entry_path(k: Mapping[str, Any]) -> Path:
     return cache_dir() / "symbolic" / (digest(k) + SUFFIX)
 
 
-def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | Stale | None:
+def read_entry(path: Path, what: str = "trace cache", log: logging.Logger = LOG) -> bytes | None:
+    """The bytes of a cache file; None when missing or unreadable (a FIFO, a folder, a giant: logged), never an error."""
     import stat
 
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CACHE_BYTES:  # never read a FIFO, a folder or a giant
-            LOG.warning("ignoring unusable trace cache %s: not a regular file of sensible size", path)
+            log.warning("ignoring unusable %s %s: not a regular file of sensible size", what, path)
             return None
-        blob = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
-        LOG.warning("cannot read trace cache %s (%s); tracing again", path, e.strerror)
+        log.warning("cannot read %s %s (%s); tracing again", what, path, e.strerror)
+        return None
+
+
+def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | Stale | None:
+    blob = read_entry(path)
+    if blob is None:
         return None
     try:
         return decode(blob, k)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import stat
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,16 +197,8 @@ def decode(blob: bytes, k: Mapping[str, Any]) -> dict[str, JointGraph] | symstor
 def load(k: Mapping[str, Any]) -> dict[str, JointGraph] | symstore.Stale | None:
     """The stored graphs of ``k``; a Stale naming what changed; None when missing or unusable (logged)."""
     path = entry_path(k)
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > symstore.MAX_CACHE_BYTES:
-            LOG.warning("ignoring unusable training-step cache %s: not a regular file of sensible size", path)
-            return None
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        LOG.warning("cannot read training-step cache %s (%s); tracing again", path, e.strerror)
+    blob = symstore.read_entry(path, "training-step cache", LOG)
+    if blob is None:
         return None
     try:
         return decode(blob, k)
