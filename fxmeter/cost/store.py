@@ -644,15 +644,19 @@ def info() -> dict[str, Any]:
     }
 
 
-def clear() -> int:
-    """Remove every cache entry (shipped traces are part of the package and stay); returns how many."""
-    d = cache_dir() / "symbolic"
+def remove_entries(d: Path, patterns: tuple[str, ...], log: logging.Logger = LOG) -> int:
+    """Remove the files of folder ``d`` matching ``patterns``; returns how many (a failure is logged)."""
     n = 0
     if d.is_dir():
-        for p in list(d.glob("*" + SUFFIX)) + list(d.glob("*.failed")) + list(d.glob(".*" + SUFFIX + ".*")):
+        for p in [p for pat in patterns for p in d.glob(pat)]:
             try:
                 p.unlink()
                 n += 1
             except OSError as e:
-                LOG.warning("cannot remove %s (%s)", p, e.strerror)
+                log.warning("cannot remove %s (%s)", p, e.strerror)
     return n
+
+
+def clear() -> int:
+    """Remove every cache entry (shipped traces are part of the package and stay); returns how many."""
+    return remove_entries(cache_dir() / "symbolic", ("*" + SUFFIX, "*.failed", ".*" + SUFFIX + ".*"))

@@ -252,16 +252,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, lora_rank:
 
 def clear() -> int:
     """Remove every stored training step; returns how many."""
-    d = symstore.cache_dir() / "training"
-    n = 0
-    if d.is_dir():
-        for p in list(d.glob("*" + SUFFIX)) + list(d.glob(".*" + SUFFIX + ".*")):
-            try:
-                p.unlink()
-                n += 1
-            except OSError as e:
-                LOG.warning("cannot remove %s (%s)", p, e.strerror)
-    return n
+    return symstore.remove_entries(symstore.cache_dir() / "training", ("*" + SUFFIX, ".*" + SUFFIX + ".*"), LOG)
 
 
 def info() -> dict[str, Any]:
