@@ -138,8 +138,9 @@ def test_a_changed_dependency_traces_again_and_says_why(stored: tuple[Path, Any]
 
 
 @pytest.mark.slow  # the module's one traced step (~8 s)
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "fifo", "other_key", "bad_payload"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "fifo", "other_key", "bad_payload", "bomb"])
 def test_an_unusable_file_is_ignored_with_a_warning(stored: tuple[Path, Any], cache: Path, damage: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     import os
     import zlib
@@ -158,8 +159,10 @@ def test_an_unusable_file_is_ignored_with_a_warning(stored: tuple[Path, Any], ca
     elif damage == "other_key":
         header["key"]["lora_rank"] = 99
         path.write_bytes(orjson.dumps(header) + b"\n" + payload)
-    else:  # a payload with a consistent hash that is not graphs
-        bad = zlib.compress(b'{"base": {"forward": 3}}')
+    else:  # a payload with a consistent hash that is not graphs, or inflates beyond the bound
+        if damage == "bomb":
+            monkeypatch.setattr(ts, "MAX_PAYLOAD_BYTES", 1 << 16)  # a bound this file's bytes pass, inflated they do not
+        bad = zlib.compress(b'{"base": {"forward": 3}}' if damage == "bad_payload" else b" " * (1 << 20))
         import hashlib
 
         header.update(payload_bytes=len(bad), payload_sha256=hashlib.sha256(bad).hexdigest())

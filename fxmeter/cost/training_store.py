@@ -41,6 +41,8 @@ LOG = logging.getLogger(__name__)
 MAGIC = "fxmeter-training-step"
 FORMAT = 1
 SUFFIX = ".fxt"
+#: what a stored step may inflate to (a Flux step is ~1 MB): a file that says otherwise is refused, not inflated
+MAX_PAYLOAD_BYTES = 256 << 20
 #: fxmeter's code that decides a training graph besides the adapter's (the engine's files are listed too)
 CAPTURE_FILES = ("fxmeter/model/training.py", "fxmeter/cost/training_store.py")
 
@@ -188,7 +190,11 @@ def decode(blob: bytes, k: Mapping[str, Any]) -> dict[str, JointGraph] | symstor
     if what is not None:
         sec = header.get("seconds")
         return symstore.Stale(what, float(sec) if isinstance(sec, (int, float)) else 0.0, str(k.get("class", "")))
-    d = orjson.loads(zlib.decompress(payload))
+    inflate = zlib.decompressobj()
+    raw = inflate.decompress(payload, MAX_PAYLOAD_BYTES)
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ValueError(f"payload inflates beyond {MAX_PAYLOAD_BYTES} bytes or is cut short")
+    d = orjson.loads(raw)
     if not isinstance(d, dict):
         raise ValueError("payload is not a mapping of graphs")
     return {name: graph_from_dict(g) for name, g in d.items()}
