@@ -11,7 +11,13 @@ counts of ``tests/conftest.py``, an observation recorded under the same environm
 instead of being made again, and any edit to that code or any library upgrade observes afresh.
 
 The training tests compare fxmeter's traced step (live) with FlopCounterMode over ``loss.backward()`` of the
-full model on meta (the reference side, seconds per model): kept the same way (:func:`stored_json`).
+full model on meta (the reference side, seconds per model): kept the same way (:func:`stored_json`, whose key
+holds the counting function's own source).
+
+The environment also holds the Python version, the versions (or absence) of the optional packages that change
+what a pipeline does (:data:`OPTIONAL`) and this module's own source; where torch, diffusers, transformers or
+one of those is an editable or direct-URL install (code that can change under one version string), nothing is
+stored or read.
 
 ``FXMETER_LIVE_REFERENCES=1`` observes and counts everything live (the store is neither read nor written);
 ``FXMETER_RECORD_REFERENCES=1`` writes what a run observes.  ``tests/test_references.py`` observes a sample
@@ -38,18 +44,37 @@ STORE = REFERENCES / "observations"
 CODE = ("fxmeter/model", "fxmeter/base")
 
 
+#: packages whose presence or version changes what a pipeline does on meta besides the three named ones
+#: (transformers' image processors fall back to PIL without torchvision; ftfy cleans prompts)
+OPTIONAL = ("torchvision", "ftfy", "sentencepiece", "accelerate")
+
+
 @functools.cache
 def environment() -> dict[str, str]:
-    from importlib.metadata import version
+    """What every stored result depends on: the library versions, the Python, fxmeter's model and base code and
+    this module's own. ``{}`` where a library is an editable or direct-URL install (its code can change under
+    one version string): then nothing is read or written and every test runs live."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, distribution
 
+    out: dict[str, str] = {"python": f"{sys.version_info[0]}.{sys.version_info[1]}"}
+    for name in ("torch", "diffusers", "transformers", *OPTIONAL):
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+            continue
+        if dist.read_text("direct_url.json") is not None:
+            return {}
+        out[name] = dist.version
     root = Path(ob.__file__).resolve().parents[2]
-    h = hashlib.sha256()
+    h = hashlib.sha256(Path(__file__).read_bytes())
     for folder in CODE:
         for path in sorted((root / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return {"torch": version("torch"), "diffusers": version("diffusers"), "transformers": version("transformers"),
-            "code": h.hexdigest()[:16]}
+    out["code"] = h.hexdigest()[:16]
+    return out
 
 
 def to_dict(o: ob.Observation) -> dict[str, Any]:
@@ -67,22 +92,38 @@ def from_dict(d: dict[str, Any]) -> ob.Observation:
                           tuple(d["patched"]))
 
 
-def path_of(model_id: str, built_at: Workload, wl: Workload, dtype: str) -> Path:
+def path_of(model_id: str, built_at: Workload, wl: Workload, dtype: str) -> Path | None:
+    """Where the observation is stored under this environment (None: not storable here)."""
+    if not environment():
+        return None
     text = json.dumps([model_id, built_at.to_dict(), wl.to_dict(), dtype, sorted(environment().items())],
                       sort_keys=True)
     return STORE / (hashlib.sha256(text.encode()).hexdigest()[:24] + ".json.gz")
+
+
+def stored_path(kind: str, key: Any, compute: Callable[[], Any]) -> Path | None:
+    """Where ``compute()``'s value for ``key`` is stored under this environment (None: not storable here). The
+    function's own source is part of the key: editing the reference computation computes afresh."""
+    import inspect
+
+    env = environment()
+    if not env:
+        return None
+    text = json.dumps([kind, key, inspect.getsource(compute), sorted(env.items())], sort_keys=True)
+    return REFERENCES / kind / (hashlib.sha256(text.encode()).hexdigest()[:24] + ".json.gz")
 
 
 def stored_json(kind: str, key: Any, compute: Callable[[], Any]) -> Any:
     """``compute()`` (a JSON value), read from ``tests/references/<kind>/`` when recorded for ``key`` (JSON) under
     this :func:`environment`, else computed now (and written with ``FXMETER_RECORD_REFERENCES``)."""
     live = bool(os.environ.get("FXMETER_LIVE_REFERENCES"))
-    text = json.dumps([kind, key, sorted(environment().items())], sort_keys=True)
-    p = REFERENCES / kind / (hashlib.sha256(text.encode()).hexdigest()[:24] + ".json.gz")
-    if not live and p.exists():
+    p = stored_path(kind, key, compute)
+    if p is None or live:
+        return compute()
+    if p.exists():
         return json.loads(gzip.decompress(p.read_bytes()))["value"]
     value = compute()
-    if os.environ.get("FXMETER_RECORD_REFERENCES") and not live:
+    if os.environ.get("FXMETER_RECORD_REFERENCES"):
         _write(p, {"key": key, "environment": environment(), "value": value})
     return value
 
@@ -103,9 +144,10 @@ def observed(model: Any, workloads: Sequence[Workload], dtype: str = "bfloat16",
     live = bool(os.environ.get("FXMETER_LIVE_REFERENCES"))
     record = bool(os.environ.get("FXMETER_RECORD_REFERENCES")) and not live
     out: list[ob.Observation | None] = []
-    for w in workloads:
-        p = path_of(model.id, at, w, dtype)
-        out.append(None if live or not p.exists() else from_dict(json.loads(gzip.decompress(p.read_bytes()))))
+    paths = [path_of(model.id, at, w, dtype) for w in workloads]
+    for p in paths:
+        out.append(None if live or p is None or not p.exists()
+                   else from_dict(json.loads(gzip.decompress(p.read_bytes()))))
     built = None
     for i, w in enumerate(workloads):
         if out[i] is not None:
@@ -113,6 +155,7 @@ def observed(model: Any, workloads: Sequence[Workload], dtype: str = "bfloat16",
         built = built or ob.build(model, at, dtype)
         o = ob.run(built, w, model.id)
         out[i] = o
-        if record:
-            _write(path_of(model.id, at, w, dtype), to_dict(o))
+        p = paths[i]
+        if record and p is not None:
+            _write(p, to_dict(o))
     return [o for o in out if o is not None]

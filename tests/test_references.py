@@ -76,8 +76,35 @@ def test_a_stored_observation_is_what_the_pipeline_calls_now() -> None:
 
     m = resolve_model("wan2.1-t2v-1.3b")
     wl = replace(second_workload(get_preset(m.default_workload)), steps=2)
-    if not path_of(m.id, wl, wl, "bfloat16").exists():
+    p = path_of(m.id, wl, wl, "bfloat16")
+    if p is None or not p.exists():
         pytest.skip("no observation stored under this environment: every observe test observes live")
     stored = observed(m, [wl])[0]
     now = ob.run(ob.build(m, wl), wl, m.id)
     assert now == stored
+
+
+@pytest.mark.slow  # Wan2.1-1.3B's training step traced and counted on meta now (seconds)
+def test_a_stored_training_count_is_what_flop_counter_counts_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stored FlopCounterMode count of Wan2.1-1.3B's LoRA step (``tests/test_train.py``) equals a count made now."""
+    from tests import stored
+    from tests.test_train import _reference
+
+    reads: list[bool] = []
+    real = stored.stored_json
+
+    def spy(kind: str, key: Any, compute: Any) -> Any:
+        p = stored.stored_path(kind, key, compute)
+        reads.append(p is not None and p.exists())
+        return real(kind, key, compute)
+
+    monkeypatch.setattr(stored, "stored_json", spy)
+    import tests.test_train as tt
+
+    monkeypatch.setattr(tt, "stored_json", spy)
+    _, from_store, _ = _reference("wan2.1-t2v-1.3b", "ci-tiny", 16)
+    if not reads[0]:
+        pytest.skip("no count stored under this environment: every training test counts live")
+    monkeypatch.setenv("FXMETER_LIVE_REFERENCES", "1")
+    _, now, _ = _reference("wan2.1-t2v-1.3b", "ci-tiny", 16)
+    assert now == from_store

@@ -219,3 +219,81 @@ def test_train_no_cache_traces_and_stores_nothing(stored: tuple[Path, Any], cach
     assert r.exit_code == 0, r.output
     assert calls == [1] and "cached afterwards" not in r.output
     assert [p.name for p in (cache / "training").iterdir()] == [path.name] and path.stat().st_mtime_ns == before
+
+
+def _rehash(path: Path, mutate: Any) -> None:
+    """Rewrite the stored step's payload through ``mutate`` with a matching header (as anyone with write access
+    to the cache could): what the payload says must be checked, not only its hash."""
+    import hashlib
+    import zlib
+
+    head, _, payload = path.read_bytes().partition(b"\n")
+    header = orjson.loads(head)
+    d = orjson.loads(zlib.decompress(payload))
+    out = mutate(d)
+    d = d if out is None else out
+    bad = zlib.compress(orjson.dumps(d))
+    header.update(payload_bytes=len(bad), payload_sha256=hashlib.sha256(bad).hexdigest())
+    path.write_bytes(orjson.dumps(header) + b"\n" + bad)
+
+
+def _drop_graph(d: Any) -> None:
+    d.pop("blocks")
+
+
+def _wrong_type(d: Any) -> None:
+    d["base"]["input_bytes"] = "x"
+
+
+def _bool_count(d: Any) -> None:
+    d["base"]["parameters"] = True
+
+
+def _empty(d: Any) -> Any:
+    return {}
+
+
+def _bad_tag(d: Any) -> None:
+    d["base"]["forward"][0][4] = ["d", 5]
+
+
+def _huge_float(d: Any) -> None:
+    d["base"]["forward"][0][3] = ["t", ["f", "0x1p99999"]]
+
+
+def _short_record(d: Any) -> None:
+    d["base"]["backward"][0] = d["base"]["backward"][0][:5]
+
+
+def _negative_shape(d: Any) -> None:
+    d["base"]["forward"][0][5] = ["t", ["m", "bfloat16", 2, -4]]
+
+
+@pytest.mark.slow  # the module's one traced step (~8 s)
+@pytest.mark.parametrize("mutate", [_drop_graph, _wrong_type, _bool_count, _empty, _bad_tag, _huge_float, _short_record,
+                                    _negative_shape])
+def test_a_rehashed_payload_is_checked_field_by_field(stored: tuple[Path, Any], cache: Path, mutate: Any,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A payload whose hash was made to match is still refused when it is not the key's graphs, field by field:
+    never an exception, and ``trace_step`` traces over it (a missing graph used to cost a one-block model)."""
+    path, k = _entry(stored, cache)
+    _rehash(path, mutate)
+    with caplog.at_level(logging.WARNING, logger="fxmeter.cost.training_store"):
+        assert ts.load(k) is None
+    assert "ignoring unusable training-step cache" in caplog.text
+    calls = _replay(stored, monkeypatch)
+    assert _step()[0] == stored[1][0] and calls == [1]
+
+
+@pytest.mark.parametrize("name", ["this.x/y.py", "fxmeter//tmp/x.py", "fxmeter/../etc/passwd", "diffusers/../../x.py",
+                                  "fxmeter/cost/../cost/store.py", "fxmeter/cost\\store.py", "fxmeter/py.typed", "x/"])
+def test_a_dependency_name_outside_a_package_is_no_file(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stored header's file names are read before they are trusted: a dotted package (find_spec would import
+    ``this``, printing to stdout), an absolute or ``..`` path or a non-Python file is no file (the entry is stale)."""
+    from fxmeter.cost import deps
+
+    assert deps.resolve(name) is None
+    assert deps.changed({name: ["0" * 16, "0" * 16]}) == [name]
+    assert capsys.readouterr().out == ""
+    assert deps.resolve("fxmeter/cost/store.py") is not None and deps.resolve("fxmeter.rules/conv.py") is not None

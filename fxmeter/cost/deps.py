@@ -119,12 +119,26 @@ def name_files(paths: Iterable[str | Path]) -> dict[str, Path]:
 
 
 def resolve(name: str) -> Path | None:
-    """The file named ``<package>/<relative path>`` in this environment (None: no such package or file)."""
+    """The file named ``<package>/<relative path>`` in this environment (None: no such package or file, or a name
+    that is not one: a dotted or odd package name, which ``find_spec`` would import the parent of, or a path
+    outside the package's folder; a stored file's header is read before it is trusted)."""
+    from pathlib import PurePosixPath
+
     package, _, rel = name.partition("/")
+    if not rel or not (package.isidentifier() or package in SUBPACKAGES):
+        return None
+    relp = PurePosixPath(rel)
+    if relp.is_absolute() or ".." in relp.parts or "\\" in rel or relp.suffix != ".py":
+        return None
     root = root_of(package)
-    if root is None or not rel:
+    if root is None:
         return None
     path = root / rel
+    try:
+        if not path.resolve().is_relative_to(root.resolve()):
+            return None
+    except (OSError, RuntimeError):
+        return None
     return path if path.is_file() else None
 
 

@@ -332,17 +332,25 @@ def read_entry(path: Path, what: str = "trace cache", log: logging.Logger = LOG)
     """The bytes of a cache file; None when missing or unreadable (a FIFO, a folder, a giant: logged), never an error."""
     import stat
 
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CACHE_BYTES:  # never read a FIFO, a folder or a giant
-            log.warning("ignoring unusable %s %s: not a regular file of sensible size", what, path)
-            return None
-        return path.read_bytes()
+    try:  # opened without blocking and checked on the open file: a FIFO swapped in after a check never hangs it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return None
     except OSError as e:
         log.warning("cannot read %s %s (%s); tracing again", what, path, e.strerror)
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CACHE_BYTES:  # never read a FIFO, a folder or a giant
+            log.warning("ignoring unusable %s %s: not a regular file of sensible size", what, path)
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(MAX_CACHE_BYTES + 1)
+    except OSError as e:
+        log.warning("cannot read %s %s (%s); tracing again", what, path, e.strerror)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _read_cache(path: Path, k: Mapping[str, Any]) -> SymbolicModel | Stale | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ import torch
 from fxmeter.errors import ConfigError, TraceError
 from fxmeter.model.adapters import Adapter
 from fxmeter.model.capture import (
-    _FRAME,
     DTYPES,
     NodeRecord,
     _Converter,
@@ -238,8 +238,9 @@ class JointGraph:
     block_linear_weights: dict[str, dict[str, int]] = field(default_factory=dict)
     #: trainable parameter tensors
     trainable_tensors: int = 0
-    #: the library files whose code shaped the graphs (:func:`fxmeter.model.capture.source_files`): what a
-    #: stored copy of the graph depends on (:mod:`fxmeter.cost.training_store`)
+    #: the files whose code shaped the graphs: every file a function of the (eager, warm-up) forward came from and
+    #: those defining the model's module classes (:func:`fxmeter.model.capture.source_files`): what a stored copy
+    #: of the graph depends on (:mod:`fxmeter.cost.training_store`)
     sources: tuple[str, ...] = ()
 
 
@@ -331,8 +332,18 @@ def capture_joint(
         if isinstance(v, torch.Tensor):
             v.requires_grad_(False)
     lift_tensor_attributes(model)
-    with attention_kernel(attention), as_exporting():
-        block_inputs = _block_inputs(model, adapter.repeated, kwargs)
+    ran: set[str] = set()  # the Python files of every function the forward calls (AOTAutograd's graphs carry no stack traces)
+
+    def called(frame: Any, _event: str, _arg: Any) -> None:  # a 'call' event per Python function; no line tracing
+        ran.add(frame.f_code.co_filename)
+
+    before = sys.gettrace()
+    sys.settrace(called)
+    try:
+        with attention_kernel(attention), as_exporting():
+            block_inputs = _block_inputs(model, adapter.repeated, kwargs)
+    finally:
+        sys.settrace(before)
     lift_tensor_attributes(model)  # what that forward cached lazily (Z-Image's RoPE table) is lifted too
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     block_linear = _block_linear_weights(model, adapter.repeated)
@@ -396,11 +407,6 @@ def capture_joint(
     pred_bytes = sum(_nbytes(o.meta.get("val")) for o in outputs[:1] if isinstance(o, torch.fx.Node))
     counts = {lst: len(getattr(model, lst)) for lst in adapter.repeated if isinstance(getattr(model, lst, None),
                                                                                       torch.nn.ModuleList)}
-    stack: set[str] = set()
-    for gm in graphs.values():
-        for st in {n.meta.get("stack_trace") for n in gm.graph.nodes}:
-            if isinstance(st, str):
-                stack.update(_FRAME.findall(st))
     return JointGraph(
         forward=_records(fw),
         backward=backward,
@@ -418,7 +424,7 @@ def capture_joint(
         linear_weight_parameters=linear,
         block_linear_weights=block_linear,
         trainable_tensors=sum(1 for p in params if p.requires_grad),
-        sources=source_files(tuple(sorted(stack)), model),
+        sources=source_files(tuple(sorted(ran)), model),
     )
 
 
@@ -444,15 +450,22 @@ def capture_training(
     """The graphs to cost a training step of the full model: ``"base"`` at one block per repeated list and,
     per list, the graph with two blocks of it (``replicate=False``: ``"full"``, every block traced)."""
     kw = {"lora_rank": lora_rank, "lora_targets": lora_targets, "attention": attention}
-    lists = {lst: model_config.get(key) for lst, key in adapter.repeated.items()}
-    lists = {lst: n for lst, n in lists.items() if isinstance(n, int) and not isinstance(n, bool) and n > 1}
-    if not replicate or not lists:
+    names = graph_names(model_config, adapter, replicate)
+    if names == ("full",):
         return {"full": capture_joint(model_config, adapter, dtype, dims, None, **kw)}  # type: ignore[arg-type]
+    lists = names[1:]
     base = dict.fromkeys(lists, 1)
     out = {"base": capture_joint(model_config, adapter, dtype, dims, base, **kw)}  # type: ignore[arg-type]
     for lst in lists:
         out[lst] = capture_joint(model_config, adapter, dtype, dims, dict(base, **{lst: 2}), **kw)  # type: ignore[arg-type]
     return out
+
+
+def graph_names(model_config: dict[str, Any], adapter: Adapter, replicate: bool = True) -> tuple[str, ...]:
+    """The graphs :func:`capture_training` makes: ``("full",)``, or ``("base", <each repeated list of 2+ blocks>)``."""
+    lists = [lst for lst, key in adapter.repeated.items()
+             if isinstance(n := model_config.get(key), int) and not isinstance(n, bool) and n > 1]
+    return ("base", *lists) if replicate and lists else ("full",)
 
 
 _FUSED_FORWARD = frozenset({"aten._scaled_dot_product_flash_attention.default",
