@@ -214,11 +214,11 @@ def _stored_reference(run: Any, key: tuple[Any, ...], component: Any) -> Any:
         return Reference(**doc["reference"])
     out = run()
     if os.environ.get("FXMETER_RECORD_REFERENCES"):
-        REFERENCES.mkdir(exist_ok=True)
-        doc = {"call": repr(key), "environment": reference_environment(component), "reference": dataclasses.asdict(out)}
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))  # insertion order: FlopCounterMode's own
-        tmp.replace(path)
+        from tests.stored import write_doc
+
+        # insertion order: FlopCounterMode's own
+        write_doc(path, {"call": repr(key), "environment": reference_environment(component),
+                         "reference": dataclasses.asdict(out)})
     return out
 
 

@@ -124,11 +124,12 @@ def stored_json(kind: str, key: Any, compute: Callable[[], Any]) -> Any:
         return json.loads(gzip.decompress(p.read_bytes()))["value"]
     value = compute()
     if os.environ.get("FXMETER_RECORD_REFERENCES"):
-        _write(p, {"key": key, "environment": environment(), "value": value})
+        write_doc(p, {"key": key, "environment": environment(), "value": value})
     return value
 
 
-def _write(p: Path, doc: Any) -> None:
+def write_doc(p: Path, doc: Any) -> None:
+    """``doc`` as gzipped compact JSON at ``p`` (folders made; written whole or not at all, reproducibly: mtime 0)."""
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))
@@ -157,5 +158,5 @@ def observed(model: Any, workloads: Sequence[Workload], dtype: str = "bfloat16",
         out[i] = o
         p = paths[i]
         if record and p is not None:
-            _write(p, to_dict(o))
+            write_doc(p, to_dict(o))
     return [o for o in out if o is not None]

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from fxmeter.cost import training_store as ts
+from fxmeter.cost.store import digest
 from fxmeter.rules import OpCall, TensorMeta
 
 MODEL, WORKLOAD, RANK = "wan2.1-t2v-1.3b", "ci-tiny", 8
@@ -107,7 +108,7 @@ def test_a_stored_step_equals_a_fresh_trace_and_is_not_traced_again(stored: tupl
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _, (first, traced_first) = stored
     path, k = _entry(stored, cache)
-    assert path.name == ts.digest(k) + ts.SUFFIX
+    assert path.name == digest(k) + ts.SUFFIX
     _forbid_tracing(monkeypatch)
     again, traced_again = _step()
     assert again == first  # every cost, every node record of every graph: the live trace's, read back
@@ -115,7 +116,7 @@ def test_a_stored_step_equals_a_fresh_trace_and_is_not_traced_again(stored: tupl
     # another rank, targets, attention kernel, dims, dtype or torch is another entry
     for field, other in (("lora_rank", 4), ("lora_targets", ["all"]), ("attention", "math"), ("dims", {"batch": 2}),
                          ("dtype", "float16"), ("torch", "2.0")):
-        assert ts.digest(dict(k, **{field: other})) != ts.digest(k)
+        assert digest(dict(k, **{field: other})) != digest(k)
 
 
 @pytest.mark.slow  # the module's one traced step (~8 s)

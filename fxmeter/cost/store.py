@@ -243,6 +243,13 @@ class Stale(PayloadError):
         super().__init__(f"{what} (stale)")
         self.what, self.seconds, self.cls = what, seconds, cls
 
+    @classmethod
+    def of(cls, header: Mapping[str, Any], what: str) -> Stale:
+        """The stale file of ``header`` (its ``seconds`` and ``class``, whatever their types)."""
+        sec = header.get("seconds")
+        return cls(what, float(sec) if isinstance(sec, (int, float)) and not isinstance(sec, bool) else 0.0,
+                   str(header.get("class") or ""))
+
 
 def encode(k: Mapping[str, Any], sm: SymbolicModel) -> bytes:
     """Header line + payload (the bytes written to disk); the header carries the trace's dependencies."""
@@ -306,9 +313,7 @@ def decode(blob: bytes, k: Mapping[str, Any], *, shipped: bool = False, check_de
     if check_deps:
         what = current(header)
         if what is not None:
-            sec = header.get("seconds")
-            raise Stale(what, float(sec) if isinstance(sec, (int, float)) and not isinstance(sec, bool) else 0.0,
-                        str(header.get("class") or ""))
+            raise Stale.of(header, what)
     try:
         d = fileio.loads(payload)
     except orjson.JSONDecodeError as e:

@@ -198,18 +198,15 @@ def key(component: Component, dtype: str, dims: Mapping[str, int], *, lora_rank:
     """What a stored training step is; what it depends on is in its header."""
     from fxmeter.model.training import graph_names
 
-    return {"format": FORMAT, "graphs": list(graph_names(dict(component.config), component.adapter, replicate)), "class": str(component.config.get("_class_name")), "adapter": component.adapter.name,
+    return {"format": FORMAT, "graphs": list(graph_names(dict(component.config), component.adapter, replicate)),
+            "class": str(component.config.get("_class_name")), "adapter": component.adapter.name,
             "config_sha256": component.config_sha256, "dtype": dtype, "dims": dict(sorted(dims.items())),
             "lora_rank": int(lora_rank), "lora_targets": list(lora_targets), "attention": attention,
             "replicate": bool(replicate), "torch": symstore.torch_minor()}
 
 
-def digest(k: Mapping[str, Any]) -> str:
-    return hashlib.sha256(fileio.dumps(dict(k), indent=False)).hexdigest()
-
-
 def entry_path(k: Mapping[str, Any]) -> Path:
-    return symstore.cache_dir() / "training" / (digest(k) + SUFFIX)
+    return symstore.cache_dir() / "training" / (symstore.digest(k) + SUFFIX)
 
 
 def dependencies(graphs: Mapping[str, JointGraph], adapter: Any) -> dict[str, list[Any]]:
@@ -230,7 +227,8 @@ def encode(k: Mapping[str, Any], graphs: Mapping[str, JointGraph], files: Mappin
            seconds: float) -> bytes:
     """Header line + zlib-compressed payload (:class:`Unstorable` when a graph does not round-trip)."""
     payload = zlib.compress(orjson.dumps({name: graph_to_dict(g) for name, g in graphs.items()}), 6)
-    header = {"magic": MAGIC, "format": FORMAT, "key": dict(k), "deps": dict(files), "rule_map": {},
+    header = {"magic": MAGIC, "format": FORMAT, "key": dict(k), "class": k.get("class", ""), "deps": dict(files),
+              "rule_map": {},
               "payload_sha256": hashlib.sha256(payload).hexdigest(), "payload_bytes": len(payload),
               "seconds": round(seconds, 3)}
     return orjson.dumps(header) + b"\n" + payload
@@ -251,8 +249,7 @@ def decode(blob: bytes, k: Mapping[str, Any]) -> dict[str, JointGraph] | symstor
         raise ValueError("payload hash mismatch (truncated or modified)")
     what = symstore.current(header)
     if what is not None:
-        sec = header.get("seconds")
-        return symstore.Stale(what, float(sec) if isinstance(sec, (int, float)) else 0.0, str(k.get("class", "")))
+        return symstore.Stale.of(header, what)
     inflate = zlib.decompressobj()
     raw = inflate.decompress(payload, MAX_PAYLOAD_BYTES)
     if inflate.unconsumed_tail or not inflate.eof:
@@ -294,8 +291,8 @@ def save(k: Mapping[str, Any], graphs: Mapping[str, JointGraph], adapter: Any, s
 
 
 def get(component: Component, dtype: str, dims: Mapping[str, int], *, lora_rank: int, lora_targets: tuple[str, ...],
-        attention: str, cache: bool = True, progress: Any = None) -> tuple[dict[str, JointGraph], str]:
-    """The training graphs of ``component`` at ``dims``: (graphs, ``"cache"`` or ``"traced"``)."""
+        attention: str, cache: bool = True, progress: Any = None) -> dict[str, JointGraph]:
+    """The training graphs of ``component`` at ``dims``: read from the cache, or traced now (and stored)."""
     import time
 
     from fxmeter.model.training import capture_training
@@ -303,7 +300,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, lora_rank:
     k = key(component, dtype, dims, lora_rank=lora_rank, lora_targets=lora_targets, attention=attention)
     got = load(k) if cache else None
     if isinstance(got, dict):
-        return got, "cache"
+        return got
     cls = str(component.config.get("_class_name"))
     if progress:
         if isinstance(got, symstore.Stale):
@@ -316,7 +313,7 @@ def get(component: Component, dtype: str, dims: Mapping[str, int], *, lora_rank:
                               lora_targets=lora_targets, attention=attention)
     if cache:
         save(k, graphs, component.adapter, time.perf_counter() - t0)
-    return graphs, "traced"
+    return graphs
 
 
 def clear() -> int:
@@ -326,6 +323,6 @@ def clear() -> int:
 
 def info() -> dict[str, Any]:
     d = symstore.cache_dir() / "training"
-    entries = sorted(d.glob("*" + SUFFIX)) if d.is_dir() else []
+    entries = list(d.glob("*" + SUFFIX)) if d.is_dir() else []
     return {"training_dir": str(d), "training_entries": len(entries),
             "training_bytes": sum(p.stat().st_size for p in entries)}

@@ -59,8 +59,8 @@ def trace_step(model_id: str | None, *, config: str | None = None, workload: str
     dims = m.stage_dims(plans[0], geo)
     comp = m.component("transformer")
     cfg = dict(comp.config)
-    graphs, _ = training_store.get(comp, "bfloat16", dims, lora_rank=lora_rank, lora_targets=lora_targets,
-                                        attention=attention, cache=cache, progress=progress)
+    graphs = training_store.get(comp, "bfloat16", dims, lora_rank=lora_rank, lora_targets=lora_targets,
+                                attention=attention, cache=cache, progress=progress)
     blocks = {lst: int(cfg[key]) for lst, key in comp.adapter.repeated.items()
               if isinstance(cfg.get(key), int) and cfg[key] > 1}
     costs = step_costs(graphs, blocks)
